@@ -1,0 +1,173 @@
+// Reads the settings once, at start: flag > environment (REPO_DEPLOY_<KEY>) > config file >
+// default. Every value is checked here, so a bad one is reported before anything touches the disk.
+import { dirname, resolve } from 'node:path';
+import { readConfigFile, type RawSetting } from './config-file.js';
+import { usageError } from './errors.js';
+import { registerSecret } from './redact.js';
+import { environmentName, knownSettingKeys, settingSpecs, type SettingKey, type SettingSpec } from './settings-schema.js';
+
+export const defaultConfigPath = '/etc/repo-deploy/repo-deploy.cfg';
+
+export interface Settings {
+  configPath: string;
+  remote: string | undefined;
+  local: string;
+  cache: string;
+  schedule: string;
+  preHooks: string;
+  postHooks: string;
+  hookTimeoutMs: number;
+  keepReleases: number;
+  awsAccessKey: string | undefined;
+  awsSecretKey: string | undefined;
+  awsRegion: string | undefined;
+  s3Endpoint: string | undefined;
+  httpTimeoutMs: number;
+  downloadTimeoutMs: number;
+  maxRedirects: number;
+  maxUnpackedBytes: number;
+  maxEntries: number;
+  logFormat: 'text' | 'json';
+  verbose: boolean;
+}
+
+/** The flags of the original command line that carry a setting. */
+export interface SettingFlags {
+  config?: string;
+  cache?: string;
+  preHooks?: string;
+  postHooks?: string;
+  remote?: string;
+  local?: string;
+  verbose?: boolean;
+}
+
+export interface LoadOptions {
+  flags: SettingFlags;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+}
+
+interface SourcedValue {
+  value: string;
+  /** Where the value came from, for error messages: "--local", "REPO_DEPLOY_LOCAL", "file.cfg:3". */
+  source: string;
+  /** Relative paths are taken relative to this directory. */
+  baseDirectory: string;
+}
+
+const flagOfKey: Partial<Record<SettingKey, keyof SettingFlags>> = {
+  remote: 'remote',
+  local: 'local',
+  cache: 'cache',
+  'pre-hooks': 'preHooks',
+  'post-hooks': 'postHooks',
+};
+
+export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Settings> {
+  const namedConfig = flags.config ?? env[environmentName('config')];
+  const configPath = resolve(cwd, namedConfig ?? defaultConfigPath);
+  const fileSettings = await readConfigFile(configPath, namedConfig !== undefined, knownSettingKeys);
+
+  const lookup = (spec: SettingSpec): SourcedValue | undefined => {
+    const flagName = flagOfKey[spec.key as SettingKey];
+    const flagValue = flagName ? flags[flagName] : undefined;
+    if (typeof flagValue === 'string') return { value: flagValue, source: `--${spec.key}`, baseDirectory: cwd };
+    const envName = environmentName(spec.key);
+    const envValue = env[envName];
+    if (envValue !== undefined && envValue !== '') return { value: envValue, source: envName, baseDirectory: cwd };
+    const fileValue: RawSetting | undefined = fileSettings.get(spec.key);
+    if (fileValue && fileValue.value !== '') {
+      return { value: fileValue.value, source: `${configPath}:${fileValue.line}`, baseDirectory: dirname(configPath) };
+    }
+    if (spec.defaultValue !== undefined) return { value: spec.defaultValue, source: 'default', baseDirectory: cwd };
+    return undefined;
+  };
+
+  const values = new Map<string, string | number | undefined>();
+  for (const spec of settingSpecs) {
+    const sourced = lookup(spec);
+    values.set(spec.key, sourced === undefined ? undefined : interpret(spec, sourced));
+  }
+
+  const accessKey = values.get('aws-access-key') as string | undefined;
+  const secretKey = values.get('aws-secret-key') as string | undefined;
+  if ((accessKey === undefined) !== (secretKey === undefined)) {
+    throw usageError(
+      `aws-access-key and aws-secret-key go together, but only ${accessKey ? 'aws-access-key' : 'aws-secret-key'} is set`,
+      'set both, or neither to use ~/.amazon/account-key or the AWS default credentials',
+    );
+  }
+  registerSecret(secretKey);
+
+  const verboseFromEnv = env[environmentName('verbose')];
+  return {
+    configPath,
+    remote: values.get('remote') as string | undefined,
+    local: values.get('local') as string,
+    cache: values.get('cache') as string,
+    schedule: values.get('schedule') as string,
+    preHooks: values.get('pre-hooks') as string,
+    postHooks: values.get('post-hooks') as string,
+    hookTimeoutMs: (values.get('hook-timeout') as number) * 1000,
+    keepReleases: values.get('keep-releases') as number,
+    awsAccessKey: accessKey,
+    awsSecretKey: secretKey,
+    awsRegion: values.get('aws-region') as string | undefined,
+    s3Endpoint: values.get('s3-endpoint') as string | undefined,
+    httpTimeoutMs: (values.get('http-timeout') as number) * 1000,
+    downloadTimeoutMs: (values.get('download-timeout') as number) * 1000,
+    maxRedirects: values.get('max-redirects') as number,
+    maxUnpackedBytes: values.get('max-unpacked-size') as number,
+    maxEntries: values.get('max-entries') as number,
+    logFormat: values.get('log-format') as 'text' | 'json',
+    verbose: flags.verbose === true || verboseFromEnv === '1' || verboseFromEnv === 'true',
+  };
+}
+
+function interpret(spec: SettingSpec, { value, source, baseDirectory }: SourcedValue): string | number {
+  const bad = (expected: string) => usageError(`${source}: ${spec.key} = "${value}" is not ${expected}`);
+  switch (spec.kind) {
+    case 'string':
+    case 'secret':
+      return value;
+    case 'path':
+      return resolve(baseDirectory, value);
+    case 'seconds':
+    case 'count': {
+      if (!/^\d+$/.test(value)) throw bad(spec.kind === 'seconds' ? 'a whole number of seconds' : 'a whole number');
+      const number = Number(value);
+      if (spec.minimum !== undefined && number < spec.minimum) throw bad(`at least ${spec.minimum}`);
+      return number;
+    }
+    case 'bytes':
+      return parseByteSize(value) ?? (() => { throw bad('a size such as 500M or 4G'); })();
+    case 'boolean':
+      if (/^(yes|true|on|1)$/i.test(value)) return 'true';
+      if (/^(no|false|off|0)$/i.test(value)) return 'false';
+      throw bad('yes or no');
+    case 'enum':
+      if (spec.choices?.includes(value)) return value;
+      throw bad(`one of ${spec.choices?.join(', ')}`);
+  }
+}
+
+const byteSuffixes: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** "512M" -> bytes; undefined when the text is not a size. */
+export function parseByteSize(text: string): number | undefined {
+  const match = /^(\d+)\s*([KMGT]?)i?B?$/i.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * (byteSuffixes[(match[2] ?? '').toUpperCase()] ?? 1);
+}
+
+/** The remote is required to check or deploy; status commands do without it. */
+export function requireRemote(settings: Settings): string {
+  if (!settings.remote) {
+    throw usageError(
+      'no remote is set',
+      `give one with -r, ${environmentName('remote')} or "remote = ..." in ${settings.configPath}`,
+    );
+  }
+  return settings.remote;
+}

@@ -1,0 +1,78 @@
+// Every failure the agent reports carries a code that maps to a documented exit status,
+// a message that names the thing and, where there is one, the fix.
+
+/** Exit statuses of a one-shot run (`-f`) and of the commands; documented in the README. */
+export const ExitCode = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  fetchFailed: 3,
+  blockedByPreHook: 4,
+  revertedAfterPostHook: 5,
+  lockHeld: 6,
+} as const;
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
+
+export type ErrorKind =
+  | 'usage' // bad flag, bad config key or value, bad live path layout
+  | 'fetch' // the remote could not be read, or what it sent is unusable (bad archive)
+  | 'pre-hook' // a pre-update hook refused the release
+  | 'post-hook' // a post-update hook failed and the release was reverted
+  | 'lock' // another run holds the lock
+  | 'internal';
+
+const exitCodeOfKind: Record<ErrorKind, ExitCodeValue> = {
+  usage: ExitCode.usage,
+  fetch: ExitCode.fetchFailed,
+  'pre-hook': ExitCode.blockedByPreHook,
+  'post-hook': ExitCode.revertedAfterPostHook,
+  lock: ExitCode.lockHeld,
+  internal: ExitCode.internal,
+};
+
+export interface DeployErrorOptions {
+  /** Worth retrying at the next check as it is (network, 5xx, throttling, timeouts). */
+  transient?: boolean;
+  /** What the operator should do about it; appended to the message. */
+  hint?: string;
+  cause?: unknown;
+}
+
+export class DeployError extends Error {
+  readonly kind: ErrorKind;
+  readonly transient: boolean;
+  readonly hint: string | undefined;
+
+  constructor(kind: ErrorKind, message: string, options: DeployErrorOptions = {}) {
+    super(options.hint ? `${message}; ${options.hint}` : message, { cause: options.cause });
+    this.name = 'DeployError';
+    this.kind = kind;
+    this.transient = options.transient ?? false;
+    this.hint = options.hint;
+  }
+
+  get exitCode(): ExitCodeValue {
+    return exitCodeOfKind[this.kind];
+  }
+}
+
+export const usageError = (message: string, hint?: string) => new DeployError('usage', message, { hint });
+export const fetchError = (message: string, options?: DeployErrorOptions) => new DeployError('fetch', message, options);
+
+/** The exit status for anything thrown: ours carry one, anything else is an internal error. */
+export function exitCodeOf(error: unknown): ExitCodeValue {
+  return error instanceof DeployError ? error.exitCode : ExitCode.internal;
+}
+
+/** A message for any thrown value, for logs and the terminal. */
+export function messageOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+/** Node's system errors carry a code such as ENOENT; this reads it without a cast at every call site. */
+export function systemErrorCode(error: unknown): string | undefined {
+  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string'
+    ? error.code
+    : undefined;
+}

@@ -1,0 +1,186 @@
+// A zip over HTTP(S) on undici. One conditional GET per check (If-None-Match/If-Modified-Since):
+// a 304 downloads nothing. Anything but a 200 carrying a zip is a failed check that changes
+// nothing: the original emptied the live directory on a 404.
+import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
+import { DeployError, fetchError, messageOf, systemErrorCode } from '../errors.js';
+import { redact, registerSecret } from '../redact.js';
+import { agentVersion } from '../version.js';
+import type { CheckContext, Fetcher } from './types.js';
+import { zipCheckResult } from './zip-release.js';
+
+interface PreparedRequest {
+  url: string;
+  headers: Record<string, string>;
+}
+
+/** Moves user:password out of the URL into a Basic Authorization header: undici refuses them in URLs. */
+export function prepareRequest(remote: string): PreparedRequest {
+  const url = new URL(remote);
+  const headers: Record<string, string> = {};
+  if (url.username || url.password) {
+    const user = decodeURIComponent(url.username);
+    const password = decodeURIComponent(url.password);
+    registerSecret(password);
+    headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    registerSecret(headers.authorization.slice('Basic '.length));
+    url.username = '';
+    url.password = '';
+  }
+  url.hash = '';
+  return { url: url.toString(), headers };
+}
+
+const zipMagic = [Buffer.from('PK\x03\x04', 'latin1'), Buffer.from('PK\x05\x06', 'latin1')];
+
+const transientCodes = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'EPIPE',
+  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED', 'UND_ERR_ABORTED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+]);
+
+function describeNetworkError(error: unknown, displayUrl: string, context: CheckContext): DeployError {
+  if (error instanceof DeployError) return error;
+  const code = systemErrorCode(error) ?? systemErrorCode((error as { cause?: unknown })?.cause);
+  const name = error instanceof Error ? error.name : '';
+  const seconds = (ms: number) => `${ms / 1000} seconds`;
+  let reason: string;
+  if (name === 'TimeoutError' || (name === 'AbortError' && !context.signal.aborted)) {
+    reason = `the download took longer than download-timeout (${seconds(context.settings.downloadTimeoutMs)})`;
+  } else if (context.signal.aborted) {
+    reason = 'the check was stopped';
+  } else if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+    reason = `no connection within http-timeout (${seconds(context.settings.httpTimeoutMs)})`;
+  } else if (code === 'UND_ERR_HEADERS_TIMEOUT') {
+    reason = `no response within http-timeout (${seconds(context.settings.httpTimeoutMs)})`;
+  } else if (code === 'UND_ERR_BODY_TIMEOUT') {
+    reason = `the download stalled for longer than http-timeout (${seconds(context.settings.httpTimeoutMs)})`;
+  } else {
+    reason = `${messageOf(error)}${code ? ` (${code})` : ''}`;
+  }
+  const transient = name === 'TimeoutError' || (code !== undefined && transientCodes.has(code)) || code === undefined;
+  return fetchError(`cannot download ${displayUrl}: ${reason}`, {
+    transient,
+    hint: 'the live release is unchanged; the next check tries again',
+    cause: error,
+  });
+}
+
+function statusError(statusCode: number, displayUrl: string, maxRedirects: number): DeployError {
+  if (statusCode >= 300 && statusCode < 400) {
+    return fetchError(`cannot download ${displayUrl}: more than max-redirects (${maxRedirects}) redirects`, {
+      hint: 'point the remote at the final URL, or raise max-redirects',
+    });
+  }
+  const transient = statusCode >= 500 || statusCode === 429 || statusCode === 408;
+  const hints: Record<number, string> = {
+    401: 'the server wants credentials: put them in the URL (https://user:token@host/...)',
+    403: 'the server refused access: check the credentials and the server\'s permissions',
+    404: 'check the URL, or whether the build that publishes the archive ran',
+  };
+  return fetchError(`cannot download ${displayUrl}: the server answered HTTP ${statusCode}`, {
+    transient,
+    hint: hints[statusCode] ?? 'the live release is unchanged; the next check tries again',
+  });
+}
+
+function createDispatcher(context: CheckContext): Dispatcher {
+  const { httpTimeoutMs, maxRedirects } = context.settings;
+  // EnvHttpProxyAgent follows HTTP_PROXY, HTTPS_PROXY and NO_PROXY.
+  return new EnvHttpProxyAgent({
+    connectTimeout: httpTimeoutMs,
+    headersTimeout: httpTimeoutMs,
+    bodyTimeout: httpTimeoutMs,
+  }).compose(interceptors.redirect({ maxRedirections: maxRedirects }));
+}
+
+export const httpZipFetcher: Fetcher = {
+  async check(context) {
+    const { url, headers } = prepareRequest(context.remote);
+    const displayUrl = redact(context.remote);
+    const remembered = context.deployed?.remoteState ?? {};
+    // Conditional headers only while something is live: after a lost state the archive is needed.
+    if (context.deployed?.revision) {
+      if (remembered.etag) headers['if-none-match'] = remembered.etag;
+      if (remembered.lastModified) headers['if-modified-since'] = remembered.lastModified;
+    }
+    headers['user-agent'] = `repo-deploy/${agentVersion}`;
+    headers.accept = 'application/zip, application/octet-stream;q=0.9, */*;q=0.1';
+
+    await mkdir(context.workDirectory, { recursive: true });
+    const downloadPath = join(context.workDirectory, `download-${randomBytes(6).toString('hex')}.zip.part`);
+    const dispatcher = createDispatcher(context);
+    const signal = AbortSignal.any([context.signal, AbortSignal.timeout(context.settings.downloadTimeoutMs)]);
+    try {
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await request(url, { method: 'GET', headers, dispatcher, signal });
+      } catch (error) {
+        throw describeNetworkError(error, displayUrl, context);
+      }
+      const { statusCode } = response;
+      if (statusCode === 304) {
+        await response.body.dump();
+        context.log.debug(`${displayUrl}: not modified`);
+        return { changed: false };
+      }
+      if (statusCode !== 200) {
+        await response.body.dump().catch(() => undefined);
+        throw statusError(statusCode, displayUrl, context.settings.maxRedirects);
+      }
+      const contentType = String(response.headers['content-type'] ?? '');
+      if (/text\/html/i.test(contentType)) {
+        await response.body.dump().catch(() => undefined);
+        throw fetchError(`cannot deploy ${displayUrl}: the server sent an HTML page, not a zip`, {
+          hint: 'a login page or an error page? check the URL and its credentials',
+        });
+      }
+
+      const hash = createHash('sha256');
+      let received = 0;
+      let head = Buffer.alloc(0);
+      const measure = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          hash.update(chunk);
+          received += chunk.length;
+          if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
+          callback(null, chunk);
+        },
+      });
+      try {
+        await pipeline(response.body, measure, createWriteStream(downloadPath, { highWaterMark: 1 << 20 }), { signal });
+      } catch (error) {
+        throw describeNetworkError(error, displayUrl, context);
+      }
+      const expected = response.headers['content-length'];
+      if (expected !== undefined && Number(expected) !== received) {
+        throw fetchError(`cannot deploy ${displayUrl}: the download is truncated (${received} of ${expected} bytes)`, {
+          transient: true,
+          hint: 'the live release is unchanged; the next check tries again',
+        });
+      }
+      if (!zipMagic.some((magic) => head.equals(magic))) {
+        throw fetchError(`cannot deploy ${displayUrl}: what the server sent is not a zip archive`, {
+          hint: 'check that the URL serves the archive itself',
+        });
+      }
+      const etag = response.headers.etag;
+      const lastModified = response.headers['last-modified'];
+      const remoteState: Record<string, string> = {};
+      if (typeof etag === 'string') remoteState.etag = etag;
+      if (typeof lastModified === 'string') remoteState.lastModified = lastModified;
+      return zipCheckResult(context, { path: downloadPath, sha256: hash.digest('hex'), remoteState, temporary: true });
+    } catch (error) {
+      await rm(downloadPath, { force: true });
+      throw error;
+    } finally {
+      await dispatcher.close().catch(() => undefined);
+    }
+  },
+};

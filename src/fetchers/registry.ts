@@ -1,0 +1,16 @@
+// Maps a remote to its fetcher and loads that fetcher's module, and so its heavy libraries
+// (the AWS SDK, simple-git), only when a remote of that kind is used.
+import { usageError } from '../errors.js';
+import { classifyRemote, type RemoteKind } from '../remote.js';
+import type { Fetcher } from './types.js';
+
+const loaders: Record<RemoteKind, () => Promise<Fetcher>> = {
+  'http-zip': async () => (await import('./http-zip.js')).httpZipFetcher,
+  'local-zip': async () => (await import('./local-zip.js')).localZipFetcher,
+  git: () => Promise.reject(usageError('git remotes are not supported by this build yet')),
+  's3-zip': () => Promise.reject(usageError('s3 remotes are not supported by this build yet')),
+};
+
+export async function fetcherFor(remote: string): Promise<Fetcher> {
+  return loaders[classifyRemote(remote)]();
+}

@@ -1,0 +1,51 @@
+// The contract every fetcher fulfils. A fetcher answers one question cheaply ("has the remote
+// changed since what is live?") and, when it has, stages the new content into a directory.
+import type { Settings } from '../config.js';
+import type { Logger } from '../log.js';
+
+/** Whatever a fetcher needs to remember between checks (ETag, commit id...). Stored in the state file: never a secret. */
+export type RemoteState = Record<string, string>;
+
+export interface DeployedRevision {
+  revision: string;
+  remoteState: RemoteState;
+}
+
+export interface CheckContext {
+  /** The remote as configured, credentials included: pass it on, never log it (log `redact(remote)`). */
+  remote: string;
+  settings: Settings;
+  /** A directory of the cache that belongs to this fetcher (downloads, mirrors). */
+  workDirectory: string;
+  /** What is live now; undefined on a first deploy or after the cache was deleted. */
+  deployed: DeployedRevision | undefined;
+  log: Logger;
+  /** Aborted when the agent is stopping or the check's time limit has passed. */
+  signal: AbortSignal;
+}
+
+export interface Unchanged {
+  changed: false;
+  /** Fresh remote state to remember (an updated Last-Modified, say), if any. */
+  remoteState?: RemoteState;
+}
+
+export interface PendingRevision {
+  changed: true;
+  /** Identifies the content: commit (and tree) id, archive sha256, object version. */
+  revision: string;
+  /** One line for the log: what changed and where it came from. */
+  description: string;
+  /** To remember once this revision is live. */
+  remoteState: RemoteState;
+  /** Writes the release's files into `directory` (which exists and is empty). */
+  stage(directory: string): Promise<void>;
+  /** Removes temporary files (downloads); called whatever happened. */
+  dispose(): Promise<void>;
+}
+
+export type CheckResult = Unchanged | PendingRevision;
+
+export interface Fetcher {
+  check(context: CheckContext): Promise<CheckResult>;
+}

@@ -1,0 +1,114 @@
+// Runs a hook directory run-parts style: regular executable files in byte order of their
+// names, skipping names that start with "." or end in "~"; the first failure stops the phase.
+import { constants } from 'node:fs';
+import { access, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DeployError, systemErrorCode, type ErrorKind } from './errors.js';
+import type { Logger } from './log.js';
+import { runProcess, type ProcessResult } from './process.js';
+
+export type HookPhase = 'pre-update' | 'post-update' | 'revert' | 'rollback';
+
+export interface HookEnvironment {
+  currentConfig: string;
+  previousConfig: string;
+  revision: string;
+  previousRevision: string;
+}
+
+export interface RunHooksOptions {
+  directory: string;
+  phase: HookPhase;
+  hookEnvironment: HookEnvironment;
+  baseEnv: NodeJS.ProcessEnv;
+  timeoutMs: number;
+  killGraceMs?: number;
+  log: Logger;
+  signal?: AbortSignal;
+  /** What a failure counts as: a pre-update hook blocks, a post-update hook reverts. */
+  failureKind: ErrorKind;
+}
+
+/** A hook that failed: which one, and how (exit code, signal, timeout), with its last output. */
+export class HookFailedError extends DeployError {
+  constructor(
+    readonly hook: string,
+    readonly phase: HookPhase,
+    readonly result: ProcessResult,
+    kind: ErrorKind,
+    timeoutMs: number,
+  ) {
+    super(kind, `${phase} hook ${hook} ${describeFailure(result, timeoutMs)}${lastLine(result)}`);
+    this.name = 'HookFailedError';
+  }
+}
+
+function describeFailure(result: ProcessResult, timeoutMs: number): string {
+  if (result.spawnError) return `could not be started (${result.spawnError.message}); check its #! line and permissions`;
+  if (result.timedOut) return `timed out after ${timeoutMs / 1000} seconds and was killed with its process group`;
+  if (result.aborted) return 'was stopped because the agent is shutting down';
+  if (result.signal) return `was killed by signal ${result.signal}`;
+  return `failed with exit code ${result.exitCode}`;
+}
+
+function lastLine(result: ProcessResult): string {
+  const last = result.outputTail.at(-1);
+  return last ? `: ${last}` : '';
+}
+
+/** The hooks a directory holds, in the order they run. A missing directory holds none. */
+export async function listHooks(directory: string, log?: Logger): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(directory);
+  } catch (error) {
+    if (systemErrorCode(error) === 'ENOENT') return [];
+    throw new DeployError('usage', `cannot read hook directory ${directory}: ${systemErrorCode(error) ?? String(error)}`);
+  }
+  const candidates = names
+    .filter((name) => !name.startsWith('.') && !name.endsWith('~'))
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const hooks: string[] = [];
+  for (const name of candidates) {
+    const path = join(directory, name);
+    const info = await stat(path).catch(() => undefined);
+    if (!info?.isFile()) continue;
+    try {
+      await access(path, constants.X_OK);
+      hooks.push(name);
+    } catch {
+      log?.warn(`hook ${path} is not executable and is skipped; chmod +x it to run it`);
+    }
+  }
+  return hooks;
+}
+
+export async function runHooks(options: RunHooksOptions): Promise<void> {
+  const { directory, phase, hookEnvironment, log } = options;
+  const hooks = await listHooks(directory, log);
+  if (hooks.length === 0) {
+    log.debug(`no ${phase} hooks in ${directory}`);
+    return;
+  }
+  const env: NodeJS.ProcessEnv = {
+    ...options.baseEnv,
+    CURRENT_CONFIG: hookEnvironment.currentConfig,
+    PREVIOUS_CONFIG: hookEnvironment.previousConfig,
+    REPO_DEPLOY_PHASE: phase,
+    REPO_DEPLOY_REVISION: hookEnvironment.revision,
+    REPO_DEPLOY_PREVIOUS_REVISION: hookEnvironment.previousRevision,
+  };
+  for (const name of hooks) {
+    log.info(`running ${phase} hook ${name}`);
+    const started = Date.now();
+    const result = await runProcess(join(directory, name), [], {
+      env,
+      timeoutMs: options.timeoutMs,
+      killGraceMs: options.killGraceMs,
+      signal: options.signal,
+      onLine: (line, stream) => (stream === 'stderr' ? log.warn : log.info)(`[${name}] ${line}`),
+    });
+    if (result.exitCode !== 0) throw new HookFailedError(name, phase, result, options.failureKind, options.timeoutMs);
+    log.debug(`${phase} hook ${name} succeeded in ${Date.now() - started} ms`);
+  }
+}

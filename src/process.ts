@@ -1,0 +1,109 @@
+// The one place the agent starts a child process (hooks). Each child leads its own process
+// group so that a timeout or a stop ends it together with everything it started.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface RunOptions {
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+  timeoutMs: number;
+  /** Time between SIGTERM and SIGKILL when the child must be ended. */
+  killGraceMs?: number;
+  /** Aborting ends the child as a timeout does, after the grace period. */
+  signal?: AbortSignal;
+  onLine(line: string, stream: 'stdout' | 'stderr'): void;
+}
+
+export interface ProcessResult {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  aborted: boolean;
+  /** Set when the process could not be started at all. */
+  spawnError?: Error;
+  /** The last lines it printed, for the error message. */
+  outputTail: string[];
+}
+
+const tailLines = 10;
+// After the child exits, output still in the pipes gets this long to arrive; a background
+// process the child left holding the pipes must not keep the agent waiting.
+const drainAfterExitMs = 200;
+
+export function runProcess(command: string, args: readonly string[], options: RunOptions): Promise<ProcessResult> {
+  const killGraceMs = options.killGraceMs ?? 5000;
+  return new Promise((resolvePromise) => {
+    const outputTail: string[] = [];
+    let timedOut = false;
+    let aborted = false;
+    let settled = false;
+    const timers: NodeJS.Timeout[] = [];
+
+    const child = spawn(command, args, {
+      env: options.env,
+      cwd: options.cwd,
+      detached: true, // its own process group, so the whole group can be signalled
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+
+    const signalGroup = (signal: NodeJS.Signals) => {
+      if (child.pid === undefined) return;
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // The group is already gone.
+      }
+    };
+    const endGroup = () => {
+      signalGroup('SIGTERM');
+      timers.push(setTimeout(() => signalGroup('SIGKILL'), killGraceMs));
+    };
+
+    for (const [stream, name] of [[child.stdout, 'stdout'], [child.stderr, 'stderr']] as const) {
+      createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+        outputTail.push(line);
+        if (outputTail.length > tailLines) outputTail.shift();
+        options.onLine(line, name);
+      });
+    }
+
+    let exited: Omit<ProcessResult, 'timedOut' | 'aborted' | 'outputTail'> | undefined;
+    const finish = () => {
+      if (settled || exited === undefined) return;
+      settled = true;
+      options.signal?.removeEventListener('abort', onAbort);
+      for (const timer of timers) clearTimeout(timer);
+      // A child ended for running too long or for a stop takes its leftovers with it.
+      if (timedOut || aborted) signalGroup('SIGKILL');
+      // The pipes are sockets: unref them so a leftover writer cannot hold the agent open.
+      (child.stdout as unknown as { unref?: () => void }).unref?.();
+      (child.stderr as unknown as { unref?: () => void }).unref?.();
+      resolvePromise({ ...exited, timedOut, aborted, outputTail });
+    };
+
+    const onAbort = () => {
+      aborted = true;
+      endGroup();
+    };
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    timers.push(
+      setTimeout(() => {
+        timedOut = true;
+        endGroup();
+      }, options.timeoutMs),
+    );
+
+    child.on('error', (error) => {
+      exited = { exitCode: null, signal: null, spawnError: error };
+      finish();
+    });
+    child.on('exit', (exitCode, signal) => {
+      exited = { exitCode, signal };
+      timers.push(setTimeout(finish, drainAfterExitMs));
+    });
+    // 'close' comes once the pipes are drained too: the usual end, with all output read.
+    child.on('close', finish);
+  });
+}

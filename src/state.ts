@@ -1,0 +1,84 @@
+// What the agent remembers between checks, in <cache>/state.json, written atomically. Losing it
+// costs a re-download, never a wrong deployment: the live link on disk is the truth about what
+// is live, and the state is reconciled with it at every check.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomically } from './atomic-file.js';
+import { systemErrorCode } from './errors.js';
+import type { RemoteState } from './fetchers/types.js';
+
+export type ReleaseStatus = 'live' | 'previous' | 'retired' | 'reverted' | 'rolled-back';
+
+export interface ReleaseRecord {
+  id: string;
+  revision: string;
+  createdAt: string;
+  deployedAt?: string;
+  status: ReleaseStatus;
+}
+
+export interface DeployedRecord {
+  release: string;
+  /** Empty when unknown (the state was lost while the live link survived). */
+  revision: string;
+  remoteState: RemoteState;
+}
+
+export interface FailureRecord {
+  revision: string;
+  count: number;
+  lastAt: string;
+  lastError: string;
+}
+
+/** An update between its swap and its last post-update hook; a crash there is found by the next start. */
+export interface UpdateInProgress {
+  release: string;
+  revision: string;
+  previousRelease: string | undefined;
+  previousRevision: string;
+  startedAt: string;
+}
+
+export interface AgentState {
+  version: 1;
+  /** The remote, redacted, that remoteState belongs to. */
+  remote?: string;
+  current?: DeployedRecord;
+  previous?: DeployedRecord;
+  /** Releases this agent created and that are still on disk, oldest first. */
+  releases: ReleaseRecord[];
+  lastCheck?: { at: string; result: string; revision?: string };
+  lastSuccessAt?: string;
+  lastError?: { at: string; message: string };
+  consecutiveFailedChecks: number;
+  failures: FailureRecord[];
+  inProgress?: UpdateInProgress;
+}
+
+export const stateFilePath = (cacheDirectory: string) => join(cacheDirectory, 'state.json');
+
+export const emptyState = (): AgentState => ({ version: 1, releases: [], consecutiveFailedChecks: 0, failures: [] });
+
+export async function loadState(cacheDirectory: string): Promise<AgentState> {
+  const path = stateFilePath(cacheDirectory);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if (systemErrorCode(error) === 'ENOENT') return emptyState();
+    throw error;
+  }
+  try {
+    const parsed = JSON.parse(text) as Partial<AgentState>;
+    if (parsed.version !== 1) return emptyState();
+    return { ...emptyState(), ...parsed };
+  } catch {
+    // Written atomically, so a broken file means outside tampering; start afresh rather than trust it.
+    return emptyState();
+  }
+}
+
+export async function saveState(cacheDirectory: string, state: AgentState): Promise<void> {
+  await writeFileAtomically(stateFilePath(cacheDirectory), JSON.stringify(state, null, 2) + '\n');
+}

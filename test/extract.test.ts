@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { lstat, readFile, readdir, readlink, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { extractZip, type ExtractLimits } from '../src/extract.js';
+import { rawZip, symlinkEntry, type RawEntry } from './helpers/raw-zip.js';
+import { temporaryDirectory } from './helpers/temp.js';
+import { streamingZip, zipTree } from './helpers/zips.js';
+
+const limits: ExtractLimits = { maxUnpackedBytes: 10 * 1024 * 1024, maxEntries: 1000 };
+
+async function hostile(t: Parameters<typeof temporaryDirectory>[0], entries: RawEntry[], extractLimits = limits) {
+  const root = await temporaryDirectory(t);
+  const zipPath = join(root, 'hostile.zip');
+  await writeFile(zipPath, rawZip(entries));
+  const staging = join(root, 'stage', 'release');
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(staging, { recursive: true });
+  const error = await extractZip(zipPath, staging, extractLimits, 'hostile.zip').then(
+    () => undefined,
+    (caught: Error) => caught,
+  );
+  // Nothing may appear beside the staging directory, whatever the archive tried.
+  assert.deepEqual((await readdir(root)).sort(), ['hostile.zip', 'stage']);
+  assert.deepEqual(await readdir(join(root, 'stage')), ['release']);
+  return { error, staging };
+}
+
+test('a zip made by the zip command keeps files, modes, directories and inner symlinks', async (t) => {
+  const root = await temporaryDirectory(t);
+  const zipPath = await zipTree(
+    {
+      'index.html': 'hello',
+      'bin/start.sh': { content: '#!/bin/sh\necho hi\n', mode: 0o755 },
+      'conf/app.conf': { content: 'x=1', mode: 0o600 },
+      'latest.html': { symlink: 'index.html' },
+      'bin/conf': { symlink: '../conf' },
+    },
+    join(root, 'app.zip'),
+    root,
+  );
+  const staging = join(root, 'out');
+  await (await import('node:fs/promises')).mkdir(staging);
+  const summary = await extractZip(zipPath, staging, limits);
+  assert.equal(await readFile(join(staging, 'index.html'), 'utf8'), 'hello');
+  assert.equal((await stat(join(staging, 'bin/start.sh'))).mode & 0o777, 0o755);
+  assert.equal((await stat(join(staging, 'conf/app.conf'))).mode & 0o777, 0o600);
+  assert.equal(await readlink(join(staging, 'latest.html')), 'index.html');
+  assert.equal(await readlink(join(staging, 'bin/conf')), '../conf');
+  assert.equal(summary.files, 3);
+  assert.equal(summary.symlinks, 2);
+});
+
+test('a zip written by a streaming writer (data descriptors) extracts completely', async (t) => {
+  const root = await temporaryDirectory(t);
+  const files: Record<string, string> = {};
+  for (let index = 0; index < 300; index++) files[`dir${index % 7}/file-${index}.txt`] = `content ${index}\n`.repeat(index % 50);
+  const zipPath = await streamingZip(files, join(root, 'stream.zip'));
+  const staging = join(root, 'out');
+  await (await import('node:fs/promises')).mkdir(staging);
+  const summary = await extractZip(zipPath, staging, limits);
+  assert.equal(summary.files, 300);
+  for (const [name, content] of Object.entries(files)) assert.equal(await readFile(join(staging, name), 'utf8'), content);
+});
+
+const hostileCases: Array<[string, RawEntry[], RegExp]> = [
+  ['an absolute path', [{ name: '/etc/evil', data: 'x' }], /\/etc\/evil/],
+  ['a ".." component', [{ name: 'ok/../../evil', data: 'x' }], /ok\/\.\.\/\.\.\/evil/],
+  ['a backslash traversal', [{ name: '..\\evil', data: 'x' }], /evil/],
+  ['a drive letter', [{ name: 'C:/evil', data: 'x' }], /C:\/evil/],
+  ['a symlink to an absolute path', [symlinkEntry('link', '/etc/passwd')], /"link".*outside the release/],
+  ['a symlink climbing out', [{ name: 'sub/', mode: 0o040755 }, symlinkEntry('sub/link', '../../outside')], /"sub\/link".*outside the release/],
+  ['a file written through a symlink', [symlinkEntry('dir', '.'), { name: 'dir/file', data: 'x' }], /"dir\/file".*lies below "dir"/],
+  ['an entry named twice', [{ name: 'a', data: '1' }, { name: 'a', data: '2' }], /"a" appears twice/],
+  ['a device entry', [{ name: 'dev', data: '', mode: 0o020644 }], /"dev" is a device/],
+  ['a corrupt entry (bad CRC)', [{ name: 'good', data: 'fine' }, { name: 'bad', data: 'payload', badCrc: true }], /"bad" fails its CRC-32 check/],
+];
+
+for (const [situation, entries, message] of hostileCases) {
+  test(`an archive with ${situation} is rejected whole, naming the entry`, async (t) => {
+    const { error } = await hostile(t, entries);
+    assert.ok(error, 'extraction must fail');
+    assert.match(error.message, /rejected|not a readable zip/);
+    assert.match(error.message, message);
+  });
+}
+
+test('an archive larger than max-unpacked-size is refused before anything is written', async (t) => {
+  const { error, staging } = await hostile(t, [{ name: 'big', data: Buffer.alloc(4096) }], { maxUnpackedBytes: 1024, maxEntries: 10 });
+  assert.match(error?.message ?? '', /max-unpacked-size/);
+  assert.deepEqual(await readdir(staging), []);
+});
+
+test('an archive with more entries than max-entries is refused', async (t) => {
+  const entries = Array.from({ length: 20 }, (_, index) => ({ name: `f${index}`, data: 'x' }));
+  const { error } = await hostile(t, entries, { maxUnpackedBytes: 1 << 20, maxEntries: 10 });
+  assert.match(error?.message ?? '', /20 entries exceed max-entries = 10/);
+});
+
+test('a truncated archive is rejected as corrupt or truncated', async (t) => {
+  const root = await temporaryDirectory(t);
+  const whole = rawZip([{ name: 'a.txt', data: 'a'.repeat(5000) }, { name: 'b.txt', data: 'b'.repeat(5000) }]);
+  const zipPath = join(root, 'cut.zip');
+  await writeFile(zipPath, whole.subarray(0, whole.length - 40));
+  const staging = join(root, 'out');
+  await (await import('node:fs/promises')).mkdir(staging);
+  await assert.rejects(extractZip(zipPath, staging, limits, 'cut.zip'), /cut\.zip is not a readable zip.*corrupt or truncated/);
+});
+
+test('setuid bits stored in an archive are dropped; executables stay executable', async (t) => {
+  const root = await temporaryDirectory(t);
+  const zipPath = join(root, 'modes.zip');
+  await writeFile(zipPath, rawZip([{ name: 'tool', data: '#!/bin/sh\n', mode: 0o104755 }]));
+  const staging = join(root, 'out');
+  await (await import('node:fs/promises')).mkdir(staging);
+  await extractZip(zipPath, staging, limits);
+  assert.equal((await lstat(join(staging, 'tool'))).mode & 0o7777, 0o755);
+});

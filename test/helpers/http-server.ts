@@ -1,0 +1,108 @@
+// A real HTTP server on 127.0.0.1, port 0, serving files with ETag and Last-Modified and
+// answering the faults an operator meets: 304, 404, 500, redirects, an HTML page, a truncated
+// body, a stalled body. It counts requests and body bytes so tests can prove a check was cheap.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { TestContext } from 'node:test';
+
+export type Route =
+  | { kind: 'file'; path: string; lastModified?: Date; etag?: boolean; contentType?: string }
+  | { kind: 'status'; status: number; body?: string; contentType?: string }
+  | { kind: 'redirect'; location: string; status?: number }
+  | { kind: 'truncated'; path: string }
+  | { kind: 'stalled'; path: string }
+  | { kind: 'basic-auth'; user: string; password: string; route: Route };
+
+export interface TestHttpServer {
+  url(path: string): string;
+  route(path: string, route: Route): void;
+  requests: Array<{ method: string; path: string; headers: IncomingMessage['headers']; status: number }>;
+  bodyBytesSent: number;
+  resetCounters(): void;
+}
+
+export async function startHttpServer(t: TestContext): Promise<TestHttpServer> {
+  const routes = new Map<string, Route>();
+  const sockets = new Set<Socket>();
+  const state: TestHttpServer = {
+    url: (path) => `http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`,
+    route: (path, route) => void routes.set(path, route),
+    requests: [],
+    bodyBytesSent: 0,
+    resetCounters() {
+      state.requests.length = 0;
+      state.bodyBytesSent = 0;
+    },
+  };
+
+  const send = (request: IncomingMessage, response: ServerResponse, status: number, body?: Buffer, headers: Record<string, string> = {}) => {
+    state.requests.push({ method: request.method ?? '', path: request.url ?? '', headers: request.headers, status });
+    response.writeHead(status, headers);
+    if (body) state.bodyBytesSent += body.length;
+    response.end(body);
+  };
+
+  const handle = async (route: Route, request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    switch (route.kind) {
+      case 'file': {
+        const body = await readFile(route.path);
+        const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
+        const headers: Record<string, string> = { 'content-type': route.contentType ?? 'application/zip' };
+        if (route.etag !== false) headers.etag = etag;
+        if (route.lastModified) headers['last-modified'] = route.lastModified.toUTCString();
+        const notModified =
+          (route.etag !== false && request.headers['if-none-match'] === etag) ||
+          (route.etag === false && route.lastModified && request.headers['if-modified-since'] === route.lastModified.toUTCString());
+        if (notModified) return send(request, response, 304, undefined, headers);
+        return send(request, response, 200, body, { ...headers, 'content-length': String(body.length) });
+      }
+      case 'status':
+        return send(request, response, route.status, Buffer.from(route.body ?? ''), { 'content-type': route.contentType ?? 'text/plain' });
+      case 'redirect':
+        return send(request, response, route.status ?? 302, undefined, { location: route.location });
+      case 'truncated': {
+        const body = await readFile(route.path);
+        state.requests.push({ method: request.method ?? '', path: request.url ?? '', headers: request.headers, status: 200 });
+        response.writeHead(200, { 'content-type': 'application/zip', 'content-length': String(body.length) });
+        response.write(body.subarray(0, Math.floor(body.length / 2)));
+        state.bodyBytesSent += Math.floor(body.length / 2);
+        response.socket?.destroy();
+        return;
+      }
+      case 'stalled': {
+        const body = await readFile(route.path);
+        state.requests.push({ method: request.method ?? '', path: request.url ?? '', headers: request.headers, status: 200 });
+        response.writeHead(200, { 'content-type': 'application/zip', 'content-length': String(body.length) });
+        response.write(body.subarray(0, 10)); // and then nothing, until the client gives up
+        return;
+      }
+      case 'basic-auth': {
+        const expected = `Basic ${Buffer.from(`${route.user}:${route.password}`).toString('base64')}`;
+        if (request.headers.authorization !== expected) {
+          return send(request, response, 401, Buffer.from('unauthorised'), { 'www-authenticate': 'Basic realm="test"' });
+        }
+        return handle(route.route, request, response);
+      }
+    }
+  };
+
+  const server: Server = createServer((request, response) => {
+    const route = routes.get((request.url ?? '').replace(/\?.*$/, ''));
+    if (!route) return send(request, response, 404, Buffer.from('not found'));
+    handle(route, request, response).catch((error) => {
+      response.destroy(error as Error);
+    });
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return state;
+}
