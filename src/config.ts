@@ -27,6 +27,11 @@ export interface Settings {
   maxRedirects: number;
   maxUnpackedBytes: number;
   maxEntries: number;
+  gitTimeoutMs: number;
+  gitSubmodules: 'off' | 'shallow' | 'recursive';
+  sshKey: string | undefined;
+  sshKnownHosts: string | undefined;
+  sshStrictHostKeyChecking: 'yes' | 'accept-new';
   logFormat: 'text' | 'json';
   verbose: boolean;
 }
@@ -120,6 +125,11 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
     maxRedirects: values.get('max-redirects') as number,
     maxUnpackedBytes: values.get('max-unpacked-size') as number,
     maxEntries: values.get('max-entries') as number,
+    gitTimeoutMs: (values.get('git-timeout') as number) * 1000,
+    gitSubmodules: values.get('git-submodules') as Settings['gitSubmodules'],
+    sshKey: values.get('ssh-key') as string | undefined,
+    sshKnownHosts: values.get('ssh-known-hosts') as string | undefined,
+    sshStrictHostKeyChecking: values.get('ssh-strict-host-key-checking') as Settings['sshStrictHostKeyChecking'],
     logFormat: values.get('log-format') as 'text' | 'json',
     verbose: flags.verbose === true || verboseFromEnv === '1' || verboseFromEnv === 'true',
   };

@@ -34,6 +34,11 @@ export const settingSpecs = [
   { key: 'max-redirects', kind: 'count', defaultValue: '5', minimum: 0, description: 'HTTP redirects followed before the check fails.' },
   { key: 'max-unpacked-size', kind: 'bytes', defaultValue: '4G', description: 'Largest total uncompressed size of an archive (suffixes K, M, G); stops zip bombs.' },
   { key: 'max-entries', kind: 'count', defaultValue: '200000', minimum: 1, description: 'Largest number of entries in an archive.' },
+  { key: 'git-timeout', kind: 'seconds', defaultValue: '300', minimum: 1, description: 'Seconds one git operation may take before git and its children are ended.' },
+  { key: 'git-submodules', kind: 'enum', defaultValue: 'off', choices: ['off', 'shallow', 'recursive'], description: 'Check out submodules: off, shallow (one level, depth 1) or recursive.' },
+  { key: 'ssh-key', kind: 'path', description: 'Private key file for git over SSH.' },
+  { key: 'ssh-known-hosts', kind: 'path', description: 'known_hosts file for git over SSH; unknown host keys are refused.' },
+  { key: 'ssh-strict-host-key-checking', kind: 'enum', defaultValue: 'yes', choices: ['yes', 'accept-new'], description: 'yes refuses unknown SSH host keys; accept-new records a new host\'s key on first contact.' },
   { key: 'log-format', kind: 'enum', defaultValue: 'text', choices: ['text', 'json'], description: 'Log lines as plain text or JSON lines.' },
 ] as const satisfies readonly SettingSpec[];
 

@@ -77,8 +77,7 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
   const remoteKey = redact(remote);
   let deployed: DeployedRevision | undefined;
   if (state.current?.revision) {
-    // Remembered ETags and the like belong to one remote; after a change of remote only the content counts.
-    deployed = { revision: state.current.revision, remoteState: state.remote === remoteKey ? state.current.remoteState : {} };
+    deployed = { revision: state.current.revision, remoteState: state.current.remoteState, sameRemote: state.remote === remoteKey };
   }
   const displayRemote = redact(remote);
   log.debug(`checking ${displayRemote}`);

@@ -105,8 +105,9 @@ export const httpZipFetcher: Fetcher = {
     const { url, headers } = prepareRequest(context.remote);
     const displayUrl = redact(context.remote);
     const remembered = context.deployed?.remoteState ?? {};
-    // Conditional headers only while something is live: after a lost state the archive is needed.
-    if (context.deployed?.revision) {
+    // Conditional headers only for what is live from this same URL: after a lost state, or a
+    // change of remote, the archive itself is needed.
+    if (context.deployed?.sameRemote) {
       if (remembered.etag) headers['if-none-match'] = remembered.etag;
       if (remembered.lastModified) headers['if-modified-since'] = remembered.lastModified;
     }

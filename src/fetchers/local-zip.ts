@@ -32,7 +32,7 @@ export const localZipFetcher: Fetcher = {
   async check(context) {
     const path = localZipPath(context.remote);
     const remoteState = await fingerprint(path);
-    if (context.deployed?.revision && sameFingerprint(remoteState, context.deployed.remoteState)) {
+    if (context.deployed?.sameRemote && sameFingerprint(remoteState, context.deployed.remoteState)) {
       return { changed: false };
     }
     const sha256 = await sha256OfFile(path);

@@ -7,7 +7,7 @@ import type { Fetcher } from './types.js';
 const loaders: Record<RemoteKind, () => Promise<Fetcher>> = {
   'http-zip': async () => (await import('./http-zip.js')).httpZipFetcher,
   'local-zip': async () => (await import('./local-zip.js')).localZipFetcher,
-  git: () => Promise.reject(usageError('git remotes are not supported by this build yet')),
+  git: async () => (await import('./git.js')).gitFetcher,
   's3-zip': () => Promise.reject(usageError('s3 remotes are not supported by this build yet')),
 };
 

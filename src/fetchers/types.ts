@@ -8,7 +8,13 @@ export type RemoteState = Record<string, string>;
 
 export interface DeployedRevision {
   revision: string;
+  /** What the fetcher remembered when this revision went live. */
   remoteState: RemoteState;
+  /**
+   * Whether that was this same remote. Shortcuts that name a location (an ETag, a file's
+   * inode, a branch's commit) hold only then; content identities (a sha256, a tree id) always.
+   */
+  sameRemote: boolean;
 }
 
 export interface CheckContext {

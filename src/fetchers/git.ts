@@ -1,0 +1,187 @@
+// Git remotes: a branch, tag or commit, the whole tree or one subdirectory of it.
+//   check: `git ls-remote` names the remote commit without transferring a pack; an unchanged
+//          commit ends the check there. A new commit is fetched shallow and without blobs
+//          (--depth 1 --filter=blob:none) into one mirror per repository in the cache; with a
+//          subdirectory its tree id decides, so a commit that does not touch it deploys nothing.
+//   stage: a sparse checkout of that subdirectory (git fetches the blobs it needs in one batch),
+//          copied into the release without .git.
+// A mirror left broken by a crash (a *.lock file, an unreadable repository) is rebuilt, never trusted.
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { simpleGit } from 'simple-git';
+import { copyTree } from '../copy-tree.js';
+import { fetchError, messageOf } from '../errors.js';
+import { gitEnvironment, runGit, type GitRunContext } from '../git/run-git.js';
+import { isCommitId, parseGitRemote, type GitRemote } from '../git/url.js';
+import { redact } from '../redact.js';
+import type { CheckContext, Fetcher, PendingRevision, RemoteState } from './types.js';
+
+const targetRef = 'refs/repo-deploy/target';
+
+interface RemoteCommit {
+  commit: string;
+  /** The ref that names it on the remote, e.g. refs/heads/main; undefined for a pinned commit id. */
+  remoteRef: string | undefined;
+}
+
+/** Finds the commit a ref names on the remote, without fetching: branches first, then tags. */
+async function lookUpRemoteCommit(remote: GitRemote, run: GitRunner): Promise<RemoteCommit> {
+  if (isCommitId(remote.ref)) return { commit: remote.ref.toLowerCase(), remoteRef: undefined };
+  const patterns = remote.ref === undefined ? ['HEAD'] : [`refs/heads/${remote.ref}`, `refs/tags/${remote.ref}`, `refs/tags/${remote.ref}^{}`, remote.ref];
+  const lines = await run(['ls-remote', '--', remote.repository, ...patterns], 'ls-remote');
+  const refs = new Map<string, string>();
+  for (const line of lines) {
+    const [commit, name] = line.split('\t');
+    if (commit && name) refs.set(name, commit);
+  }
+  const candidates = remote.ref === undefined
+    ? ['HEAD']
+    : [`refs/heads/${remote.ref}`, `refs/tags/${remote.ref}^{}`, `refs/tags/${remote.ref}`, remote.ref];
+  for (const name of candidates) {
+    const commit = refs.get(name);
+    if (commit) return { commit, remoteRef: name.replace(/\^\{\}$/, '') };
+  }
+  throw fetchError(
+    remote.ref === undefined
+      ? `the git repository ${redact(remote.repository)} has no default branch (HEAD)`
+      : `the git repository ${redact(remote.repository)} has no branch or tag "${remote.ref}"`,
+    { hint: 'check the part after # in the remote; for a commit, give its full 40-character id' },
+  );
+}
+
+type GitRunner = (args: string[], operation: string, cwd?: string) => Promise<string[]>;
+
+/** One mirror per repository (not per subdirectory or ref), named by the credential-free URL. */
+function mirrorPath(workDirectory: string, remote: GitRemote): string {
+  const name = createHash('sha256').update(remote.repository).digest('hex').slice(0, 16);
+  return join(workDirectory, '..', 'git', name);
+}
+
+async function findLockFiles(directory: string): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (path: string, depth: number) => {
+    let entries;
+    try {
+      entries = await readdir(path, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries) {
+      if (entry.isDirectory() && depth < 3 && entry.name !== 'objects') await walk(join(path, entry.name), depth + 1);
+      else if (entry.name.endsWith('.lock')) found.push(join(path, entry.name));
+    }
+  };
+  await walk(join(directory, '.git'), 0);
+  return found;
+}
+
+/**
+ * A usable mirror, created or rebuilt when what is there cannot be trusted. Its remote "origin"
+ * holds the credential-free URL: a partial clone fetches missing blobs later from a named
+ * promisor remote; credentials still come only from the environment.
+ */
+async function prepareMirror(path: string, remote: GitRemote, context: CheckContext): Promise<void> {
+  const exists = await stat(join(path, '.git')).then(() => true, () => false);
+  if (exists) {
+    // We hold the agent's lock: no git of ours is running, so a lock file is a crash leftover.
+    const locks = await findLockFiles(path);
+    let broken = locks.length > 0 ? `left-over lock files (${locks.map((lock) => lock.slice(path.length + 1)).join(', ')})` : '';
+    if (!broken) {
+      try {
+        await simpleGit(path).raw(['rev-parse', '--git-dir']);
+      } catch (error) {
+        broken = `an unreadable repository (${messageOf(error).split('\n')[0]})`;
+      }
+    }
+    if (!broken) {
+      await simpleGit(path).remote(['set-url', 'origin', remote.repository]);
+      return;
+    }
+    context.log.warn(`the git mirror ${path} has ${broken}, probably from an interrupted fetch; rebuilding it`);
+    await rm(path, { recursive: true, force: true });
+  }
+  await mkdir(path, { recursive: true });
+  const git = simpleGit(path);
+  await git.init();
+  await git.addConfig('core.sparseCheckout', 'true');
+  await git.addConfig('gc.auto', '0');
+  await git.addConfig('advice.detachedHead', 'false');
+  await git.addRemote('origin', remote.repository);
+  await git.addConfig('remote.origin.promisor', 'true');
+  await git.addConfig('remote.origin.partialclonefilter', 'blob:none');
+}
+
+export const gitFetcher: Fetcher = {
+  async check(context) {
+    const remote = parseGitRemote(context.remote);
+    const displayRemote = redact(context.remote);
+    const env = gitEnvironment(remote, context.settings, process.env);
+    const runContext: GitRunContext = { settings: context.settings, env, log: context.log, signal: context.signal, displayRemote };
+    const run: GitRunner = (args, operation, cwd) => runGit(args, { ...runContext, operation, cwd });
+
+    const { commit: advertised, remoteRef } = await lookUpRemoteCommit(remote, run);
+    const deployedState = context.deployed?.remoteState ?? {};
+    if (context.deployed?.sameRemote && deployedState.commit === advertised) {
+      context.log.debug(`${displayRemote}: still at ${advertised.slice(0, 12)}`);
+      return { changed: false };
+    }
+
+    const mirror = mirrorPath(context.workDirectory, remote);
+    await prepareMirror(mirror, remote, context);
+    const fetchSource = remoteRef ?? advertised;
+    await run(['fetch', '--quiet', '--no-tags', '--depth', '1', '--filter=blob:none', 'origin', `+${fetchSource}:${targetRef}`], 'fetch', mirror);
+    const local = simpleGit(mirror);
+    const commit = (await local.revparse([`${targetRef}^{commit}`])).trim();
+    // The content's identity is the tree deployed (the subdirectory's, or the root's): equal
+    // trees are equal files, whichever commit, ref or URL names them.
+    let tree: string;
+    if (!remote.subdirectory) tree = (await local.revparse([`${commit}^{tree}`])).trim();
+    else {
+      try {
+        tree = (await local.revparse([`${commit}:${remote.subdirectory}`])).trim();
+      } catch {
+        throw fetchError(`the subdirectory "${remote.subdirectory}" does not exist in commit ${commit.slice(0, 12)} of ${displayRemote}`, {
+          hint: 'check the path between .git and # in the remote',
+        });
+      }
+      const type = (await local.raw(['cat-file', '-t', tree])).trim();
+      if (type !== 'tree') throw fetchError(`"${remote.subdirectory}" in ${displayRemote} is a file, not a directory`);
+    }
+
+    const remoteState: RemoteState = { commit, tree };
+    if (context.deployed && deployedState.tree === tree) {
+      context.log.info(`${displayRemote}: commit ${commit.slice(0, 12)} does not change ${remote.subdirectory || 'the tree'}; nothing to deploy`);
+      return { changed: false, remoteState };
+    }
+
+    const pending: PendingRevision = {
+      changed: true,
+      revision: commit,
+      description: `commit ${commit.slice(0, 12)}${remote.subdirectory ? ` (${remote.subdirectory} tree ${tree.slice(0, 12)})` : ''} of ${displayRemote}`,
+      remoteState,
+      async stage(directory) {
+        await materialise(mirror, remote, commit, run, context);
+        const summary = await copyTree(remote.subdirectory ? join(mirror, remote.subdirectory) : mirror, directory, `commit ${commit.slice(0, 12)} of ${displayRemote}`);
+        context.log.info(`checked out ${summary.files} files and ${summary.symlinks} symlinks`);
+      },
+      async dispose() {},
+    };
+    return pending;
+  },
+};
+
+/** Checks out only what the release needs; a partial clone fetches the missing blobs in one batch. */
+async function materialise(mirror: string, remote: GitRemote, commit: string, run: GitRunner, context: CheckContext): Promise<void> {
+  const local = simpleGit(mirror);
+  if (remote.subdirectory) await local.raw(['sparse-checkout', 'set', '--cone', '--', remote.subdirectory]);
+  else await local.raw(['sparse-checkout', 'disable']);
+  await run(['checkout', '--quiet', '--force', '--detach', commit], 'checkout', mirror);
+  await run(['clean', '-ffdxq'], 'clean', mirror);
+  if (context.settings.gitSubmodules !== 'off') {
+    const args = ['submodule', 'update', '--init', '--depth', '1'];
+    if (context.settings.gitSubmodules === 'recursive') args.push('--recursive');
+    args.push('--', remote.subdirectory || '.');
+    await run(args, 'submodule update', mirror);
+  }
+}
