@@ -5,7 +5,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { defaultConfigPath, loadSettings, type Settings } from './config.js';
 import { DeployError, ExitCode, exitCodeOf, messageOf } from './errors.js';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
 import { redact } from './redact.js';
 import type { CheckOutcome } from './update.js';
 import { agentVersion } from './version.js';
@@ -70,6 +70,7 @@ async function main(argv: string[]): Promise<number> {
     return reportError(error, verbose);
   }
   const log = createLogger({ verbose: settings.verbose, format: settings.logFormat });
+  routeProcessWarnings(log);
   const context = { settings, log, env: process.env, now: () => new Date() };
 
   try {
@@ -100,10 +101,22 @@ async function main(argv: string[]): Promise<number> {
 function reportError(error: unknown, verbose: boolean): number {
   const message = redact(messageOf(error));
   process.stderr.write(`repo-deploy: ${message}\n`);
-  if (verbose && error instanceof Error && !(error instanceof DeployError) && error.stack) {
-    process.stderr.write(redact(error.stack) + '\n');
-  }
+  // An unexpected error's stack helps a bug report; our own errors already say what to do.
+  const unexpected = error instanceof DeployError ? (error.kind === 'internal' ? error.cause : undefined) : error;
+  if (verbose && unexpected instanceof Error && unexpected.stack) process.stderr.write(redact(unexpected.stack) + '\n');
   return exitCodeOf(error);
+}
+
+/**
+ * Node's process warnings go through our logger. The AWS SDK warns on every start under Node 20
+ * that its releases after January 2027 need Node 22: worth knowing once, not at every check.
+ */
+function routeProcessWarnings(log: Logger): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => {
+    if (warning.name === 'NodeVersionSupportWarning') log.debug(`${warning.name}: ${warning.message.replace(/\s+/g, ' ')}`);
+    else log.warn(`${warning.name}: ${warning.message}`);
+  });
 }
 
 process.exitCode = await main(hideBin(process.argv));

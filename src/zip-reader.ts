@@ -11,6 +11,7 @@ import yauzl from 'yauzl';
 const largestCachedTail = 128 * 1024 * 1024;
 
 export class ArchiveReader extends yauzl.RandomAccessReader {
+  readonly path: string;
   readonly fd: number;
   readonly size: number;
   private tail: Buffer = Buffer.alloc(0);
@@ -19,6 +20,7 @@ export class ArchiveReader extends yauzl.RandomAccessReader {
 
   constructor(path: string) {
     super();
+    this.path = path;
     this.fd = openSync(path, 'r');
     this.size = fstatSync(this.fd).size;
     this.tailStart = this.size;
@@ -52,7 +54,8 @@ export class ArchiveReader extends yauzl.RandomAccessReader {
   override _readStreamForRange(start: number, end: number): Readable {
     const inMemory = this.cached(start, end);
     if (inMemory) return Readable.from([inMemory], { objectMode: false });
-    return createReadStream('', { fd: this.fd, start, end: end - 1, autoClose: false, highWaterMark: 1 << 20 });
+    // Its own descriptor: a ReadStream closes the one it reads when destroyed, whatever autoClose says.
+    return createReadStream(this.path, { start, end: end - 1, highWaterMark: 1 << 20 });
   }
 
   override read(buffer: Buffer, offset: number, length: number, position: number, callback: (error: Error | null) => void): void {

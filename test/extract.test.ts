@@ -116,3 +116,22 @@ test('setuid bits stored in an archive are dropped; executables stay executable'
   await extractZip(zipPath, staging, limits);
   assert.equal((await lstat(join(staging, 'tool'))).mode & 0o7777, 0o755);
 });
+
+test('entries of 1 MiB and more are streamed, kept whole, and CRC-checked too', async (t) => {
+  const root = await temporaryDirectory(t);
+  const large = Buffer.alloc(3 * 1024 * 1024 + 17, 'abcdefgh');
+  const zipPath = join(root, 'large.zip');
+  await writeFile(zipPath, rawZip([{ name: 'small.txt', data: 'small' }, { name: 'data/large.bin', data: large }, { name: 'data/second.bin', data: large }]));
+  const staging = join(root, 'out');
+  await (await import('node:fs/promises')).mkdir(staging);
+  const summary = await extractZip(zipPath, staging, limits);
+  assert.equal(summary.files, 3);
+  assert.ok((await readFile(join(staging, 'data/large.bin'))).equals(large));
+  assert.ok((await readFile(join(staging, 'data/second.bin'))).equals(large));
+
+  const corruptPath = join(root, 'corrupt-large.zip');
+  await writeFile(corruptPath, rawZip([{ name: 'data/large.bin', data: large, badCrc: true }]));
+  const corruptStaging = join(root, 'out2');
+  await (await import('node:fs/promises')).mkdir(corruptStaging);
+  await assert.rejects(extractZip(corruptPath, corruptStaging, limits, 'corrupt-large.zip'), /"data\/large\.bin" fails its CRC-32 check/);
+});

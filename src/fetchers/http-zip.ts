@@ -1,19 +1,13 @@
 // A zip over HTTP(S) on undici. One conditional GET per check (If-None-Match/If-Modified-Since):
 // a 304 downloads nothing. Anything but a 200 carrying a zip is a failed check that changes
 // nothing: the original emptied the live directory on a 404.
-import { randomBytes } from 'node:crypto';
-import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { rm } from 'node:fs/promises';
 import { EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
 import { DeployError, fetchError, messageOf, systemErrorCode } from '../errors.js';
 import { redact, registerSecret } from '../redact.js';
 import { agentVersion } from '../version.js';
 import type { CheckContext, Fetcher } from './types.js';
-import { zipCheckResult } from './zip-release.js';
+import { downloadPath as newDownloadPath, downloadToFile, zipCheckResult, type Download } from './zip-release.js';
 
 interface PreparedRequest {
   url: string;
@@ -36,8 +30,6 @@ export function prepareRequest(remote: string): PreparedRequest {
   url.hash = '';
   return { url: url.toString(), headers };
 }
-
-const zipMagic = [Buffer.from('PK\x03\x04', 'latin1'), Buffer.from('PK\x05\x06', 'latin1')];
 
 const transientCodes = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'EPIPE',
@@ -114,8 +106,7 @@ export const httpZipFetcher: Fetcher = {
     headers['user-agent'] = `repo-deploy/${agentVersion}`;
     headers.accept = 'application/zip, application/octet-stream;q=0.9, */*;q=0.1';
 
-    await mkdir(context.workDirectory, { recursive: true });
-    const downloadPath = join(context.workDirectory, `download-${randomBytes(6).toString('hex')}.zip.part`);
+    const downloadPath = await newDownloadPath(context.workDirectory);
     const dispatcher = createDispatcher(context);
     const signal = AbortSignal.any([context.signal, AbortSignal.timeout(context.settings.downloadTimeoutMs)]);
     try {
@@ -143,30 +134,20 @@ export const httpZipFetcher: Fetcher = {
         });
       }
 
-      const hash = createHash('sha256');
-      let received = 0;
-      let head = Buffer.alloc(0);
-      const measure = new Transform({
-        transform(chunk: Buffer, _encoding, callback) {
-          hash.update(chunk);
-          received += chunk.length;
-          if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
-          callback(null, chunk);
-        },
-      });
+      let download: Download;
       try {
-        await pipeline(response.body, measure, createWriteStream(downloadPath, { highWaterMark: 1 << 20 }), { signal });
+        download = await downloadToFile(response.body, downloadPath, signal);
       } catch (error) {
         throw describeNetworkError(error, displayUrl, context);
       }
       const expected = response.headers['content-length'];
-      if (expected !== undefined && Number(expected) !== received) {
-        throw fetchError(`cannot deploy ${displayUrl}: the download is truncated (${received} of ${expected} bytes)`, {
+      if (expected !== undefined && Number(expected) !== download.bytes) {
+        throw fetchError(`cannot deploy ${displayUrl}: the download is truncated (${download.bytes} of ${expected} bytes)`, {
           transient: true,
           hint: 'the live release is unchanged; the next check tries again',
         });
       }
-      if (!zipMagic.some((magic) => head.equals(magic))) {
+      if (!download.looksLikeZip) {
         throw fetchError(`cannot deploy ${displayUrl}: what the server sent is not a zip archive`, {
           hint: 'check that the URL serves the archive itself',
         });
@@ -176,7 +157,7 @@ export const httpZipFetcher: Fetcher = {
       const remoteState: Record<string, string> = {};
       if (typeof etag === 'string') remoteState.etag = etag;
       if (typeof lastModified === 'string') remoteState.lastModified = lastModified;
-      return zipCheckResult(context, { path: downloadPath, sha256: hash.digest('hex'), remoteState, temporary: true });
+      return zipCheckResult(context, { path: downloadPath, sha256: download.sha256, remoteState, temporary: true });
     } catch (error) {
       await rm(downloadPath, { force: true });
       throw error;

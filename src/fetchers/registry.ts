@@ -1,6 +1,5 @@
 // Maps a remote to its fetcher and loads that fetcher's module, and so its heavy libraries
 // (the AWS SDK, simple-git), only when a remote of that kind is used.
-import { usageError } from '../errors.js';
 import { classifyRemote, type RemoteKind } from '../remote.js';
 import type { Fetcher } from './types.js';
 
@@ -8,7 +7,7 @@ const loaders: Record<RemoteKind, () => Promise<Fetcher>> = {
   'http-zip': async () => (await import('./http-zip.js')).httpZipFetcher,
   'local-zip': async () => (await import('./local-zip.js')).localZipFetcher,
   git: async () => (await import('./git.js')).gitFetcher,
-  's3-zip': () => Promise.reject(usageError('s3 remotes are not supported by this build yet')),
+  's3-zip': async () => (await import('./s3-zip.js')).s3ZipFetcher,
 };
 
 export async function fetcherFor(remote: string): Promise<Fetcher> {

@@ -1,9 +1,12 @@
 // What every zip remote (HTTP, S3, local file) shares once the archive is on disk: its revision
 // is the sha256 of its bytes, so the same archive served again is never deployed twice, and it
 // is staged by the one safe extractor.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { extractZip } from '../extract.js';
 import { redact } from '../redact.js';
 import type { CheckContext, PendingRevision, RemoteState, Unchanged } from './types.js';
@@ -16,9 +19,44 @@ export async function sha256OfFile(path: string): Promise<string> {
 
 export const zipRevision = (sha256: string) => `sha256:${sha256}`;
 
+export interface Download {
+  path: string;
+  sha256: string;
+  bytes: number;
+  /** Whether the first bytes are a zip's local header or an empty zip's end record. */
+  looksLikeZip: boolean;
+}
+
+const zipMagic = [Buffer.from('PK\x03\x04', 'latin1'), Buffer.from('PK\x05\x06', 'latin1')];
+
+/** A temp file name in the downloads directory, removed by the caller. */
+export async function downloadPath(workDirectory: string): Promise<string> {
+  await mkdir(workDirectory, { recursive: true });
+  return join(workDirectory, `download-${randomBytes(6).toString('hex')}.zip.part`);
+}
+
+/** Streams a body to a file (never whole into memory), hashing and counting on the way. */
+export async function downloadToFile(body: Readable | AsyncIterable<Uint8Array>, path: string, signal: AbortSignal): Promise<Download> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let head = Buffer.alloc(0);
+  const measure = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
+      callback(null, chunk);
+    },
+  });
+  await pipeline(body, measure, createWriteStream(path, { highWaterMark: 1 << 20 }), { signal });
+  return { path, sha256: hash.digest('hex'), bytes, looksLikeZip: zipMagic.some((magic) => head.equals(magic)) };
+}
+
 export interface ZipOnDisk {
   path: string;
   sha256: string;
+  /** Appended to the revision, e.g. an S3 object's version. */
+  revisionSuffix?: string;
   remoteState: RemoteState;
   /** Whether the file is a download of ours, to delete when done. */
   temporary: boolean;
@@ -27,7 +65,7 @@ export interface ZipOnDisk {
 }
 
 export function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Unchanged | PendingRevision {
-  const revision = zipRevision(zip.sha256);
+  const revision = zipRevision(zip.sha256) + (zip.revisionSuffix ?? '');
   const dispose = async () => {
     if (zip.temporary) await rm(zip.path, { force: true });
   };

@@ -1,0 +1,121 @@
+// An S3-compatible server on loopback (s3rver) behind a small proxy that counts requests and
+// body bytes, and can answer with S3's own error responses (AccessDenied, PermanentRedirect,
+// SlowDown) that s3rver does not produce, or tag responses with a version id.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+// @ts-expect-error s3rver ships no type declarations
+import S3rver from 's3rver';
+
+export interface S3Fault {
+  status: number;
+  code: string;
+  /** How many requests get it; Infinity for all. */
+  times: number;
+}
+
+export interface TestS3 {
+  /** The proxy's endpoint, for s3-endpoint. */
+  endpoint: string;
+  bucket: string;
+  requests: number;
+  bodyBytes: number;
+  resetCounters(): void;
+  fault(fault: S3Fault | undefined): void;
+  versionId: string | undefined;
+  upload(key: string, body: Buffer): Promise<void>;
+}
+
+export const s3AccessKey = 'S3RVER';
+
+export async function startS3(t: TestContext): Promise<TestS3> {
+  const directory = await mkdtemp(join(tmpdir(), 's3rver-'));
+  const bucket = 'deploys';
+  const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory, configureBuckets: [{ name: bucket }] });
+  const { port: s3rverPort } = (await s3rver.run()) as AddressInfo;
+  let pendingFault: S3Fault | undefined;
+  const sockets = new Set<Socket>();
+
+  const state = {
+    requests: 0,
+    bodyBytes: 0,
+    versionId: undefined as string | undefined,
+  };
+  const proxy = createServer((incoming: IncomingMessage, outgoing: ServerResponse) => {
+    state.requests++;
+    if (pendingFault && pendingFault.times > 0) {
+      pendingFault.times--;
+      const body = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${pendingFault.code}</Code><Message>${pendingFault.code} injected by the test</Message><RequestId>test</RequestId></Error>`;
+      outgoing.writeHead(pendingFault.status, { 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(body)) });
+      outgoing.end(body);
+      return;
+    }
+    const forward = httpRequest(
+      { host: '127.0.0.1', port: s3rverPort, method: incoming.method, path: incoming.url, headers: incoming.headers },
+      (response) => {
+        const headers = { ...response.headers };
+        if (state.versionId && incoming.method === 'GET') headers['x-amz-version-id'] = state.versionId;
+        outgoing.writeHead(response.statusCode ?? 500, headers);
+        response.on('data', (chunk: Buffer) => {
+          state.bodyBytes += chunk.length;
+        });
+        response.pipe(outgoing);
+      },
+    );
+    incoming.pipe(forward);
+  });
+  proxy.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+
+  // Uploads go straight to s3rver, so the counters see only the agent's requests.
+  const uploader = new S3Client({
+    region: 'us-east-1',
+    endpoint: `http://127.0.0.1:${s3rverPort}`,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3AccessKey, secretAccessKey: 'S3RVER' },
+    requestChecksumCalculation: 'WHEN_REQUIRED', // else s3rver stores the chunk framing in the object
+  });
+
+  t.after(async () => {
+    uploader.destroy();
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => proxy.close(resolve));
+    await s3rver.close();
+    await rm(directory, { recursive: true, force: true });
+  });
+
+  return {
+    endpoint,
+    bucket,
+    get requests() {
+      return state.requests;
+    },
+    get bodyBytes() {
+      return state.bodyBytes;
+    },
+    resetCounters() {
+      state.requests = 0;
+      state.bodyBytes = 0;
+    },
+    fault(fault) {
+      pendingFault = fault;
+    },
+    get versionId() {
+      return state.versionId;
+    },
+    set versionId(value) {
+      state.versionId = value;
+    },
+    async upload(key, body) {
+      await uploader.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    },
+  };
+}
