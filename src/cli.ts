@@ -3,43 +3,72 @@
 // sets the exit code. Flags keep the meaning they had in the original repo-deploy 1.0.8.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { defaultConfigPath, loadSettings, type Settings } from './config.js';
+import { defaultConfigPath, loadSettings, requireRemote, type Settings } from './config.js';
 import { DeployError, ExitCode, exitCodeOf, messageOf } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { redact } from './redact.js';
-import type { CheckOutcome } from './update.js';
+import type { AgentContext, CheckOutcome } from './update.js';
 import { agentVersion } from './version.js';
 
 const outcomeExitCodes: Record<CheckOutcome['result'], number> = {
   unchanged: ExitCode.ok,
   updated: ExitCode.ok,
+  'held-back': ExitCode.heldBack,
   blocked: ExitCode.blockedByPreHook,
   reverted: ExitCode.revertedAfterPostHook,
   failed: ExitCode.fetchFailed,
 };
 
-async function main(argv: string[]): Promise<number> {
-  let verbose = argv.includes('-v') || argv.includes('--verbose');
-  let usageFailure: string | undefined;
-  const parsed = await yargs(argv)
+const exitCodeHelp =
+  'Exit codes: 0 up to date or updated (or stopped by SIGTERM/SIGINT), 1 internal error, 2 bad usage or config, ' +
+  '3 fetch failed, 4 blocked by a pre-update hook, 5 reverted after a post-update hook failed, 6 lock held by another run, ' +
+  '7 the remote\'s revision is held back after max-attempts failures (see repo-deploy retry).';
+
+type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config';
+
+function parser(argv: string[]) {
+  return yargs(argv)
     .scriptName('repo-deploy')
-    .usage('$0 [options]\n\nPolls one remote, stages each new version as a release, runs the hooks and swaps the live path atomically.')
-    .option('config', { alias: 'c', type: 'string', describe: `Config file [default: ${defaultConfigPath}]` })
-    .option('cache', { type: 'string', describe: 'Cache/work directory [default: /var/cache/repo-deploy]' })
-    .option('pre-hooks', { type: 'string', describe: 'Pre-update hook directory [default: /etc/repo-deploy/pre-update.d]' })
-    .option('post-hooks', { type: 'string', describe: 'Post-update hook directory [default: /etc/repo-deploy/post-update.d]' })
-    .option('remote', { alias: 'r', type: 'string', describe: 'The remote to deploy (git URL, http(s)/s3 zip, local zip)' })
-    .option('local', { alias: 'l', type: 'string', describe: 'The live path [default: /var/deploy/current]' })
+    .usage('$0 [options]\n$0 <command> [options]\n\nPolls one remote, stages each new version as a release, runs the hooks and swaps the live path atomically.')
+    .command('$0', 'Run the agent: a daemon on the schedule, or one check with -f', (command) =>
+      command
+        .example('$0 -f -r https://ci.example.com/app.zip -l /srv/app/current', 'Deploy once from an HTTP zip')
+        .example('$0 -f -r git@github.com:org/app.git/web#main', 'Deploy the web/ directory of a branch once')
+        .example('$0 -c /etc/repo-deploy/repo-deploy.cfg', 'Run as a daemon with a config file'),
+    )
+    .command('status', 'Show the live release, the last check and its result, held-back revisions', (command) =>
+      command.option('json', { type: 'boolean', default: false, describe: 'Print JSON' }).example('$0 status --json', 'For a monitoring script'),
+    )
+    .command('releases', 'List the releases on disk with revision, time and result', (command) =>
+      command.option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
+    )
+    .command('rollback [release]', 'Swap back to the previous (or the named) release, running the hooks in phase "rollback"', (command) =>
+      command
+        .positional('release', { type: 'string', describe: 'A release id from repo-deploy releases' })
+        .example('$0 rollback', 'Back to the release before the live one')
+        .example('$0 rollback 20261122T060757Z-180054318019', 'Back to a named release'),
+    )
+    .command('retry', 'Try a held-back revision again at the next check (clears failure counts)')
+    .command('check-config', 'Validate the config and reach the remote without deploying')
+    .option('config', { alias: 'c', type: 'string', global: true, describe: `Config file [default: ${defaultConfigPath}]` })
+    .option('cache', { type: 'string', global: true, describe: 'Cache/work directory [default: /var/cache/repo-deploy]' })
+    .option('pre-hooks', { type: 'string', global: true, describe: 'Pre-update hook directory [default: /etc/repo-deploy/pre-update.d]' })
+    .option('post-hooks', { type: 'string', global: true, describe: 'Post-update hook directory [default: /etc/repo-deploy/post-update.d]' })
+    .option('remote', { alias: 'r', type: 'string', global: true, describe: 'The remote (git URL, http(s)/s3 zip, local zip)' })
+    .option('local', { alias: 'l', type: 'string', global: true, describe: 'The live path [default: /var/deploy/current]' })
     .option('fetch', { alias: 'f', type: 'boolean', default: false, describe: 'Check once, deploy if changed, exit' })
-    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Debug logging' })
-    .example('$0 -f -r https://ci.example.com/app.zip -l /srv/app/current', 'Deploy once from an HTTP zip')
-    .example('$0 -c /etc/repo-deploy/repo-deploy.cfg', 'Run as a daemon with a config file')
-    .epilog('Exit codes of -f: 0 up to date or updated, 2 bad usage or config, 3 fetch failed, 4 blocked by a pre-update hook, 5 reverted after a post-update hook failed, 6 lock held by another run.')
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, global: true, describe: 'Debug logging' })
+    .epilog(exitCodeHelp)
     .version(agentVersion)
     .strict()
     .help()
     .wrap(Math.min(110, process.stdout.columns || 110))
-    .exitProcess(false)
+    .exitProcess(false);
+}
+
+async function main(argv: string[]): Promise<number> {
+  let usageFailure: string | undefined;
+  const parsed = await parser(argv)
     .fail((message, error) => {
       usageFailure = message ?? messageOf(error);
     })
@@ -49,7 +78,8 @@ async function main(argv: string[]): Promise<number> {
     return ExitCode.usage;
   }
   if (parsed.help || parsed.version) return ExitCode.ok;
-  verbose = parsed.verbose;
+  const command = (String(parsed._[0] ?? 'run') as Command);
+  const verbose = parsed.verbose;
 
   let settings: Settings;
   try {
@@ -71,31 +101,59 @@ async function main(argv: string[]): Promise<number> {
   }
   const log = createLogger({ verbose: settings.verbose, format: settings.logFormat });
   routeProcessWarnings(log);
-  const context = { settings, log, env: process.env, now: () => new Date() };
+  const stopping = new AbortController();
+  const context: AgentContext = { settings, log, env: process.env, now: () => new Date(), signal: stopping.signal, lockWaitMs: 15_000 };
+  const print = (line: string) => process.stdout.write(line + '\n');
 
   try {
+    const commands = await import('./commands.js');
+    switch (command) {
+      case 'status':
+        await commands.statusCommand(context, Boolean(parsed.json), print);
+        return ExitCode.ok;
+      case 'releases':
+        await commands.releasesCommand(context, Boolean(parsed.json), print);
+        return ExitCode.ok;
+      case 'rollback':
+        await commands.rollbackCommand(context, parsed.release as string | undefined, print);
+        return ExitCode.ok;
+      case 'retry':
+        await commands.retryCommand(context, print);
+        return ExitCode.ok;
+      case 'check-config':
+        await commands.checkConfigCommand(context, print);
+        return ExitCode.ok;
+    }
     const { classifyRemote } = await import('./remote.js');
-    const { requireRemote } = await import('./config.js');
     classifyRemote(requireRemote(settings)); // a remote of no known form is a usage error, before any disk work
     if (!parsed.fetch) {
       const { runDaemon } = await import('./daemon.js');
-      await runDaemon({ context: { ...context, lockWaitMs: 15_000 } });
+      await runDaemon({ context });
       return ExitCode.ok;
     }
-    const { checkForUpdate } = await import('./update.js');
-    const stopping = new AbortController();
-    const stop = () => stopping.abort();
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-    const outcome = await checkForUpdate({ ...context, signal: stopping.signal, lockWaitMs: 0 });
-    if (outcome.result === 'unchanged') {
-      log.info(outcome.release ? `up to date: release ${outcome.release}` : 'up to date');
-    }
-    if (outcome.result === 'failed') return outcome.error.exitCode;
-    return outcomeExitCodes[outcome.result];
+    return await fetchOnce(context, stopping, log);
   } catch (error) {
     return reportError(error, verbose);
   }
+}
+
+/** -f: one check; SIGTERM/SIGINT end it safely and the run exits 0. */
+async function fetchOnce(context: AgentContext, stopping: AbortController, log: Logger): Promise<number> {
+  const { checkForUpdate } = await import('./update.js');
+  const stop = (signalName: string) => {
+    log.info(`${signalName} received: stopping the check safely`);
+    stopping.abort();
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  const outcome = await checkForUpdate({ ...context, lockWaitMs: 0 });
+  if (stopping.signal.aborted) {
+    log.info('stopped; the live release is complete and unchanged by this run unless it said "deployed"');
+    return ExitCode.ok;
+  }
+  if (outcome.result === 'unchanged') log.info(outcome.release ? `up to date: release ${outcome.release}` : 'up to date');
+  if (outcome.result === 'failed') return outcome.error.exitCode;
+  return outcomeExitCodes[outcome.result];
 }
 
 function reportError(error: unknown, verbose: boolean): number {

@@ -32,6 +32,12 @@ export interface Settings {
   sshKey: string | undefined;
   sshKnownHosts: string | undefined;
   sshStrictHostKeyChecking: 'yes' | 'accept-new';
+  splayMs: number;
+  maxAttempts: number;
+  retryBackoffMs: number;
+  maxBackoffMs: number;
+  stopGraceMs: number;
+  httpListen: { host: string; port: number } | undefined;
   logFormat: 'text' | 'json';
   verbose: boolean;
 }
@@ -130,6 +136,12 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
     sshKey: values.get('ssh-key') as string | undefined,
     sshKnownHosts: values.get('ssh-known-hosts') as string | undefined,
     sshStrictHostKeyChecking: values.get('ssh-strict-host-key-checking') as Settings['sshStrictHostKeyChecking'],
+    splayMs: (values.get('splay') as number) * 1000,
+    maxAttempts: values.get('max-attempts') as number,
+    retryBackoffMs: (values.get('retry-backoff') as number) * 1000,
+    maxBackoffMs: (values.get('max-backoff') as number) * 1000,
+    stopGraceMs: (values.get('stop-grace') as number) * 1000,
+    httpListen: parseListenAddress(values.get('http-listen') as string | undefined),
     logFormat: values.get('log-format') as 'text' | 'json',
     verbose: flags.verbose === true || verboseFromEnv === '1' || verboseFromEnv === 'true',
   };
@@ -169,6 +181,15 @@ export function parseByteSize(text: string): number | undefined {
   const match = /^(\d+)\s*([KMGT]?)i?B?$/i.exec(text.trim());
   if (!match) return undefined;
   return Number(match[1]) * (byteSuffixes[(match[2] ?? '').toUpperCase()] ?? 1);
+}
+
+/** "127.0.0.1:9464" -> host and port; a bare port listens on 127.0.0.1. */
+export function parseListenAddress(text: string | undefined): { host: string; port: number } | undefined {
+  if (text === undefined) return undefined;
+  const match = /^(?:\[?([^\]]*)\]?:)?(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[2]);
+  if (!match || port > 65535) throw usageError(`http-listen = "${text}" is not HOST:PORT, e.g. 127.0.0.1:9464`);
+  return { host: match[1] || '127.0.0.1', port };
 }
 
 /** The remote is required to check or deploy; status commands do without it. */

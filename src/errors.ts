@@ -10,6 +10,7 @@ export const ExitCode = {
   blockedByPreHook: 4,
   revertedAfterPostHook: 5,
   lockHeld: 6,
+  heldBack: 7,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -25,6 +25,8 @@ export interface RunHooksOptions {
   killGraceMs?: number;
   log: Logger;
   signal?: AbortSignal;
+  /** How long a running hook may go on once `signal` aborts (the agent is stopping). */
+  stopGraceMs?: number;
   /** What a failure counts as: a pre-update hook blocks, a post-update hook reverts. */
   failureKind: ErrorKind;
 }
@@ -46,7 +48,7 @@ export class HookFailedError extends DeployError {
 function describeFailure(result: ProcessResult, timeoutMs: number): string {
   if (result.spawnError) return `could not be started (${result.spawnError.message}); check its #! line and permissions`;
   if (result.timedOut) return `timed out after ${timeoutMs / 1000} seconds and was killed with its process group`;
-  if (result.aborted) return 'was stopped because the agent is shutting down';
+  if (result.aborted) return 'was ended with its process group because the agent is stopping';
   if (result.signal) return `was killed by signal ${result.signal}`;
   return `failed with exit code ${result.exitCode}`;
 }
@@ -106,6 +108,7 @@ export async function runHooks(options: RunHooksOptions): Promise<void> {
       timeoutMs: options.timeoutMs,
       killGraceMs: options.killGraceMs,
       signal: options.signal,
+      abortGraceMs: options.stopGraceMs,
       onLine: (line, stream) => (stream === 'stderr' ? log.warn : log.info)(`[${name}] ${line}`),
     });
     if (result.exitCode !== 0) throw new HookFailedError(name, phase, result, options.failureKind, options.timeoutMs);

@@ -9,8 +9,10 @@ export interface RunOptions {
   timeoutMs: number;
   /** Time between SIGTERM and SIGKILL when the child must be ended. */
   killGraceMs?: number;
-  /** Aborting ends the child as a timeout does, after the grace period. */
+  /** Aborting ends the child as a timeout does, once abortGraceMs has passed. */
   signal?: AbortSignal;
+  /** Time the child may go on after `signal` aborts, to finish what it is doing. */
+  abortGraceMs?: number;
   onLine(line: string, stream: 'stdout' | 'stderr'): void;
 }
 
@@ -82,8 +84,12 @@ export function runProcess(command: string, args: readonly string[], options: Ru
     };
 
     const onAbort = () => {
-      aborted = true;
-      endGroup();
+      timers.push(
+        setTimeout(() => {
+          aborted = true;
+          endGroup();
+        }, options.abortGraceMs ?? 0),
+      );
     };
     if (options.signal?.aborted) onAbort();
     else options.signal?.addEventListener('abort', onAbort, { once: true });

@@ -78,8 +78,11 @@ export async function stageRelease(layout: Layout, id: string, fill: (directory:
   }
 }
 
-/** Points the live path at a release atomically, or removes it (undoing a first deploy). */
-export async function pointLiveAt(layout: Layout, id: string | undefined): Promise<void> {
+/**
+ * Points the live path at a release atomically, or removes it (undoing a first deploy).
+ * `beforeRename` runs between creating the new link and renaming it (a test pause point).
+ */
+export async function pointLiveAt(layout: Layout, id: string | undefined, beforeRename?: () => Promise<void>): Promise<void> {
   const parent = dirname(layout.live);
   if (id === undefined) {
     await unlink(layout.live).catch((error) => {
@@ -89,6 +92,7 @@ export async function pointLiveAt(layout: Layout, id: string | undefined): Promi
     const swapLink = join(parent, swapLinkName(layout));
     await rm(swapLink, { force: true });
     await symlink(relative(parent, releasePath(layout, id)), swapLink);
+    await beforeRename?.();
     await rename(swapLink, layout.live);
   }
   await syncDirectory(parent);

@@ -39,6 +39,12 @@ export const settingSpecs = [
   { key: 'ssh-key', kind: 'path', description: 'Private key file for git over SSH.' },
   { key: 'ssh-known-hosts', kind: 'path', description: 'known_hosts file for git over SSH; unknown host keys are refused.' },
   { key: 'ssh-strict-host-key-checking', kind: 'enum', defaultValue: 'yes', choices: ['yes', 'accept-new'], description: 'yes refuses unknown SSH host keys; accept-new records a new host\'s key on first contact.' },
+  { key: 'splay', kind: 'seconds', defaultValue: '0', minimum: 0, description: 'Up to this many seconds of random delay before each scheduled check, so a fleet does not hit the remote at once.' },
+  { key: 'max-attempts', kind: 'count', defaultValue: '3', minimum: 1, description: 'Failed updates of one revision (blocked or reverted) before it is held back until the remote changes or `repo-deploy retry`; also failed checks in a row before /healthz reports unhealthy.' },
+  { key: 'retry-backoff', kind: 'seconds', defaultValue: '10', minimum: 1, description: 'After a failed check, scheduled checks wait this long, doubled at each further failure.' },
+  { key: 'max-backoff', kind: 'seconds', defaultValue: '900', minimum: 1, description: 'The longest wait between checks after repeated failures.' },
+  { key: 'stop-grace', kind: 'seconds', defaultValue: '30', minimum: 0, description: 'On SIGTERM or SIGINT, seconds a running hook may go on before its process group is ended.' },
+  { key: 'http-listen', kind: 'string', description: 'Address for /healthz and /metrics, e.g. 127.0.0.1:9464; off when unset.' },
   { key: 'log-format', kind: 'enum', defaultValue: 'text', choices: ['text', 'json'], description: 'Log lines as plain text or JSON lines.' },
 ] as const satisfies readonly SettingSpec[];
 

@@ -31,13 +31,31 @@ export interface FailureRecord {
   lastError: string;
 }
 
-/** An update between its swap and its last post-update hook; a crash there is found by the next start. */
+/**
+ * The journal of a release switch (an update or a rollback), saved before each step so that
+ * the next start can finish or undo a switch a crash interrupted.
+ */
+export type SwitchStep = 'pre-update' | 'swap' | 'post-update' | 'revert';
+
 export interface UpdateInProgress {
+  kind: 'update' | 'rollback';
+  step: SwitchStep;
   release: string;
   revision: string;
   previousRelease: string | undefined;
   previousRevision: string;
+  /** Whether the release was made for this switch (and so is removed if it fails). */
+  removeOnFailure: boolean;
   startedAt: string;
+}
+
+export interface HeldBackRevision {
+  revision: string;
+  /** The remote's answer for it (ETag, commit), so checks ask "still this one?" without downloading it. */
+  remoteState: RemoteState;
+  reason: 'failed' | 'rolled-back';
+  since: string;
+  lastError?: string;
 }
 
 export interface AgentState {
@@ -54,6 +72,8 @@ export interface AgentState {
   consecutiveFailedChecks: number;
   failures: FailureRecord[];
   inProgress?: UpdateInProgress;
+  /** A revision not to deploy again until the remote changes or `repo-deploy retry`. */
+  heldBack?: HeldBackRevision;
 }
 
 export const stateFilePath = (cacheDirectory: string) => join(cacheDirectory, 'state.json');

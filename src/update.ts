@@ -1,32 +1,26 @@
-// One update, step by step (SPEC.md): lock, ask the remote, stage, pre-update hooks, swap,
-// post-update hooks, revert on failure, record, prune. The scheduler only decides when this runs.
-import { mkdir } from 'node:fs/promises';
+// One update, step by step (SPEC.md): lock, recover an interrupted switch, ask the remote,
+// stage, switch (pre-update hooks, swap, post-update hooks, revert on failure), record, prune.
+// The scheduler only decides when this runs.
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireRemote, type Settings } from './config.js';
-import { DeployError, messageOf } from './errors.js';
+import type { DeployError } from './errors.js';
+import { forgetFailures, recordFailure, shortRevision } from './failures.js';
 import { fetcherFor } from './fetchers/registry.js';
 import type { CheckResult, DeployedRevision, PendingRevision } from './fetchers/types.js';
-import { runHooks, type HookEnvironment, type HookPhase } from './hooks.js';
 import { acquireLocks } from './lock.js';
 import type { Logger } from './log.js';
+import { recoverInterruptedSwitch } from './recovery.js';
 import { redact } from './redact.js';
-import {
-  layoutFor,
-  newReleaseId,
-  pointLiveAt,
-  readLiveRelease,
-  releasePath,
-  removeLeftovers,
-  removeRelease,
-  stageRelease,
-  type Layout,
-} from './releases.js';
-import { loadState, saveState, type AgentState, type DeployedRecord } from './state.js';
+import { layoutFor, newReleaseId, readLiveRelease, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
+import { loadState, saveState, type AgentState } from './state.js';
+import { asDeployError, switchRelease } from './switch-release.js';
+import { pausePoint } from './test-pause.js';
 
 export interface AgentContext {
   settings: Settings;
   log: Logger;
-  /** The environment hooks inherit, read once at start. */
+  /** The environment hooks and git inherit, read once at start. */
   env: NodeJS.ProcessEnv;
   now: () => Date;
   /** Aborted when the agent must stop. */
@@ -38,64 +32,74 @@ export interface AgentContext {
 export type CheckOutcome =
   | { result: 'unchanged'; release: string | undefined; revision: string | undefined }
   | { result: 'updated'; release: string; revision: string }
+  | { result: 'held-back'; revision: string }
   | { result: 'blocked'; revision: string; error: DeployError }
   | { result: 'reverted'; revision: string; error: DeployError }
   | { result: 'failed'; error: DeployError };
 
-const shortRevision = (revision: string) => revision.replace(/^sha256:/, '').slice(0, 12) || 'unknown';
-
-/** Runs one check and, when the remote changed, one update. Never throws for a failed update; returns it. */
-export async function checkForUpdate(context: AgentContext): Promise<CheckOutcome> {
+/** Runs `work` with the agent's locks and state, saving the state afterwards. */
+export async function withLockedState<T>(context: AgentContext, work: (state: AgentState, layout: Layout) => Promise<T>): Promise<T> {
   const { settings, log } = context;
-  const remote = requireRemote(settings);
   const layout = layoutFor(settings.local);
   await mkdir(settings.cache, { recursive: true });
-  const releaseLock = await acquireLocks({
-    cacheDirectory: settings.cache,
-    livePath: layout.live,
-    waitMs: context.lockWaitMs,
-    log,
-  });
+  const releaseLock = await acquireLocks({ cacheDirectory: settings.cache, livePath: layout.live, waitMs: context.lockWaitMs, log });
   try {
     const state = await loadState(settings.cache);
-    const outcome = await lockedCheck(context, remote, layout, state);
-    recordCheck(state, outcome, context.now());
-    await saveState(settings.cache, state);
-    return outcome;
+    try {
+      return await work(state, layout);
+    } finally {
+      await saveState(settings.cache, state);
+    }
   } finally {
     await releaseLock();
   }
 }
 
-async function lockedCheck(context: AgentContext, remote: string, layout: Layout, state: AgentState): Promise<CheckOutcome> {
-  const { settings, log } = context;
-  const liveRelease = await readLiveRelease(layout);
-  await mkdir(layout.releasesDirectory, { recursive: true });
-  for (const leftover of await removeLeftovers(layout)) log.info(`removed ${leftover}, left by an interrupted update`);
-  reconcileWithDisk(state, liveRelease, log);
+/** Runs one check and, when the remote changed, one update. A failed update is returned, not thrown. */
+export async function checkForUpdate(context: AgentContext): Promise<CheckOutcome> {
+  const remote = requireRemote(context.settings);
+  return withLockedState(context, async (state, layout) => {
+    const liveRelease = await prepare(context, layout, state);
+    const outcome = await lockedCheck(context, remote, layout, state, liveRelease);
+    recordCheck(state, outcome, context.now());
+    return outcome;
+  });
+}
 
+/** What every locked operation starts with: the live link read, leftovers removed, a crash undone. */
+export async function prepare(context: AgentContext, layout: Layout, state: AgentState): Promise<string | undefined> {
+  const { log, settings } = context;
+  let liveRelease = await readLiveRelease(layout);
+  await mkdir(layout.releasesDirectory, { recursive: true });
+  liveRelease = await recoverInterruptedSwitch(context, layout, state, liveRelease);
+  for (const leftover of await removeLeftovers(layout)) log.info(`removed ${leftover}, left by an interrupted update`);
+  const downloads = join(settings.cache, 'downloads');
+  for (const name of await readdir(downloads).catch(() => [] as string[])) await rm(join(downloads, name), { force: true });
+  reconcileWithDisk(state, liveRelease, log);
+  return liveRelease;
+}
+
+async function lockedCheck(context: AgentContext, remote: string, layout: Layout, state: AgentState, liveRelease: string | undefined): Promise<CheckOutcome> {
+  const { settings, log } = context;
   const remoteKey = redact(remote);
+  const held = state.heldBack && state.remote === remoteKey ? state.heldBack : undefined;
+  // With a revision held back, the remote is asked "still that one?", so it is not downloaded again.
   let deployed: DeployedRevision | undefined;
-  if (state.current?.revision) {
+  if (held) deployed = { revision: held.revision, remoteState: held.remoteState, sameRemote: true };
+  else if (state.current?.revision) {
     deployed = { revision: state.current.revision, remoteState: state.current.remoteState, sameRemote: state.remote === remoteKey };
   }
-  const displayRemote = redact(remote);
-  log.debug(`checking ${displayRemote}`);
+  log.debug(`checking ${remoteKey}`);
   let checked: CheckResult;
   try {
     const fetcher = await fetcherFor(remote);
-    checked = await fetcher.check({
-      remote,
-      settings,
-      workDirectory: join(settings.cache, 'downloads'),
-      deployed,
-      log,
-      signal: context.signal,
-    });
+    checked = await fetcher.check({ remote, settings, workDirectory: join(settings.cache, 'downloads'), deployed, log, signal: context.signal });
   } catch (error) {
     return failed(error, log);
   }
+
   if (!checked.changed) {
+    if (held) return heldBackOutcome(state, held.revision, log);
     if (state.current && checked.remoteState) {
       state.current.remoteState = checked.remoteState;
       state.remote = remoteKey;
@@ -104,10 +108,32 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
     return { result: 'unchanged', release: state.current?.release, revision: state.current?.revision };
   }
   try {
-    return await deploy(context, layout, state, checked, remoteKey);
+    if (checked.revision === state.current?.revision) {
+      // The remote is back at what is live (after a rollback, or a held-back revision withdrawn).
+      state.heldBack = undefined;
+      state.current.remoteState = checked.remoteState;
+      state.remote = remoteKey;
+      log.info(`the remote is at the live revision ${shortRevision(checked.revision)} again`);
+      return { result: 'unchanged', release: state.current.release, revision: state.current.revision };
+    }
+    if (held?.revision === checked.revision) {
+      held.remoteState = checked.remoteState;
+      return heldBackOutcome(state, held.revision, log);
+    }
+    return await deploy(context, layout, state, checked, remoteKey, liveRelease);
   } finally {
     await checked.dispose();
   }
+}
+
+function heldBackOutcome(state: AgentState, revision: string, log: Logger): CheckOutcome {
+  const held = state.heldBack;
+  if (held?.reason === 'rolled-back') {
+    log.debug(`revision ${shortRevision(revision)} stays held back since the rollback`);
+    return { result: 'unchanged', release: state.current?.release, revision: state.current?.revision };
+  }
+  log.warn(`revision ${shortRevision(revision)} is still held back after repeated failures (last: ${held?.lastError ?? 'unknown'}); run "repo-deploy retry" to try it again`, { revision });
+  return { result: 'held-back', revision };
 }
 
 /** The live link on disk is the truth; the state follows it (a lost cache, a crash, a manual change). */
@@ -128,11 +154,13 @@ async function deploy(
   state: AgentState,
   pending: PendingRevision,
   remoteKey: string,
+  liveRelease: string | undefined,
 ): Promise<CheckOutcome> {
   const { settings, log } = context;
   const { revision } = pending;
   const previous = state.current;
-  log.info(`new revision ${shortRevision(revision)}: ${pending.description}`);
+  log.info(`new revision ${shortRevision(revision)}: ${pending.description}`, { revision });
+  await pausePoint('downloaded');
 
   const id = newReleaseId(revision, context.now(), new Set(state.releases.map((release) => release.id)));
   try {
@@ -141,48 +169,25 @@ async function deploy(
     return failed(error, log);
   }
   const createdAt = context.now().toISOString();
-  log.info(`staged release ${id}`);
+  log.info(`staged release ${id}`, { release: id, revision });
 
-  const newPath = releasePath(layout, id);
-  const previousPath = previous ? releasePath(layout, previous.release) : '';
-  const forward: HookEnvironment = {
-    currentConfig: newPath,
-    previousConfig: previousPath,
-    revision,
-    previousRevision: previous?.revision ?? '',
-  };
-
-  try {
-    await runPhase(context, settings.preHooks, 'pre-update', forward);
-  } catch (error) {
-    await removeRelease(layout, id);
-    const blocked = asDeployError(error);
-    recordFailure(state, revision, blocked, context.now());
-    log.error(`update to ${shortRevision(revision)} blocked: ${blocked.message}; the live release is unchanged and the next check tries again`);
-    return { result: 'blocked', revision, error: blocked };
-  }
-
-  state.inProgress = {
+  const result = await switchRelease(context, layout, state, {
+    kind: 'update',
     release: id,
     revision,
-    previousRelease: previous?.release,
+    previousRelease: liveRelease,
     previousRevision: previous?.revision ?? '',
-    startedAt: createdAt,
-  };
-  await saveState(settings.cache, state);
-  await pointLiveAt(layout, id);
-  log.info(`live path ${layout.live} now points at release ${id}`);
-
-  try {
-    await runPhase(context, settings.postHooks, 'post-update', forward);
-  } catch (error) {
-    const failure = asDeployError(error);
-    await revert(context, layout, previous, id, revision);
-    state.inProgress = undefined;
+    removeOnFailure: true,
+  });
+  if (!result.switched) {
     await removeRelease(layout, id);
-    recordFailure(state, revision, failure, context.now());
-    log.error(`update to ${shortRevision(revision)} reverted: ${failure.message}; the next check tries again`);
-    return { result: 'reverted', revision, error: failure };
+    recordFailure(state, revision, result.error.message, context.now(), settings.maxAttempts, pending.remoteState, log);
+    if (result.stage === 'pre-update') {
+      log.error(`update to ${shortRevision(revision)} blocked: ${result.error.message}; the live release is unchanged and the next check tries again`, { revision });
+      return { result: 'blocked', revision, error: result.error };
+    }
+    log.error(`update to ${shortRevision(revision)} reverted: ${result.error.message}; the next check tries again`, { revision });
+    return { result: 'reverted', revision, error: result.error };
   }
 
   const deployedAt = context.now().toISOString();
@@ -192,53 +197,17 @@ async function deploy(
   }
   state.releases.push({ id, revision, createdAt, deployedAt, status: 'live' });
   state.previous = previous;
-  state.current = { release: id, revision, remoteState: pending.remoteState } satisfies DeployedRecord;
+  state.current = { release: id, revision, remoteState: pending.remoteState };
   state.remote = remoteKey;
-  state.inProgress = undefined;
-  state.failures = state.failures.filter((failure) => failure.revision !== revision);
+  forgetFailures(state, revision);
+  state.heldBack = undefined;
   await pruneReleases(layout, state, settings.keepReleases, log);
-  log.info(`deployed revision ${shortRevision(revision)} as release ${id}`);
+  log.info(`deployed revision ${shortRevision(revision)} as release ${id}`, { release: id, revision });
   return { result: 'updated', release: id, revision };
 }
 
-/** Puts the previous release back (or removes the live link on a first deploy) and tells the application. */
-async function revert(
-  context: AgentContext,
-  layout: Layout,
-  previous: DeployedRecord | undefined,
-  failedRelease: string,
-  failedRevision: string,
-): Promise<void> {
-  const { settings, log } = context;
-  await pointLiveAt(layout, previous?.release);
-  log.warn(previous ? `reverted the live path to release ${previous.release}` : `removed the live path ${layout.live}: the first deploy failed`);
-  try {
-    await runPhase(context, settings.postHooks, 'revert', {
-      currentConfig: previous ? releasePath(layout, previous.release) : '',
-      previousConfig: releasePath(layout, failedRelease),
-      revision: previous?.revision ?? '',
-      previousRevision: failedRevision,
-    });
-  } catch (error) {
-    log.error(`a post-update hook failed again while reverting: ${messageOf(error)}; check the application by hand`);
-  }
-}
-
-function runPhase(context: AgentContext, directory: string, phase: HookPhase, hookEnvironment: HookEnvironment): Promise<void> {
-  return runHooks({
-    directory,
-    phase,
-    hookEnvironment,
-    baseEnv: context.env,
-    timeoutMs: context.settings.hookTimeoutMs,
-    log: context.log,
-    signal: context.signal,
-    failureKind: phase === 'pre-update' ? 'pre-hook' : 'post-hook',
-  });
-}
-
 /** Keeps the newest `keep` releases this agent made; never the live one or the one before it. */
-async function pruneReleases(layout: Layout, state: AgentState, keep: number, log: Logger): Promise<void> {
+export async function pruneReleases(layout: Layout, state: AgentState, keep: number, log: Logger): Promise<void> {
   const protectedIds = new Set([state.current?.release, state.previous?.release].filter(Boolean));
   const excess = state.releases.length - keep;
   if (excess <= 0) return;
@@ -251,26 +220,11 @@ async function pruneReleases(layout: Layout, state: AgentState, keep: number, lo
   state.releases = state.releases.filter((release) => !removed.has(release.id));
 }
 
-function asDeployError(error: unknown): DeployError {
-  return error instanceof DeployError ? error : new DeployError('internal', messageOf(error), { cause: error });
-}
-
 function failed(error: unknown, log: Logger): CheckOutcome {
   const failure = asDeployError(error);
   if (failure.kind === 'usage' || failure.kind === 'lock' || failure.kind === 'internal') throw failure;
   log.error(failure.message);
   return { result: 'failed', error: failure };
-}
-
-function recordFailure(state: AgentState, revision: string, error: DeployError, now: Date): void {
-  const existing = state.failures.find((failure) => failure.revision === revision);
-  if (existing) {
-    existing.count++;
-    existing.lastAt = now.toISOString();
-    existing.lastError = error.message;
-  } else {
-    state.failures.push({ revision, count: 1, lastAt: now.toISOString(), lastError: error.message });
-  }
 }
 
 function recordCheck(state: AgentState, outcome: CheckOutcome, now: Date): void {
@@ -280,8 +234,8 @@ function recordCheck(state: AgentState, outcome: CheckOutcome, now: Date): void 
   if (outcome.result === 'unchanged' || outcome.result === 'updated') {
     state.lastSuccessAt = at;
     state.consecutiveFailedChecks = 0;
-  } else {
-    state.lastError = { at, message: outcome.error.message };
-    state.consecutiveFailedChecks++;
+    return;
   }
+  state.consecutiveFailedChecks++;
+  if ('error' in outcome) state.lastError = { at, message: outcome.error.message };
 }

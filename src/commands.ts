@@ -1,0 +1,137 @@
+// The commands beside the default run: status, releases, rollback, retry, check-config. Each
+// reads or changes the same state the agent keeps, under the same lock where it changes anything.
+import { join } from 'node:path';
+import { requireRemote } from './config.js';
+import { DeployError, usageError } from './errors.js';
+import { shortRevision } from './failures.js';
+import { fetcherFor } from './fetchers/registry.js';
+import { redact } from './redact.js';
+import { classifyRemote } from './remote.js';
+import { layoutFor, listReleaseDirectories, readLiveRelease } from './releases.js';
+import { validateSchedule } from './schedule.js';
+import { loadState, type AgentState } from './state.js';
+import { switchRelease } from './switch-release.js';
+import { prepare, pruneReleases, withLockedState, type AgentContext } from './update.js';
+
+type Print = (line: string) => void;
+
+export async function statusCommand(context: AgentContext, json: boolean, print: Print): Promise<void> {
+  const { settings } = context;
+  const state = await loadState(settings.cache);
+  const layout = layoutFor(settings.local);
+  const live = await readLiveRelease(layout).catch((error: Error) => `unreadable: ${error.message}`);
+  const report = {
+    live: live === undefined ? null : { release: live, revision: state.current?.revision || null },
+    previous: state.previous ? { release: state.previous.release, revision: state.previous.revision } : null,
+    remote: state.remote ?? (settings.remote ? redact(settings.remote) : null),
+    lastCheck: state.lastCheck ?? null,
+    lastSuccessAt: state.lastSuccessAt ?? null,
+    lastError: state.lastError ?? null,
+    consecutiveFailedChecks: state.consecutiveFailedChecks,
+    heldBack: state.heldBack ? { revision: state.heldBack.revision, reason: state.heldBack.reason, since: state.heldBack.since, lastError: state.heldBack.lastError ?? null } : null,
+    failures: state.failures,
+    interruptedSwitch: state.inProgress ?? null,
+  };
+  if (json) return print(JSON.stringify(report, null, 2));
+  print(`live:           ${report.live ? `${report.live.release} (revision ${shortRevision(report.live.revision ?? '')})` : 'nothing deployed'}`);
+  print(`previous:       ${report.previous ? `${report.previous.release} (revision ${shortRevision(report.previous.revision)})` : 'none'}`);
+  print(`remote:         ${report.remote ?? 'not set'}`);
+  print(`last check:     ${report.lastCheck ? `${report.lastCheck.at} ${report.lastCheck.result}` : 'never'}`);
+  print(`last success:   ${report.lastSuccessAt ?? 'never'}`);
+  print(`last error:     ${report.lastError ? `${report.lastError.at} ${report.lastError.message}` : 'none'}`);
+  print(`failed checks:  ${report.consecutiveFailedChecks} in a row`);
+  print(`held back:      ${report.heldBack ? `${shortRevision(report.heldBack.revision)} (${report.heldBack.reason} since ${report.heldBack.since}); "repo-deploy retry" tries it again` : 'none'}`);
+  if (report.interruptedSwitch) print(`interrupted:    ${report.interruptedSwitch.kind} to ${report.interruptedSwitch.release} during ${report.interruptedSwitch.step}; the next check finishes or undoes it`);
+}
+
+export async function releasesCommand(context: AgentContext, json: boolean, print: Print): Promise<void> {
+  const state = await loadState(context.settings.cache);
+  const layout = layoutFor(context.settings.local);
+  const live = await readLiveRelease(layout).catch(() => undefined);
+  const onDisk = new Set(await listReleaseDirectories(layout));
+  const rows = state.releases.map((release) => ({
+    ...release,
+    live: release.id === live,
+    onDisk: onDisk.has(release.id),
+  }));
+  if (json) return print(JSON.stringify(rows, null, 2));
+  if (rows.length === 0) return print('no releases');
+  for (const row of [...rows].reverse()) {
+    print(`${row.live ? '*' : ' '} ${row.id}  revision ${shortRevision(row.revision)}  deployed ${row.deployedAt ?? '-'}  ${row.live ? 'live' : row.status}${row.onDisk ? '' : ' (missing on disk)'}`);
+  }
+}
+
+/** Swaps back to the previous (or a named) release with the hooks in phase "rollback". */
+export async function rollbackCommand(context: AgentContext, requested: string | undefined, print: Print): Promise<void> {
+  await withLockedState(context, async (state, layout) => {
+    const liveRelease = await prepare(context, layout, state);
+    const targetId = requested ?? state.previous?.release;
+    if (!targetId) throw usageError('there is no previous release to roll back to', 'name one: repo-deploy releases lists them');
+    const target = state.releases.find((release) => release.id === targetId);
+    const onDisk = (await listReleaseDirectories(layout)).includes(targetId);
+    if (!target || !onDisk) throw usageError(`release ${targetId} is not a complete release of this agent`, 'repo-deploy releases lists the ones that can be rolled back to');
+    if (targetId === liveRelease) throw usageError(`release ${targetId} is already live`);
+    const rolledAway = state.current;
+    const result = await switchRelease(context, layout, state, {
+      kind: 'rollback',
+      release: targetId,
+      revision: target.revision,
+      previousRelease: liveRelease,
+      previousRevision: rolledAway?.revision ?? '',
+      removeOnFailure: false,
+    });
+    if (!result.switched) {
+      throw new DeployError(result.stage === 'pre-update' ? 'pre-hook' : 'post-hook', `rollback to ${targetId} ${result.stage === 'pre-update' ? 'blocked' : 'reverted'}: ${result.error.message}`);
+    }
+    for (const release of state.releases) {
+      if (release.id === targetId) release.status = 'live';
+      else if (release.id === liveRelease) release.status = 'rolled-back';
+    }
+    state.previous = rolledAway;
+    state.current = { release: targetId, revision: target.revision, remoteState: {} };
+    if (rolledAway?.revision) {
+      // Until the remote moves on, the release rolled away from stays away.
+      state.heldBack = { revision: rolledAway.revision, remoteState: rolledAway.remoteState, reason: 'rolled-back', since: context.now().toISOString() };
+    }
+    await pruneReleases(layout, state, context.settings.keepReleases, context.log);
+    print(`rolled back to ${targetId} (revision ${shortRevision(target.revision)}); revision ${shortRevision(rolledAway?.revision ?? '')} is held back until the remote changes or "repo-deploy retry"`);
+  });
+}
+
+export async function retryCommand(context: AgentContext, print: Print): Promise<void> {
+  await withLockedState(context, async (state: AgentState) => {
+    const held = state.heldBack;
+    state.heldBack = undefined;
+    state.failures = [];
+    state.consecutiveFailedChecks = 0;
+    print(held ? `revision ${shortRevision(held.revision)} is no longer held back; the next check tries it (send SIGHUP to a running agent to check now)` : 'nothing was held back; failure counts cleared');
+  });
+}
+
+/** Validates the settings and asks the remote what it has, without deploying or changing the state. */
+export async function checkConfigCommand(context: AgentContext, print: Print): Promise<void> {
+  const { settings } = context;
+  const remote = requireRemote(settings);
+  const kind = classifyRemote(remote);
+  await validateSchedule(settings.schedule);
+  print(`config:   ${settings.configPath}`);
+  print(`remote:   ${redact(remote)} (${kind})`);
+  print(`live:     ${settings.local}`);
+  print(`cache:    ${settings.cache}`);
+  print(`hooks:    ${settings.preHooks}, ${settings.postHooks}`);
+  print(`schedule: ${settings.schedule}`);
+  await withLockedState(context, async (state) => {
+    const fetcher = await fetcherFor(remote);
+    const remoteKey = redact(remote);
+    const deployed = state.current?.revision
+      ? { revision: state.current.revision, remoteState: state.current.remoteState, sameRemote: state.remote === remoteKey }
+      : undefined;
+    const checked = await fetcher.check({ remote, settings, workDirectory: join(settings.cache, 'downloads'), deployed, log: context.log, signal: context.signal });
+    if (!checked.changed) {
+      print(`found:    the remote is reachable and has the live revision ${shortRevision(state.current?.revision ?? '')}`);
+      return;
+    }
+    await checked.dispose();
+    print(`found:    the remote is reachable; revision ${shortRevision(checked.revision)} (${checked.description}) would be deployed at the next check`);
+  });
+}

@@ -1,0 +1,38 @@
+// Counting failed updates of one revision, and holding a revision back once it has failed
+// max-attempts times in a row, so a broken release is not downloaded and retried forever.
+import type { RemoteState } from './fetchers/types.js';
+import type { Logger } from './log.js';
+import type { AgentState } from './state.js';
+
+export function recordFailure(
+  state: AgentState,
+  revision: string,
+  message: string,
+  now: Date,
+  maxAttempts: number,
+  remoteState: RemoteState,
+  log: Logger,
+): void {
+  let record = state.failures.find((failure) => failure.revision === revision);
+  if (!record) {
+    record = { revision, count: 0, lastAt: '', lastError: '' };
+    state.failures.push(record);
+  }
+  record.count++;
+  record.lastAt = now.toISOString();
+  record.lastError = message;
+  if (record.count >= maxAttempts) {
+    state.heldBack = { revision, remoteState, reason: 'failed', since: now.toISOString(), lastError: message };
+    log.warn(
+      `revision ${shortRevision(revision)} failed ${record.count} times in a row and is held back: it is not tried again until the remote changes, or until you run "repo-deploy retry"`,
+      { revision },
+    );
+  }
+}
+
+export function forgetFailures(state: AgentState, revision: string): void {
+  state.failures = state.failures.filter((failure) => failure.revision !== revision);
+  if (state.heldBack?.revision === revision) state.heldBack = undefined;
+}
+
+export const shortRevision = (revision: string) => revision.replace(/^sha256:/, '').slice(0, 12) || 'unknown';

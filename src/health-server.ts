@@ -1,0 +1,81 @@
+// Optional http-listen endpoint: /healthz for a load balancer or a fleet monitor, /metrics in
+// the Prometheus text format (prom-client). Unhealthy once max-attempts checks in a row failed,
+// whenever that happens, not only before the first success.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Logger } from './log.js';
+import type { CheckOutcome } from './update.js';
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly checks = new Counter({ name: 'repo_deploy_checks_total', help: 'Checks of the remote, by result', labelNames: ['result'], registers: [this.registry] });
+  private readonly deploys = new Counter({ name: 'repo_deploy_deploys_total', help: 'Releases that went live', registers: [this.registry] });
+  private readonly reverts = new Counter({ name: 'repo_deploy_reverts_total', help: 'Updates reverted after a post-update hook failed', registers: [this.registry] });
+  private readonly lastSuccess = new Gauge({ name: 'repo_deploy_last_success_timestamp_seconds', help: 'When a check last succeeded (up to date or updated)', registers: [this.registry] });
+  private readonly failedInARow = new Gauge({ name: 'repo_deploy_consecutive_failed_checks', help: 'Checks that failed in a row', registers: [this.registry] });
+  private readonly live = new Gauge({ name: 'repo_deploy_live_release_info', help: 'The live release and its revision', labelNames: ['release', 'revision'], registers: [this.registry] });
+  private readonly duration = new Histogram({
+    name: 'repo_deploy_check_duration_seconds',
+    help: 'How long a check (and update) took',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  consecutiveFailures = 0;
+  checksDone = 0;
+
+  constructor(private readonly maxAttempts: number) {}
+
+  record(outcome: CheckOutcome | Error, seconds: number, now: Date): void {
+    const result = outcome instanceof Error ? 'error' : outcome.result;
+    this.checks.inc({ result });
+    this.duration.observe(seconds);
+    this.checksDone++;
+    if (result === 'updated') this.deploys.inc();
+    if (result === 'reverted') this.reverts.inc();
+    if (result === 'unchanged' || result === 'updated') {
+      this.consecutiveFailures = 0;
+      this.lastSuccess.set(now.getTime() / 1000);
+    } else {
+      this.consecutiveFailures++;
+    }
+    this.failedInARow.set(this.consecutiveFailures);
+    if (!(outcome instanceof Error) && (outcome.result === 'unchanged' || outcome.result === 'updated') && outcome.release) {
+      this.live.reset();
+      this.live.set({ release: outcome.release, revision: outcome.revision ?? '' }, 1);
+    }
+  }
+
+  get healthy(): boolean {
+    return this.consecutiveFailures < this.maxAttempts;
+  }
+}
+
+export async function startHealthServer(address: { host: string; port: number }, metrics: AgentMetrics, log: Logger): Promise<Server> {
+  const server = createServer((request, response) => {
+    const path = (request.url ?? '/').replace(/\?.*$/, '');
+    if (path === '/healthz') {
+      const body = JSON.stringify({
+        status: metrics.healthy ? (metrics.checksDone === 0 ? 'starting' : 'ok') : 'unhealthy',
+        consecutiveFailedChecks: metrics.consecutiveFailures,
+      });
+      response.writeHead(metrics.healthy ? 200 : 503, { 'content-type': 'application/json' }).end(body);
+      return;
+    }
+    if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+        (error: Error) => response.writeHead(500).end(error.message),
+      );
+      return;
+    }
+    response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.port, address.host, resolve);
+  });
+  const bound = server.address() as AddressInfo;
+  log.info(`serving /healthz and /metrics on http://${bound.address}:${bound.port}`);
+  return server;
+}

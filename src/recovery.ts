@@ -1,0 +1,36 @@
+// At the start of every check (with the lock held): finishes or undoes a release switch that a
+// crash interrupted, as journaled in the state. Before the swap, the unfinished release is
+// removed; from the swap on, the switch counts as a failed post-update: the previous release is
+// put back and the post-update hooks run in phase "revert".
+import { removeRelease, type Layout } from './releases.js';
+import type { AgentState } from './state.js';
+import { revertSwitch } from './switch-release.js';
+import type { AgentContext } from './update.js';
+import { recordFailure } from './failures.js';
+
+export async function recoverInterruptedSwitch(context: AgentContext, layout: Layout, state: AgentState, liveRelease: string | undefined): Promise<string | undefined> {
+  const journal = state.inProgress;
+  if (!journal) return liveRelease;
+  const { log } = context;
+  const swapped = liveRelease === journal.release && journal.release !== journal.previousRelease;
+  const afterSwap = journal.step === 'post-update' || journal.step === 'revert' || swapped;
+  const what = `${journal.kind === 'rollback' ? 'a rollback' : 'an update'} to release ${journal.release}`;
+  if (afterSwap) {
+    log.warn(`${what} was interrupted during ${journal.step}; reverting to ${journal.previousRelease ?? 'no release'}`, {
+      release: journal.release,
+      revision: journal.revision,
+    });
+    await revertSwitch(context, layout, state);
+    if (journal.kind === 'update') {
+      recordFailure(state, journal.revision, `${what} was interrupted during ${journal.step}`, context.now(), context.settings.maxAttempts, {}, log);
+    }
+  } else {
+    log.warn(`${what} was interrupted during ${journal.step}, before the swap; the live release is unchanged`, {
+      release: journal.release,
+      revision: journal.revision,
+    });
+    state.inProgress = undefined;
+  }
+  if (journal.removeOnFailure) await removeRelease(layout, journal.release);
+  return afterSwap ? journal.previousRelease : liveRelease;
+}

@@ -1,0 +1,9 @@
+// A test-only switch: with REPO_DEPLOY_TEST_PAUSE_AT=<step> the agent says so on stderr and
+// waits at that step forever, so a test can kill -9 it exactly there. Inert unless set.
+const pauseAt = process.env.REPO_DEPLOY_TEST_PAUSE_AT;
+
+export async function pausePoint(step: string): Promise<void> {
+  if (pauseAt !== step) return;
+  process.stderr.write(`repo-deploy: paused at ${step} (REPO_DEPLOY_TEST_PAUSE_AT)\n`);
+  await new Promise(() => setInterval(() => undefined, 1 << 30));
+}
