@@ -12,6 +12,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { crc32, inflateRawSync } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { DeployError, fetchError, messageOf } from './errors.js';
+import { pausePoint } from './test-pause.js';
 import { ArchiveReader } from './zip-reader.js';
 
 export interface ExtractLimits {
@@ -190,6 +191,7 @@ async function writeEntries(archive: OpenArchive, planned: PlannedEntry[], root:
     writeSmallFile(target, data, item.mode);
     summary.bytes += data.length;
     summary.files++;
+    if (summary.files === 1) await pausePoint('extracting');
     if (performance.now() - sliceStarted > synchronousSliceMs) {
       await yieldToEventLoop();
       sliceStarted = performance.now();
