@@ -9,7 +9,7 @@ import { dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:p
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { crc32, inflateRawSync } from 'node:zlib';
+import { createInflateRaw, crc32, inflateRawSync } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { DeployError, fetchError, messageOf } from './errors.js';
 import { pausePoint } from './test-pause.js';
@@ -244,12 +244,20 @@ function writeSmallFile(target: string, data: Buffer, mode: number): void {
   if ((mode & umask) !== 0) chmodSync(target, mode);
 }
 
+/**
+ * A large entry, streamed: its raw data (located by yauzl) through an inflater with 1 MiB output
+ * chunks. yauzl's own read stream inflates in zlib's default 16 KiB chunks, a thread-pool round
+ * trip each: 1.37 s against unzip's 0.82 s for a 128 MiB entry.
+ */
 async function writeLargeFile(archive: OpenArchive, item: PlannedEntry, target: string): Promise<number> {
   const { entry } = item;
   const checker = new CrcCheck(entry, archive.archiveName);
   const output = createWriteStream(target, { flags: 'wx', mode: item.mode, highWaterMark: 1 << 20 });
   try {
-    await pipeline(await archive.zip.openReadStreamPromise(entry), checker, output);
+    const { fileDataStart } = await archive.zip.readLocalFileHeaderPromise(entry, { minimal: true });
+    const raw = archive.reader.createRawStream(fileDataStart, fileDataStart + entry.compressedSize);
+    const stages = entry.compressionMethod === 0 ? [raw] : [raw, createInflateRaw({ chunkSize: 1 << 20 })];
+    await pipeline([...stages, checker, output]);
   } catch (error) {
     throw wrapEntryError(error, archive.archiveName, entry);
   }
@@ -314,6 +322,11 @@ class CrcCheck extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.crc = crc32(chunk, this.crc);
     this.bytes += chunk.length;
+    if (this.bytes > this.entry.uncompressedSize) {
+      // More data than the archive declared: stop now rather than fill the disk.
+      callback(rejected(this.archiveName, this.entry.fileName, `holds more data than its declared ${this.entry.uncompressedSize} bytes`));
+      return;
+    }
     callback(null, chunk);
   }
   override _flush(callback: TransformCallback): void {

@@ -51,11 +51,16 @@ export class ArchiveReader extends yauzl.RandomAccessReader {
     return undefined;
   }
 
+  /** The bytes [start, end) of the archive as a stream with 1 MiB chunks, on a descriptor of its own. */
+  createRawStream(start: number, end: number): Readable {
+    // Its own descriptor: a ReadStream closes the one it reads when destroyed, whatever autoClose says.
+    return createReadStream(this.path, { start, end: end - 1, highWaterMark: 1 << 20 });
+  }
+
   override _readStreamForRange(start: number, end: number): Readable {
     const inMemory = this.cached(start, end);
     if (inMemory) return Readable.from([inMemory], { objectMode: false });
-    // Its own descriptor: a ReadStream closes the one it reads when destroyed, whatever autoClose says.
-    return createReadStream(this.path, { start, end: end - 1, highWaterMark: 1 << 20 });
+    return this.createRawStream(start, end);
   }
 
   override read(buffer: Buffer, offset: number, length: number, position: number, callback: (error: Error | null) => void): void {

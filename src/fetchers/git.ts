@@ -77,11 +77,12 @@ async function findLockFiles(directory: string): Promise<string[]> {
 }
 
 /**
- * A usable mirror, created or rebuilt when what is there cannot be trusted. Its remote "origin"
- * holds the credential-free URL: a partial clone fetches missing blobs later from a named
- * promisor remote; credentials still come only from the environment.
+ * A usable mirror, created or rebuilt when what is there cannot be trusted; returns whether it
+ * was reused. Its remote "origin" holds the credential-free URL: a partial clone fetches missing
+ * blobs later from a named promisor remote (which `fetch --filter` records itself); credentials
+ * still come only from the environment.
  */
-async function prepareMirror(path: string, remote: GitRemote, context: CheckContext): Promise<void> {
+async function prepareMirror(path: string, remote: GitRemote, context: CheckContext): Promise<boolean> {
   const exists = await stat(join(path, '.git')).then(() => true, () => false);
   if (exists) {
     // We hold the agent's lock: no git of ours is running, so a lock file is a crash leftover.
@@ -96,20 +97,17 @@ async function prepareMirror(path: string, remote: GitRemote, context: CheckCont
     }
     if (!broken) {
       await simpleGit(path).remote(['set-url', 'origin', remote.repository]);
-      return;
+      return true;
     }
     context.log.warn(`the git mirror ${path} has ${broken}, probably from an interrupted fetch; rebuilding it`);
     await rm(path, { recursive: true, force: true });
   }
   await mkdir(path, { recursive: true });
+  // Two processes, not one per setting: each git start costs tens of milliseconds.
   const git = simpleGit(path);
   await git.init();
-  await git.addConfig('core.sparseCheckout', 'true');
-  await git.addConfig('gc.auto', '0');
-  await git.addConfig('advice.detachedHead', 'false');
   await git.addRemote('origin', remote.repository);
-  await git.addConfig('remote.origin.promisor', 'true');
-  await git.addConfig('remote.origin.partialclonefilter', 'blob:none');
+  return false;
 }
 
 export const gitFetcher: Fetcher = {
@@ -128,7 +126,7 @@ export const gitFetcher: Fetcher = {
     }
 
     const mirror = mirrorPath(context.workDirectory, remote);
-    await prepareMirror(mirror, remote, context);
+    const reused = await prepareMirror(mirror, remote, context);
     const fetchSource = remoteRef ?? advertised;
     await run(['fetch', '--quiet', '--no-tags', '--depth', '1', '--filter=blob:none', 'origin', `+${fetchSource}:${targetRef}`], 'fetch', mirror);
     const local = simpleGit(mirror);
@@ -161,7 +159,7 @@ export const gitFetcher: Fetcher = {
       description: `commit ${commit.slice(0, 12)}${remote.subdirectory ? ` (${remote.subdirectory} tree ${tree.slice(0, 12)})` : ''} of ${displayRemote}`,
       remoteState,
       async stage(directory) {
-        await materialise(mirror, remote, commit, run, context);
+        await materialise(mirror, remote, commit, run, context, reused);
         const summary = await copyTree(remote.subdirectory ? join(mirror, remote.subdirectory) : mirror, directory, `commit ${commit.slice(0, 12)} of ${displayRemote}`);
         context.log.info(`checked out ${summary.files} files and ${summary.symlinks} symlinks`);
       },
@@ -172,12 +170,13 @@ export const gitFetcher: Fetcher = {
 };
 
 /** Checks out only what the release needs; a partial clone fetches the missing blobs in one batch. */
-async function materialise(mirror: string, remote: GitRemote, commit: string, run: GitRunner, context: CheckContext): Promise<void> {
+async function materialise(mirror: string, remote: GitRemote, commit: string, run: GitRunner, context: CheckContext, reused: boolean): Promise<void> {
   const local = simpleGit(mirror);
   if (remote.subdirectory) await local.raw(['sparse-checkout', 'set', '--cone', '--', remote.subdirectory]);
   else await local.raw(['sparse-checkout', 'disable']);
   await run(['checkout', '--quiet', '--force', '--detach', commit], 'checkout', mirror);
-  await run(['clean', '-ffdxq'], 'clean', mirror);
+  // Only a reused mirror can hold files no commit has (a crash, a changed sparse set).
+  if (reused) await run(['clean', '-ffdxq'], 'clean', mirror);
   if (context.settings.gitSubmodules !== 'off') {
     const args = ['submodule', 'update', '--init', '--depth', '1'];
     if (context.settings.gitSubmodules === 'recursive') args.push('--recursive');

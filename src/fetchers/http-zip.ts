@@ -6,7 +6,8 @@ import { EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undic
 import { DeployError, fetchError, messageOf, systemErrorCode } from '../errors.js';
 import { redact, registerSecret } from '../redact.js';
 import { agentVersion } from '../version.js';
-import type { CheckContext, Fetcher } from './types.js';
+import { withDeadline, type Deadline } from '../deadline.js';
+import type { CheckContext, CheckResult, Fetcher } from './types.js';
 import { downloadPath as newDownloadPath, downloadToFile, zipCheckResult, type Download } from './zip-release.js';
 
 interface PreparedRequest {
@@ -37,13 +38,12 @@ const transientCodes = new Set([
   'UND_ERR_CLOSED', 'UND_ERR_ABORTED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
 ]);
 
-function describeNetworkError(error: unknown, displayUrl: string, context: CheckContext): DeployError {
+function describeNetworkError(error: unknown, displayUrl: string, context: CheckContext, deadline: Deadline): DeployError {
   if (error instanceof DeployError) return error;
   const code = systemErrorCode(error) ?? systemErrorCode((error as { cause?: unknown })?.cause);
-  const name = error instanceof Error ? error.name : '';
   const seconds = (ms: number) => `${ms / 1000} seconds`;
   let reason: string;
-  if (name === 'TimeoutError' || (name === 'AbortError' && !context.signal.aborted)) {
+  if (deadline.timedOut()) {
     reason = `the download took longer than download-timeout (${seconds(context.settings.downloadTimeoutMs)})`;
   } else if (context.signal.aborted) {
     reason = 'the check was stopped';
@@ -56,7 +56,7 @@ function describeNetworkError(error: unknown, displayUrl: string, context: Check
   } else {
     reason = `${messageOf(error)}${code ? ` (${code})` : ''}`;
   }
-  const transient = name === 'TimeoutError' || (code !== undefined && transientCodes.has(code)) || code === undefined;
+  const transient = deadline.timedOut() || (code !== undefined && transientCodes.has(code)) || code === undefined;
   return fetchError(`cannot download ${displayUrl}: ${reason}`, {
     transient,
     hint: 'the live release is unchanged; the next check tries again',
@@ -93,76 +93,78 @@ function createDispatcher(context: CheckContext): Dispatcher {
 }
 
 export const httpZipFetcher: Fetcher = {
-  async check(context) {
-    const { url, headers } = prepareRequest(context.remote);
-    const displayUrl = redact(context.remote);
-    const remembered = context.deployed?.remoteState ?? {};
-    // Conditional headers only for what is live from this same URL: after a lost state, or a
-    // change of remote, the archive itself is needed.
-    if (context.deployed?.sameRemote) {
-      if (remembered.etag) headers['if-none-match'] = remembered.etag;
-      if (remembered.lastModified) headers['if-modified-since'] = remembered.lastModified;
-    }
-    headers['user-agent'] = `repo-deploy/${agentVersion}`;
-    headers.accept = 'application/zip, application/octet-stream;q=0.9, */*;q=0.1';
-
-    const downloadPath = await newDownloadPath(context.workDirectory);
-    const dispatcher = createDispatcher(context);
-    const signal = AbortSignal.any([context.signal, AbortSignal.timeout(context.settings.downloadTimeoutMs)]);
-    try {
-      let response: Dispatcher.ResponseData;
-      try {
-        response = await request(url, { method: 'GET', headers, dispatcher, signal });
-      } catch (error) {
-        throw describeNetworkError(error, displayUrl, context);
-      }
-      const { statusCode } = response;
-      if (statusCode === 304) {
-        await response.body.dump();
-        context.log.debug(`${displayUrl}: not modified`);
-        return { changed: false };
-      }
-      if (statusCode !== 200) {
-        await response.body.dump().catch(() => undefined);
-        throw statusError(statusCode, displayUrl, context.settings.maxRedirects);
-      }
-      const contentType = String(response.headers['content-type'] ?? '');
-      if (/text\/html/i.test(contentType)) {
-        await response.body.dump().catch(() => undefined);
-        throw fetchError(`cannot deploy ${displayUrl}: the server sent an HTML page, not a zip`, {
-          hint: 'a login page or an error page? check the URL and its credentials',
-        });
-      }
-
-      let download: Download;
-      try {
-        download = await downloadToFile(response.body, downloadPath, signal);
-      } catch (error) {
-        throw describeNetworkError(error, displayUrl, context);
-      }
-      const expected = response.headers['content-length'];
-      if (expected !== undefined && Number(expected) !== download.bytes) {
-        throw fetchError(`cannot deploy ${displayUrl}: the download is truncated (${download.bytes} of ${expected} bytes)`, {
-          transient: true,
-          hint: 'the live release is unchanged; the next check tries again',
-        });
-      }
-      if (!download.looksLikeZip) {
-        throw fetchError(`cannot deploy ${displayUrl}: what the server sent is not a zip archive`, {
-          hint: 'check that the URL serves the archive itself',
-        });
-      }
-      const etag = response.headers.etag;
-      const lastModified = response.headers['last-modified'];
-      const remoteState: Record<string, string> = {};
-      if (typeof etag === 'string') remoteState.etag = etag;
-      if (typeof lastModified === 'string') remoteState.lastModified = lastModified;
-      return zipCheckResult(context, { path: downloadPath, sha256: download.sha256, remoteState, temporary: true });
-    } catch (error) {
-      await rm(downloadPath, { force: true });
-      throw error;
-    } finally {
-      await dispatcher.close().catch(() => undefined);
-    }
-  },
+  check: (context) => withDeadline(context.signal, context.settings.downloadTimeoutMs, (deadline) => checkWithin(context, deadline)),
 };
+
+async function checkWithin(context: CheckContext, deadline: Deadline): Promise<CheckResult> {
+  const { url, headers } = prepareRequest(context.remote);
+  const displayUrl = redact(context.remote);
+  const remembered = context.deployed?.remoteState ?? {};
+  // Conditional headers only for what is live from this same URL: after a lost state, or a
+  // change of remote, the archive itself is needed.
+  if (context.deployed?.sameRemote) {
+    if (remembered.etag) headers['if-none-match'] = remembered.etag;
+    if (remembered.lastModified) headers['if-modified-since'] = remembered.lastModified;
+  }
+  headers['user-agent'] = `repo-deploy/${agentVersion}`;
+  headers.accept = 'application/zip, application/octet-stream;q=0.9, */*;q=0.1';
+
+  const downloadPath = await newDownloadPath(context.workDirectory);
+  const dispatcher = createDispatcher(context);
+  const { signal } = deadline;
+  try {
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(url, { method: 'GET', headers, dispatcher, signal });
+    } catch (error) {
+      throw describeNetworkError(error, displayUrl, context, deadline);
+    }
+    const { statusCode } = response;
+    if (statusCode === 304) {
+      await response.body.dump();
+      context.log.debug(`${displayUrl}: not modified`);
+      return { changed: false };
+    }
+    if (statusCode !== 200) {
+      await response.body.dump().catch(() => undefined);
+      throw statusError(statusCode, displayUrl, context.settings.maxRedirects);
+    }
+    const contentType = String(response.headers['content-type'] ?? '');
+    if (/text\/html/i.test(contentType)) {
+      await response.body.dump().catch(() => undefined);
+      throw fetchError(`cannot deploy ${displayUrl}: the server sent an HTML page, not a zip`, {
+        hint: 'a login page or an error page? check the URL and its credentials',
+      });
+    }
+
+    let download: Download;
+    try {
+      download = await downloadToFile(response.body, downloadPath, signal);
+    } catch (error) {
+      throw describeNetworkError(error, displayUrl, context, deadline);
+    }
+    const expected = response.headers['content-length'];
+    if (expected !== undefined && Number(expected) !== download.bytes) {
+      throw fetchError(`cannot deploy ${displayUrl}: the download is truncated (${download.bytes} of ${expected} bytes)`, {
+        transient: true,
+        hint: 'the live release is unchanged; the next check tries again',
+      });
+    }
+    if (!download.looksLikeZip) {
+      throw fetchError(`cannot deploy ${displayUrl}: what the server sent is not a zip archive`, {
+        hint: 'check that the URL serves the archive itself',
+      });
+    }
+    const etag = response.headers.etag;
+    const lastModified = response.headers['last-modified'];
+    const remoteState: Record<string, string> = {};
+    if (typeof etag === 'string') remoteState.etag = etag;
+    if (typeof lastModified === 'string') remoteState.lastModified = lastModified;
+    return zipCheckResult(context, { path: downloadPath, sha256: download.sha256, remoteState, temporary: true });
+  } catch (error) {
+    await rm(downloadPath, { force: true });
+    throw error;
+  } finally {
+    await dispatcher.close().catch(() => undefined);
+  }
+}

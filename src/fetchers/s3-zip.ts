@@ -10,7 +10,8 @@ import { GetObjectCommand, S3Client, S3ServiceException, type S3ClientConfig } f
 import type { Settings } from '../config.js';
 import { DeployError, fetchError, messageOf, systemErrorCode, usageError } from '../errors.js';
 import { redact, registerSecret } from '../redact.js';
-import type { Fetcher, RemoteState } from './types.js';
+import { withDeadline, type Deadline } from '../deadline.js';
+import type { CheckContext, CheckResult, Fetcher, RemoteState } from './types.js';
 import { downloadPath as newDownloadPath, downloadToFile, zipCheckResult } from './zip-release.js';
 
 export interface S3Location {
@@ -129,63 +130,64 @@ function describeS3Error(error: unknown, display: string, settings: Settings, ti
 }
 
 export const s3ZipFetcher: Fetcher = {
-  async check(context) {
-    const { settings } = context;
-    const location = parseS3Remote(context.remote);
-    const display = redact(context.remote);
-    const credentials = await resolveCredentials(settings);
-    context.log.debug(`S3 credentials from ${credentials?.source ?? 'the AWS default chain'}`);
-    const client = createClient(settings, credentials);
-    const timeout = AbortSignal.timeout(settings.downloadTimeoutMs);
-    const signal = AbortSignal.any([context.signal, timeout]);
-    const remembered = context.deployed?.remoteState ?? {};
-    const path = await newDownloadPath(context.workDirectory);
-    try {
-      let response;
-      try {
-        response = await client.send(
-          new GetObjectCommand({
-            Bucket: location.bucket,
-            Key: location.key,
-            IfNoneMatch: context.deployed?.sameRemote ? remembered.etag : undefined,
-          }),
-          { abortSignal: signal },
-        );
-      } catch (error) {
-        if (statusOf(error) === 304) {
-          context.log.debug(`${display}: not modified`);
-          return { changed: false };
-        }
-        throw describeS3Error(error, display, settings, timeout.aborted);
-      }
-      let download;
-      try {
-        download = await downloadToFile(response.Body as Readable, path, signal);
-      } catch (error) {
-        throw describeS3Error(error, display, settings, timeout.aborted);
-      }
-      if (response.ContentLength !== undefined && response.ContentLength !== download.bytes) {
-        throw fetchError(`cannot deploy ${display}: the download is truncated (${download.bytes} of ${response.ContentLength} bytes)`, {
-          transient: true,
-          hint: 'the live release is unchanged; the next check tries again',
-        });
-      }
-      if (!download.looksLikeZip) throw fetchError(`cannot deploy ${display}: the object is not a zip archive`);
-      const remoteState: RemoteState = {};
-      if (response.ETag) remoteState.etag = response.ETag;
-      if (response.VersionId && response.VersionId !== 'null') remoteState.versionId = response.VersionId;
-      return zipCheckResult(context, {
-        path,
-        sha256: download.sha256,
-        revisionSuffix: remoteState.versionId ? `@${remoteState.versionId}` : undefined,
-        remoteState,
-        temporary: true,
-      });
-    } catch (error) {
-      await rm(path, { force: true });
-      throw error;
-    } finally {
-      client.destroy();
-    }
-  },
+  check: (context) => withDeadline(context.signal, context.settings.downloadTimeoutMs, (deadline) => checkWithin(context, deadline)),
 };
+
+async function checkWithin(context: CheckContext, deadline: Deadline): Promise<CheckResult> {
+  const { settings } = context;
+  const location = parseS3Remote(context.remote);
+  const display = redact(context.remote);
+  const credentials = await resolveCredentials(settings);
+  context.log.debug(`S3 credentials from ${credentials?.source ?? 'the AWS default chain'}`);
+  const client = createClient(settings, credentials);
+  const { signal } = deadline;
+  const remembered = context.deployed?.remoteState ?? {};
+  const path = await newDownloadPath(context.workDirectory);
+  try {
+    let response;
+    try {
+      response = await client.send(
+        new GetObjectCommand({
+          Bucket: location.bucket,
+          Key: location.key,
+          IfNoneMatch: context.deployed?.sameRemote ? remembered.etag : undefined,
+        }),
+        { abortSignal: signal },
+      );
+    } catch (error) {
+      if (statusOf(error) === 304) {
+        context.log.debug(`${display}: not modified`);
+        return { changed: false };
+      }
+      throw describeS3Error(error, display, settings, deadline.timedOut());
+    }
+    let download;
+    try {
+      download = await downloadToFile(response.Body as Readable, path, signal);
+    } catch (error) {
+      throw describeS3Error(error, display, settings, deadline.timedOut());
+    }
+    if (response.ContentLength !== undefined && response.ContentLength !== download.bytes) {
+      throw fetchError(`cannot deploy ${display}: the download is truncated (${download.bytes} of ${response.ContentLength} bytes)`, {
+        transient: true,
+        hint: 'the live release is unchanged; the next check tries again',
+      });
+    }
+    if (!download.looksLikeZip) throw fetchError(`cannot deploy ${display}: the object is not a zip archive`);
+    const remoteState: RemoteState = {};
+    if (response.ETag) remoteState.etag = response.ETag;
+    if (response.VersionId && response.VersionId !== 'null') remoteState.versionId = response.VersionId;
+    return zipCheckResult(context, {
+      path,
+      sha256: download.sha256,
+      revisionSuffix: remoteState.versionId ? `@${remoteState.versionId}` : undefined,
+      remoteState,
+      temporary: true,
+    });
+  } catch (error) {
+    await rm(path, { force: true });
+    throw error;
+  } finally {
+    client.destroy();
+  }
+}
