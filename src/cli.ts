@@ -16,15 +16,17 @@ const outcomeExitCodes: Record<CheckOutcome['result'], number> = {
   'held-back': ExitCode.heldBack,
   blocked: ExitCode.blockedByPreHook,
   reverted: ExitCode.revertedAfterPostHook,
+  refused: ExitCode.verificationFailed,
   failed: ExitCode.fetchFailed,
 };
 
 const exitCodeHelp =
   'Exit codes: 0 up to date or updated (or stopped by SIGTERM/SIGINT), 1 internal error, 2 bad usage or config, ' +
   '3 fetch failed, 4 blocked by a pre-update hook, 5 reverted after a post-update hook failed, 6 lock held by another run, ' +
-  '7 the remote\'s revision is held back after max-attempts failures (see repo-deploy retry).';
+  '7 the remote\'s revision is held back after max-attempts failures (see repo-deploy retry), ' +
+  '8 refused: a signature, checksum or ancestry check failed (or repo-deploy verify found a difference).';
 
-type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config';
+type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify';
 
 function parser(argv: string[]) {
   return yargs(argv)
@@ -50,6 +52,7 @@ function parser(argv: string[]) {
     )
     .command('retry', 'Try a held-back revision again at the next check (clears failure counts)')
     .command('check-config', 'Validate the config and reach the remote without deploying')
+    .command('verify', 'Check the live tree against the manifest made when it was deployed (exit 8 on any difference)')
     .option('config', { alias: 'c', type: 'string', global: true, describe: `Config file [default: ${defaultConfigPath}]` })
     .option('cache', { type: 'string', global: true, describe: 'Cache/work directory [default: /var/cache/repo-deploy]' })
     .option('pre-hooks', { type: 'string', global: true, describe: 'Pre-update hook directory [default: /etc/repo-deploy/pre-update.d]' })
@@ -123,6 +126,8 @@ async function main(argv: string[]): Promise<number> {
       case 'check-config':
         await commands.checkConfigCommand(context, print);
         return ExitCode.ok;
+      case 'verify':
+        return (await commands.verifyCommand(context, print)) ? ExitCode.ok : ExitCode.verificationFailed;
     }
     const { classifyRemote } = await import('./remote.js');
     classifyRemote(requireRemote(settings)); // a remote of no known form is a usage error, before any disk work

@@ -11,6 +11,7 @@ import { layoutFor, listReleaseDirectories, readLiveRelease } from './releases.j
 import { validateSchedule } from './schedule.js';
 import { loadState, type AgentState } from './state.js';
 import { switchRelease } from './switch-release.js';
+import { compareWithManifest, manifestPath } from './verify/manifest.js';
 import { prepare, pruneReleases, withLockedState, type AgentContext } from './update.js';
 
 type Print = (line: string) => void;
@@ -108,6 +109,24 @@ export async function retryCommand(context: AgentContext, print: Print): Promise
   });
 }
 
+/** Re-checks the live tree against the manifest made when its release was staged. */
+export async function verifyCommand(context: AgentContext, print: Print): Promise<boolean> {
+  const layout = layoutFor(context.settings.local);
+  const live = await readLiveRelease(layout);
+  if (!live) throw usageError(`nothing is deployed at ${layout.live}`);
+  const path = manifestPath(layout.releasesDirectory, live);
+  const differences = await compareWithManifest(join(layout.releasesDirectory, live), path).catch((error: Error) => {
+    if (/ENOENT/.test(error.message)) throw usageError(`release ${live} has no manifest (it was deployed by an older repo-deploy)`, 'the next update writes one');
+    throw error;
+  });
+  for (const path of differences.changed) print(`changed: ${path}`);
+  for (const path of differences.missing) print(`missing: ${path}`);
+  for (const path of differences.extra) print(`extra:   ${path}`);
+  const total = differences.changed.length + differences.missing.length + differences.extra.length;
+  print(total === 0 ? `release ${live} is intact: every file matches its manifest` : `release ${live} differs from what was deployed: ${total} difference${total > 1 ? 's' : ''}`);
+  return total === 0;
+}
+
 /** Validates the settings and asks the remote what it has, without deploying or changing the state. */
 export async function checkConfigCommand(context: AgentContext, print: Print): Promise<void> {
   const { settings } = context;
@@ -126,7 +145,7 @@ export async function checkConfigCommand(context: AgentContext, print: Print): P
     const deployed = state.current?.revision
       ? { revision: state.current.revision, remoteState: state.current.remoteState, sameRemote: state.remote === remoteKey }
       : undefined;
-    const checked = await fetcher.check({ remote, settings, workDirectory: join(settings.cache, 'downloads'), deployed, log: context.log, signal: context.signal });
+    const checked = await fetcher.check({ remote, settings, workDirectory: join(settings.cache, 'downloads'), deployed, live: deployed, log: context.log, signal: context.signal });
     if (!checked.changed) {
       print(`found:    the remote is reachable and has the live revision ${shortRevision(state.current?.revision ?? '')}`);
       return;

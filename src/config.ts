@@ -38,6 +38,10 @@ export interface Settings {
   maxBackoffMs: number;
   stopGraceMs: number;
   httpListen: { host: string; port: number } | undefined;
+  allowedSigners: string | undefined;
+  checksum: string | undefined;
+  gpgKeyring: string | undefined;
+  refuseRewrites: boolean;
   logFormat: 'text' | 'json';
   verbose: boolean;
 }
@@ -142,6 +146,10 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
     maxBackoffMs: (values.get('max-backoff') as number) * 1000,
     stopGraceMs: (values.get('stop-grace') as number) * 1000,
     httpListen: parseListenAddress(values.get('http-listen') as string | undefined),
+    allowedSigners: values.get('allowed-signers') as string | undefined,
+    checksum: parseChecksum(values.get('checksum') as string | undefined),
+    gpgKeyring: values.get('gpg-keyring') as string | undefined,
+    refuseRewrites: values.get('refuse-rewrites') === 'true',
     logFormat: values.get('log-format') as 'text' | 'json',
     verbose: flags.verbose === true || verboseFromEnv === '1' || verboseFromEnv === 'true',
   };
@@ -181,6 +189,14 @@ export function parseByteSize(text: string): number | undefined {
   const match = /^(\d+)\s*([KMGT]?)i?B?$/i.exec(text.trim());
   if (!match) return undefined;
   return Number(match[1]) * (byteSuffixes[(match[2] ?? '').toUpperCase()] ?? 1);
+}
+
+/** checksum = sha256:<64 hex digits>, kept in lower case. */
+export function parseChecksum(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const match = /^sha256:([0-9a-f]{64})$/i.exec(text.trim());
+  if (!match) throw usageError(`checksum = "${text}" is not sha256:<64 hex digits>`, 'compute it with: sha256sum app.zip');
+  return `sha256:${(match[1] as string).toLowerCase()}`;
 }
 
 /** "127.0.0.1:9464" -> host and port; a bare port listens on 127.0.0.1. */

@@ -11,6 +11,7 @@ export const ExitCode = {
   revertedAfterPostHook: 5,
   lockHeld: 6,
   heldBack: 7,
+  verificationFailed: 8,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -20,6 +21,7 @@ export type ErrorKind =
   | 'pre-hook' // a pre-update hook refused the release
   | 'post-hook' // a post-update hook failed and the release was reverted
   | 'lock' // another run holds the lock
+  | 'verification' // a signature, checksum or ancestry check refused the content
   | 'internal';
 
 const exitCodeOfKind: Record<ErrorKind, ExitCodeValue> = {
@@ -28,6 +30,7 @@ const exitCodeOfKind: Record<ErrorKind, ExitCodeValue> = {
   'pre-hook': ExitCode.blockedByPreHook,
   'post-hook': ExitCode.revertedAfterPostHook,
   lock: ExitCode.lockHeld,
+  verification: ExitCode.verificationFailed,
   internal: ExitCode.internal,
 };
 

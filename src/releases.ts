@@ -98,8 +98,10 @@ export async function pointLiveAt(layout: Layout, id: string | undefined, before
   await syncDirectory(parent);
 }
 
+/** Removes a release and its manifest. */
 export async function removeRelease(layout: Layout, id: string): Promise<void> {
   await rm(releasePath(layout, id), { recursive: true, force: true });
+  await rm(join(layout.releasesDirectory, `.manifest-${id}.json`), { force: true });
 }
 
 /** Removes what an interrupted attempt left: staging directories and swap links. */

@@ -45,6 +45,10 @@ export const settingSpecs = [
   { key: 'max-backoff', kind: 'seconds', defaultValue: '900', minimum: 1, description: 'The longest wait between checks after repeated failures.' },
   { key: 'stop-grace', kind: 'seconds', defaultValue: '30', minimum: 0, description: 'On SIGTERM or SIGINT, seconds a running hook may go on before its process group is ended.' },
   { key: 'http-listen', kind: 'string', description: 'Address for /healthz and /metrics, e.g. 127.0.0.1:9464; off when unset.' },
+  { key: 'allowed-signers', kind: 'path', description: 'OpenSSH allowed_signers file: when set, only archives with a good `<remote>.sig` and commits or tags signed by these keys are deployed.' },
+  { key: 'checksum', kind: 'string', description: 'sha256:<hex> of the one archive allowed to deploy.' },
+  { key: 'gpg-keyring', kind: 'path', description: 'A GnuPG public keyring (exported keys): git commits and tags may also be GPG-signed by these keys.' },
+  { key: 'refuse-rewrites', kind: 'boolean', defaultValue: 'no', description: 'yes refuses a git revision that does not descend from the deployed one (no downgrades by force-push).' },
   { key: 'log-format', kind: 'enum', defaultValue: 'text', choices: ['text', 'json'], description: 'Log lines as plain text or JSON lines.' },
 ] as const satisfies readonly SettingSpec[];
 

@@ -53,9 +53,11 @@ export interface HeldBackRevision {
   revision: string;
   /** The remote's answer for it (ETag, commit), so checks ask "still this one?" without downloading it. */
   remoteState: RemoteState;
-  reason: 'failed' | 'rolled-back';
+  reason: 'failed' | 'rolled-back' | 'refused';
   since: string;
   lastError?: string;
+  /** For a refusal: the trust settings it was judged under (see trustFingerprint). */
+  trust?: string;
 }
 
 export interface AgentState {

@@ -12,10 +12,12 @@ import { acquireLocks } from './lock.js';
 import type { Logger } from './log.js';
 import { recoverInterruptedSwitch } from './recovery.js';
 import { redact } from './redact.js';
-import { layoutFor, newReleaseId, readLiveRelease, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
+import { layoutFor, newReleaseId, readLiveRelease, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
 import { loadState, saveState, type AgentState } from './state.js';
 import { asDeployError, switchRelease } from './switch-release.js';
 import { pausePoint } from './test-pause.js';
+import { manifestPath, writeManifest } from './verify/manifest.js';
+import { trustFingerprint, VerificationError } from './verify/refusal.js';
 
 export interface AgentContext {
   settings: Settings;
@@ -35,6 +37,7 @@ export type CheckOutcome =
   | { result: 'held-back'; revision: string }
   | { result: 'blocked'; revision: string; error: DeployError }
   | { result: 'reverted'; revision: string; error: DeployError }
+  | { result: 'refused'; revision: string; error: DeployError }
   | { result: 'failed'; error: DeployError };
 
 /** Runs `work` with the agent's locks and state, saving the state afterwards. */
@@ -82,19 +85,24 @@ export async function prepare(context: AgentContext, layout: Layout, state: Agen
 async function lockedCheck(context: AgentContext, remote: string, layout: Layout, state: AgentState, liveRelease: string | undefined): Promise<CheckOutcome> {
   const { settings, log } = context;
   const remoteKey = redact(remote);
+  const trust = await trustFingerprint(settings);
+  if (state.heldBack?.reason === 'refused' && state.heldBack.trust !== trust) {
+    log.info(`the trust settings changed since revision ${shortRevision(state.heldBack.revision)} was refused; checking it again`);
+    state.heldBack = undefined;
+  }
   const held = state.heldBack && state.remote === remoteKey ? state.heldBack : undefined;
   // With a revision held back, the remote is asked "still that one?", so it is not downloaded again.
-  let deployed: DeployedRevision | undefined;
-  if (held) deployed = { revision: held.revision, remoteState: held.remoteState, sameRemote: true };
-  else if (state.current?.revision) {
-    deployed = { revision: state.current.revision, remoteState: state.current.remoteState, sameRemote: state.remote === remoteKey };
-  }
+  const live: DeployedRevision | undefined = state.current?.revision
+    ? { revision: state.current.revision, remoteState: state.current.remoteState, sameRemote: state.remote === remoteKey }
+    : undefined;
+  const deployed: DeployedRevision | undefined = held ? { revision: held.revision, remoteState: held.remoteState, sameRemote: true } : live;
   log.debug(`checking ${remoteKey}`);
   let checked: CheckResult;
   try {
     const fetcher = await fetcherFor(remote);
-    checked = await fetcher.check({ remote, settings, workDirectory: join(settings.cache, 'downloads'), deployed, log, signal: context.signal });
+    checked = await fetcher.check({ remote, settings, workDirectory: join(settings.cache, 'downloads'), deployed, live, log, signal: context.signal });
   } catch (error) {
+    if (error instanceof VerificationError) return refused(state, error, trust, context.now(), log);
     return failed(error, log);
   }
 
@@ -126,8 +134,20 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
   }
 }
 
+/** Content the operator's keys do not vouch for: remembered, so it is not downloaded again. */
+function refused(state: AgentState, error: VerificationError, trust: string, now: Date, log: Logger): CheckOutcome {
+  state.heldBack = { revision: error.revision, remoteState: error.remoteState, reason: 'refused', since: now.toISOString(), lastError: error.message, trust };
+  log.error(error.message, { revision: error.revision });
+  return { result: 'refused', revision: error.revision, error };
+}
+
 function heldBackOutcome(state: AgentState, revision: string, log: Logger): CheckOutcome {
   const held = state.heldBack;
+  if (held?.reason === 'refused') {
+    const message = held.lastError ?? `revision ${shortRevision(revision)} was refused`;
+    log.error(`${message} (remembered: not downloaded again)`, { revision });
+    return { result: 'refused', revision, error: new VerificationError(message, revision, held.remoteState) };
+  }
   if (held?.reason === 'rolled-back') {
     log.debug(`revision ${shortRevision(revision)} stays held back since the rollback`);
     return { result: 'unchanged', release: state.current?.release, revision: state.current?.revision };
@@ -165,7 +185,9 @@ async function deploy(
   const id = newReleaseId(revision, context.now(), new Set(state.releases.map((release) => release.id)));
   try {
     await stageRelease(layout, id, (directory) => pending.stage(directory));
+    await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id));
   } catch (error) {
+    await removeRelease(layout, id);
     return failed(error, log);
   }
   const createdAt = context.now().toISOString();

@@ -81,6 +81,11 @@ test('first deploy: the live path becomes a relative link to a complete release,
   ]);
 });
 
+/** What the releases directory holds: release directories and their manifests. */
+async function releaseEntries(s: Setup): Promise<string[]> {
+  return (await readdir(join(s.sandbox.root, 'www', 'releases'))).sort();
+}
+
 async function state(s: Setup) {
   return JSON.parse(await readFile(join(s.sandbox.cache, 'state.json'), 'utf8'));
 }
@@ -133,7 +138,7 @@ test('a blocking pre-update hook leaves the live release untouched; the next che
   assert.match(blocked.stderr, /update to [0-9a-f]{12} blocked: pre-update hook 10-record failed with exit code 7/);
   assert.match(blocked.stderr, /the live release is unchanged and the next check tries again/);
   await assertLiveIntact(s, good, '1');
-  assert.equal((await readdir(join(s.sandbox.root, 'www', 'releases'))).length, 1, 'the refused release was removed');
+  assert.deepEqual(await releaseEntries(s), [good.slice('releases/'.length), `.manifest-${good.slice('releases/'.length)}.json`].sort(), 'the refused release and its manifest were removed');
   assert.ok(!(await s.readHookLog()).some((line) => line.includes('phase=post-update') && line.includes('version 2')));
 
   await rm(join(s.root, 'pre-exit'));
@@ -267,10 +272,9 @@ test('two runs at once: the second finds the lock held and exits 6 without touch
 test('old releases are pruned to keep-releases, never the live one or the one before it', async (t) => {
   const s = await setup(t, 'keep-releases = 2\n');
   for (const version of ['1', '2', '3', '4']) await deployVersion(s, version);
-  const releases = await readdir(join(s.sandbox.root, 'www', 'releases'));
-  assert.equal(releases.length, 2);
   const saved = await state(s);
-  assert.deepEqual(releases.sort(), [saved.previous.release, saved.current.release].sort());
+  const kept = [saved.previous.release, saved.current.release];
+  assert.deepEqual(await releaseEntries(s), [...kept, ...kept.map((id: string) => `.manifest-${id}.json`)].sort(), 'two releases, each with its manifest');
 });
 
 test('a local zip, as a path and as a file:// URL, deploys and then re-checks without re-hashing a changed file', async (t) => {

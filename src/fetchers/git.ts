@@ -15,6 +15,8 @@ import { fetchError, messageOf } from '../errors.js';
 import { gitEnvironment, runGit, type GitRunContext } from '../git/run-git.js';
 import { isCommitId, parseGitRemote, type GitRemote } from '../git/url.js';
 import { redact } from '../redact.js';
+import { describeSignatureFailure, isShallow, verificationEnvironment } from '../verify/git-trust.js';
+import { VerificationError } from '../verify/refusal.js';
 import type { CheckContext, Fetcher, PendingRevision, RemoteState } from './types.js';
 
 const targetRef = 'refs/repo-deploy/target';
@@ -128,7 +130,9 @@ export const gitFetcher: Fetcher = {
     const mirror = mirrorPath(context.workDirectory, remote);
     const reused = await prepareMirror(mirror, remote, context);
     const fetchSource = remoteRef ?? advertised;
-    await run(['fetch', '--quiet', '--no-tags', '--depth', '1', '--filter=blob:none', 'origin', `+${fetchSource}:${targetRef}`], 'fetch', mirror);
+    // refuse-rewrites needs the history between the live commit and the new one.
+    const history = context.settings.refuseRewrites ? ((await isShallow(mirror)) ? ['--unshallow'] : []) : ['--depth', '1'];
+    await run(['fetch', '--quiet', '--no-tags', ...history, '--filter=blob:none', 'origin', `+${fetchSource}:${targetRef}`], 'fetch', mirror);
     const local = simpleGit(mirror);
     const commit = (await local.revparse([`${targetRef}^{commit}`])).trim();
     // The content's identity is the tree deployed (the subdirectory's, or the root's): equal
@@ -153,6 +157,8 @@ export const gitFetcher: Fetcher = {
       return { changed: false, remoteState };
     }
 
+    await verifyTrust(context, mirror, commit, remoteState, runContext);
+
     const pending: PendingRevision = {
       changed: true,
       revision: commit,
@@ -168,6 +174,37 @@ export const gitFetcher: Fetcher = {
     return pending;
   },
 };
+
+/** Signatures (allowed-signers, gpg-keyring) and ancestry (refuse-rewrites) of a new commit. */
+async function verifyTrust(context: CheckContext, mirror: string, commit: string, remoteState: RemoteState, runContext: GitRunContext): Promise<void> {
+  const { settings } = context;
+  const display = redact(context.remote);
+  const refuse = (reason: string) => new VerificationError(`refused commit ${commit.slice(0, 12)} of ${display}: ${reason}`, commit, remoteState);
+  const local = simpleGit(mirror);
+  if (settings.allowedSigners || settings.gpgKeyring) {
+    const isTag = (await local.raw(['cat-file', '-t', targetRef])).trim() === 'tag';
+    const env = { ...runContext.env, ...(await verificationEnvironment(settings)) };
+    const object = isTag ? targetRef : commit;
+    // An unsigned object makes verify-commit fail without a word: say so plainly.
+    const signed = /^gpgsig |-----BEGIN (PGP|SSH) SIGNATURE-----/m.test(await local.raw(['cat-file', '-p', object]));
+    try {
+      if (!signed) throw new Error('no signature found');
+      await runGit(isTag ? ['verify-tag', '--raw', targetRef] : ['verify-commit', '--raw', commit], { ...runContext, env, operation: 'signature check', cwd: mirror });
+    } catch (error) {
+      throw refuse(`${isTag ? 'the tag' : 'the commit'}: ${describeSignatureFailure(messageOf(error))}`);
+    }
+    context.log.info(`${isTag ? 'tag' : 'commit'} ${commit.slice(0, 12)} carries a good signature by an allowed signer`, { revision: commit });
+  }
+  const liveCommit = context.live?.remoteState.commit;
+  if (settings.refuseRewrites && liveCommit && liveCommit !== commit) {
+    try {
+      // Through runGit, which checks the exit status: simple-git's raw() resolves on exit 1 with no output.
+      await runGit(['merge-base', '--is-ancestor', liveCommit, commit], { ...runContext, operation: 'ancestry check', cwd: mirror });
+    } catch {
+      throw refuse(`it does not descend from the live commit ${liveCommit.slice(0, 12)} (refuse-rewrites is set)`);
+    }
+  }
+}
 
 /** Checks out only what the release needs; a partial clone fetches the missing blobs in one batch. */
 async function materialise(mirror: string, remote: GitRemote, commit: string, run: GitRunner, context: CheckContext, reused: boolean): Promise<void> {

@@ -82,6 +82,35 @@ function statusError(statusCode: number, displayUrl: string, maxRedirects: numbe
   });
 }
 
+/** The detached signature beside the archive, with the same credentials; false on a 404. */
+async function downloadSignature(
+  url: string,
+  headers: Record<string, string>,
+  dispatcher: Dispatcher,
+  deadline: Deadline,
+  destination: string,
+  displayUrl: string,
+  context: CheckContext,
+): Promise<boolean> {
+  const { ['if-none-match']: _etag, ['if-modified-since']: _since, ...plain } = headers;
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await request(url, { method: 'GET', headers: { ...plain, accept: '*/*' }, dispatcher, signal: deadline.signal });
+  } catch (error) {
+    throw describeNetworkError(error, displayUrl, context, deadline);
+  }
+  if (response.statusCode === 404) {
+    await response.body.dump();
+    return false;
+  }
+  if (response.statusCode !== 200) {
+    await response.body.dump().catch(() => undefined);
+    throw statusError(response.statusCode, displayUrl, context.settings.maxRedirects);
+  }
+  await downloadToFile(response.body, destination, deadline.signal);
+  return true;
+}
+
 function createDispatcher(context: CheckContext): Dispatcher {
   const { httpTimeoutMs, maxRedirects } = context.settings;
   // EnvHttpProxyAgent follows HTTP_PROXY, HTTPS_PROXY and NO_PROXY.
@@ -160,7 +189,14 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
     const remoteState: Record<string, string> = {};
     if (typeof etag === 'string') remoteState.etag = etag;
     if (typeof lastModified === 'string') remoteState.lastModified = lastModified;
-    return zipCheckResult(context, { path: downloadPath, sha256: download.sha256, remoteState, temporary: true });
+    // `return await`: the dispatcher (closed in finally) also fetches the signature.
+    return await zipCheckResult(context, {
+      path: downloadPath,
+      sha256: download.sha256,
+      remoteState,
+      temporary: true,
+      fetchSignature: (destination) => downloadSignature(`${url}.sig`, headers, dispatcher, deadline, destination, `${displayUrl}.sig`, context),
+    });
   } catch (error) {
     await rm(downloadPath, { force: true });
     throw error;

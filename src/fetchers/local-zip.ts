@@ -1,6 +1,6 @@
 // A zip on this machine's disk (a path or a file:// URL). Unchanged when its size, time and inode
 // are the ones deployed, or, failing that, when its bytes hash to the deployed revision.
-import { stat } from 'node:fs/promises';
+import { copyFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetchError, systemErrorCode } from '../errors.js';
@@ -41,6 +41,15 @@ export const localZipFetcher: Fetcher = {
       sha256,
       remoteState,
       temporary: false,
+      fetchSignature: async (destination) => {
+        try {
+          await copyFile(`${path}.sig`, destination);
+          return true;
+        } catch (error) {
+          if (systemErrorCode(error) === 'ENOENT') return false;
+          throw error;
+        }
+      },
       // The file may be replaced between the check and the extraction; deploy only what was hashed.
       verifyUnchanged: async () => {
         if (!sameFingerprint(await fingerprint(path), remoteState)) {

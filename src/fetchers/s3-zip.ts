@@ -177,9 +177,19 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
     const remoteState: RemoteState = {};
     if (response.ETag) remoteState.etag = response.ETag;
     if (response.VersionId && response.VersionId !== 'null') remoteState.versionId = response.VersionId;
-    return zipCheckResult(context, {
+    return await zipCheckResult(context, {
       path,
       sha256: download.sha256,
+      fetchSignature: async (destination) => {
+        try {
+          const signature = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: `${location.key}.sig` }), { abortSignal: signal });
+          await downloadToFile(signature.Body as Readable, destination, signal);
+          return true;
+        } catch (error) {
+          if (error instanceof Error && error.name === 'NoSuchKey') return false;
+          throw describeS3Error(error, `${display}.sig`, settings, deadline.timedOut());
+        }
+      },
       revisionSuffix: remoteState.versionId ? `@${remoteState.versionId}` : undefined,
       remoteState,
       temporary: true,

@@ -23,8 +23,13 @@ export interface CheckContext {
   settings: Settings;
   /** A directory of the cache that belongs to this fetcher (downloads, mirrors). */
   workDirectory: string;
-  /** What is live now; undefined on a first deploy or after the cache was deleted. */
+  /**
+   * What the remote is compared with: what is live, or a held-back revision (so it is not
+   * downloaded again). Undefined on a first deploy or after the cache was deleted.
+   */
   deployed: DeployedRevision | undefined;
+  /** What is live, whatever is held back (for refuse-rewrites). */
+  live: DeployedRevision | undefined;
   log: Logger;
   /** Aborted when the agent is stopping or the check's time limit has passed. */
   signal: AbortSignal;

@@ -9,6 +9,8 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extractZip } from '../extract.js';
 import { redact } from '../redact.js';
+import { VerificationError } from '../verify/refusal.js';
+import { verifySshSignature } from '../verify/ssh-signature.js';
 import type { CheckContext, PendingRevision, RemoteState, Unchanged } from './types.js';
 
 export async function sha256OfFile(path: string): Promise<string> {
@@ -62,9 +64,36 @@ export interface ZipOnDisk {
   temporary: boolean;
   /** Throws if the archive changed since it was hashed; run before and after extraction. */
   verifyUnchanged?: () => Promise<void>;
+  /** Writes `<remote>.sig` to `destination`; false when the remote has none. */
+  fetchSignature?: (destination: string) => Promise<boolean>;
 }
 
-export function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Unchanged | PendingRevision {
+/**
+ * The operator's trust settings, applied to the archive's bytes before anything is extracted:
+ * checksum pins one archive; allowed-signers requires a good detached SSH signature.
+ */
+async function verifyArchive(context: CheckContext, zip: ZipOnDisk, revision: string): Promise<void> {
+  const { settings } = context;
+  const display = redact(context.remote);
+  const refuse = (reason: string) => new VerificationError(`refused ${display} (sha256 ${zip.sha256.slice(0, 12)}): ${reason}`, revision, zip.remoteState);
+  if (settings.checksum && settings.checksum !== zipRevision(zip.sha256)) {
+    throw refuse(`its sha256 is not the one pinned by checksum (${settings.checksum.slice(0, 19)}...)`);
+  }
+  if (!settings.allowedSigners) return;
+  if (!zip.fetchSignature) throw refuse('this remote cannot carry a signature');
+  const signaturePath = `${zip.path}.sig`;
+  try {
+    if (!(await zip.fetchSignature(signaturePath))) throw refuse(`there is no signature ${display}.sig beside it`);
+    const signer = await verifySshSignature(settings.allowedSigners, zip.path, signaturePath).catch((error: Error) => {
+      throw refuse(error.message);
+    });
+    context.log.info(`archive ${display} is signed by ${signer}`, { revision });
+  } finally {
+    await rm(signaturePath, { force: true });
+  }
+}
+
+export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Promise<Unchanged | PendingRevision> {
   const revision = zipRevision(zip.sha256) + (zip.revisionSuffix ?? '');
   const dispose = async () => {
     if (zip.temporary) await rm(zip.path, { force: true });
@@ -72,6 +101,12 @@ export function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Unchanged
   if (context.deployed?.revision === revision) {
     void dispose();
     return { changed: false, remoteState: zip.remoteState };
+  }
+  try {
+    await verifyArchive(context, zip, revision);
+  } catch (error) {
+    await dispose();
+    throw error;
   }
   const { settings } = context;
   return {

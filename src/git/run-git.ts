@@ -32,6 +32,7 @@ export function gitEnvironment(remote: GitRemote, settings: Settings, base: Node
     registerSecret(token);
     config.push(['http.extraHeader', `Authorization: Basic ${token}`]);
   }
+  if (settings.allowedSigners) config.push(['gpg.ssh.allowedSignersFile', settings.allowedSigners]);
   // The mirror is ours: no automatic gc during a deploy, no advice on detached heads.
   config.push(['gc.auto', '0'], ['advice.detachedHead', 'false']);
   // Local repositories (paths, file://) may carry file:// submodules, which git refuses by default.

@@ -1,0 +1,67 @@
+// Each release's manifest (path, size, mode, sha256 of every file; symlinks with their target),
+// written beside it when it is staged, so `repo-deploy verify` can prove that the live tree is
+// what was deployed: every changed, missing or extra file is listed.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomically } from '../atomic-file.js';
+
+export interface ManifestEntry {
+  path: string;
+  type: 'file' | 'symlink' | 'directory';
+  size?: number;
+  mode: number;
+  sha256?: string;
+  target?: string;
+}
+
+export const manifestPath = (releasesDirectory: string, release: string) => join(releasesDirectory, `.manifest-${release}.json`);
+
+async function sha256Of(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+export async function describeTree(root: string): Promise<ManifestEntry[]> {
+  const entries: ManifestEntry[] = [];
+  const walk = async (relative: string) => {
+    for (const name of (await readdir(join(root, relative))).sort()) {
+      const path = relative ? `${relative}/${name}` : name;
+      const info = await lstat(join(root, path));
+      const mode = info.mode & 0o7777;
+      if (info.isSymbolicLink()) entries.push({ path, type: 'symlink', mode, target: await readlink(join(root, path)) });
+      else if (info.isDirectory()) {
+        entries.push({ path, type: 'directory', mode });
+        await walk(path);
+      } else entries.push({ path, type: 'file', size: info.size, mode, sha256: await sha256Of(join(root, path)) });
+    }
+  };
+  await walk('');
+  return entries;
+}
+
+export async function writeManifest(releaseDirectory: string, path: string): Promise<void> {
+  await writeFileAtomically(path, JSON.stringify({ version: 1, entries: await describeTree(releaseDirectory) }) + '\n');
+}
+
+export interface ManifestDifferences {
+  changed: string[];
+  missing: string[];
+  extra: string[];
+}
+
+export async function compareWithManifest(liveDirectory: string, path: string): Promise<ManifestDifferences> {
+  const expected = (JSON.parse(await readFile(path, 'utf8')) as { entries: ManifestEntry[] }).entries;
+  const actual = new Map((await describeTree(liveDirectory)).map((entry) => [entry.path, entry]));
+  const differences: ManifestDifferences = { changed: [], missing: [], extra: [] };
+  for (const entry of expected) {
+    const found = actual.get(entry.path);
+    actual.delete(entry.path);
+    if (!found) differences.missing.push(entry.path);
+    else if (JSON.stringify(found) !== JSON.stringify(entry)) differences.changed.push(entry.path);
+  }
+  differences.extra.push(...actual.keys());
+  return differences;
+}

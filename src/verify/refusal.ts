@@ -1,0 +1,31 @@
+// Content the operator's keys do not vouch for: the check fails with exit status 8, no hook runs,
+// and the revision is remembered (held back) so it is not downloaded again at every check.
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Settings } from '../config.js';
+import { DeployError } from '../errors.js';
+import type { RemoteState } from '../fetchers/types.js';
+
+export class VerificationError extends DeployError {
+  constructor(
+    message: string,
+    /** The refused revision and the remote's answer for it, to recognise it without a download. */
+    readonly revision: string,
+    readonly remoteState: RemoteState,
+  ) {
+    super('verification', message, { hint: 'the live release is unchanged; it is not downloaded again until the remote changes' });
+    this.name = 'VerificationError';
+  }
+}
+
+/**
+ * What a refusal was judged under: the trust settings and the content of the files they name.
+ * A refusal is forgotten when these change (a signer added, refuse-rewrites turned off).
+ */
+export async function trustFingerprint(settings: Settings): Promise<string> {
+  const content = async (path: string | undefined) => (path ? await readFile(path, 'utf8').catch(() => 'unreadable') : '');
+  return createHash('sha256')
+    .update(JSON.stringify([settings.checksum ?? '', settings.refuseRewrites, await content(settings.allowedSigners), await content(settings.gpgKeyring)]))
+    .digest('hex')
+    .slice(0, 16);
+}

@@ -1,0 +1,42 @@
+// Detached SSH signatures (`ssh-keygen -Y sign -n repo-deploy`), checked with ssh-keygen against
+// an OpenSSH allowed_signers file: find the principal whose key made the signature, then verify
+// the bytes under that principal and the repo-deploy namespace.
+import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+
+export const signatureNamespace = 'repo-deploy';
+
+interface KeygenResult {
+  code: number | null;
+  output: string;
+}
+
+function sshKeygen(args: string[], stdinPath?: string): Promise<KeygenResult> {
+  return new Promise((resolvePromise) => {
+    const child = spawn('ssh-keygen', args, { stdio: [stdinPath ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout?.on('data', (chunk) => (output += chunk));
+    child.stderr?.on('data', (chunk) => (output += chunk));
+    if (stdinPath && child.stdin) createReadStream(stdinPath).pipe(child.stdin).on('error', () => undefined);
+    child.on('error', (error) => resolvePromise({ code: null, output: `ssh-keygen could not be started: ${error.message}` }));
+    child.on('close', (code) => resolvePromise({ code, output: output.trim() }));
+  });
+}
+
+/** Resolves with the signer's principal, or rejects with why the signature is not good. */
+export async function verifySshSignature(allowedSigners: string, dataPath: string, signaturePath: string): Promise<string> {
+  const found = await sshKeygen(['-Y', 'find-principals', '-s', signaturePath, '-f', allowedSigners]);
+  const principal = found.output.split('\n')[0]?.trim();
+  if (found.code !== 0 || !principal) {
+    throw new Error(/Could not parse|invalid|not a signature|Couldn't parse/i.test(found.output)
+      ? `the signature is malformed (${found.output.split('\n')[0]})`
+      : 'the signature was made by a key that is not in allowed-signers');
+  }
+  const verified = await sshKeygen(['-Y', 'verify', '-f', allowedSigners, '-I', principal, '-n', signatureNamespace, '-s', signaturePath], dataPath);
+  if (verified.code !== 0) {
+    throw new Error(/namespace/i.test(verified.output)
+      ? `the signature is not for the "${signatureNamespace}" namespace`
+      : `the signature by ${principal} does not match the archive (${verified.output.split('\n')[0]})`);
+  }
+  return principal;
+}
