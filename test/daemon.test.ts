@@ -1,6 +1,6 @@
 // The long-running agent and its commands, driven as operators drive them.
 import assert from 'node:assert/strict';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -47,8 +47,11 @@ async function setup(t: TestContext, configText = ''): Promise<Setup> {
     remote,
     hookLog,
     async publish(version) {
-      await rm(archive, { force: true });
-      await zipTree({ 'index.html': `version ${version}\n` }, archive, root);
+      // Written beside and renamed over, as a careful publisher does: a daemon checking every
+      // second must never see a half-written archive.
+      const next = join(root, `next-${version}-${Date.now()}.zip`);
+      await zipTree({ 'index.html': `version ${version}\n` }, next, root);
+      await rename(next, archive);
     },
     daemonArgs: (...extra) => sandbox.args(remote, ...extra).filter((argument) => argument !== '-f'),
     agent(extra = [], env = {}) {
