@@ -39,10 +39,13 @@ function parser(argv: string[]) {
         .example('$0 -c /etc/repo-deploy/repo-deploy.cfg', 'Run as a daemon with a config file'),
     )
     .command('status', 'Show the live release, the last check and its result, held-back revisions', (command) =>
-      command.option('json', { type: 'boolean', default: false, describe: 'Print JSON' }).example('$0 status --json', 'For a monitoring script'),
+      command
+        .option('json', { type: 'boolean', default: false, describe: 'Print JSON' })
+        .example('$0 status', 'What is live and how the last check went')
+        .example('$0 status --json', 'For a monitoring script'),
     )
     .command('releases', 'List the releases on disk with revision, time and result', (command) =>
-      command.option('json', { type: 'boolean', default: false, describe: 'Print JSON' }),
+      command.option('json', { type: 'boolean', default: false, describe: 'Print JSON' }).example('$0 releases -c /etc/repo-deploy/repo-deploy.cfg', 'The releases of the configured agent'),
     )
     .command('rollback [release]', 'Swap back to the previous (or the named) release, running the hooks in phase "rollback"', (command) =>
       command
@@ -50,9 +53,15 @@ function parser(argv: string[]) {
         .example('$0 rollback', 'Back to the release before the live one')
         .example('$0 rollback 20261122T060757Z-180054318019', 'Back to a named release'),
     )
-    .command('retry', 'Try a held-back revision again at the next check (clears failure counts)')
-    .command('check-config', 'Validate the config and reach the remote without deploying')
-    .command('verify', 'Check the live tree against the manifest made when it was deployed (exit 8 on any difference)')
+    .command('retry', 'Try a held-back revision again at the next check (clears failure counts)', (command) =>
+      command.example('$0 retry && systemctl reload repo-deploy', 'Try again now (the reload sends SIGHUP: check now)'),
+    )
+    .command('check-config', 'Validate the config and reach the remote without deploying', (command) =>
+      command.example('$0 check-config -c /etc/repo-deploy/repo-deploy.cfg', 'Before enabling the service'),
+    )
+    .command('verify', 'Check the live tree against the manifest made when it was deployed (exit 8 on any difference)', (command) =>
+      command.example('$0 verify', 'Prove the live tree is what was deployed'),
+    )
     .option('config', { alias: 'c', type: 'string', global: true, describe: `Config file [default: ${defaultConfigPath}]` })
     .option('cache', { type: 'string', global: true, describe: 'Cache/work directory [default: /var/cache/repo-deploy]' })
     .option('pre-hooks', { type: 'string', global: true, describe: 'Pre-update hook directory [default: /etc/repo-deploy/pre-update.d]' })
@@ -151,7 +160,9 @@ async function fetchOnce(context: AgentContext, stopping: AbortController, log: 
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  const outcome = await checkForUpdate({ ...context, lockWaitMs: 0 });
+  // A progress bar only for a person watching: a terminal, and plain-text logs.
+  const progress = process.stderr.isTTY && context.settings.logFormat === 'text' ? await (await import('./progress.js')).terminalProgress(process.stderr) : undefined;
+  const outcome = await checkForUpdate({ ...context, lockWaitMs: 0, progress });
   if (stopping.signal.aborted) {
     log.info('stopped; the live release is complete and unchanged by this run unless it said "deployed"');
     return ExitCode.ok;

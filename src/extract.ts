@@ -12,6 +12,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { createInflateRaw, crc32, inflateRawSync } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { DeployError, fetchError, messageOf } from './errors.js';
+import type { ProgressSink } from './progress.js';
 import { pausePoint } from './test-pause.js';
 import { ArchiveReader } from './zip-reader.js';
 
@@ -60,6 +61,7 @@ export async function extractZip(
   destination: string,
   limits: ExtractLimits,
   archiveName = zipPath,
+  progress?: ProgressSink,
 ): Promise<ExtractSummary> {
   let zip: ZipFile;
   let reader: ArchiveReader;
@@ -89,7 +91,12 @@ export async function extractZip(
     }
     const planned = await planEntries(zip, archiveName, limits);
     reader.stopCaching();
-    return await writeEntries({ zip, reader, archiveName }, planned, resolve(destination));
+    progress?.start('Extracting', planned.reduce((sum, item) => sum + item.entry.uncompressedSize, 0));
+    try {
+      return await writeEntries({ zip, reader, archiveName, progress }, planned, resolve(destination));
+    } finally {
+      progress?.stop();
+    }
   } finally {
     zip.close();
   }
@@ -162,6 +169,7 @@ interface OpenArchive {
   zip: ZipFile;
   /** The same archive, for positioned reads of small entries. */
   reader: ArchiveReader;
+  progress: ProgressSink | undefined;
   archiveName: string;
 }
 
@@ -191,6 +199,7 @@ async function writeEntries(archive: OpenArchive, planned: PlannedEntry[], root:
     writeSmallFile(target, data, item.mode);
     summary.bytes += data.length;
     summary.files++;
+    archive.progress?.advance(data.length);
     if (summary.files === 1) await pausePoint('extracting');
     if (performance.now() - sliceStarted > synchronousSliceMs) {
       await yieldToEventLoop();
@@ -251,7 +260,7 @@ function writeSmallFile(target: string, data: Buffer, mode: number): void {
  */
 async function writeLargeFile(archive: OpenArchive, item: PlannedEntry, target: string): Promise<number> {
   const { entry } = item;
-  const checker = new CrcCheck(entry, archive.archiveName);
+  const checker = new CrcCheck(entry, archive.archiveName, archive.progress);
   const output = createWriteStream(target, { flags: 'wx', mode: item.mode, highWaterMark: 1 << 20 });
   try {
     const { fileDataStart } = await archive.zip.readLocalFileHeaderPromise(entry, { minimal: true });
@@ -316,12 +325,14 @@ class CrcCheck extends Transform {
   constructor(
     private readonly entry: Entry,
     private readonly archiveName: string,
+    private readonly progress?: ProgressSink,
   ) {
     super();
   }
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.crc = crc32(chunk, this.crc);
     this.bytes += chunk.length;
+    this.progress?.advance(chunk.length);
     if (this.bytes > this.entry.uncompressedSize) {
       // More data than the archive declared: stop now rather than fill the disk.
       callback(rejected(this.archiveName, this.entry.fileName, `holds more data than its declared ${this.entry.uncompressedSize} bytes`));

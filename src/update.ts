@@ -10,6 +10,7 @@ import { fetcherFor } from './fetchers/registry.js';
 import type { CheckResult, DeployedRevision, PendingRevision } from './fetchers/types.js';
 import { acquireLocks } from './lock.js';
 import type { Logger } from './log.js';
+import type { ProgressSink } from './progress.js';
 import { recoverInterruptedSwitch } from './recovery.js';
 import { redact } from './redact.js';
 import { layoutFor, newReleaseId, readLiveRelease, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
@@ -29,6 +30,8 @@ export interface AgentContext {
   signal: AbortSignal;
   /** How long to wait for a lock another run holds; 0 fails at once. */
   lockWaitMs: number;
+  /** A terminal's progress bar for -f, if any. */
+  progress?: ProgressSink;
 }
 
 export type CheckOutcome =
@@ -100,7 +103,7 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
   let checked: CheckResult;
   try {
     const fetcher = await fetcherFor(remote);
-    checked = await fetcher.check({ remote, settings, workDirectory: join(settings.cache, 'downloads'), deployed, live, log, signal: context.signal });
+    checked = await fetcher.check({ remote, settings, workDirectory: join(settings.cache, 'downloads'), deployed, live, log, signal: context.signal, progress: context.progress });
   } catch (error) {
     if (error instanceof VerificationError) return refused(state, error, trust, context.now(), log);
     return failed(error, log);

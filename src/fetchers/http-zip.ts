@@ -168,7 +168,7 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
 
     let download: Download;
     try {
-      download = await downloadToFile(response.body, downloadPath, signal);
+      download = await downloadToFile(response.body, downloadPath, signal, { sink: context.progress, total: Number(response.headers['content-length'] ?? 0) });
     } catch (error) {
       throw describeNetworkError(error, displayUrl, context, deadline);
     }

@@ -163,7 +163,7 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
     }
     let download;
     try {
-      download = await downloadToFile(response.Body as Readable, path, signal);
+      download = await downloadToFile(response.Body as Readable, path, signal, { sink: context.progress, total: response.ContentLength ?? 0 });
     } catch (error) {
       throw describeS3Error(error, display, settings, deadline.timedOut());
     }

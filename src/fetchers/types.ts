@@ -2,6 +2,7 @@
 // changed since what is live?") and, when it has, stages the new content into a directory.
 import type { Settings } from '../config.js';
 import type { Logger } from '../log.js';
+import type { ProgressSink } from '../progress.js';
 
 /** Whatever a fetcher needs to remember between checks (ETag, commit id...). Stored in the state file: never a secret. */
 export type RemoteState = Record<string, string>;
@@ -33,6 +34,8 @@ export interface CheckContext {
   log: Logger;
   /** Aborted when the agent is stopping or the check's time limit has passed. */
   signal: AbortSignal;
+  /** Where to report bytes downloaded and extracted (a terminal's progress bar), if anywhere. */
+  progress?: ProgressSink;
 }
 
 export interface Unchanged {

@@ -11,6 +11,7 @@ import { extractZip } from '../extract.js';
 import { redact } from '../redact.js';
 import { VerificationError } from '../verify/refusal.js';
 import { verifySshSignature } from '../verify/ssh-signature.js';
+import type { ProgressSink } from '../progress.js';
 import type { CheckContext, PendingRevision, RemoteState, Unchanged } from './types.js';
 
 export async function sha256OfFile(path: string): Promise<string> {
@@ -38,7 +39,12 @@ export async function downloadPath(workDirectory: string): Promise<string> {
 }
 
 /** Streams a body to a file (never whole into memory), hashing and counting on the way. */
-export async function downloadToFile(body: Readable | AsyncIterable<Uint8Array>, path: string, signal: AbortSignal): Promise<Download> {
+export async function downloadToFile(
+  body: Readable | AsyncIterable<Uint8Array>,
+  path: string,
+  signal: AbortSignal,
+  progress?: { sink: ProgressSink | undefined; total: number },
+): Promise<Download> {
   const hash = createHash('sha256');
   let bytes = 0;
   let head = Buffer.alloc(0);
@@ -47,10 +53,16 @@ export async function downloadToFile(body: Readable | AsyncIterable<Uint8Array>,
       hash.update(chunk);
       bytes += chunk.length;
       if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
+      progress?.sink?.advance(chunk.length);
       callback(null, chunk);
     },
   });
-  await pipeline(body, measure, createWriteStream(path, { highWaterMark: 1 << 20 }), { signal });
+  progress?.sink?.start('Downloading', progress.total);
+  try {
+    await pipeline(body, measure, createWriteStream(path, { highWaterMark: 1 << 20 }), { signal });
+  } finally {
+    progress?.sink?.stop();
+  }
   return { path, sha256: hash.digest('hex'), bytes, looksLikeZip: zipMagic.some((magic) => head.equals(magic)) };
 }
 
@@ -121,6 +133,7 @@ export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Pro
         directory,
         { maxUnpackedBytes: settings.maxUnpackedBytes, maxEntries: settings.maxEntries },
         redact(context.remote),
+        context.progress,
       );
       await zip.verifyUnchanged?.();
       context.log.info(`extracted ${summary.files} files, ${summary.directories} directories, ${summary.symlinks} symlinks (${summary.bytes} bytes)`);
