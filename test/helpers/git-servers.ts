@@ -9,6 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import { createServer as createTcpServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { listenOnLoopback } from './listen.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
@@ -142,17 +143,7 @@ export async function startGitHttpServer(t: TestContext, root: string, options: 
     child.stdout.on('end', () => response.end());
   };
   const server = options.tls ? createHttpsServer(options.tls, handler) : createHttpServer(handler);
-  const sockets = new Set<Socket>();
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(async () => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(t, server);
   return {
     url: (path, credentials) => `${options.tls ? 'https' : 'http'}://${credentials ? `${credentials}@` : ''}127.0.0.1:${port}/${path}`,
     get requests() {
@@ -215,15 +206,8 @@ export async function startSshd(t: TestContext, directory: string, host = '127.0
 
 /** Accepts TCP connections and never says a word: a hung server. */
 export async function startStalledServer(t: TestContext): Promise<number> {
-  const sockets = new Set<Socket>();
   const server = createTcpServer((socket) => {
-    sockets.add(socket);
     socket.on('error', () => undefined);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(async () => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  });
-  return (server.address() as AddressInfo).port;
+  return listenOnLoopback(t, server);
 }

@@ -4,8 +4,9 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
+import { listenOnLoopback } from './listen.js';
 
 export type Route =
   | { kind: 'file'; path: string; lastModified?: Date; etag?: boolean; contentType?: string }
@@ -25,7 +26,6 @@ export interface TestHttpServer {
 
 export async function startHttpServer(t: TestContext): Promise<TestHttpServer> {
   const routes = new Map<string, Route>();
-  const sockets = new Set<Socket>();
   const state: TestHttpServer = {
     url: (path) => `http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`,
     route: (path, route) => void routes.set(path, route),
@@ -95,14 +95,6 @@ export async function startHttpServer(t: TestContext): Promise<TestHttpServer> {
       response.destroy(error as Error);
     });
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(async () => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  });
+  await listenOnLoopback(t, server);
   return state;
 }

@@ -3,13 +3,14 @@
 // SlowDown) that s3rver does not produce, or tag responses with a version id.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 // @ts-expect-error s3rver ships no type declarations
 import S3rver from 's3rver';
+import { listenOnLoopback } from './listen.js';
 
 export interface S3Fault {
   status: number;
@@ -38,7 +39,6 @@ export async function startS3(t: TestContext): Promise<TestS3> {
   const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory, configureBuckets: [{ name: bucket }] });
   const { port: s3rverPort } = (await s3rver.run()) as AddressInfo;
   let pendingFault: S3Fault | undefined;
-  const sockets = new Set<Socket>();
 
   const state = {
     requests: 0,
@@ -68,12 +68,7 @@ export async function startS3(t: TestContext): Promise<TestS3> {
     );
     incoming.pipe(forward);
   });
-  proxy.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const endpoint = `http://127.0.0.1:${await listenOnLoopback(t, proxy)}`;
 
   // Uploads go straight to s3rver, so the counters see only the agent's requests.
   const uploader = new S3Client({
@@ -86,8 +81,6 @@ export async function startS3(t: TestContext): Promise<TestS3> {
 
   t.after(async () => {
     uploader.destroy();
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => proxy.close(resolve));
     await s3rver.close();
     await rm(directory, { recursive: true, force: true });
   });
