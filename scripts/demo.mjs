@@ -56,6 +56,6 @@ deploy('Second run: the archive has not changed, so nothing is staged and no hoo
 
 const live = join(demo, 'www', 'current');
 console.log(`\n${relative(root, live)} -> ${readlinkSync(live)}`);
-console.log(`releases: ${readdirSync(join(demo, 'www', 'releases')).join(', ')}`);
+console.log(`releases: ${readdirSync(join(demo, 'www', 'releases')).filter((name) => !name.startsWith('.')).join(', ')}`);
 console.log(`state:    ${relative(root, join(demo, 'cache', 'state.json'))}`);
 console.log('\nEdit examples/site/index.html and run npm run demo again to see a new release.');
