@@ -2,9 +2,10 @@
 // written beside it when it is staged, so `repo-deploy verify` can prove that the live tree is
 // what was deployed: every changed, missing or extra file is listed.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { writeFileAtomically } from '../atomic-file.js';
 
 export interface ManifestEntry {
@@ -18,24 +19,37 @@ export interface ManifestEntry {
 
 export const manifestPath = (releasesDirectory: string, release: string) => join(releasesDirectory, `.manifest-${release}.json`);
 
-async function sha256Of(path: string): Promise<string> {
+// Small files are read synchronously, in slices of this many milliseconds between which the
+// event loop runs: an asynchronous read per small file cost more than the file (measured: 4.4 s
+// for 8,000 files and 128 MiB, as long as extracting them).
+const smallFileBytes = 1 << 20;
+const synchronousSliceMs = 20;
+
+async function sha256Of(path: string, size: number): Promise<string> {
   const hash = createHash('sha256');
+  if (size < smallFileBytes) return hash.update(readFileSync(path)).digest('hex');
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 
 export async function describeTree(root: string): Promise<ManifestEntry[]> {
   const entries: ManifestEntry[] = [];
+  let sliceStarted = performance.now();
   const walk = async (relative: string) => {
-    for (const name of (await readdir(join(root, relative))).sort()) {
+    for (const name of readdirSync(join(root, relative)).sort()) {
       const path = relative ? `${relative}/${name}` : name;
-      const info = await lstat(join(root, path));
+      const absolute = join(root, path);
+      const info = lstatSync(absolute);
       const mode = info.mode & 0o7777;
-      if (info.isSymbolicLink()) entries.push({ path, type: 'symlink', mode, target: await readlink(join(root, path)) });
+      if (info.isSymbolicLink()) entries.push({ path, type: 'symlink', mode, target: readlinkSync(absolute) });
       else if (info.isDirectory()) {
         entries.push({ path, type: 'directory', mode });
         await walk(path);
-      } else entries.push({ path, type: 'file', size: info.size, mode, sha256: await sha256Of(join(root, path)) });
+      } else entries.push({ path, type: 'file', size: info.size, mode, sha256: await sha256Of(absolute, info.size) });
+      if (performance.now() - sliceStarted > synchronousSliceMs) {
+        await yieldToEventLoop();
+        sliceStarted = performance.now();
+      }
     }
   };
   await walk('');
