@@ -2,8 +2,7 @@
 // rollback: pre-update hooks (a failure blocks), the atomic swap, post-update hooks (a failure
 // reverts and runs the hooks again in phase "revert"). Each step is journaled in the state
 // before it runs, so a crash anywhere is finished or undone by the next start (recovery.ts).
-import type { DeployError } from './errors.js';
-import { DeployError as DeployErrorClass, messageOf } from './errors.js';
+import { DeployError, messageOf } from './errors.js';
 import { runHooks, type HookEnvironment, type HookPhase } from './hooks.js';
 import { pointLiveAt, releasePath, type Layout } from './releases.js';
 import { saveState, type AgentState, type SwitchStep, type UpdateInProgress } from './state.js';
@@ -126,5 +125,5 @@ function runPhase(
 }
 
 export function asDeployError(error: unknown): DeployError {
-  return error instanceof DeployErrorClass ? error : new DeployErrorClass('internal', messageOf(error), { cause: error });
+  return error instanceof DeployError ? error : new DeployError('internal', messageOf(error), { cause: error });
 }
