@@ -111,7 +111,7 @@ export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Pro
     if (zip.temporary) await rm(zip.path, { force: true });
   };
   if (context.deployed?.revision === revision) {
-    void dispose();
+    await dispose();
     return { changed: false, remoteState: zip.remoteState };
   }
   try {
