@@ -36,10 +36,6 @@ async function setup(t: TestContext, configText = ''): Promise<Setup> {
   await writeRecordingHook(sandbox.preHooks, '10-record', hookLog, join(root, 'pre-exit'));
   await writeRecordingHook(sandbox.postHooks, '10-record', hookLog, join(root, 'post-exit'));
   const remote = server.url('/app.zip');
-  const agents: RunningAgent[] = [];
-  t.after(async () => {
-    for (const agent of agents) await agent.stop('SIGKILL');
-  });
   const setupValue: Setup = {
     root,
     sandbox,
@@ -54,11 +50,7 @@ async function setup(t: TestContext, configText = ''): Promise<Setup> {
       await rename(next, archive);
     },
     daemonArgs: (...extra) => sandbox.args(remote, ...extra).filter((argument) => argument !== '-f'),
-    agent(extra = [], env = {}) {
-      const agent = startAgent(setupValue.daemonArgs(...extra), env);
-      agents.push(agent);
-      return agent;
-    },
+    agent: (extra = [], env = {}) => startAgent(t, setupValue.daemonArgs(...extra), env),
     once: (extra = [], env = {}) => runCli([...sandbox.args(remote), ...extra], env),
     hookLines: async () => (await readFile(hookLog, 'utf8').catch(() => '')).split('\n').filter(Boolean),
     state: async () => JSON.parse(await readFile(join(sandbox.cache, 'state.json'), 'utf8')),
@@ -214,7 +206,7 @@ for (const crash of crashCases) {
     const firstRelease = await s.sandbox.liveTarget();
     await s.publish('2');
     if (crash.failingPostHook) await writeFile(join(s.root, 'post-exit'), '1');
-    const paused = startAgent(s.sandbox.args(s.remote), { REPO_DEPLOY_TEST_PAUSE_AT: crash.step });
+    const paused = startAgent(t, s.sandbox.args(s.remote), { REPO_DEPLOY_TEST_PAUSE_AT: crash.step });
     await paused.waitFor(new RegExp(`paused at ${crash.step}`));
     paused.child.kill('SIGKILL');
     await paused.done;

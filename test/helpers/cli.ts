@@ -28,8 +28,12 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): RunningCl
   let stderr = '';
   child.stdout.on('data', (chunk) => (stdout += chunk));
   child.stderr.on('data', (chunk) => (stderr += chunk));
+  // 'close' waits for every holder of the pipes; a grandchild the CLI left behind must not keep a
+  // test waiting, so 'exit' plus a moment for the last output ends the run too.
   const done = new Promise<CliResult>((resolvePromise) => {
-    child.on('close', (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
+    const finish = (code: number | null, signal: NodeJS.Signals | null) => resolvePromise({ code, signal, stdout, stderr });
+    child.on('close', finish);
+    child.on('exit', (code, signal) => setTimeout(() => finish(code, signal), 500).unref());
   });
   return { child, done };
 }

@@ -1,5 +1,6 @@
 // A running agent (the real CLI as a child process) whose log lines a test can wait for.
 import type { ChildProcess } from 'node:child_process';
+import type { TestContext } from 'node:test';
 import { startCli, type CliResult } from './cli.js';
 
 export interface RunningAgent {
@@ -11,8 +12,13 @@ export interface RunningAgent {
   stop(signal?: NodeJS.Signals): Promise<CliResult>;
 }
 
-export function startAgent(args: string[], env: NodeJS.ProcessEnv = {}): RunningAgent {
+/** Starts the agent; it is killed when the test ends, whatever the test did. */
+export function startAgent(t: Pick<TestContext, 'after'>, args: string[], env: NodeJS.ProcessEnv = {}): RunningAgent {
   const running = startCli(args, env);
+  t.after(async () => {
+    if (running.child.exitCode === null && running.child.signalCode === null) running.child.kill('SIGKILL');
+    await running.done;
+  });
   const lines: string[] = [];
   let partial = '';
   let exited = false;
