@@ -12,7 +12,7 @@ import { validateSchedule } from './schedule.js';
 import { loadState, type AgentState } from './state.js';
 import { switchRelease } from './switch-release.js';
 import { compareWithManifest, manifestPath } from './verify/manifest.js';
-import { prepare, pruneReleases, withLockedState, type AgentContext } from './update.js';
+import { downloadsDirectory, liveRevision, prepare, pruneReleases, withLockedState, type AgentContext } from './update.js';
 
 type Print = (line: string) => void;
 
@@ -142,10 +142,8 @@ export async function checkConfigCommand(context: AgentContext, print: Print): P
   await withLockedState(context, async (state) => {
     const fetcher = await fetcherFor(remote);
     const remoteKey = redact(remote);
-    const deployed = state.current?.revision
-      ? { revision: state.current.revision, remoteState: state.current.remoteState, sameRemote: state.remote === remoteKey }
-      : undefined;
-    const checked = await fetcher.check({ remote, settings, workDirectory: join(settings.cache, 'downloads'), deployed, live: deployed, log: context.log, signal: context.signal });
+    const live = liveRevision(state, remoteKey);
+    const checked = await fetcher.check({ remote, settings, workDirectory: downloadsDirectory(settings), deployed: live, live, log: context.log, signal: context.signal });
     if (!checked.changed) {
       print(`found:    the remote is reachable and has the live revision ${shortRevision(state.current?.revision ?? '')}`);
       return;

@@ -61,6 +61,15 @@ export async function withLockedState<T>(context: AgentContext, work: (state: Ag
   }
 }
 
+/** Where fetchers download: one directory in the cache, emptied at every locked start. */
+export const downloadsDirectory = (settings: Settings) => join(settings.cache, 'downloads');
+
+/** What is live, as fetchers compare the remote with it; undefined while its revision is unknown. */
+export function liveRevision(state: AgentState, remoteKey: string): DeployedRevision | undefined {
+  if (!state.current?.revision) return undefined;
+  return { revision: state.current.revision, remoteState: state.current.remoteState, sameRemote: state.remote === remoteKey };
+}
+
 /** Runs one check and, when the remote changed, one update. A failed update is returned, not thrown. */
 export async function checkForUpdate(context: AgentContext): Promise<CheckOutcome> {
   const remote = requireRemote(context.settings);
@@ -79,7 +88,7 @@ export async function prepare(context: AgentContext, layout: Layout, state: Agen
   await mkdir(layout.releasesDirectory, { recursive: true });
   liveRelease = await recoverInterruptedSwitch(context, layout, state, liveRelease);
   for (const leftover of await removeLeftovers(layout)) log.info(`removed ${leftover}, left by an interrupted update`);
-  const downloads = join(settings.cache, 'downloads');
+  const downloads = downloadsDirectory(settings);
   for (const name of await readdir(downloads).catch(() => [] as string[])) await rm(join(downloads, name), { force: true });
   reconcileWithDisk(state, liveRelease, log);
   return liveRelease;
@@ -95,15 +104,13 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
   }
   const held = state.heldBack && state.remote === remoteKey ? state.heldBack : undefined;
   // With a revision held back, the remote is asked "still that one?", so it is not downloaded again.
-  const live: DeployedRevision | undefined = state.current?.revision
-    ? { revision: state.current.revision, remoteState: state.current.remoteState, sameRemote: state.remote === remoteKey }
-    : undefined;
+  const live = liveRevision(state, remoteKey);
   const deployed: DeployedRevision | undefined = held ? { revision: held.revision, remoteState: held.remoteState, sameRemote: true } : live;
   log.debug(`checking ${remoteKey}`);
   let checked: CheckResult;
   try {
     const fetcher = await fetcherFor(remote);
-    checked = await fetcher.check({ remote, settings, workDirectory: join(settings.cache, 'downloads'), deployed, live, log, signal: context.signal, progress: context.progress });
+    checked = await fetcher.check({ remote, settings, workDirectory: downloadsDirectory(settings), deployed, live, log, signal: context.signal, progress: context.progress });
   } catch (error) {
     if (error instanceof VerificationError) return refused(state, error, trust, context.now(), log);
     return failed(error, log);

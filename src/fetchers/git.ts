@@ -30,16 +30,18 @@ interface RemoteCommit {
 /** Finds the commit a ref names on the remote, without fetching: branches first, then tags. */
 async function lookUpRemoteCommit(remote: GitRemote, run: GitRunner): Promise<RemoteCommit> {
   if (isCommitId(remote.ref)) return { commit: remote.ref.toLowerCase(), remoteRef: undefined };
-  const patterns = remote.ref === undefined ? ['HEAD'] : [`refs/heads/${remote.ref}`, `refs/tags/${remote.ref}`, `refs/tags/${remote.ref}^{}`, remote.ref];
+  // In order of preference; an annotated tag's peeled commit (^{}) before the tag object itself.
+  const candidates = remote.ref === undefined
+    ? ['HEAD']
+    : [`refs/heads/${remote.ref}`, `refs/tags/${remote.ref}^{}`, `refs/tags/${remote.ref}`, remote.ref];
+  // ls-remote lists a matching tag's peeled entry by itself; ^{} is no pattern of its own.
+  const patterns = candidates.filter((name) => !name.endsWith('^{}'));
   const lines = await run(['ls-remote', '--', remote.repository, ...patterns], 'ls-remote');
   const refs = new Map<string, string>();
   for (const line of lines) {
     const [commit, name] = line.split('\t');
     if (commit && name) refs.set(name, commit);
   }
-  const candidates = remote.ref === undefined
-    ? ['HEAD']
-    : [`refs/heads/${remote.ref}`, `refs/tags/${remote.ref}^{}`, `refs/tags/${remote.ref}`, remote.ref];
   for (const name of candidates) {
     const commit = refs.get(name);
     if (commit) return { commit, remoteRef: name.replace(/\^\{\}$/, '') };
