@@ -6,12 +6,15 @@
 //   stage: a sparse checkout of that subdirectory (git fetches the blobs it needs in one batch),
 //          copied into the release without .git.
 // A mirror left broken by a crash (a *.lock file, an unreadable repository) is rebuilt, never trusted.
+// Every git command on the mirror names its repository (--git-dir, --work-tree) and may not look
+// for one above the cache: a broken mirror must never make git fall back to a repository that
+// happens to enclose the cache (see mirror-git.ts).
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { simpleGit } from 'simple-git';
+import { dirname, join } from 'node:path';
 import { copyTree } from '../copy-tree.js';
 import { fetchError, messageOf } from '../errors.js';
+import { confinedGitEnvironment, mirrorRunner, type MirrorGit } from '../git/mirror-git.js';
 import { gitEnvironment, runGit, type GitRunContext } from '../git/run-git.js';
 import { isCommitId, parseGitRemote, type GitRemote } from '../git/url.js';
 import { redact } from '../redact.js';
@@ -86,7 +89,7 @@ async function findLockFiles(directory: string): Promise<string[]> {
  * blobs later from a named promisor remote (which `fetch --filter` records itself); credentials
  * still come only from the environment.
  */
-async function prepareMirror(path: string, remote: GitRemote, context: CheckContext): Promise<boolean> {
+async function prepareMirror(path: string, remote: GitRemote, context: CheckContext, git: MirrorGit, run: GitRunner): Promise<boolean> {
   const exists = await stat(join(path, '.git')).then(() => true, () => false);
   if (exists) {
     // We hold the agent's lock: no git of ours is running, so a lock file is a crash leftover.
@@ -94,23 +97,22 @@ async function prepareMirror(path: string, remote: GitRemote, context: CheckCont
     let broken = locks.length > 0 ? `left-over lock files (${locks.map((lock) => lock.slice(path.length + 1)).join(', ')})` : '';
     if (!broken) {
       try {
-        await simpleGit(path).raw(['rev-parse', '--git-dir']);
+        await git(['rev-parse', '--git-dir'], 'sanity check');
       } catch (error) {
-        broken = `an unreadable repository (${messageOf(error).split('\n')[0]})`;
+        broken = `is not a usable repository (${messageOf(error).split('\n')[0]})`;
       }
     }
     if (!broken) {
-      await simpleGit(path).remote(['set-url', 'origin', remote.repository]);
+      await git(['remote', 'set-url', 'origin', remote.repository], 'remote set-url');
       return true;
     }
-    context.log.warn(`the git mirror ${path} has ${broken}, probably from an interrupted fetch; rebuilding it`);
+    context.log.warn(`the git mirror ${path} ${locks.length > 0 ? 'has ' : ''}${broken}, probably from an interrupted fetch; rebuilding it`);
     await rm(path, { recursive: true, force: true });
   }
   await mkdir(path, { recursive: true });
-  // Two processes, not one per setting: each git start costs tens of milliseconds.
-  const git = simpleGit(path);
-  await git.init();
-  await git.addRemote('origin', remote.repository);
+  // `init` is given the path, so it never looks for a repository around it.
+  await run(['init', '--quiet', path], 'init', dirname(path));
+  await git(['remote', 'add', 'origin', remote.repository], 'remote add');
   return false;
 }
 
@@ -118,9 +120,12 @@ export const gitFetcher: Fetcher = {
   async check(context) {
     const remote = parseGitRemote(context.remote);
     const displayRemote = redact(context.remote);
-    const env = gitEnvironment(remote, context.settings, process.env);
+    const mirror = mirrorPath(context.workDirectory, remote);
+    const env = confinedGitEnvironment(gitEnvironment(remote, context.settings, process.env), dirname(mirror));
     const runContext: GitRunContext = { settings: context.settings, env, log: context.log, signal: context.signal, displayRemote };
-    const run: GitRunner = (args, operation, cwd) => runGit(args, { ...runContext, operation, cwd });
+    const run: GitRunner = (args, operation, cwd) => runGit(args, { ...runContext, operation, cwd: cwd ?? dirname(mirror) });
+    const git = mirrorRunner(mirror, runContext);
+    await mkdir(dirname(mirror), { recursive: true });
 
     const { commit: advertised, remoteRef } = await lookUpRemoteCommit(remote, run);
     const deployedState = context.deployed?.remoteState ?? {};
@@ -129,27 +134,25 @@ export const gitFetcher: Fetcher = {
       return { changed: false };
     }
 
-    const mirror = mirrorPath(context.workDirectory, remote);
-    const reused = await prepareMirror(mirror, remote, context);
+    const reused = await prepareMirror(mirror, remote, context, git, run);
     const fetchSource = remoteRef ?? advertised;
     // refuse-rewrites needs the history between the live commit and the new one.
     const history = context.settings.refuseRewrites ? ((await isShallow(mirror)) ? ['--unshallow'] : []) : ['--depth', '1'];
-    await run(['fetch', '--quiet', '--no-tags', ...history, '--filter=blob:none', 'origin', `+${fetchSource}:${targetRef}`], 'fetch', mirror);
-    const local = simpleGit(mirror);
-    const commit = (await local.revparse([`${targetRef}^{commit}`])).trim();
+    await git(['fetch', '--quiet', '--no-tags', ...history, '--filter=blob:none', 'origin', `+${fetchSource}:${targetRef}`], 'fetch');
+    const commit = await gitLine(git, ['rev-parse', `${targetRef}^{commit}`], 'rev-parse');
     // The content's identity is the tree deployed (the subdirectory's, or the root's): equal
     // trees are equal files, whichever commit, ref or URL names them.
     let tree: string;
-    if (!remote.subdirectory) tree = (await local.revparse([`${commit}^{tree}`])).trim();
+    if (!remote.subdirectory) tree = await gitLine(git, ['rev-parse', `${commit}^{tree}`], 'rev-parse');
     else {
       try {
-        tree = (await local.revparse([`${commit}:${remote.subdirectory}`])).trim();
+        tree = await gitLine(git, ['rev-parse', `${commit}:${remote.subdirectory}`], 'rev-parse');
       } catch {
         throw fetchError(`the subdirectory "${remote.subdirectory}" does not exist in commit ${commit.slice(0, 12)} of ${displayRemote}`, {
           hint: 'check the path between .git and # in the remote',
         });
       }
-      const type = (await local.raw(['cat-file', '-t', tree])).trim();
+      const type = await gitLine(git, ['cat-file', '-t', tree], 'cat-file');
       if (type !== 'tree') throw fetchError(`"${remote.subdirectory}" in ${displayRemote} is a file, not a directory`);
     }
 
@@ -159,7 +162,7 @@ export const gitFetcher: Fetcher = {
       return { changed: false, remoteState };
     }
 
-    await verifyTrust(context, mirror, commit, remoteState, runContext);
+    await verifyTrust(context, mirror, git, commit, remoteState);
 
     const pending: PendingRevision = {
       changed: true,
@@ -167,7 +170,7 @@ export const gitFetcher: Fetcher = {
       description: `commit ${commit.slice(0, 12)}${remote.subdirectory ? ` (${remote.subdirectory} tree ${tree.slice(0, 12)})` : ''} of ${displayRemote}`,
       remoteState,
       async stage(directory) {
-        await materialise(mirror, remote, commit, run, context, reused);
+        await materialise(git, remote, commit, context, reused);
         const summary = await copyTree(remote.subdirectory ? join(mirror, remote.subdirectory) : mirror, directory, `commit ${commit.slice(0, 12)} of ${displayRemote}`);
         context.log.info(`checked out ${summary.files} files and ${summary.symlinks} symlinks`);
       },
@@ -178,20 +181,19 @@ export const gitFetcher: Fetcher = {
 };
 
 /** Signatures (allowed-signers, gpg-keyring) and ancestry (refuse-rewrites) of a new commit. */
-async function verifyTrust(context: CheckContext, mirror: string, commit: string, remoteState: RemoteState, runContext: GitRunContext): Promise<void> {
+async function verifyTrust(context: CheckContext, mirror: string, git: MirrorGit, commit: string, remoteState: RemoteState): Promise<void> {
   const { settings } = context;
   const display = redact(context.remote);
   const refuse = (reason: string) => new VerificationError(`refused commit ${commit.slice(0, 12)} of ${display}: ${reason}`, commit, remoteState);
-  const local = simpleGit(mirror);
   if (settings.allowedSigners || settings.gpgKeyring) {
-    const isTag = (await local.raw(['cat-file', '-t', targetRef])).trim() === 'tag';
-    const env = { ...runContext.env, ...(await verificationEnvironment(settings)) };
+    const isTag = (await gitLine(git, ['cat-file', '-t', targetRef], 'cat-file')) === 'tag';
+    const extraEnv = await verificationEnvironment(settings);
     const object = isTag ? targetRef : commit;
     // An unsigned object makes verify-commit fail without a word: say so plainly.
-    const signed = /^gpgsig |-----BEGIN (PGP|SSH) SIGNATURE-----/m.test(await local.raw(['cat-file', '-p', object]));
+    const signed = /^gpgsig |-----BEGIN (PGP|SSH) SIGNATURE-----/m.test((await git(['cat-file', '-p', object], 'cat-file')).join('\n'));
     try {
       if (!signed) throw new Error('no signature found');
-      await runGit(isTag ? ['verify-tag', '--raw', targetRef] : ['verify-commit', '--raw', commit], { ...runContext, env, operation: 'signature check', cwd: mirror });
+      await git(isTag ? ['verify-tag', '--raw', targetRef] : ['verify-commit', '--raw', commit], 'signature check', extraEnv);
     } catch (error) {
       throw refuse(`${isTag ? 'the tag' : 'the commit'}: ${describeSignatureFailure(messageOf(error))}`);
     }
@@ -200,8 +202,7 @@ async function verifyTrust(context: CheckContext, mirror: string, commit: string
   const liveCommit = context.live?.remoteState.commit;
   if (settings.refuseRewrites && liveCommit && liveCommit !== commit) {
     try {
-      // Through runGit, which checks the exit status: simple-git's raw() resolves on exit 1 with no output.
-      await runGit(['merge-base', '--is-ancestor', liveCommit, commit], { ...runContext, operation: 'ancestry check', cwd: mirror });
+      await git(['merge-base', '--is-ancestor', liveCommit, commit], 'ancestry check');
     } catch {
       throw refuse(`it does not descend from the live commit ${liveCommit.slice(0, 12)} (refuse-rewrites is set)`);
     }
@@ -209,17 +210,24 @@ async function verifyTrust(context: CheckContext, mirror: string, commit: string
 }
 
 /** Checks out only what the release needs; a partial clone fetches the missing blobs in one batch. */
-async function materialise(mirror: string, remote: GitRemote, commit: string, run: GitRunner, context: CheckContext, reused: boolean): Promise<void> {
-  const local = simpleGit(mirror);
-  if (remote.subdirectory) await local.raw(['sparse-checkout', 'set', '--cone', '--', remote.subdirectory]);
-  else await local.raw(['sparse-checkout', 'disable']);
-  await run(['checkout', '--quiet', '--force', '--detach', commit], 'checkout', mirror);
+async function materialise(git: MirrorGit, remote: GitRemote, commit: string, context: CheckContext, reused: boolean): Promise<void> {
+  if (remote.subdirectory) await git(['sparse-checkout', 'set', '--cone', '--', remote.subdirectory], 'sparse-checkout');
+  else await git(['sparse-checkout', 'disable'], 'sparse-checkout');
+  await git(['checkout', '--quiet', '--force', '--detach', commit], 'checkout');
   // Only a reused mirror can hold files no commit has (a crash, a changed sparse set).
-  if (reused) await run(['clean', '-ffdxq'], 'clean', mirror);
+  if (reused) await git(['clean', '-ffdxq'], 'clean');
   if (context.settings.gitSubmodules !== 'off') {
-    const args = ['submodule', 'update', '--init', '--depth', '1'];
+    const args = ['submodule', 'update', '--init', '--force', '--depth', '1'];
     if (context.settings.gitSubmodules === 'recursive') args.push('--recursive');
     args.push('--', remote.subdirectory || '.');
-    await run(args, 'submodule update', mirror);
+    await git(args, 'submodule update');
+    // `clean` above does not enter submodules: a nested submodule removed upstream would stay.
+    const foreach = ['submodule', 'foreach', '--quiet', ...(context.settings.gitSubmodules === 'recursive' ? ['--recursive'] : []), 'git clean -ffdxq'];
+    await git(foreach, 'submodule clean');
   }
+}
+
+/** The one line a git query prints. */
+async function gitLine(git: MirrorGit, args: string[], operation: string): Promise<string> {
+  return ((await git(args, operation))[0] ?? '').trim();
 }

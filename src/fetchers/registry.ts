@@ -1,5 +1,5 @@
 // Maps a remote to its fetcher and loads that fetcher's module, and so its heavy libraries
-// (the AWS SDK, simple-git), only when a remote of that kind is used.
+// (the AWS SDK), only when a remote of that kind is used.
 import { classifyRemote, type RemoteKind } from '../remote.js';
 import type { Fetcher } from './types.js';
 

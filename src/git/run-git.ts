@@ -22,15 +22,22 @@ export interface GitRunContext {
 /** Single-quotes a value for the shell that runs GIT_SSH_COMMAND. */
 const shellQuote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
 
-/** The environment git runs with: no prompts, credentials as an extra header, ssh options. */
+/** The environment git runs with: no prompts, credentials for the remote's own server only, ssh options. */
 export function gitEnvironment(remote: GitRemote, settings: Settings, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', SSH_ASKPASS: 'true', LC_ALL: 'C' };
   const config: Array<[string, string]> = [];
   if (remote.credentials) {
-    const token = Buffer.from(`${remote.credentials.user}:${remote.credentials.password}`).toString('base64');
+    // Through git's credential protocol, scoped to the URL's own scheme, host and port: git asks
+    // only when that server answers 401, and never for another server (a submodule elsewhere, a
+    // redirect). An http.extraHeader would be sent to every server git talks to.
     registerSecret(remote.credentials.password);
-    registerSecret(token);
-    config.push(['http.extraHeader', `Authorization: Basic ${token}`]);
+    env.REPO_DEPLOY_GIT_USERNAME = remote.credentials.user;
+    env.REPO_DEPLOY_GIT_PASSWORD = remote.credentials.password;
+    const origin = new URL(remote.repository).origin;
+    config.push(
+      [`credential.${origin}.helper`, ''],
+      [`credential.${origin}.helper`, `!f() { test "$1" = get && printf 'username=%s\\npassword=%s\\n' "$REPO_DEPLOY_GIT_USERNAME" "$REPO_DEPLOY_GIT_PASSWORD"; }; f`],
+    );
   }
   if (settings.allowedSigners) config.push(['gpg.ssh.allowedSignersFile', settings.allowedSigners]);
   // The mirror is ours: no automatic gc during a deploy, no advice on detached heads.

@@ -64,6 +64,8 @@ export interface GitHttpServer {
   requests: number;
   /** Requests that asked for a pack (protocol v2 "command=fetch" or v0 "want" lines). */
   packRequests: number;
+  /** Every Authorization header this server was sent. */
+  authorizations: string[];
 }
 
 export interface GitHttpOptions {
@@ -84,9 +86,10 @@ export async function makeCertificate(directory: string): Promise<{ key: string;
 /** Smart HTTP(S): git http-backend as a CGI behind a Node server; with `auth`, basic auth is required. */
 export async function startGitHttpServer(t: TestContext, root: string, options: GitHttpOptions = {}): Promise<GitHttpServer> {
   const { auth } = options;
-  const state = { requests: 0, packRequests: 0 };
+  const state = { requests: 0, packRequests: 0, authorizations: [] as string[] };
   const handler = (request: IncomingMessage, response: ServerResponse) => {
     state.requests++;
+    if (request.headers.authorization) state.authorizations.push(request.headers.authorization);
     if (auth) {
       const expected = `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}`;
       if (request.headers.authorization !== expected) {
@@ -152,6 +155,7 @@ export async function startGitHttpServer(t: TestContext, root: string, options: 
     get packRequests() {
       return state.packRequests;
     },
+    authorizations: state.authorizations,
   };
 }
 
