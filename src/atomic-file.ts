@@ -1,18 +1,27 @@
-// Files that must never be seen half-written (the state) are written to a temp file beside the
-// target, flushed, and renamed over it; the directory is flushed so the rename survives a crash.
+// Files that must never be seen half-written (the state, manifests, lock owners) are written to a
+// new temp file beside the target, flushed, and renamed over it; the directory is flushed so the
+// rename survives a crash. The temp file is created with O_EXCL|O_NOFOLLOW under a random name:
+// a symlink planted at a predictable name would otherwise make the agent (often root) write
+// through it into any file. rename(2) replaces a link planted at the target itself, never what
+// it points to.
+import { constants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
+/** Flags for a file the agent creates: never an existing file, never through a symlink. */
+export const createNewFileFlags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+
 export async function writeFileAtomically(path: string, content: string): Promise<void> {
-  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const handle = await open(temporary, 'w', 0o600);
+  const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const handle = await open(temporary, createNewFileFlags, 0o600);
   try {
-    await handle.writeFile(content);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await rename(temporary, path);
   } catch (error) {
     await rm(temporary, { force: true });

@@ -1,16 +1,28 @@
 // One agent at a time per cache and per live path: a cron `-f` run and a daemon never interleave.
-// proper-lockfile keeps the lock fresh while held, so a lock left by a dead process goes stale
-// and is taken over. To take it over at once after a crash (not 10 s later), the holder's pid
-// and host are written beside the lock; a holder that provably died on this host has its lock
-// aged, and proper-lockfile's own stale-lock takeover (race-safe) does the rest.
-import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+//
+// The lock is a kernel object that dies with its process: a listening Unix socket in Linux's
+// abstract namespace, named after the lock's path. Binding the name is atomic (exactly one
+// process gets it; the others get EADDRINUSE), and the kernel frees it the instant its holder
+// exits, kill -9 included. So there is no stale lock to take over, no takeover race, and no
+// instant between "taken" and "owner recorded" at which a crash leaves a lock nobody can take.
+// (A lock file plus a takeover of a dead holder's lock cannot be made race-free: two processes
+// that both saw the dead holder can each remove what the other just created.)
+//
+// Beside it, `<lock>.owner` tells an operator who holds it. It is information only, written
+// atomically after the lock is taken; a stale one is harmless and overwritten by the next holder.
+// Abstract sockets belong to a network namespace: agents sharing a cache must share one (a cron
+// job and a systemd service on the same host do; see the README).
+import { createHash } from 'node:crypto';
+import { mkdir, realpath, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import lockfile from 'proper-lockfile';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { writeFileAtomically } from './atomic-file.js';
 import { DeployError, systemErrorCode } from './errors.js';
 import type { Logger } from './log.js';
-
-export const staleLockMs = 10_000;
+import { ensureOwnDirectory } from './own-directory.js';
+import { pausePoint } from './test-pause.js';
 
 export interface LockOptions {
   cacheDirectory: string;
@@ -22,11 +34,21 @@ export interface LockOptions {
 
 export type ReleaseLock = () => Promise<void>;
 
+interface LockOwner {
+  pid: number;
+  host: string;
+  since: string;
+}
+
+const retryEveryMs = 200;
+
 export function lockPaths(cacheDirectory: string, livePath: string): string[] {
   return [join(cacheDirectory, 'agent.lock'), join(dirname(livePath), `.${basename(livePath)}.lock`)];
 }
 
 export async function acquireLocks(options: LockOptions): Promise<ReleaseLock> {
+  await ensureOwnDirectory(options.cacheDirectory);
+  await mkdir(dirname(options.livePath), { recursive: true });
   const releases: ReleaseLock[] = [];
   try {
     for (const path of lockPaths(options.cacheDirectory, options.livePath)) {
@@ -43,6 +65,33 @@ export async function acquireLocks(options: LockOptions): Promise<ReleaseLock> {
 
 const ownerFile = (path: string) => `${path}.owner`;
 
+/** The abstract socket name of a lock: the same for every path that reaches the same directory. */
+async function kernelLockName(path: string): Promise<string> {
+  const directory = await realpath(dirname(path));
+  const digest = createHash('sha256').update(join(directory, basename(path))).digest('hex');
+  return `\0repo-deploy-lock-${digest}`;
+}
+
+function bind(name: string): Promise<Server | undefined> {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.once('error', (error) => (systemErrorCode(error) === 'EADDRINUSE' ? resolvePromise(undefined) : reject(error)));
+    server.listen(name, () => {
+      // The socket must never keep the agent alive on its own.
+      server.unref();
+      resolvePromise(server);
+    });
+  });
+}
+
+async function readOwner(path: string): Promise<LockOwner | undefined> {
+  try {
+    return JSON.parse(await readFile(ownerFile(path), 'utf8')) as LockOwner;
+  } catch {
+    return undefined;
+  }
+}
+
 function processIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -52,51 +101,36 @@ function processIsAlive(pid: number): boolean {
   }
 }
 
-/** Ages the lock of a holder that died on this host, so it counts as stale. */
-async function ageLockOfDeadHolder(path: string, log: Logger): Promise<void> {
-  try {
-    const owner = JSON.parse(await readFile(ownerFile(path), 'utf8')) as { pid: number; host: string };
-    if (owner.host !== hostname() || owner.pid === process.pid || processIsAlive(owner.pid)) return;
-    await utimes(path, new Date(0), new Date(0));
-    log.info(`taking over the lock ${path} left by process ${owner.pid}, which is no longer running`);
-  } catch {
-    // No owner record (or no lock any more): staleness by time decides.
-  }
-}
-
 async function acquire(path: string, options: LockOptions): Promise<ReleaseLock> {
-  await mkdir(dirname(path), { recursive: true });
-  const attempts = Math.ceil(options.waitMs / 1000);
-  const lockOptions = {
-    lockfilePath: path,
-    realpath: false,
-    stale: staleLockMs,
-    onCompromised: (error: Error) => options.log.error(`lock ${path} was lost: ${error.message}`),
-  };
+  const name = await kernelLockName(path);
+  const deadline = Date.now() + options.waitMs;
+  let server = await bind(name);
+  while (!server && Date.now() < deadline) {
+    await sleep(retryEveryMs);
+    server = await bind(name);
+  }
+  if (!server) {
+    const owner = await readOwner(path);
+    const holder = owner && owner.pid !== process.pid ? ` (process ${owner.pid} on ${owner.host} has held it since ${owner.since})` : '';
+    throw new DeployError('lock', `another repo-deploy run holds the lock ${path}`, {
+      hint: `wait for it to finish${holder}; a lock dies with the process that held it`,
+    });
+  }
+  const held = server;
+  await pausePoint('lock-taken');
+  const previous = await readOwner(path);
+  if (previous && previous.host === hostname() && previous.pid !== process.pid && !processIsAlive(previous.pid)) {
+    options.log.info(`taking over the lock ${path} left by process ${previous.pid}, which is no longer running`);
+  }
   try {
-    let release;
-    try {
-      release = await lockfile.lock(path, { ...lockOptions, retries: 0 });
-    } catch (error) {
-      if (systemErrorCode(error) !== 'ELOCKED') throw error;
-      await ageLockOfDeadHolder(path, options.log);
-      release = await lockfile.lock(path, {
-        ...lockOptions,
-        retries: attempts > 0 ? { retries: attempts, factor: 1, minTimeout: 1000, maxTimeout: 1000 } : 0,
-      });
-    }
-    await writeFile(ownerFile(path), JSON.stringify({ pid: process.pid, host: hostname() }));
-    return async () => {
-      await rm(ownerFile(path), { force: true });
-      await release().catch(() => undefined);
-    };
+    await writeFileAtomically(ownerFile(path), JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies LockOwner));
   } catch (error) {
-    if (systemErrorCode(error) === 'ELOCKED') {
-      throw new DeployError('lock', `another repo-deploy run holds the lock ${path}`, {
-        hint: `wait for it to finish; a lock left by a process that died is taken over`,
-        transient: true,
-      });
-    }
+    held.close();
     throw error;
   }
+  return async () => {
+    await rm(ownerFile(path), { force: true });
+    await pausePoint('lock-releasing');
+    await new Promise((resolveClose) => held.close(resolveClose));
+  };
 }

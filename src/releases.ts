@@ -6,6 +6,7 @@ import { lstat, mkdir, readdir, readlink, rename, rm, symlink, unlink } from 'no
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { syncDirectory } from './atomic-file.js';
 import { usageError, systemErrorCode } from './errors.js';
+import { ensureOwnDirectory } from './own-directory.js';
 
 export interface Layout {
   live: string;
@@ -62,7 +63,7 @@ export function newReleaseId(revision: string, now: Date, taken: ReadonlySet<str
 
 /** Fills a hidden staging directory and gives it its final name only when complete. */
 export async function stageRelease(layout: Layout, id: string, fill: (directory: string) => Promise<void>): Promise<string> {
-  await mkdir(layout.releasesDirectory, { recursive: true });
+  await ensureOwnDirectory(layout.releasesDirectory);
   const staging = join(layout.releasesDirectory, `${stagingPrefix}${id}`);
   await rm(staging, { recursive: true, force: true });
   await mkdir(staging, { mode: 0o755 });

@@ -1,7 +1,7 @@
 // One update, step by step (SPEC.md): lock, recover an interrupted switch, ask the remote,
 // stage, switch (pre-update hooks, swap, post-update hooks, revert on failure), record, prune.
 // The scheduler only decides when this runs.
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireRemote, type Settings } from './config.js';
 import type { DeployError } from './errors.js';
@@ -16,6 +16,7 @@ import { redact } from './redact.js';
 import { layoutFor, newReleaseId, readLiveRelease, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
 import { loadState, saveState, type AgentState } from './state.js';
 import { asDeployError, switchRelease } from './switch-release.js';
+import { ensureOwnDirectory } from './own-directory.js';
 import { pausePoint } from './test-pause.js';
 import { manifestPath, writeManifest } from './verify/manifest.js';
 import { trustFingerprint, VerificationError } from './verify/refusal.js';
@@ -47,7 +48,6 @@ export type CheckOutcome =
 export async function withLockedState<T>(context: AgentContext, work: (state: AgentState, layout: Layout) => Promise<T>): Promise<T> {
   const { settings, log } = context;
   const layout = layoutFor(settings.local);
-  await mkdir(settings.cache, { recursive: true });
   const releaseLock = await acquireLocks({ cacheDirectory: settings.cache, livePath: layout.live, waitMs: context.lockWaitMs, log });
   try {
     const state = await loadState(settings.cache);
@@ -85,7 +85,7 @@ export async function checkForUpdate(context: AgentContext): Promise<CheckOutcom
 export async function prepare(context: AgentContext, layout: Layout, state: AgentState): Promise<string | undefined> {
   const { log, settings } = context;
   let liveRelease = await readLiveRelease(layout);
-  await mkdir(layout.releasesDirectory, { recursive: true });
+  await ensureOwnDirectory(layout.releasesDirectory);
   liveRelease = await recoverInterruptedSwitch(context, layout, state, liveRelease);
   for (const leftover of await removeLeftovers(layout)) log.info(`removed ${leftover}, left by an interrupted update`);
   const downloads = downloadsDirectory(settings);

@@ -93,6 +93,15 @@ test('zip signatures: a signed archive deploys; tampered, unknown-key, wrong-nam
   await assertRefused(s, s.archive, /there is no signature .*app\.zip\.sig beside it/, '1');
 });
 
+test('a local signed zip: the signature beside the archive is read, never moved or deleted', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  const signature = await readFile(`${s.archive}.sig`, 'utf8');
+  const accepted = await runCli(s.sandbox.args(s.archive));
+  assert.equal(accepted.code, 0, accepted.stderr);
+  assert.equal(await readFile(`${s.archive}.sig`, 'utf8'), signature, 'the operator\'s signature file is still there, unchanged');
+});
+
 test('checksum pins one exact archive', async (t) => {
   const s = await setup(t);
   await s.publish('1');

@@ -17,6 +17,7 @@ import { fetchError, messageOf } from '../errors.js';
 import { confinedGitEnvironment, mirrorRunner, type MirrorGit } from '../git/mirror-git.js';
 import { gitEnvironment, runGit, type GitRunContext } from '../git/run-git.js';
 import { isCommitId, parseGitRemote, type GitRemote } from '../git/url.js';
+import { ensureOwnDirectory } from '../own-directory.js';
 import { redact } from '../redact.js';
 import { describeSignatureFailure, isShallow, verificationEnvironment } from '../verify/git-trust.js';
 import { VerificationError } from '../verify/refusal.js';
@@ -125,7 +126,7 @@ export const gitFetcher: Fetcher = {
     const runContext: GitRunContext = { settings: context.settings, env, log: context.log, signal: context.signal, displayRemote };
     const run: GitRunner = (args, operation, cwd) => runGit(args, { ...runContext, operation, cwd: cwd ?? dirname(mirror) });
     const git = mirrorRunner(mirror, runContext);
-    await mkdir(dirname(mirror), { recursive: true });
+    await ensureOwnDirectory(dirname(mirror));
 
     const { commit: advertised, remoteRef } = await lookUpRemoteCommit(remote, run);
     const deployedState = context.deployed?.remoteState ?? {};

@@ -1,5 +1,6 @@
 // A zip on this machine's disk (a path or a file:// URL). Unchanged when its size, time and inode
 // are the ones deployed, or, failing that, when its bytes hash to the deployed revision.
+import { constants } from 'node:fs';
 import { copyFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,7 +44,7 @@ export const localZipFetcher: Fetcher = {
       temporary: false,
       fetchSignature: async (destination) => {
         try {
-          await copyFile(`${path}.sig`, destination);
+          await copyFile(`${path}.sig`, destination, constants.COPYFILE_EXCL);
           return true;
         } catch (error) {
           if (systemErrorCode(error) === 'ENOENT') return false;

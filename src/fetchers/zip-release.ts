@@ -2,12 +2,14 @@
 // is the sha256 of its bytes, so the same archive served again is never deployed twice, and it
 // is staged by the one safe extractor.
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createNewFileFlags } from '../atomic-file.js';
 import { extractZip } from '../extract.js';
+import { ensureOwnDirectory } from '../own-directory.js';
 import { redact } from '../redact.js';
 import { VerificationError } from '../verify/refusal.js';
 import { verifySshSignature } from '../verify/ssh-signature.js';
@@ -34,7 +36,7 @@ const zipMagic = [Buffer.from('PK\x03\x04', 'latin1'), Buffer.from('PK\x05\x06',
 
 /** A temp file name in the downloads directory, removed by the caller. */
 export async function downloadPath(workDirectory: string): Promise<string> {
-  await mkdir(workDirectory, { recursive: true });
+  await ensureOwnDirectory(workDirectory);
   return join(workDirectory, `download-${randomBytes(6).toString('hex')}.zip.part`);
 }
 
@@ -59,7 +61,8 @@ export async function downloadToFile(
   });
   progress?.sink?.start('Downloading', progress.total);
   try {
-    await pipeline(body, measure, createWriteStream(path, { highWaterMark: 1 << 20 }), { signal });
+    const file = await open(path, createNewFileFlags, 0o600);
+    await pipeline(body, measure, file.createWriteStream({ highWaterMark: 1 << 20 }), { signal });
   } finally {
     progress?.sink?.stop();
   }
@@ -93,7 +96,9 @@ async function verifyArchive(context: CheckContext, zip: ZipOnDisk, revision: st
   }
   if (!settings.allowedSigners) return;
   if (!zip.fetchSignature) throw refuse('this remote cannot carry a signature');
-  const signaturePath = `${zip.path}.sig`;
+  // In our downloads directory: beside a local archive is the operator's own signature file.
+  await ensureOwnDirectory(context.workDirectory);
+  const signaturePath = join(context.workDirectory, `signature-${randomBytes(6).toString('hex')}.sig`);
   try {
     if (!(await zip.fetchSignature(signaturePath))) throw refuse(`there is no signature ${display}.sig beside it`);
     const signer = await verifySshSignature(settings.allowedSigners, zip.path, signaturePath).catch((error: Error) => {
