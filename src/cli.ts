@@ -18,6 +18,7 @@ const outcomeExitCodes: Record<CheckOutcome['result'], number> = {
   reverted: ExitCode.revertedAfterPostHook,
   refused: ExitCode.verificationFailed,
   failed: ExitCode.fetchFailed,
+  stopped: ExitCode.ok,
 };
 
 const exitCodeHelp =
@@ -74,6 +75,7 @@ function parser(argv: string[]) {
     .version(agentVersion)
     .strict()
     .help()
+    .alias('help', 'h')
     .wrap(Math.min(110, process.stdout.columns || 110))
     .exitProcess(false);
 }
@@ -113,6 +115,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const log = createLogger({ verbose: settings.verbose, format: settings.logFormat });
   routeProcessWarnings(log);
+  for (const warning of settings.warnings) log.warn(warning);
   const stopping = new AbortController();
   const context: AgentContext = { settings, log, env: process.env, now: () => new Date(), signal: stopping.signal, lockWaitMs: 15_000 };
   const print = (line: string) => process.stdout.write(line + '\n');
@@ -140,6 +143,9 @@ async function main(argv: string[]): Promise<number> {
     }
     const { classifyRemote } = await import('./remote.js');
     classifyRemote(requireRemote(settings)); // a remote of no known form is a usage error, before any disk work
+    // Checked in -f runs too: the cron line that works today must not hide a daemon that cannot start.
+    await (await import('./schedule.js')).validateSchedule(settings.schedule);
+    await (await import('./hooks.js')).announceMissingHookDirectories(settings, log);
     if (!parsed.fetch) {
       const { runDaemon } = await import('./daemon.js');
       await runDaemon({ context });
@@ -167,7 +173,11 @@ async function fetchOnce(context: AgentContext, stopping: AbortController, log: 
     log.info('stopped; the live release is complete and unchanged by this run unless it said "deployed"');
     return ExitCode.ok;
   }
-  if (outcome.result === 'unchanged') log.info(outcome.release ? `up to date: release ${outcome.release}` : 'up to date');
+  if (outcome.result === 'unchanged' && outcome.heldBackSinceRollback) {
+    log.info(`release ${outcome.release} stays live, as rolled back to; the remote's revision is held back (repo-deploy retry deploys it)`);
+  } else if (outcome.result === 'unchanged') {
+    log.info(outcome.release ? `up to date: release ${outcome.release}` : 'up to date');
+  }
   if (outcome.result === 'failed') return outcome.error.exitCode;
   return outcomeExitCodes[outcome.result];
 }

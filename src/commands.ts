@@ -5,6 +5,7 @@ import { requireRemote } from './config.js';
 import { DeployError, usageError } from './errors.js';
 import { shortRevision } from './failures.js';
 import { fetcherFor } from './fetchers/registry.js';
+import { listHooks } from './hooks.js';
 import { redact } from './redact.js';
 import { classifyRemote } from './remote.js';
 import { layoutFor, listReleaseDirectories, readLiveRelease } from './releases.js';
@@ -133,11 +134,16 @@ export async function checkConfigCommand(context: AgentContext, print: Print): P
   const remote = requireRemote(settings);
   const kind = classifyRemote(remote);
   await validateSchedule(settings.schedule);
+  const layout = layoutFor(settings.local);
+  const live = await readLiveRelease(layout); // a real directory at the live path is refused here
   print(`config:   ${settings.configPath}`);
   print(`remote:   ${redact(remote)} (${kind})`);
-  print(`live:     ${settings.local}`);
+  print(`live:     ${settings.local}${live ? ` -> releases/${live}` : ' (nothing deployed yet)'}`);
   print(`cache:    ${settings.cache}`);
-  print(`hooks:    ${settings.preHooks}, ${settings.postHooks}`);
+  for (const [phase, directory] of [['pre-update', settings.preHooks], ['post-update', settings.postHooks]] as const) {
+    const hooks = await listHooks(directory, context.log);
+    print(`${phase} hooks (${directory}): ${hooks.length ? hooks.join(', ') : 'none'}`);
+  }
   print(`schedule: ${settings.schedule}`);
   await withLockedState(context, async (state) => {
     const fetcher = await fetcherFor(remote);

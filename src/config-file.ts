@@ -2,6 +2,7 @@
 // lines, values that may contain `=`. Returns raw strings with the line each came from, so that
 // errors can name the line; interpreting values is config.ts's job.
 import { readFile } from 'node:fs/promises';
+import { distance as levenshtein } from 'fastest-levenshtein';
 import { usageError, systemErrorCode } from './errors.js';
 
 export interface RawSetting {
@@ -28,8 +29,9 @@ export function parseConfigText(text: string, fileName: string, knownKeys: Reado
     const key = canonicalKey(trimmed.slice(0, equals));
     const value = trimmed.slice(equals + 1).trim();
     if (!knownKeys.has(key)) {
+      const suggestion = closestKey(key, knownKeys);
       throw usageError(
-        `${fileName}:${line}: unknown key "${trimmed.slice(0, equals).trim()}"`,
+        `${fileName}:${line}: unknown key "${trimmed.slice(0, equals).trim()}"${suggestion ? `; did you mean "${suggestion}"?` : ''}`,
         `the known keys are: ${[...knownKeys].join(', ')}`,
       );
     }
@@ -55,8 +57,25 @@ export async function readConfigFile(
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    if (systemErrorCode(error) === 'ENOENT' && !explicitlyNamed) return new Map();
-    throw usageError(`cannot read config file ${path}: ${systemErrorCode(error) ?? String(error)}`);
+    const code = systemErrorCode(error);
+    if (code === 'ENOENT' && !explicitlyNamed) return new Map();
+    if (code === 'ENOENT') throw usageError(`the config file ${path} does not exist`, 'check the path given with -c or REPO_DEPLOY_CONFIG');
+    if (code === 'EACCES') throw usageError(`the config file ${path} cannot be read by this user`, 'run as its owner (usually root), or fix its permissions');
+    throw usageError(`cannot read config file ${path}: ${code ?? String(error)}`);
   }
   return parseConfigText(text, path, knownKeys);
+}
+
+/** The known key nearest to a misspelled one (at most 3 edits away), for a "did you mean". */
+export function closestKey(key: string, knownKeys: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const known of knownKeys) {
+    const distance = levenshtein(key, known);
+    if (distance < bestDistance) {
+      best = known;
+      bestDistance = distance;
+    }
+  }
+  return best;
 }

@@ -1,7 +1,8 @@
 // Reads the settings once, at start: flag > environment (REPO_DEPLOY_<KEY>) > config file >
 // default. Every value is checked here, so a bad one is reported before anything touches the disk.
+import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { readConfigFile, type RawSetting } from './config-file.js';
+import { closestKey, readConfigFile, type RawSetting } from './config-file.js';
 import { usageError } from './errors.js';
 import { registerSecret } from './redact.js';
 import { environmentName, knownSettingKeys, settingSpecs, type SettingKey, type SettingSpec } from './settings-schema.js';
@@ -44,6 +45,8 @@ export interface Settings {
   refuseRewrites: boolean;
   logFormat: 'text' | 'json';
   verbose: boolean;
+  /** Said once the logger exists: a config file that exposes a secret, a misspelled variable. */
+  warnings: string[];
 }
 
 /** The flags of the original command line that carry a setting. */
@@ -100,10 +103,14 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
   };
 
   const values = new Map<string, string | number | undefined>();
+  const sources = new Map<string, string>();
   for (const spec of settingSpecs) {
     const sourced = lookup(spec);
     values.set(spec.key, sourced === undefined ? undefined : interpret(spec, sourced));
+    if (sourced) sources.set(spec.key, sourced.source);
   }
+  await checkNamedPaths(values, sources);
+  const warnings = [...misspelledVariables(env), ...(await exposedSecrets(configPath, fileSettings))];
 
   const accessKey = values.get('aws-access-key') as string | undefined;
   const secretKey = values.get('aws-secret-key') as string | undefined;
@@ -152,8 +159,67 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
     refuseRewrites: values.get('refuse-rewrites') === 'true',
     logFormat: values.get('log-format') as 'text' | 'json',
     verbose: flags.verbose === true || verboseFromEnv === '1' || verboseFromEnv === 'true',
+    warnings,
   };
 }
+
+const pathExists = (path: string) => stat(path).then(() => true, () => false);
+
+/**
+ * Paths the operator named that must exist: a hook directory named by a flag, the environment
+ * or the file (a typo there would otherwise mean "no hooks" in silence; only the default
+ * directories may be missing), and the SSH key and known-hosts files.
+ */
+async function checkNamedPaths(values: Map<string, string | number | undefined>, sources: Map<string, string>): Promise<void> {
+  for (const key of ['pre-hooks', 'post-hooks']) {
+    const source = sources.get(key);
+    const directory = values.get(key) as string;
+    if (source !== 'default' && !(await pathExists(directory))) {
+      throw usageError(`${source}: the ${key} directory ${directory} does not exist`, `create it (mkdir -p ${directory}), or remove the setting to run no ${key.replace('-hooks', '-update')} hooks`);
+    }
+  }
+  const sshKey = values.get('ssh-key') as string | undefined;
+  if (sshKey && !(await pathExists(sshKey))) {
+    throw usageError(`${sources.get('ssh-key')}: the ssh-key file ${sshKey} does not exist`, 'give the path of the private key git should use over SSH');
+  }
+  const knownHosts = values.get('ssh-known-hosts') as string | undefined;
+  // With accept-new, ssh creates the file at the first contact; with yes, nothing could ever match.
+  if (knownHosts && values.get('ssh-strict-host-key-checking') === 'yes' && !(await pathExists(knownHosts))) {
+    throw usageError(`${sources.get('ssh-known-hosts')}: the ssh-known-hosts file ${knownHosts} does not exist`, 'fill it with ssh-keyscan -p PORT HOST, or set ssh-strict-host-key-checking = accept-new for a first contact');
+  }
+}
+
+// REPO_DEPLOY_* variables that are not settings: the hook variables (a hook may run repo-deploy
+// status) and the agent's own test switch.
+const otherAgentVariables = new Set(['REPO_DEPLOY_CONFIG', 'REPO_DEPLOY_VERBOSE', 'REPO_DEPLOY_PHASE', 'REPO_DEPLOY_REVISION', 'REPO_DEPLOY_PREVIOUS_REVISION', 'REPO_DEPLOY_TEST_PAUSE_AT']);
+
+/** A REPO_DEPLOY_* variable that names no setting is a typo an operator would want to hear of. */
+function misspelledVariables(env: NodeJS.ProcessEnv): string[] {
+  const known = new Map(settingSpecs.map((spec) => [environmentName(spec.key), spec.key]));
+  const warnings: string[] = [];
+  for (const name of Object.keys(env)) {
+    if (!name.startsWith('REPO_DEPLOY_') || known.has(name) || otherAgentVariables.has(name)) continue;
+    const suggestion = closestKey(name, known.keys());
+    warnings.push(`the environment variable ${name} is not a setting and is ignored${suggestion ? `; did you mean ${suggestion}?` : ''}`);
+  }
+  return warnings;
+}
+
+/** A config file holding a secret must not be readable by others on the host. */
+async function exposedSecrets(configPath: string, fileSettings: Map<string, RawSetting>): Promise<string[]> {
+  const secrets = [...fileSettings.entries()].filter(([key, raw]) => {
+    const spec = settingSpecs.find((candidate) => candidate.key === key);
+    return spec?.kind === 'secret' || (key === 'remote' && hasUrlCredentials(raw.value));
+  });
+  if (secrets.length === 0) return [];
+  const info = await stat(configPath).catch(() => undefined);
+  if (!info || (info.mode & 0o077) === 0) return [];
+  return [
+    `the config file ${configPath} holds a secret (${secrets.map(([key]) => key).join(', ')}) and can be read by group or others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 ${configPath}`,
+  ];
+}
+
+const hasUrlCredentials = (value: string) => /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]+@/i.test(value) && /^(https?|git\+https?|s3):/i.test(value);
 
 function interpret(spec: SettingSpec, { value, source, baseDirectory }: SourcedValue): string | number {
   const bad = (expected: string) => usageError(`${source}: ${spec.key} = "${value}" is not ${expected}`);

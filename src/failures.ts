@@ -12,7 +12,7 @@ export function recordFailure(
   maxAttempts: number,
   remoteState: RemoteState,
   log: Logger,
-): void {
+): boolean {
   let record = state.failures.find((failure) => failure.revision === revision);
   if (!record) {
     record = { revision, count: 0, lastAt: '', lastError: '' };
@@ -27,7 +27,9 @@ export function recordFailure(
       `revision ${shortRevision(revision)} failed ${record.count} times in a row and is held back: it is not tried again until the remote changes, or until you run "repo-deploy retry"`,
       { revision },
     );
+    return true;
   }
+  return false;
 }
 
 export function forgetFailures(state: AgentState, revision: string): void {

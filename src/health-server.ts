@@ -36,7 +36,7 @@ export class AgentMetrics {
     if (result === 'unchanged' || result === 'updated') {
       this.consecutiveFailures = 0;
       this.lastSuccess.set(now.getTime() / 1000);
-    } else {
+    } else if (result !== 'stopped') {
       this.consecutiveFailures++;
     }
     this.failedInARow.set(this.consecutiveFailures);

@@ -1,10 +1,14 @@
 // Runs a hook directory run-parts style: regular executable files in byte order of their
-// names, skipping names that start with "." or end in "~"; the first failure stops the phase.
+// names, skipping names that start with "." or end in "~" and the leftovers of package managers
+// and editors; the first failure stops the phase. Unlike run-parts, any other name runs
+// (`restart.sh` did under the original tool), so an upgrade's `50-reload.dpkg-old` beside
+// `50-reload` is what must not run, not every name with a dot.
 import { constants } from 'node:fs';
 import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DeployError, systemErrorCode, type ErrorKind } from './errors.js';
 import type { Logger } from './log.js';
+import { inheritedEnvironment } from './child-environment.js';
 import { runProcess, type ProcessResult } from './process.js';
 
 export type HookPhase = 'pre-update' | 'post-update' | 'revert' | 'rollback';
@@ -29,6 +33,8 @@ export interface RunHooksOptions {
   stopGraceMs?: number;
   /** What a failure counts as: a pre-update hook blocks, a post-update hook reverts. */
   failureKind: ErrorKind;
+  /** Told each hook's process group as it starts, so a crash of the agent can be cleaned up after. */
+  onHookStarted?(hook: string, pid: number): void;
 }
 
 /** A hook that failed: which one, and how (exit code, signal, timeout), with its last output. */
@@ -58,6 +64,21 @@ function lastLine(result: ProcessResult): string {
   return last ? `: ${last}` : '';
 }
 
+// Backups and package-manager leftovers: *.dpkg-old, *.dpkg-dist, *.dpkg-new, *.rpmsave,
+// *.rpmnew, *.ucf-old (and other *.ucf-*), *.bak, *.orig, *.swp, #name#, *.disabled.
+const leftoverName = /(\.(dpkg-old|dpkg-dist|dpkg-new|rpmsave|rpmnew|bak|orig|swp|disabled)|\.ucf-[a-z]+)$|^#.*#$/;
+
+/** Whether a hook file name is one the agent never runs (and why, for the log). */
+export function skippedHookName(name: string): string | undefined {
+  if (name.startsWith('.')) return 'a hidden file';
+  if (name.endsWith('~')) return 'an editor backup';
+  if (leftoverName.test(name)) return 'a backup or package-manager leftover';
+  return undefined;
+}
+
+// Each skipped executable is said once per process, not at every check.
+const reportedSkips = new Set<string>();
+
 /** The hooks a directory holds, in the order they run. A missing directory holds none. */
 export async function listHooks(directory: string, log?: Logger): Promise<string[]> {
   let names: string[];
@@ -67,14 +88,20 @@ export async function listHooks(directory: string, log?: Logger): Promise<string
     if (systemErrorCode(error) === 'ENOENT') return [];
     throw new DeployError('usage', `cannot read hook directory ${directory}: ${systemErrorCode(error) ?? String(error)}`);
   }
-  const candidates = names
-    .filter((name) => !name.startsWith('.') && !name.endsWith('~'))
-    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const candidates = names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const hooks: string[] = [];
   for (const name of candidates) {
     const path = join(directory, name);
     const info = await stat(path).catch(() => undefined);
     if (!info?.isFile()) continue;
+    const skipped = skippedHookName(name);
+    if (skipped) {
+      if (log && info.mode & 0o111 && !reportedSkips.has(path)) {
+        reportedSkips.add(path);
+        log.info(`hook ${path} is skipped: ${skipped} is never run`);
+      }
+      continue;
+    }
     try {
       await access(path, constants.X_OK);
       hooks.push(name);
@@ -93,7 +120,7 @@ export async function runHooks(options: RunHooksOptions): Promise<void> {
     return;
   }
   const env: NodeJS.ProcessEnv = {
-    ...options.baseEnv,
+    ...inheritedEnvironment(options.baseEnv),
     CURRENT_CONFIG: hookEnvironment.currentConfig,
     PREVIOUS_CONFIG: hookEnvironment.previousConfig,
     REPO_DEPLOY_PHASE: phase,
@@ -109,9 +136,17 @@ export async function runHooks(options: RunHooksOptions): Promise<void> {
       killGraceMs: options.killGraceMs,
       signal: options.signal,
       abortGraceMs: options.stopGraceMs,
+      onSpawn: (pid) => options.onHookStarted?.(name, pid),
       onLine: (line, stream) => (stream === 'stderr' ? log.warn : log.info)(`[${name}] ${line}`),
     });
     if (result.exitCode !== 0) throw new HookFailedError(name, phase, result, options.failureKind, options.timeoutMs);
     log.debug(`${phase} hook ${name} succeeded in ${Date.now() - started} ms`);
+  }
+}
+
+/** Said once at start: a default hook directory that does not exist means no hooks of that phase. */
+export async function announceMissingHookDirectories(settings: { preHooks: string; postHooks: string }, log: Logger): Promise<void> {
+  for (const [phase, directory] of [['pre-update', settings.preHooks], ['post-update', settings.postHooks]] as const) {
+    if (!(await stat(directory).then(() => true, () => false))) log.info(`no ${phase} hooks: the default directory ${directory} does not exist`);
   }
 }

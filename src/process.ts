@@ -14,6 +14,8 @@ export interface RunOptions {
   /** Time the child may go on after `signal` aborts, to finish what it is doing. */
   abortGraceMs?: number;
   onLine(line: string, stream: 'stdout' | 'stderr'): void;
+  /** Told the child's pid (which is also its process group id) once it started. */
+  onSpawn?(pid: number): void;
 }
 
 export interface ProcessResult {
@@ -47,6 +49,8 @@ export function runProcess(command: string, args: readonly string[], options: Ru
       detached: true, // its own process group, so the whole group can be signalled
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+
+    if (child.pid !== undefined) options.onSpawn?.(child.pid);
 
     const signalGroup = (signal: NodeJS.Signals) => {
       if (child.pid === undefined) return;

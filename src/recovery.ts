@@ -3,7 +3,10 @@
 // removed; from the swap on, the switch counts as a failed post-update: the previous release is
 // put back and the post-update hooks run in phase "revert".
 import { removeRelease, type Layout } from './releases.js';
-import type { AgentState } from './state.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from './log.js';
+import { processStartTime } from './process-identity.js';
+import type { AgentState, RunningHook } from './state.js';
 import { revertSwitch } from './switch-release.js';
 import type { AgentContext } from './update.js';
 import { recordFailure } from './failures.js';
@@ -12,6 +15,9 @@ export async function recoverInterruptedSwitch(context: AgentContext, layout: La
   const journal = state.inProgress;
   if (!journal) return liveRelease;
   const { log } = context;
+  // Before anything else: a hook of the crashed run may still be running, and must not overlap
+  // the revert hooks (or a new update) that follow.
+  if (journal.hookProcess) await endLeftoverHook(journal.hookProcess, log);
   const swapped = liveRelease === journal.release && journal.release !== journal.previousRelease;
   const afterSwap = journal.step === 'post-update' || journal.step === 'revert' || swapped;
   const what = `${journal.kind === 'rollback' ? 'a rollback' : 'an update'} to release ${journal.release}`;
@@ -33,4 +39,20 @@ export async function recoverInterruptedSwitch(context: AgentContext, layout: La
   }
   if (journal.removeOnFailure) await removeRelease(layout, journal.release);
   return afterSwap ? journal.previousRelease : liveRelease;
+}
+
+/** Ends the process group of a hook a crashed run left running, if that pid is still that hook. */
+async function endLeftoverHook(hook: RunningHook, log: Logger): Promise<void> {
+  if ((await processStartTime(hook.pid)) !== hook.startTime) {
+    log.debug(`hook ${hook.hook} (process ${hook.pid}) of the interrupted run is no longer running`);
+    return;
+  }
+  try {
+    process.kill(-hook.pid, 'SIGKILL');
+  } catch {
+    return; // The group ended meanwhile.
+  }
+  // SIGKILL cannot be ignored; wait for the leader to be gone so nothing overlaps what follows.
+  for (let waited = 0; waited < 5_000 && (await processStartTime(hook.pid)) === hook.startTime; waited += 20) await sleep(20);
+  log.warn(`ended hook ${hook.hook} (process group ${hook.pid}), left running by the interrupted run`);
 }

@@ -47,6 +47,16 @@ export interface UpdateInProgress {
   /** Whether the release was made for this switch (and so is removed if it fails). */
   removeOnFailure: boolean;
   startedAt: string;
+  /** The hook running now, whose process group a crash of the agent would leave behind. */
+  hookProcess?: RunningHook;
+}
+
+export interface RunningHook {
+  hook: string;
+  /** Its pid, which is also its process group id. */
+  pid: number;
+  /** The kernel's start time of that pid, so a reused pid is never signalled. */
+  startTime: string;
 }
 
 export interface HeldBackRevision {

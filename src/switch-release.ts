@@ -5,6 +5,7 @@
 import { DeployError, messageOf } from './errors.js';
 import { runHooks, type HookEnvironment, type HookPhase } from './hooks.js';
 import { pointLiveAt, releasePath, type Layout } from './releases.js';
+import { processStartTime } from './process-identity.js';
 import { saveState, type AgentState, type SwitchStep, type UpdateInProgress } from './state.js';
 import { pausePoint } from './test-pause.js';
 import type { AgentContext } from './update.js';
@@ -19,10 +20,15 @@ export interface SwitchRequest {
   removeOnFailure: boolean;
 }
 
-export type SwitchResult = { switched: true } | { switched: false; stage: 'pre-update' | 'post-update'; error: DeployError };
+/**
+ * `stopped`: the agent was asked to stop (SIGTERM, SIGINT) and abandoned the switch: not a
+ * failure of the revision, which is tried again at the next start.
+ */
+export type SwitchResult = { switched: true } | { switched: false; stage: 'pre-update' | 'post-update'; error: DeployError; stopped: boolean };
 
 export async function switchRelease(context: AgentContext, layout: Layout, state: AgentState, request: SwitchRequest): Promise<SwitchResult> {
   const { settings, log } = context;
+  const stopped = () => context.signal.aborted;
   const journal = async (step: SwitchStep) => {
     state.inProgress = {
       kind: request.kind,
@@ -34,7 +40,7 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
       removeOnFailure: request.removeOnFailure,
       startedAt: state.inProgress?.startedAt ?? context.now().toISOString(),
     };
-    await saveState(settings.cache, state);
+    await persistState(context, state);
   };
   const forward: HookEnvironment = {
     currentConfig: releasePath(layout, request.release),
@@ -47,10 +53,16 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
   await journal('pre-update');
   await pausePoint('pre-update');
   try {
-    await runPhase(context, settings.preHooks, phase('pre-update'), 'pre-hook', forward, true);
+    await runPhase(context, state, settings.preHooks, phase('pre-update'), 'pre-hook', forward, true);
   } catch (error) {
     state.inProgress = undefined;
-    return { switched: false, stage: 'pre-update', error: asDeployError(error) };
+    return { switched: false, stage: 'pre-update', error: asDeployError(error), stopped: stopped() };
+  }
+  // Once a stop is asked for, no new step starts: the hooks passed, but the swap waits for the next start.
+  if (stopped()) {
+    state.inProgress = undefined;
+    log.info(`the agent is stopping: release ${request.release} is not made live; the next start tries again`);
+    return { switched: false, stage: 'pre-update', error: new DeployError('pre-hook', 'the agent is stopping'), stopped: true };
   }
 
   await journal('swap');
@@ -61,10 +73,10 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
   await pausePoint('post-update');
 
   try {
-    await runPhase(context, settings.postHooks, phase('post-update'), 'post-hook', forward, true);
+    await runPhase(context, state, settings.postHooks, phase('post-update'), 'post-hook', forward, true);
   } catch (error) {
     await revertSwitch(context, layout, state);
-    return { switched: false, stage: 'post-update', error: asDeployError(error) };
+    return { switched: false, stage: 'post-update', error: asDeployError(error), stopped: stopped() };
   }
   state.inProgress = undefined;
   return { switched: true };
@@ -79,8 +91,8 @@ export async function revertSwitch(context: AgentContext, layout: Layout, state:
   const { settings, log } = context;
   const journaled = state.inProgress;
   if (!journaled) return;
-  state.inProgress = { ...journaled, step: 'revert' };
-  await saveState(settings.cache, state);
+  state.inProgress = { ...journaled, step: 'revert', hookProcess: undefined };
+  await persistState(context, state);
   await pointLiveAt(layout, journaled.previousRelease);
   log.warn(
     journaled.previousRelease
@@ -90,38 +102,66 @@ export async function revertSwitch(context: AgentContext, layout: Layout, state:
   );
   await pausePoint('revert');
   try {
-    // Not cut short by a stop: this is what puts the application back on its feet.
-    await runPhase(context, settings.postHooks, 'revert', 'post-hook', {
+    // Not cut short by a stop: this is what puts the application back on its feet. But during
+    // a stop it has stop-grace, not hook-timeout, so the whole stop stays within a bound that a
+    // service manager's stop timeout can allow for (see the README).
+    await runPhase(context, state, settings.postHooks, 'revert', 'post-hook', {
       currentConfig: journaled.previousRelease ? releasePath(layout, journaled.previousRelease) : '',
       previousConfig: releasePath(layout, journaled.release),
       revision: journaled.previousRevision,
       previousRevision: journaled.revision,
-    }, false);
+    }, false, context.signal.aborted ? Math.min(settings.stopGraceMs || 1000, settings.hookTimeoutMs) : undefined);
   } catch (error) {
     log.error(`a post-update hook failed again while reverting: ${messageOf(error)}; check the application by hand`);
   }
   state.inProgress = undefined;
 }
 
-function runPhase(
+async function runPhase(
   context: AgentContext,
+  state: AgentState,
   directory: string,
   phase: HookPhase,
   failureKind: 'pre-hook' | 'post-hook',
   hookEnvironment: HookEnvironment,
   stoppable: boolean,
+  timeoutMs = context.settings.hookTimeoutMs,
 ): Promise<void> {
-  return runHooks({
-    directory,
-    phase,
-    hookEnvironment,
-    baseEnv: context.env,
-    timeoutMs: context.settings.hookTimeoutMs,
-    log: context.log,
-    signal: stoppable ? context.signal : undefined,
-    stopGraceMs: context.settings.stopGraceMs,
-    failureKind,
-  });
+  try {
+    await runHooks({
+      directory,
+      phase,
+      hookEnvironment,
+      baseEnv: context.env,
+      timeoutMs,
+      log: context.log,
+      signal: stoppable ? context.signal : undefined,
+      stopGraceMs: context.settings.stopGraceMs,
+      failureKind,
+      onHookStarted: (hook, pid) => void journalRunningHook(context, state, hook, pid),
+    });
+  } finally {
+    if (state.inProgress) state.inProgress.hookProcess = undefined;
+  }
+}
+
+/** Records the running hook's process group, so that recovery after a crash can end it. */
+async function journalRunningHook(context: AgentContext, state: AgentState, hook: string, pid: number): Promise<void> {
+  const startTime = await processStartTime(pid);
+  if (!state.inProgress || startTime === undefined) return;
+  state.inProgress.hookProcess = { hook, pid, startTime };
+  await persistState(context, state).catch((error: unknown) => context.log.warn(`could not journal hook ${hook}: ${messageOf(error)}`));
+}
+
+// Saves of the state made while a switch runs go one after another, so an older snapshot can
+// never be renamed over a newer one.
+const pendingSaves = new WeakMap<AgentState, Promise<void>>();
+
+function persistState(context: AgentContext, state: AgentState): Promise<void> {
+  const previous = pendingSaves.get(state) ?? Promise.resolve();
+  const next = previous.catch(() => undefined).then(() => saveState(context.settings.cache, state));
+  pendingSaves.set(state, next);
+  return next;
 }
 
 export function asDeployError(error: unknown): DeployError {

@@ -36,13 +36,15 @@ export interface AgentContext {
 }
 
 export type CheckOutcome =
-  | { result: 'unchanged'; release: string | undefined; revision: string | undefined }
+  | { result: 'unchanged'; release: string | undefined; revision: string | undefined; heldBackSinceRollback?: string }
   | { result: 'updated'; release: string; revision: string }
   | { result: 'held-back'; revision: string }
   | { result: 'blocked'; revision: string; error: DeployError }
   | { result: 'reverted'; revision: string; error: DeployError }
   | { result: 'refused'; revision: string; error: DeployError }
-  | { result: 'failed'; error: DeployError };
+  | { result: 'failed'; error: DeployError }
+  /** The agent was asked to stop and abandoned the update: not a failure of the revision. */
+  | { result: 'stopped'; revision: string };
 
 /** Runs `work` with the agent's locks and state, saving the state afterwards. */
 export async function withLockedState<T>(context: AgentContext, work: (state: AgentState, layout: Layout) => Promise<T>): Promise<T> {
@@ -159,8 +161,8 @@ function heldBackOutcome(state: AgentState, revision: string, log: Logger): Chec
     return { result: 'refused', revision, error: new VerificationError(message, revision, held.remoteState) };
   }
   if (held?.reason === 'rolled-back') {
-    log.debug(`revision ${shortRevision(revision)} stays held back since the rollback`);
-    return { result: 'unchanged', release: state.current?.release, revision: state.current?.revision };
+    log.info(`revision ${shortRevision(revision)} on the remote is held back since the rollback to release ${state.current?.release ?? 'unknown'}; run "repo-deploy retry" to deploy it`, { revision });
+    return { result: 'unchanged', release: state.current?.release, revision: state.current?.revision, heldBackSinceRollback: revision };
   }
   log.warn(`revision ${shortRevision(revision)} is still held back after repeated failures (last: ${held?.lastError ?? 'unknown'}); run "repo-deploy retry" to try it again`, { revision });
   return { result: 'held-back', revision };
@@ -213,12 +215,18 @@ async function deploy(
   });
   if (!result.switched) {
     await removeRelease(layout, id);
-    recordFailure(state, revision, result.error.message, context.now(), settings.maxAttempts, pending.remoteState, log);
+    if (result.stopped) {
+      const how = result.stage === 'post-update' ? ` (reverted: ${result.error.message})` : result.error.message === 'the agent is stopping' ? '' : ` (${result.error.message})`;
+      log.warn(`update to ${shortRevision(revision)} abandoned because the agent is stopping${how}; it is not counted as a failure and the next start tries again`, { revision });
+      return { result: 'stopped', revision };
+    }
+    const heldBack = recordFailure(state, revision, result.error.message, context.now(), settings.maxAttempts, pending.remoteState, log);
+    const next = heldBack ? 'it is now held back (see above)' : 'the next check tries again';
     if (result.stage === 'pre-update') {
-      log.error(`update to ${shortRevision(revision)} blocked: ${result.error.message}; the live release is unchanged and the next check tries again`, { revision });
+      log.error(`update to ${shortRevision(revision)} blocked: ${result.error.message}; the live release is unchanged and ${next}`, { revision });
       return { result: 'blocked', revision, error: result.error };
     }
-    log.error(`update to ${shortRevision(revision)} reverted: ${result.error.message}; the next check tries again`, { revision });
+    log.error(`update to ${shortRevision(revision)} reverted: ${result.error.message}; ${next}`, { revision });
     return { result: 'reverted', revision, error: result.error };
   }
 
@@ -268,6 +276,7 @@ function recordCheck(state: AgentState, outcome: CheckOutcome, now: Date): void 
     state.consecutiveFailedChecks = 0;
     return;
   }
+  if (outcome.result === 'stopped') return;
   state.consecutiveFailedChecks++;
   if ('error' in outcome) state.lastError = { at, message: outcome.error.message };
 }

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseConfigText } from '../src/config-file.js';
 import { loadSettings, parseByteSize } from '../src/config.js';
 import { knownSettingKeys } from '../src/settings-schema.js';
-import { runCli } from './helpers/cli.js';
+import { makeSandbox, runCli, writeHook } from './helpers/cli.js';
 import { temporaryDirectory } from './helpers/temp.js';
+import { zipTree } from './helpers/zips.js';
 
 test('the config file: comments, blank lines, values with "=", underscores as dashes', () => {
   const parsed = parseConfigText(
@@ -48,10 +49,10 @@ test('a bad value names the key, the value and where it came from', async (t) =>
   const config = join(root, 'repo-deploy.cfg');
   await writeFile(config, 'hook-timeout = soon\n');
   await assert.rejects(loadSettings({ flags: { config }, env: {}, cwd: root }), /repo-deploy\.cfg:1: hook-timeout = "soon" is not a whole number of seconds/);
-  await assert.rejects(loadSettings({ flags: { config: join(root, 'none.cfg') }, env: {}, cwd: root }), /cannot read config file .*none\.cfg: ENOENT/);
+  await assert.rejects(loadSettings({ flags: { config: join(root, 'none.cfg') }, env: {}, cwd: root }), /the config file .*none\.cfg does not exist/);
   await assert.rejects(
     loadSettings({ flags: {}, env: { REPO_DEPLOY_CONFIG: '/nonexistent/none.cfg' }, cwd: root }),
-    /cannot read config file/,
+    /the config file \/nonexistent\/none\.cfg does not exist/,
   );
 });
 
@@ -94,4 +95,112 @@ test('the command line: a bad flag, a bad key, a missing remote each exit 2 with
 
   const { readdir } = await import('node:fs/promises');
   assert.deepEqual((await readdir(root)).sort(), ['bad.cfg'], 'nothing was created on disk');
+});
+
+test('a hook directory named by a flag, the environment or the config that does not exist is a config error naming it', async (t) => {
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root);
+  const archive = await zipTree({ 'index.html': 'v1\n' }, join(root, 'app.zip'), root);
+  const missing = join(root, 'no-such-hooks.d');
+  const byFlag = await runCli(['-f', '-r', archive, '-l', sandbox.live, '--cache', sandbox.cache, '--pre-hooks', missing, '--post-hooks', sandbox.postHooks]);
+  assert.equal(byFlag.code, 2, byFlag.stderr);
+  assert.match(byFlag.stderr, new RegExp(`--pre-hooks: the pre-hooks directory ${missing} does not exist; create it`));
+  const byEnv = await runCli(['-f', '-r', archive, '-l', sandbox.live, '--cache', sandbox.cache, '--pre-hooks', sandbox.preHooks], { REPO_DEPLOY_POST_HOOKS: missing });
+  assert.equal(byEnv.code, 2, byEnv.stderr);
+  assert.match(byEnv.stderr, /REPO_DEPLOY_POST_HOOKS: the post-hooks directory .* does not exist/);
+  await writeFile(sandbox.config, `post-hooks = ${missing}\n`);
+  const byFile = await runCli(['-f', '-c', sandbox.config, '-r', archive, '-l', sandbox.live, '--cache', sandbox.cache, '--pre-hooks', sandbox.preHooks]);
+  assert.equal(byFile.code, 2, byFile.stderr);
+  assert.match(byFile.stderr, /repo-deploy\.cfg:1: the post-hooks directory .* does not exist/);
+  await assert.rejects(readlink(sandbox.live), 'nothing was deployed');
+});
+
+test('a default hook directory that does not exist means no hooks, said once at start at info level', async (t) => {
+  const root = await temporaryDirectory(t);
+  const archive = await zipTree({ 'index.html': 'v1\n' }, join(root, 'app.zip'), root);
+  const defaults = ['/etc/repo-deploy/pre-update.d', '/etc/repo-deploy/post-update.d'];
+  if ((await Promise.all(defaults.map((path) => stat(path).then(() => true, () => false)))).some(Boolean)) {
+    t.skip('this machine has /etc/repo-deploy hook directories; the default-directory case needs them absent');
+    return;
+  }
+  const result = await runCli(['-f', '-r', archive, '-l', join(root, 'www', 'current'), '--cache', join(root, 'cache')]);
+  assert.equal(result.code, 0, result.stderr);
+  for (const [phase, directory] of [['pre-update', defaults[0]], ['post-update', defaults[1]]]) {
+    const said = result.stderr.split('\n').filter((line) => line.includes(`no ${phase} hooks: the default directory ${directory} does not exist`));
+    assert.equal(said.length, 1, result.stderr);
+    assert.match(said[0] ?? '', /INFO/);
+  }
+});
+
+test('operator slips get one clear line: a missing -c file, -h, a misspelled key, a misspelled REPO_DEPLOY_ variable', async (t) => {
+  const root = await temporaryDirectory(t);
+  const missingConfig = await runCli(['-f', '-c', join(root, 'nope.cfg'), '-r', '/x.zip']);
+  assert.equal(missingConfig.code, 2);
+  assert.match(missingConfig.stderr, /^repo-deploy: the config file .*nope\.cfg does not exist; check the path given with -c/);
+  assert.doesNotMatch(missingConfig.stderr, /ENOENT/);
+
+  const help = await runCli(['-h']);
+  assert.equal(help.code, 0, help.stderr);
+  assert.match(help.stdout, /Polls one remote/);
+
+  const config = join(root, 'typo.cfg');
+  await writeFile(config, 'remote = /x.zip\nkeep-release = 3\n');
+  const typo = await runCli(['-f', '-c', config]);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /typo\.cfg:2: unknown key "keep-release"; did you mean "keep-releases"\?/);
+
+  const sandbox = await makeSandbox(root);
+  const archive = await zipTree({ 'index.html': 'v1\n' }, join(root, 'app.zip'), root);
+  const variable = await runCli(sandbox.args(archive), { REPO_DEPLOY_KEEP_RELEASE: '3' });
+  assert.equal(variable.code, 0, variable.stderr);
+  assert.match(variable.stderr, /WARN .*the environment variable REPO_DEPLOY_KEEP_RELEASE is not a setting and is ignored; did you mean REPO_DEPLOY_KEEP_RELEASES\?/);
+});
+
+test('a config file holding a secret that group or others can read is warned about, with the fix', async (t) => {
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root, 'aws-access-key = AKIAEXAMPLE\naws-secret-key = not-a-real-secret-value\n');
+  const archive = await zipTree({ 'index.html': 'v1\n' }, join(root, 'app.zip'), root);
+  await chmod(sandbox.config, 0o644);
+  const open = await runCli(sandbox.args(archive));
+  assert.equal(open.code, 0, open.stderr);
+  assert.match(open.stderr, /WARN .*the config file .*repo-deploy\.cfg holds a secret \(aws-access-key, aws-secret-key\) and can be read by group or others \(mode 644\); chmod 600/);
+  assert.ok(!open.stderr.includes('not-a-real-secret-value'));
+  await chmod(sandbox.config, 0o600);
+  const closed = await runCli(sandbox.args(archive));
+  assert.equal(closed.code, 0, closed.stderr);
+  assert.doesNotMatch(closed.stderr, /holds a secret/);
+});
+
+test('check-config lists the hooks per phase in order and fails on a real live folder, missing SSH files and a bad schedule (as -f does)', async (t) => {
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root);
+  const archive = await zipTree({ 'index.html': 'v1\n' }, join(root, 'app.zip'), root);
+  for (const name of ['20-second', '10-first', '10-first.dpkg-old']) await writeHook(sandbox.preHooks, name, 'exit 0');
+  await writeHook(sandbox.postHooks, '50-reload', 'exit 0');
+  const common = ['-r', archive, '-l', sandbox.live, '--cache', sandbox.cache, '--pre-hooks', sandbox.preHooks, '--post-hooks', sandbox.postHooks];
+  const good = await runCli(['check-config', ...common]);
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stdout, /pre-update hooks \(.*pre-update\.d\): 10-first, 20-second\n/);
+  assert.match(good.stdout, /post-update hooks \(.*post-update\.d\): 50-reload\n/);
+
+  await writeFile(sandbox.config, 'schedule = 61 * * * *\n');
+  for (const command of [['check-config'], ['-f']]) {
+    const badSchedule = await runCli([...command, '-c', sandbox.config, ...common]);
+    assert.equal(badSchedule.code, 2, `${command}: ${badSchedule.stderr}`);
+    assert.match(badSchedule.stderr, /schedule "61 \* \* \* \*" is not a valid cron expression/);
+  }
+  await writeFile(sandbox.config, `ssh-key = ${join(root, 'no-key')}\n`);
+  const noKey = await runCli(['check-config', '-c', sandbox.config, ...common]);
+  assert.equal(noKey.code, 2);
+  assert.match(noKey.stderr, /ssh-key file .*no-key does not exist/);
+  await writeFile(sandbox.config, `ssh-known-hosts = ${join(root, 'no-known-hosts')}\n`);
+  const noKnownHosts = await runCli(['check-config', '-c', sandbox.config, ...common]);
+  assert.equal(noKnownHosts.code, 2);
+  assert.match(noKnownHosts.stderr, /ssh-known-hosts file .*no-known-hosts does not exist; fill it with ssh-keyscan/);
+  await writeFile(sandbox.config, '');
+  await mkdir(sandbox.live);
+  const realFolder = await runCli(['check-config', ...common]);
+  assert.equal(realFolder.code, 2);
+  assert.match(realFolder.stderr, /the live path .* is a real directory/);
+  await assert.rejects(readlink(sandbox.live));
 });

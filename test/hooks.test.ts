@@ -114,3 +114,45 @@ test('a hook that leaves a background process holding its output does not hold u
   process.kill(backgroundPid, 'SIGKILL');
   await import('node:fs/promises').then(({ rm }) => rm(pidFile, { force: true }));
 });
+
+test('leftovers of package managers and editors beside a hook never run, each logged once; names like restart.sh still run', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const order = join(directory, '..', `order-leftovers-${Date.now()}`);
+  t.after(() => import('node:fs/promises').then(({ rm }) => rm(order, { force: true })));
+  const leftovers = ['50-reload.dpkg-old', '50-reload.dpkg-dist', '50-reload.dpkg-new', '50-reload.rpmsave', '50-reload.rpmnew', '50-reload.ucf-old', '50-reload.ucf-dist', '50-reload.bak', '50-reload.orig', '50-reload.swp', '#50-reload#', '50-reload.disabled'];
+  for (const name of ['50-reload', 'restart.sh', ...leftovers]) await writeHook(directory, name, `echo ${name} >> ${order}`);
+  const lines: string[] = [];
+  assert.deepEqual(await listHooks(directory), ['50-reload', 'restart.sh']);
+  await runHooks(options(directory, lines));
+  await runHooks(options(directory, lines));
+  assert.equal(await readFile(order, 'utf8'), '50-reload\nrestart.sh\n50-reload\nrestart.sh\n');
+  for (const name of leftovers) {
+    const said = lines.filter((line) => line.includes(`${name} is skipped`));
+    assert.equal(said.length, 1, `${name} is logged once: ${said.join('\n')}`);
+    assert.match(said[0] ?? '', /INFO/);
+  }
+});
+
+test('hooks never inherit the agent\'s REPO_DEPLOY_* settings or AWS credentials; the documented variables are there', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const dump = join(directory, '..', `environ-${Date.now()}`);
+  t.after(() => import('node:fs/promises').then(({ rm }) => rm(dump, { force: true })));
+  // What the kernel shows of the hook's environment, as another process would read it.
+  await writeHook(directory, '50-dump', `tr '\\000' '\\n' < /proc/$$/environ > ${dump}`);
+  const baseEnv = {
+    PATH: process.env.PATH,
+    REPO_DEPLOY_REMOTE: 'https://deployer:hunter2-remote@127.0.0.1/app.zip',
+    REPO_DEPLOY_AWS_SECRET_KEY: 'secret-from-repo-deploy-env',
+    AWS_SECRET_ACCESS_KEY: 'secret-from-aws-env',
+    AWS_SESSION_TOKEN: 'session-token-from-aws-env',
+    AWS_REGION: 'eu-west-1',
+  };
+  await runHooks(options(directory, [], { baseEnv }));
+  const environ = await readFile(dump, 'utf8');
+  for (const secret of ['hunter2-remote', 'secret-from-repo-deploy-env', 'secret-from-aws-env', 'session-token-from-aws-env']) {
+    assert.ok(!environ.includes(secret), `${secret} reached the hook`);
+  }
+  for (const line of ['AWS_REGION=eu-west-1', 'CURRENT_CONFIG=/r/new', 'PREVIOUS_CONFIG=/r/old', 'REPO_DEPLOY_PHASE=post-update', 'REPO_DEPLOY_REVISION=rev-new', 'REPO_DEPLOY_PREVIOUS_REVISION=rev-old']) {
+    assert.ok(environ.split('\n').includes(line), `${line} is in the hook's environment`);
+  }
+});

@@ -3,6 +3,7 @@
 // git-remote-https) lead their own process group, so git-timeout ends all of them. simple-git's
 // timeout and abort signal only the git process itself (SIGINT to the child), which left ssh
 // running. Credentials reach git through the environment, never its arguments.
+import { inheritedEnvironment } from '../child-environment.js';
 import type { Settings } from '../config.js';
 import { fetchError, type DeployError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -24,7 +25,7 @@ const shellQuote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
 
 /** The environment git runs with: no prompts, credentials for the remote's own server only, ssh options. */
 export function gitEnvironment(remote: GitRemote, settings: Settings, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...base, GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', SSH_ASKPASS: 'true', LC_ALL: 'C' };
+  const env: NodeJS.ProcessEnv = { ...inheritedEnvironment(base), GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', SSH_ASKPASS: 'true', LC_ALL: 'C' };
   const config: Array<[string, string]> = [];
   if (remote.credentials) {
     // Through git's credential protocol, scoped to the URL's own scheme, host and port: git asks

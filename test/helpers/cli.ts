@@ -70,6 +70,9 @@ export async function makeSandbox(root: string, configText = ''): Promise<Sandbo
     liveFile: (path) => readFile(join(sandbox.live, path), 'utf8'),
   };
   await mkdir(join(root, 'www'), { recursive: true });
+  // Named on the command line, so they must exist (a named hook directory that does not is an error).
+  await mkdir(sandbox.preHooks, { recursive: true });
+  await mkdir(sandbox.postHooks, { recursive: true });
   await writeFile(sandbox.config, configText);
   return sandbox;
 }
