@@ -27,7 +27,7 @@ const exitCodeHelp =
   '7 the remote\'s revision is held back after max-attempts failures (see repo-deploy retry), ' +
   '8 refused: a signature, checksum or ancestry check failed (or repo-deploy verify found a difference).';
 
-type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify';
+type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify' | 'adopt';
 
 function parser(argv: string[]) {
   return yargs(argv)
@@ -59,6 +59,9 @@ function parser(argv: string[]) {
     )
     .command('check-config', 'Validate the config and reach the remote without deploying', (command) =>
       command.example('$0 check-config -c /etc/repo-deploy/repo-deploy.cfg', 'Before enabling the service'),
+    )
+    .command('adopt', 'Make the plain directory at the live path (left by the Python tool) the first release, so a failed first deploy can revert to it', (command) =>
+      command.example('$0 adopt -l /var/deploy/current', 'Move /var/deploy/current into releases/ and link it'),
     )
     .command('verify', 'Check the live tree against the manifest made when it was deployed (exit 8 on any difference)', (command) =>
       command.example('$0 verify', 'Prove the live tree is what was deployed'),
@@ -137,6 +140,9 @@ async function main(argv: string[]): Promise<number> {
         return ExitCode.ok;
       case 'check-config':
         await commands.checkConfigCommand(context, print);
+        return ExitCode.ok;
+      case 'adopt':
+        await commands.adoptCommand(context, print);
         return ExitCode.ok;
       case 'verify':
         return (await commands.verifyCommand(context, print)) ? ExitCode.ok : ExitCode.verificationFailed;

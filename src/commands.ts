@@ -1,6 +1,7 @@
 // The commands beside the default run: status, releases, rollback, retry, check-config. Each
 // reads or changes the same state the agent keeps, under the same lock where it changes anything.
-import { join } from 'node:path';
+import { lstat, realpath, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { requireRemote } from './config.js';
 import { DeployError, usageError } from './errors.js';
 import { shortRevision } from './failures.js';
@@ -8,11 +9,12 @@ import { fetcherFor } from './fetchers/registry.js';
 import { listHooks } from './hooks.js';
 import { redact } from './redact.js';
 import { classifyRemote } from './remote.js';
-import { layoutFor, listReleaseDirectories, readLiveRelease } from './releases.js';
+import { layoutFor, listReleaseDirectories, newReleaseId, pointLiveAt, readLiveRelease, releaseExists, releasePath } from './releases.js';
+import { ensureOwnDirectory } from './own-directory.js';
 import { validateSchedule } from './schedule.js';
 import { loadState, type AgentState } from './state.js';
 import { switchRelease } from './switch-release.js';
-import { compareWithManifest, manifestPath } from './verify/manifest.js';
+import { compareWithManifest, manifestPath, writeManifest } from './verify/manifest.js';
 import { downloadsDirectory, liveRevision, prepare, pruneReleases, withLockedState, type AgentContext } from './update.js';
 
 type Print = (line: string) => void;
@@ -21,7 +23,8 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
   const { settings } = context;
   const state = await loadState(settings.cache);
   const layout = layoutFor(settings.local);
-  const live = await readLiveRelease(layout).catch((error: Error) => `unreadable: ${error.message}`);
+  let live = await readLiveRelease(layout).catch((error: Error) => `unreadable: ${error.message}`);
+  if (live && !live.startsWith('unreadable') && !(await releaseExists(layout, live))) live = `MISSING: ${live} (its directory is gone; the next check redeploys)`;
   const report = {
     live: live === undefined ? null : { release: live, revision: state.current?.revision || null },
     previous: state.previous ? { release: state.previous.release, revision: state.previous.revision } : null,
@@ -35,7 +38,8 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
     interruptedSwitch: state.inProgress ?? null,
   };
   if (json) return print(JSON.stringify(report, null, 2));
-  print(`live:           ${report.live ? `${report.live.release} (revision ${shortRevision(report.live.revision ?? '')})` : 'nothing deployed'}`);
+  const nothingLive = state.lastCheck?.result === 'reverted' ? `NOTHING IS LIVE: the first deploy was reverted at ${state.lastCheck.at} and there was no release before it` : 'nothing deployed';
+  print(`live:           ${report.live ? `${report.live.release} (revision ${shortRevision(report.live.revision ?? '')})` : nothingLive}`);
   print(`previous:       ${report.previous ? `${report.previous.release} (revision ${shortRevision(report.previous.revision)})` : 'none'}`);
   print(`remote:         ${report.remote ?? 'not set'}`);
   print(`last check:     ${report.lastCheck ? `${report.lastCheck.at} ${report.lastCheck.result}` : 'never'}`);
@@ -156,5 +160,33 @@ export async function checkConfigCommand(context: AgentContext, print: Print): P
     }
     await checked.dispose();
     print(`found:    the remote is reachable; revision ${shortRevision(checked.revision)} (${checked.description}) would be deployed at the next check`);
+  });
+}
+
+/**
+ * Makes a plain directory at the live path (what the Python tool left) the first release: it is
+ * moved into releases/ and the live path becomes a link to it, so a failed first deploy has
+ * something to revert to. Two renames on one filesystem: the live path is absent for the instant
+ * between them (a directory cannot be replaced by a link in one rename(2)).
+ */
+export async function adoptCommand(context: AgentContext, print: Print): Promise<void> {
+  await withLockedState(context, async (state, layout) => {
+    const info = await lstat(layout.live).catch(() => undefined);
+    if (!info) throw usageError(`there is nothing at ${layout.live} to adopt`, 'run the agent: the first deploy creates the live path');
+    if (info.isSymbolicLink()) throw usageError(`${layout.live} is already a link made by repo-deploy; nothing to adopt`);
+    if (!info.isDirectory()) throw usageError(`${layout.live} is a file, not a directory; only a directory can be adopted`);
+    await ensureOwnDirectory(layout.releasesDirectory);
+    const releaseDirectory = await realpath(layout.releasesDirectory);
+    const liveParent = await realpath(dirname(layout.live));
+    if (dirname(releaseDirectory) !== liveParent) throw usageError(`${layout.releasesDirectory} is not beside ${layout.live}`);
+    const id = newReleaseId('adopted', context.now(), new Set(state.releases.map((release) => release.id)));
+    await rename(layout.live, releasePath(layout, id));
+    await pointLiveAt(layout, id);
+    await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id));
+    const at = context.now().toISOString();
+    state.releases.push({ id, revision: '', createdAt: at, deployedAt: at, status: 'adopted' });
+    state.current = { release: id, revision: '', remoteState: {} };
+    context.log.info(`adopted ${layout.live} as release ${id}`, { release: id });
+    print(`adopted: ${layout.live} is now a link to releases/${id}, which holds the directory that was there; the next check deploys the remote's revision and can revert to it`);
   });
 }

@@ -1,9 +1,11 @@
 // Copies a checked-out tree into a staging directory: files with their executable bits,
-// directories, and symlinks that stay inside the release; never .git. A symlink pointing
-// outside is refused, as in zips: the release would depend on files it does not contain.
+// directories, and symlinks that stay inside the release; never .git. A symlink leading
+// outside, directly or through the tree's other links, is refused, as in zips: the release
+// would depend on files it does not contain. Links are created last, after they are all judged.
 import { chmod, copyFile, lstat, mkdir, readdir, readlink, symlink } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { join } from 'node:path';
 import { fetchError } from './errors.js';
+import { linkStaysInside } from './symlink-containment.js';
 
 export interface CopySummary {
   files: number;
@@ -12,25 +14,18 @@ export interface CopySummary {
 
 export async function copyTree(source: string, destination: string, describeSource: string): Promise<CopySummary> {
   const summary: CopySummary = { files: 0, symlinks: 0 };
-  const root = resolve(destination);
-  const walk = async (from: string, to: string): Promise<void> => {
-    for (const entry of await readdir(from, { withFileTypes: true })) {
+  const links = new Map<string, string>();
+  const walk = async (relativeDirectory: string): Promise<void> => {
+    for (const entry of await readdir(join(source, relativeDirectory), { withFileTypes: true })) {
       if (entry.name === '.git') continue;
-      const sourcePath = join(from, entry.name);
-      const targetPath = join(to, entry.name);
+      const path = relativeDirectory ? `${relativeDirectory}/${entry.name}` : entry.name;
+      const sourcePath = join(source, path);
+      const targetPath = join(destination, path);
       if (entry.isDirectory()) {
         await mkdir(targetPath, { mode: 0o755 });
-        await walk(sourcePath, targetPath);
+        await walk(path);
       } else if (entry.isSymbolicLink()) {
-        const target = await readlink(sourcePath);
-        const fromRoot = relative(root, resolve(dirname(targetPath), target));
-        if (isAbsolute(target) || fromRoot === '..' || fromRoot.startsWith('..' + sep)) {
-          throw fetchError(
-            `${describeSource} rejected: "${relative(root, targetPath)}" is a symlink to "${target}", outside the release; nothing was deployed`,
-          );
-        }
-        await symlink(target, targetPath);
-        summary.symlinks++;
+        links.set(path, await readlink(sourcePath));
       } else if (entry.isFile()) {
         await copyFile(sourcePath, targetPath);
         await chmod(targetPath, (await lstat(sourcePath)).mode & 0o777);
@@ -38,6 +33,15 @@ export async function copyTree(source: string, destination: string, describeSour
       }
     }
   };
-  await walk(source, root);
+  await walk('');
+  for (const path of links.keys()) {
+    if (!linkStaysInside(path, links)) {
+      throw fetchError(`${describeSource} rejected: "${path}" is a symlink to "${links.get(path)}", outside the release; nothing was deployed`);
+    }
+  }
+  for (const [path, target] of links) {
+    await symlink(target, join(destination, path));
+    summary.symlinks++;
+  }
   return summary;
 }

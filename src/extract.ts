@@ -5,7 +5,7 @@
 // write can pass through a link; nothing is ever written outside the staging directory.
 import { chmodSync, closeSync, createWriteStream, mkdirSync, openSync, writeSync } from 'node:fs';
 import { chmod, mkdir, symlink } from 'node:fs/promises';
-import { dirname, isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
+import { dirname, join, posix, resolve } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -13,6 +13,7 @@ import { createInflateRaw, crc32, inflateRawSync } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { DeployError, fetchError, messageOf } from './errors.js';
 import type { ProgressSink } from './progress.js';
+import { linkStaysInside } from './symlink-containment.js';
 import { pausePoint } from './test-pause.js';
 import { ArchiveReader } from './zip-reader.js';
 
@@ -125,6 +126,7 @@ async function planEntries(zip: ZipFile, archiveName: string, limits: ExtractLim
     if (error instanceof DeployError) throw error;
     throw fetchError(`archive ${archiveName} rejected: ${messageOf(error)}`);
   }
+  rejectOverlappingEntries(planned, archiveName);
   // A path below a symlink entry would be written through the link once it exists.
   for (const item of planned) {
     for (let parent = posix.dirname(item.path); parent !== '.'; parent = posix.dirname(parent)) {
@@ -137,8 +139,53 @@ async function planEntries(zip: ZipFile, archiveName: string, limits: ExtractLim
   return planned;
 }
 
+/**
+ * Entries whose data share bytes: a few kilobytes whose entries all point at one large body
+ * unpack to gigabytes (a "non-recursive zip bomb"). Info-ZIP refuses them too. Each entry's
+ * local header and data must end before the next entry's begins.
+ */
+function rejectOverlappingEntries(planned: PlannedEntry[], archiveName: string): void {
+  const byOffset = [...planned].sort((a, b) => a.entry.relativeOffsetOfLocalHeader - b.entry.relativeOffsetOfLocalHeader);
+  for (let index = 1; index < byOffset.length; index++) {
+    const before = (byOffset[index - 1] as PlannedEntry).entry;
+    const current = byOffset[index] as PlannedEntry;
+    const end = before.relativeOffsetOfLocalHeader + 30 + before.fileNameLength + before.compressedSize;
+    if (current.entry.relativeOffsetOfLocalHeader < end) {
+      throw rejected(archiveName, current.entry.fileName, `overlaps the data of entry "${before.fileName}" (a zip bomb's trick)`);
+    }
+  }
+}
+
+// Names a filesystem accepts: 255 bytes a name, 4095 a path (Linux's NAME_MAX and PATH_MAX - 1).
+const longestName = 255;
+const longestPath = 4095;
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The entry's name as its maker meant it. yauzl decodes a name without the UTF-8 flag as CP437,
+ * but macOS and many tools write UTF-8 without setting the flag; like Info-ZIP and Go, a name
+ * whose bytes are valid UTF-8 is read as UTF-8.
+ */
+function entryName(entry: Entry): string {
+  const flaggedUtf8 = (entry.generalPurposeBitFlag & 0x800) !== 0 || entry.extraFields.some((field) => field.id === 0x7075);
+  const raw = entry.fileNameRaw;
+  if (flaggedUtf8 || !raw.some((byte) => byte >= 0x80)) return entry.fileName;
+  try {
+    return strictUtf8.decode(raw);
+  } catch {
+    return entry.fileName;
+  }
+}
+
+// A DOS volume label (attribute 0x08 of a name made by DOS/Windows) names the disk, not a file.
+const isVolumeLabel = (entry: Entry) => entry.versionMadeBy >> 8 === 0 && (entry.externalFileAttributes & 0x18) === 0x08;
+
 function planEntry(entry: Entry, archiveName: string): PlannedEntry | undefined {
-  const name = entry.fileName;
+  if (isVolumeLabel(entry)) return undefined;
+  const name = entryName(entry);
+  if (entry.fileNameRaw.some((byte) => byte < 0x20 || byte === 0x7f)) {
+    throw rejected(archiveName, JSON.stringify(entry.fileNameRaw.toString("utf8")).slice(1, -1), "has a control character in its name");
+  }
   // yauzl refuses absolute paths, ".." and backslashes already; checked again here so the rule
   // does not hang on a library option.
   if (name.includes('\\') || name.startsWith('/') || /^[A-Za-z]:/.test(name) || name.includes('\0')) {
@@ -147,6 +194,10 @@ function planEntry(entry: Entry, archiveName: string): PlannedEntry | undefined 
   const parts = name.split('/').filter((part) => part !== '' && part !== '.');
   if (parts.includes('..')) throw rejected(archiveName, name, 'climbs out with ".."');
   if (parts.length === 0) return undefined; // "./" or "/" alone: the root itself
+  const tooLong = parts.find((part) => Buffer.byteLength(part) > longestName);
+  if (tooLong !== undefined || Buffer.byteLength(parts.join('/')) > longestPath - 256) {
+    throw rejected(archiveName, name.length > 80 ? `${name.slice(0, 80)}...` : name, `has a name longer than a filesystem allows (${longestName} bytes a name, ${longestPath} a path)`);
+  }
   if (entry.isEncrypted()) throw rejected(archiveName, name, 'is encrypted');
   if (!entry.canDecodeFileData()) {
     throw rejected(archiveName, name, `uses compression method ${entry.compressionMethod}, which is not supported`);
@@ -214,18 +265,23 @@ async function writeEntries(archive: OpenArchive, planned: PlannedEntry[], root:
     summary.files++;
   }
 
+  // Every link's target is read first, so each is judged with the others followed (a chain).
+  const links = new Map<string, string>();
   for (const item of symlinks) {
     if (item.entry.uncompressedSize > longestSymlinkTarget) {
       throw rejected(archiveName, item.entry.fileName, 'is a symlink with an overlong target');
     }
-    const target = readSmallEntry(archive, item).toString('utf8');
-    const linkPath = join(root, item.path);
-    const resolved = resolve(dirname(linkPath), target);
-    if (target === '' || isAbsolute(target) || target.includes('\0') || !isInside(root, resolved)) {
-      throw rejected(archiveName, item.entry.fileName, `is a symlink to "${target}", outside the release`);
+    links.set(item.path, readSmallEntry(archive, item).toString('utf8'));
+  }
+  for (const item of symlinks) {
+    if (!linkStaysInside(item.path, links)) {
+      throw rejected(archiveName, item.entry.fileName, `is a symlink to "${links.get(item.path)}", outside the release`);
     }
+  }
+  for (const item of symlinks) {
+    const linkPath = join(root, item.path);
     ensureDirectory(dirname(linkPath));
-    await symlink(target, linkPath);
+    await symlink(links.get(item.path) as string, linkPath);
     summary.symlinks++;
   }
 
@@ -235,11 +291,6 @@ async function writeEntries(archive: OpenArchive, planned: PlannedEntry[], root:
     summary.directories++;
   }
   return summary;
-}
-
-function isInside(root: string, path: string): boolean {
-  const fromRoot = relative(root, path);
-  return fromRoot === '' || (!fromRoot.startsWith('..' + sep) && fromRoot !== '..' && !isAbsolute(fromRoot));
 }
 
 function writeSmallFile(target: string, data: Buffer, mode: number): void {
@@ -303,9 +354,15 @@ function readSmallEntry(archive: OpenArchive, item: PlannedEntry): Buffer {
   const compressed = block.subarray(dataStart, dataStart + entry.compressedSize);
   let data: Buffer;
   try {
-    data = entry.compressionMethod === 0 ? compressed : inflateRawSync(compressed);
+    // Never more than declared (plus one byte, to tell "more" from "exactly"): an entry that
+    // declares 1,000 bytes must not inflate to 512 MiB in memory before the size is checked.
+    data = entry.compressionMethod === 0 ? compressed : inflateRawSync(compressed, { maxOutputLength: entry.uncompressedSize + 1 });
   } catch (error) {
+    if (error instanceof RangeError) throw rejected(archive.archiveName, entry.fileName, `holds more data than its declared ${entry.uncompressedSize} bytes`);
     throw fail(messageOf(error));
+  }
+  if (data.length > entry.uncompressedSize) {
+    throw rejected(archive.archiveName, entry.fileName, `holds more data than its declared ${entry.uncompressedSize} bytes`);
   }
   if (data.length !== entry.uncompressedSize || crc32(data) >>> 0 !== entry.crc32 >>> 0) {
     throw rejected(archive.archiveName, entry.fileName, 'fails its CRC-32 check; the archive is corrupt');

@@ -39,7 +39,7 @@ export async function readLiveRelease(layout: Layout): Promise<string | undefine
   if (!info.isSymbolicLink()) {
     throw usageError(
       `the live path ${layout.live} is a real ${info.isDirectory() ? 'directory' : 'file'}, not a link made by repo-deploy`,
-      `move it away (mv ${layout.live} ${layout.live}.orig) and run again; repo-deploy never deletes a tree it did not create`,
+      `move it away (mv ${layout.live} ${layout.live}.orig) and run again, or run "repo-deploy adopt" to make it the first release (a failed first deploy then reverts to it); repo-deploy never deletes a tree it did not create`,
     );
   }
   const target = resolve(dirname(layout.live), await readlink(layout.live));
@@ -50,6 +50,12 @@ export async function readLiveRelease(layout: Layout): Promise<string | undefine
     );
   }
   return basename(target);
+}
+
+/** Whether a release the live link names is there: its directory exists (not removed by hand). */
+export async function releaseExists(layout: Layout, id: string): Promise<boolean> {
+  const info = await lstat(releasePath(layout, id)).catch(() => undefined);
+  return info?.isDirectory() === true;
 }
 
 /** A new release id: sortable by time, with the revision's start to recognise it. */

@@ -7,7 +7,7 @@ import { writeFileAtomically } from './atomic-file.js';
 import { systemErrorCode } from './errors.js';
 import type { RemoteState } from './fetchers/types.js';
 
-export type ReleaseStatus = 'live' | 'previous' | 'retired' | 'reverted' | 'rolled-back';
+export type ReleaseStatus = 'live' | 'previous' | 'retired' | 'reverted' | 'rolled-back' | 'adopted';
 
 export interface ReleaseRecord {
   id: string;
@@ -35,7 +35,7 @@ export interface FailureRecord {
  * The journal of a release switch (an update or a rollback), saved before each step so that
  * the next start can finish or undo a switch a crash interrupted.
  */
-export type SwitchStep = 'pre-update' | 'swap' | 'post-update' | 'revert';
+export type SwitchStep = 'stage' | 'pre-update' | 'swap' | 'post-update' | 'revert';
 
 export interface UpdateInProgress {
   kind: 'update' | 'rollback';
@@ -84,6 +84,8 @@ export interface AgentState {
   consecutiveFailedChecks: number;
   failures: FailureRecord[];
   inProgress?: UpdateInProgress;
+  /** A live link found pointing at a release directory that is gone; cleared once something is live again. */
+  brokenLive?: string;
   /** A revision not to deploy again until the remote changes or `repo-deploy retry`. */
   heldBack?: HeldBackRevision;
 }

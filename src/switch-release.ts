@@ -97,7 +97,7 @@ export async function revertSwitch(context: AgentContext, layout: Layout, state:
   log.warn(
     journaled.previousRelease
       ? `reverted the live path to release ${journaled.previousRelease}`
-      : `removed the live path ${layout.live}: there was no release before ${journaled.release}`,
+      : `nothing is live at ${layout.live} now: the live path is removed, as there was no release before ${journaled.release} to go back to (repo-deploy adopt makes an existing directory that release)`,
     { release: journaled.previousRelease, revision: journaled.previousRevision },
   );
   await pausePoint('revert');

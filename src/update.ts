@@ -13,7 +13,7 @@ import type { Logger } from './log.js';
 import type { ProgressSink } from './progress.js';
 import { recoverInterruptedSwitch } from './recovery.js';
 import { redact } from './redact.js';
-import { layoutFor, newReleaseId, readLiveRelease, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
+import { layoutFor, newReleaseId, readLiveRelease, releaseExists, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
 import { loadState, saveState, type AgentState } from './state.js';
 import { asDeployError, switchRelease } from './switch-release.js';
 import { ensureOwnDirectory } from './own-directory.js';
@@ -78,6 +78,7 @@ export async function checkForUpdate(context: AgentContext): Promise<CheckOutcom
   return withLockedState(context, async (state, layout) => {
     const liveRelease = await prepare(context, layout, state);
     const outcome = await lockedCheck(context, remote, layout, state, liveRelease);
+    if (state.brokenLive) await repairBrokenLive(context, layout, state, outcome);
     recordCheck(state, outcome, context.now());
     return outcome;
   });
@@ -92,6 +93,14 @@ export async function prepare(context: AgentContext, layout: Layout, state: Agen
   for (const leftover of await removeLeftovers(layout)) log.info(`removed ${leftover}, left by an interrupted update`);
   const downloads = downloadsDirectory(settings);
   for (const name of await readdir(downloads).catch(() => [] as string[])) await rm(join(downloads, name), { force: true });
+  if (liveRelease !== undefined && !(await releaseExists(layout, liveRelease))) {
+    log.error(`the live path ${layout.live} points at release ${liveRelease}, whose directory ${releasePath(layout, liveRelease)} is missing (removed by hand?); the application has no files. Deploying the remote's revision again`, { release: liveRelease });
+    state.releases = state.releases.filter((release) => release.id !== liveRelease);
+    state.current = undefined;
+    if (state.previous?.release === liveRelease) state.previous = undefined;
+    state.brokenLive = liveRelease;
+    return undefined;
+  }
   reconcileWithDisk(state, liveRelease, log);
   return liveRelease;
 }
@@ -146,6 +155,40 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
   }
 }
 
+/**
+ * After a check that found the live link pointing at a missing release: a deployed revision
+ * replaced it; otherwise (the remote unreachable, say) the newest release still on disk is made
+ * live, with the hooks in phase "rollback", so the application has files again.
+ */
+async function repairBrokenLive(context: AgentContext, layout: Layout, state: AgentState, outcome: CheckOutcome): Promise<void> {
+  const { log } = context;
+  if (outcome.result === 'updated') {
+    state.brokenLive = undefined;
+    return;
+  }
+  const fallback = [...state.releases].reverse().find((release) => release.id !== state.brokenLive);
+  if (!fallback || !(await releaseExists(layout, fallback.id))) {
+    log.error(`nothing is live at ${layout.live}: its release is missing and no other release is on disk; the next check tries to deploy again`);
+    return;
+  }
+  const result = await switchRelease(context, layout, state, {
+    kind: 'rollback',
+    release: fallback.id,
+    revision: fallback.revision,
+    previousRelease: undefined,
+    previousRevision: '',
+    removeOnFailure: false,
+  });
+  if (!result.switched) {
+    log.error(`could not make release ${fallback.id} live in place of the missing one: ${result.error.message}`);
+    return;
+  }
+  fallback.status = 'live';
+  state.current = { release: fallback.id, revision: fallback.revision, remoteState: {} };
+  state.brokenLive = undefined;
+  log.warn(`the remote could not be deployed, so release ${fallback.id} (revision ${shortRevision(fallback.revision)}), the newest one on disk, is live in place of the missing one`, { release: fallback.id });
+}
+
 /** Content the operator's keys do not vouch for: remembered, so it is not downloaded again. */
 function refused(state: AgentState, error: VerificationError, trust: string, now: Date, log: Logger): CheckOutcome {
   state.heldBack = { revision: error.revision, remoteState: error.remoteState, reason: 'refused', since: now.toISOString(), lastError: error.message, trust };
@@ -195,11 +238,26 @@ async function deploy(
   await pausePoint('downloaded');
 
   const id = newReleaseId(revision, context.now(), new Set(state.releases.map((release) => release.id)));
+  // Journaled before the release gets its name: a crash after the rename and before the switch
+  // journal would otherwise leave a whole release that nothing lists or prunes.
+  state.inProgress = {
+    kind: 'update',
+    step: 'stage',
+    release: id,
+    revision,
+    previousRelease: liveRelease,
+    previousRevision: previous?.revision ?? '',
+    removeOnFailure: true,
+    startedAt: context.now().toISOString(),
+  };
+  await saveState(settings.cache, state);
   try {
     await stageRelease(layout, id, (directory) => pending.stage(directory));
+    await pausePoint('staged');
     await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id));
   } catch (error) {
     await removeRelease(layout, id);
+    state.inProgress = undefined;
     return failed(error, log);
   }
   const createdAt = context.now().toISOString();

@@ -99,3 +99,15 @@ test('a nested submodule removed upstream is gone from the next release: the rel
   assert.equal(await sandbox.liveFile('vendor/library/lib.txt'), 'library file\n');
   await assert.rejects(access(join(sandbox.live, 'vendor', 'library', 'deps')), 'the removed nested submodule is not in the release');
 });
+
+test('a chain of symlinks in the repository that leaves the subdirectory through another link is refused', async (t) => {
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root);
+  const repo = await createRepository(root);
+  // Each judged by its own text stays inside app/; followed through b, c reaches the repository root.
+  await repo.commit({ 'app/index.html': 'v1\n', 'secret.txt': 'outside the release\n', 'app/d/b': { symlink: '..' }, 'app/d/c': { symlink: 'b/../secret.txt' } });
+  const result = await runCli(sandbox.args(`${repo.bare}/app#main`));
+  assert.equal(result.code, 3, result.stderr);
+  assert.match(result.stderr, /"d\/c" is a symlink to "b\/..\/secret.txt", outside the release/);
+  await assert.rejects(access(sandbox.live));
+});
