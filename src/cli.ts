@@ -4,7 +4,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { defaultConfigPath, loadSettings, requireRemote, type Settings } from './config.js';
-import { DeployError, ExitCode, exitCodeOf, messageOf } from './errors.js';
+import { DeployError, ExitCode, exitCodeOf, messageOf, noSpaceError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { redact } from './redact.js';
 import type { AgentContext, CheckOutcome } from './update.js';
@@ -189,7 +189,7 @@ async function fetchOnce(context: AgentContext, stopping: AbortController, log: 
 }
 
 function reportError(error: unknown, verbose: boolean): number {
-  const message = redact(messageOf(error));
+  const message = redact((noSpaceError(error) ?? { message: messageOf(error) }).message);
   process.stderr.write(`repo-deploy: ${message}\n`);
   // An unexpected error's stack helps a bug report; our own errors already say what to do.
   const unexpected = error instanceof DeployError ? (error.kind === 'internal' ? error.cause : undefined) : error;

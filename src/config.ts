@@ -27,6 +27,8 @@ export interface Settings {
   downloadTimeoutMs: number;
   maxRedirects: number;
   maxUnpackedBytes: number;
+  maxDownloadBytes: number;
+  allowInsecureRedirects: boolean;
   maxEntries: number;
   gitTimeoutMs: number;
   gitSubmodules: 'off' | 'shallow' | 'recursive';
@@ -141,6 +143,8 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
     downloadTimeoutMs: (values.get('download-timeout') as number) * 1000,
     maxRedirects: values.get('max-redirects') as number,
     maxUnpackedBytes: values.get('max-unpacked-size') as number,
+    maxDownloadBytes: (values.get('max-download-size') as number | undefined) ?? (values.get('max-unpacked-size') as number),
+    allowInsecureRedirects: values.get('allow-insecure-redirects') === 'true',
     maxEntries: values.get('max-entries') as number,
     gitTimeoutMs: (values.get('git-timeout') as number) * 1000,
     gitSubmodules: values.get('git-submodules') as Settings['gitSubmodules'],

@@ -40,12 +40,15 @@ export interface DeployErrorOptions {
   /** What the operator should do about it; appended to the message. */
   hint?: string;
   cause?: unknown;
+  /** The server asked (Retry-After) not to be asked again for this long. */
+  retryAfterMs?: number;
 }
 
 export class DeployError extends Error {
   readonly kind: ErrorKind;
   readonly transient: boolean;
   readonly hint: string | undefined;
+  readonly retryAfterMs: number | undefined;
 
   constructor(kind: ErrorKind, message: string, options: DeployErrorOptions = {}) {
     super(options.hint ? `${message}; ${options.hint}` : message, { cause: options.cause });
@@ -53,6 +56,7 @@ export class DeployError extends Error {
     this.kind = kind;
     this.transient = options.transient ?? false;
     this.hint = options.hint;
+    this.retryAfterMs = options.retryAfterMs;
   }
 
   get exitCode(): ExitCodeValue {
@@ -63,9 +67,22 @@ export class DeployError extends Error {
 export const usageError = (message: string, hint?: string) => new DeployError('usage', message, { hint });
 export const fetchError = (message: string, options?: DeployErrorOptions) => new DeployError('fetch', message, options);
 
+/** A full disk (or quota), said plainly: which filesystem, and that nothing live changed. */
+export function noSpaceError(error: unknown, needed?: string): DeployError | undefined {
+  const code = systemErrorCode(error);
+  if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
+  const path = typeof error === 'object' && error !== null && 'path' in error && typeof error.path === 'string' ? error.path : undefined;
+  return new DeployError('fetch', `no space left on the filesystem holding ${path ?? 'the cache or the releases'}${needed ? `: ${needed}` : ''}`, {
+    hint: 'free some space there; the live release is unchanged and the next check tries again',
+    transient: true,
+    cause: error,
+  });
+}
+
 /** The exit status for anything thrown: ours carry one, anything else is an internal error. */
 export function exitCodeOf(error: unknown): ExitCodeValue {
-  return error instanceof DeployError ? error.exitCode : ExitCode.internal;
+  if (error instanceof DeployError) return error.exitCode;
+  return noSpaceError(error)?.exitCode ?? ExitCode.internal;
 }
 
 /** A message for any thrown value, for logs and the terminal. */

@@ -4,14 +4,14 @@
 // hostile, corrupt or oversized entry. Symlinks are created last, after every file, so that no
 // write can pass through a link; nothing is ever written outside the staging directory.
 import { chmodSync, closeSync, createWriteStream, mkdirSync, openSync, writeSync } from 'node:fs';
-import { chmod, mkdir, symlink } from 'node:fs/promises';
+import { chmod, statfs, symlink } from 'node:fs/promises';
 import { dirname, join, posix, resolve } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { createInflateRaw, crc32, inflateRawSync } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
-import { DeployError, fetchError, messageOf } from './errors.js';
+import { DeployError, fetchError, messageOf, noSpaceError } from './errors.js';
 import type { ProgressSink } from './progress.js';
 import { linkStaysInside } from './symlink-containment.js';
 import { pausePoint } from './test-pause.js';
@@ -91,6 +91,7 @@ export async function extractZip(
       );
     }
     const planned = await planEntries(zip, archiveName, limits);
+    await requireFreeSpace(destination, planned);
     reader.stopCaching();
     progress?.start('Extracting', planned.reduce((sum, item) => sum + item.entry.uncompressedSize, 0));
     try {
@@ -100,6 +101,22 @@ export async function extractZip(
     }
   } finally {
     zip.close();
+  }
+}
+
+// Each file takes at least one block beyond its bytes: a rough allowance for that and for directories.
+const blockAllowance = 4096;
+
+/** Refuses before writing anything when the release cannot fit: a half-extracted release helps nobody. */
+async function requireFreeSpace(destination: string, planned: PlannedEntry[]): Promise<void> {
+  const needed = planned.reduce((sum, item) => sum + item.entry.uncompressedSize + blockAllowance, 0);
+  const space = await statfs(destination);
+  const free = space.bavail * space.bsize;
+  if (free < needed) {
+    throw new DeployError('fetch', `no space left on the filesystem holding ${destination}: the archive needs about ${needed} bytes and ${free} are free`, {
+      hint: 'free some space there; the live release is unchanged and the next check tries again',
+      transient: true,
+    });
   }
 }
 
@@ -372,6 +389,8 @@ function readSmallEntry(archive: OpenArchive, item: PlannedEntry): Buffer {
 
 function wrapEntryError(error: unknown, archiveName: string, entry: Entry): Error {
   if (error instanceof DeployError) return error;
+  const noSpace = noSpaceError(error, `writing entry "${entry.fileName}" (${entry.uncompressedSize} bytes)`);
+  if (noSpace) return noSpace;
   return rejected(archiveName, entry.fileName, `cannot be read (${messageOf(error)}); the archive is corrupt or truncated`);
 }
 

@@ -84,6 +84,8 @@ export interface AgentState {
   consecutiveFailedChecks: number;
   failures: FailureRecord[];
   inProgress?: UpdateInProgress;
+  /** The remote asked (Retry-After) not to be asked again before this time. */
+  remoteQuietUntil?: string;
   /** A live link found pointing at a release directory that is gone; cleared once something is live again. */
   brokenLive?: string;
   /** A revision not to deploy again until the remote changes or `repo-deploy retry`. */

@@ -2,7 +2,7 @@
 // rollback: pre-update hooks (a failure blocks), the atomic swap, post-update hooks (a failure
 // reverts and runs the hooks again in phase "revert"). Each step is journaled in the state
 // before it runs, so a crash anywhere is finished or undone by the next start (recovery.ts).
-import { DeployError, messageOf } from './errors.js';
+import { DeployError, messageOf, noSpaceError } from './errors.js';
 import { runHooks, type HookEnvironment, type HookPhase } from './hooks.js';
 import { pointLiveAt, releasePath, type Layout } from './releases.js';
 import { processStartTime } from './process-identity.js';
@@ -165,5 +165,6 @@ function persistState(context: AgentContext, state: AgentState): Promise<void> {
 }
 
 export function asDeployError(error: unknown): DeployError {
-  return error instanceof DeployError ? error : new DeployError('internal', messageOf(error), { cause: error });
+  if (error instanceof DeployError) return error;
+  return noSpaceError(error) ?? new DeployError('internal', messageOf(error), { cause: error });
 }

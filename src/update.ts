@@ -4,7 +4,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireRemote, type Settings } from './config.js';
-import type { DeployError } from './errors.js';
+import { DeployError, fetchError } from './errors.js';
 import { forgetFailures, recordFailure, shortRevision } from './failures.js';
 import { fetcherFor } from './fetchers/registry.js';
 import type { CheckResult, DeployedRevision, PendingRevision } from './fetchers/types.js';
@@ -118,12 +118,21 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
   const live = liveRevision(state, remoteKey);
   const deployed: DeployedRevision | undefined = held ? { revision: held.revision, remoteState: held.remoteState, sameRemote: true } : live;
   log.debug(`checking ${remoteKey}`);
+  const quietUntil = state.remoteQuietUntil ? Date.parse(state.remoteQuietUntil) : 0;
+  if (quietUntil > context.now().getTime()) {
+    return failed(fetchError(`${remoteKey} asked (Retry-After) not to be asked again before ${state.remoteQuietUntil}; no request was sent`, { transient: true, hint: 'the live release is unchanged' }), log);
+  }
+  state.remoteQuietUntil = undefined;
   let checked: CheckResult;
   try {
     const fetcher = await fetcherFor(remote);
     checked = await fetcher.check({ remote, settings, workDirectory: downloadsDirectory(settings), deployed, live, log, signal: context.signal, progress: context.progress });
   } catch (error) {
     if (error instanceof VerificationError) return refused(state, error, trust, context.now(), log);
+    if (error instanceof DeployError && error.retryAfterMs !== undefined) {
+      // Honoured, but never for longer than max-backoff: a server must not silence the agent for days.
+      state.remoteQuietUntil = new Date(context.now().getTime() + Math.min(error.retryAfterMs, settings.maxBackoffMs)).toISOString();
+    }
     return failed(error, log);
   }
 

@@ -8,7 +8,7 @@ import { redact, registerSecret } from '../redact.js';
 import { agentVersion } from '../version.js';
 import { withDeadline, type Deadline } from '../deadline.js';
 import type { CheckContext, CheckResult, Fetcher } from './types.js';
-import { downloadPath as newDownloadPath, downloadToFile, zipCheckResult, type Download } from './zip-release.js';
+import { downloadLimitsFor, downloadPath as newDownloadPath, downloadToFile, tooLarge, zipCheckResult, type Download } from './zip-release.js';
 
 interface PreparedRequest {
   url: string;
@@ -64,7 +64,15 @@ function describeNetworkError(error: unknown, displayUrl: string, context: Check
   });
 }
 
-function statusError(statusCode: number, displayUrl: string, maxRedirects: number): DeployError {
+/** Retry-After as seconds or an HTTP date, in milliseconds from now; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | string[] | undefined, now: Date): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now.getTime());
+}
+
+function statusError(statusCode: number, displayUrl: string, maxRedirects: number, retryAfterMs?: number): DeployError {
   if (statusCode >= 300 && statusCode < 400) {
     return fetchError(`cannot download ${displayUrl}: more than max-redirects (${maxRedirects}) redirects`, {
       hint: 'point the remote at the final URL, or raise max-redirects',
@@ -79,6 +87,7 @@ function statusError(statusCode: number, displayUrl: string, maxRedirects: numbe
   return fetchError(`cannot download ${displayUrl}: the server answered HTTP ${statusCode}`, {
     transient,
     hint: hints[statusCode] ?? 'the live release is unchanged; the next check tries again',
+    retryAfterMs: statusCode === 429 || statusCode === 503 ? retryAfterMs : undefined,
   });
 }
 
@@ -107,18 +116,41 @@ async function downloadSignature(
     await response.body.dump().catch(() => undefined);
     throw statusError(response.statusCode, displayUrl, context.settings.maxRedirects);
   }
-  await downloadToFile(response.body, destination, deadline.signal);
+  await downloadToFile(response.body, destination, deadline.signal, downloadLimitsFor(context));
   return true;
 }
 
-function createDispatcher(context: CheckContext): Dispatcher {
+/**
+ * Sits below undici's redirect interceptor, so it sees every hop: a redirect from https:// to
+ * plain http:// (the archive then travels in clear, open to tampering) is refused unless
+ * allow-insecure-redirects is set; any scheme but http(s) (file:, say) always is.
+ */
+function refuseUnsafeRedirects(context: CheckContext, firstProtocol: string): Dispatcher.DispatcherComposeInterceptor {
+  return (dispatch) => (options, handler) => {
+    const protocol = new URL(String(options.origin)).protocol;
+    let refusal: string | undefined;
+    if (protocol !== 'http:' && protocol !== 'https:') refusal = `a redirect to ${protocol} is never followed`;
+    else if (firstProtocol === 'https:' && protocol === 'http:' && !context.settings.allowInsecureRedirects) {
+      refusal = `the server redirected from https:// to plain http://${new URL(String(options.origin)).host}, which is refused`;
+    }
+    if (refusal === undefined) return dispatch(options, handler);
+    const error = fetchError(`cannot download ${redact(context.remote)}: ${refusal}`, {
+      hint: 'point the remote at the https:// URL that serves the archive, or set allow-insecure-redirects = yes',
+    });
+    if (handler.onResponseError) handler.onResponseError(null as never, error);
+    else handler.onError?.(error);
+    return true;
+  };
+}
+
+function createDispatcher(context: CheckContext, firstProtocol: string): Dispatcher {
   const { httpTimeoutMs, maxRedirects } = context.settings;
   // EnvHttpProxyAgent follows HTTP_PROXY, HTTPS_PROXY and NO_PROXY.
   return new EnvHttpProxyAgent({
     connectTimeout: httpTimeoutMs,
     headersTimeout: httpTimeoutMs,
     bodyTimeout: httpTimeoutMs,
-  }).compose(interceptors.redirect({ maxRedirections: maxRedirects }));
+  }).compose(refuseUnsafeRedirects(context, firstProtocol), interceptors.redirect({ maxRedirections: maxRedirects }));
 }
 
 export const httpZipFetcher: Fetcher = {
@@ -139,7 +171,7 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
   headers.accept = 'application/zip, application/octet-stream;q=0.9, */*;q=0.1';
 
   const downloadPath = await newDownloadPath(context.workDirectory);
-  const dispatcher = createDispatcher(context);
+  const dispatcher = createDispatcher(context, new URL(url).protocol);
   const { signal } = deadline;
   try {
     let response: Dispatcher.ResponseData;
@@ -156,7 +188,7 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
     }
     if (statusCode !== 200) {
       await response.body.dump().catch(() => undefined);
-      throw statusError(statusCode, displayUrl, context.settings.maxRedirects);
+      throw statusError(statusCode, displayUrl, context.settings.maxRedirects, parseRetryAfter(response.headers['retry-after'], new Date()));
     }
     const contentType = String(response.headers['content-type'] ?? '');
     if (/text\/html/i.test(contentType)) {
@@ -166,9 +198,15 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
       });
     }
 
+    const limits = downloadLimitsFor(context);
+    const announced = Number(response.headers['content-length'] ?? Number.NaN);
+    if (announced > limits.maxBytes) {
+      await response.body.destroy();
+      throw tooLarge(limits, announced);
+    }
     let download: Download;
     try {
-      download = await downloadToFile(response.body, downloadPath, signal, { sink: context.progress, total: Number(response.headers['content-length'] ?? 0) });
+      download = await downloadToFile(response.body, downloadPath, signal, limits, { sink: context.progress, total: Number.isNaN(announced) ? 0 : announced });
     } catch (error) {
       throw describeNetworkError(error, displayUrl, context, deadline);
     }

@@ -12,7 +12,7 @@ import { DeployError, fetchError, messageOf, systemErrorCode, usageError } from 
 import { redact, registerSecret } from '../redact.js';
 import { withDeadline, type Deadline } from '../deadline.js';
 import type { CheckContext, CheckResult, Fetcher, RemoteState } from './types.js';
-import { downloadPath as newDownloadPath, downloadToFile, zipCheckResult } from './zip-release.js';
+import { downloadLimitsFor, downloadPath as newDownloadPath, downloadToFile, tooLarge, zipCheckResult } from './zip-release.js';
 
 export interface S3Location {
   bucket: string;
@@ -161,9 +161,14 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
       }
       throw describeS3Error(error, display, settings, deadline.timedOut());
     }
+    const limits = downloadLimitsFor(context);
+    if (response.ContentLength !== undefined && response.ContentLength > limits.maxBytes) {
+      (response.Body as Readable).destroy();
+      throw tooLarge(limits, response.ContentLength);
+    }
     let download;
     try {
-      download = await downloadToFile(response.Body as Readable, path, signal, { sink: context.progress, total: response.ContentLength ?? 0 });
+      download = await downloadToFile(response.Body as Readable, path, signal, limits, { sink: context.progress, total: response.ContentLength ?? 0 });
     } catch (error) {
       throw describeS3Error(error, display, settings, deadline.timedOut());
     }
@@ -183,7 +188,7 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
       fetchSignature: async (destination) => {
         try {
           const signature = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: `${location.key}.sig` }), { abortSignal: signal });
-          await downloadToFile(signature.Body as Readable, destination, signal);
+          await downloadToFile(signature.Body as Readable, destination, signal, downloadLimitsFor(context));
           return true;
         } catch (error) {
           if (error instanceof Error && error.name === 'NoSuchKey') return false;

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createNewFileFlags } from '../atomic-file.js';
+import { DeployError, fetchError } from '../errors.js';
 import { extractZip } from '../extract.js';
 import { ensureOwnDirectory } from '../own-directory.js';
 import { redact } from '../redact.js';
@@ -40,18 +41,38 @@ export async function downloadPath(workDirectory: string): Promise<string> {
   return join(workDirectory, `download-${randomBytes(6).toString('hex')}.zip.part`);
 }
 
+export interface DownloadLimits {
+  /** More bytes than this fail the download (max-download-size): an endless body must not fill the disk. */
+  maxBytes: number;
+  /** Spans of this length (http-timeout) with nothing, or twice in a row under minimumProgressBytes, fail the download. */
+  progressWindowMs: number;
+  /** The remote, redacted, for messages. */
+  display: string;
+}
+
+// A download slower than this per http-timeout is treated as stalled (1 byte every 10 s held the
+// lock for minutes when only the gap between two chunks was bounded).
+export const minimumProgressBytes = 1024;
+
 /** Streams a body to a file (never whole into memory), hashing and counting on the way. */
 export async function downloadToFile(
   body: Readable | AsyncIterable<Uint8Array>,
   path: string,
   signal: AbortSignal,
+  limits: DownloadLimits,
   progress?: { sink: ProgressSink | undefined; total: number },
 ): Promise<Download> {
   const hash = createHash('sha256');
   let bytes = 0;
   let head = Buffer.alloc(0);
+  let bytesAtLastTick = 0;
+  let slowSpans = 0;
   const measure = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
+      if (bytes + chunk.length > limits.maxBytes) {
+        callback(tooLarge(limits));
+        return;
+      }
       hash.update(chunk);
       bytes += chunk.length;
       if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
@@ -60,13 +81,38 @@ export async function downloadToFile(
     },
   });
   progress?.sink?.start('Downloading', progress.total);
+  const watchdog = setInterval(() => {
+    const arrived = bytes - bytesAtLastTick;
+    // A slow span can be a download's first or last: a trickle is two slow spans in a row.
+    slowSpans = arrived < minimumProgressBytes ? slowSpans + 1 : 0;
+    if (arrived === 0 || slowSpans >= 2) {
+      const seconds = `${limits.progressWindowMs / 1000} seconds`;
+      const what = arrived === 0 ? `the download stalled for longer than http-timeout (${seconds})` : `the download slowed to a trickle (under ${minimumProgressBytes} bytes in http-timeout, ${seconds})`;
+      measure.destroy(fetchError(`cannot download ${limits.display}: ${what}`, { transient: true, hint: 'the live release is unchanged; the next check tries again' }));
+    }
+    bytesAtLastTick = bytes;
+  }, limits.progressWindowMs);
   try {
     const file = await open(path, createNewFileFlags, 0o600);
     await pipeline(body, measure, file.createWriteStream({ highWaterMark: 1 << 20 }), { signal });
   } finally {
+    clearInterval(watchdog);
     progress?.sink?.stop();
   }
   return { path, sha256: hash.digest('hex'), bytes, looksLikeZip: zipMagic.some((magic) => head.equals(magic)) };
+}
+
+/** The download limits a remote's settings give. */
+export const downloadLimitsFor = (context: CheckContext): DownloadLimits => ({
+  maxBytes: context.settings.maxDownloadBytes,
+  progressWindowMs: context.settings.httpTimeoutMs,
+  display: redact(context.remote),
+});
+
+export function tooLarge(limits: DownloadLimits, declared?: number): DeployError {
+  return fetchError(`cannot download ${limits.display}: it is larger than max-download-size (${limits.maxBytes} bytes)${declared !== undefined ? `: the server announced ${declared}` : ''}`, {
+    hint: 'raise max-download-size (and max-unpacked-size) if the archive is genuine; the live release is unchanged',
+  });
 }
 
 export interface ZipOnDisk {
@@ -117,6 +163,14 @@ export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Pro
   };
   if (context.deployed?.revision === revision) {
     await dispose();
+    const before = context.deployed.remoteState;
+    if (before.etagUnstable || (before.etag && zip.remoteState.etag && before.etag !== zip.remoteState.etag)) {
+      // Said once, then remembered: such a server makes every check download the whole archive.
+      if (!before.etagUnstable) {
+        context.log.info(`${redact(context.remote)} sent a new ETag for the same content (sha256 ${zip.sha256.slice(0, 12)}): the new validators are remembered, but a server whose ETag changes at every request makes each check download the whole archive; fix the server's ETag`);
+      }
+      zip.remoteState.etagUnstable = 'yes';
+    }
     return { changed: false, remoteState: zip.remoteState };
   }
   try {

@@ -14,7 +14,9 @@ export type Route =
   | { kind: 'redirect'; location: string; status?: number }
   | { kind: 'truncated'; path: string }
   | { kind: 'stalled'; path: string }
-  | { kind: 'basic-auth'; user: string; password: string; route: Route };
+  | { kind: 'basic-auth'; user: string; password: string; route: Route }
+  /** A misbehaving server written by the test; the request is counted, the response is the test's. */
+  | { kind: 'custom'; respond(request: IncomingMessage, response: ServerResponse): void };
 
 export interface TestHttpServer {
   url(path: string): string;
@@ -78,6 +80,10 @@ export async function startHttpServer(t: TestContext): Promise<TestHttpServer> {
         response.write(body.subarray(0, 10)); // and then nothing, until the client gives up
         return;
       }
+      case 'custom':
+        state.requests.push({ method: request.method ?? '', path: request.url ?? '', headers: request.headers, status: 0 });
+        route.respond(request, response);
+        return;
       case 'basic-auth': {
         const expected = `Basic ${Buffer.from(`${route.user}:${route.password}`).toString('base64')}`;
         if (request.headers.authorization !== expected) {
