@@ -51,6 +51,7 @@ function parser(argv: string[]) {
     .command('rollback [release]', 'Swap back to the previous (or the named) release, running the hooks in phase "rollback"', (command) =>
       command
         .positional('release', { type: 'string', describe: 'A release id from repo-deploy releases' })
+        .option('force', { type: 'boolean', default: false, describe: 'Roll back even to a release that differs from its manifest' })
         .example('$0 rollback', 'Back to the release before the live one')
         .example('$0 rollback 20261122T060757Z-180054318019', 'Back to a named release'),
     )
@@ -133,7 +134,7 @@ async function main(argv: string[]): Promise<number> {
         await commands.releasesCommand(context, Boolean(parsed.json), print);
         return ExitCode.ok;
       case 'rollback':
-        await commands.rollbackCommand(context, parsed.release as string | undefined, print);
+        await commands.rollbackCommand(context, parsed.release as string | undefined, Boolean(parsed.force), print);
         return ExitCode.ok;
       case 'retry':
         await commands.retryCommand(context, print);

@@ -3,13 +3,13 @@
 import { lstat, realpath, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { requireRemote } from './config.js';
-import { DeployError, usageError } from './errors.js';
+import { DeployError, systemErrorCode, usageError } from './errors.js';
 import { shortRevision } from './failures.js';
 import { fetcherFor } from './fetchers/registry.js';
 import { listHooks } from './hooks.js';
 import { redact } from './redact.js';
 import { classifyRemote } from './remote.js';
-import { layoutFor, listReleaseDirectories, newReleaseId, pointLiveAt, readLiveRelease, releaseExists, releasePath } from './releases.js';
+import { layoutFor, listReleaseDirectories, newReleaseId, type Layout, pointLiveAt, readLiveRelease, releaseExists, releasePath } from './releases.js';
 import { ensureOwnDirectory } from './own-directory.js';
 import { validateSchedule } from './schedule.js';
 import { loadState, type AgentState } from './state.js';
@@ -68,7 +68,7 @@ export async function releasesCommand(context: AgentContext, json: boolean, prin
 }
 
 /** Swaps back to the previous (or a named) release with the hooks in phase "rollback". */
-export async function rollbackCommand(context: AgentContext, requested: string | undefined, print: Print): Promise<void> {
+export async function rollbackCommand(context: AgentContext, requested: string | undefined, force: boolean, print: Print): Promise<void> {
   await withLockedState(context, async (state, layout) => {
     const liveRelease = await prepare(context, layout, state);
     const targetId = requested ?? state.previous?.release;
@@ -77,6 +77,7 @@ export async function rollbackCommand(context: AgentContext, requested: string |
     const onDisk = (await listReleaseDirectories(layout)).includes(targetId);
     if (!target || !onDisk) throw usageError(`release ${targetId} is not a complete release of this agent`, 'repo-deploy releases lists the ones that can be rolled back to');
     if (targetId === liveRelease) throw usageError(`release ${targetId} is already live`);
+    if (!force) await requireIntact(context, layout, targetId);
     const rolledAway = state.current;
     const result = await switchRelease(context, layout, state, {
       kind: 'rollback',
@@ -104,6 +105,24 @@ export async function rollbackCommand(context: AgentContext, requested: string |
   });
 }
 
+/** A release to roll back to must still hold what was deployed (files deleted by hand would go live). */
+async function requireIntact(context: AgentContext, layout: Layout, id: string): Promise<void> {
+  let differences;
+  try {
+    differences = await compareWithManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id), context.settings.verifyIgnore);
+  } catch (error) {
+    if (systemErrorCode(error) !== 'ENOENT') throw error;
+    context.log.warn(`release ${id} has no manifest (made by an older repo-deploy); it cannot be checked before the rollback`);
+    return;
+  }
+  const total = differences.changed.length + differences.missing.length + differences.extra.length;
+  if (total === 0) return;
+  const sample = [...differences.missing.map((path) => `missing ${path}`), ...differences.changed.map((path) => `changed ${path}`), ...differences.extra.map((path) => `extra ${path}`)].slice(0, 3).join(', ');
+  throw new DeployError('verification', `release ${id} is not what was deployed (${differences.missing.length} missing, ${differences.changed.length} changed, ${differences.extra.length} extra: ${sample}); refusing to roll back to it`, {
+    hint: 'roll back to another release (repo-deploy releases), or use --force to roll back to it anyway',
+  });
+}
+
 export async function retryCommand(context: AgentContext, print: Print): Promise<void> {
   await withLockedState(context, async (state: AgentState) => {
     const held = state.heldBack;
@@ -120,8 +139,8 @@ export async function verifyCommand(context: AgentContext, print: Print): Promis
   const live = await readLiveRelease(layout);
   if (!live) throw usageError(`nothing is deployed at ${layout.live}`);
   const path = manifestPath(layout.releasesDirectory, live);
-  const differences = await compareWithManifest(join(layout.releasesDirectory, live), path).catch((error: Error) => {
-    if (/ENOENT/.test(error.message)) throw usageError(`release ${live} has no manifest (it was deployed by an older repo-deploy)`, 'the next update writes one');
+  const differences = await compareWithManifest(join(layout.releasesDirectory, live), path, context.settings.verifyIgnore).catch((error: unknown) => {
+    if (systemErrorCode(error) === 'ENOENT') throw usageError(`release ${live} has no manifest (it was deployed by an older repo-deploy)`, 'the next update writes one');
     throw error;
   });
   for (const path of differences.changed) print(`changed: ${path}`);

@@ -45,6 +45,8 @@ export interface Settings {
   checksum: string | undefined;
   gpgKeyring: string | undefined;
   refuseRewrites: boolean;
+  /** Glob patterns of paths hooks add to a release, ignored by verify and rollback's check. */
+  verifyIgnore: string[];
   logFormat: 'text' | 'json';
   verbose: boolean;
   /** Said once the logger exists: a config file that exposes a secret, a misspelled variable. */
@@ -161,6 +163,7 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
     checksum: parseChecksum(values.get('checksum') as string | undefined),
     gpgKeyring: values.get('gpg-keyring') as string | undefined,
     refuseRewrites: values.get('refuse-rewrites') === 'true',
+    verifyIgnore: ((values.get('verify-ignore') as string | undefined) ?? '').split(',').map((pattern) => pattern.trim()).filter(Boolean),
     logFormat: values.get('log-format') as 'text' | 'json',
     verbose: flags.verbose === true || verboseFromEnv === '1' || verboseFromEnv === 'true',
     warnings,

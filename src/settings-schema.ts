@@ -50,6 +50,7 @@ export const settingSpecs = [
   { key: 'allowed-signers', kind: 'path', description: 'OpenSSH allowed_signers file: when set, only archives with a good `<remote>.sig` and commits or tags signed by these keys are deployed.' },
   { key: 'checksum', kind: 'string', description: 'sha256:<hex> of the one archive allowed to deploy.' },
   { key: 'gpg-keyring', kind: 'path', description: 'A GnuPG public keyring (exported keys): git commits and tags may also be GPG-signed by these keys.' },
+  { key: 'verify-ignore', kind: 'string', description: 'Comma-separated glob patterns of paths that hooks add to a release (e.g. shared, shared/**): `verify` and `rollback` do not count them as differences.' },
   { key: 'refuse-rewrites', kind: 'boolean', defaultValue: 'no', description: 'yes refuses a git revision that does not descend from the deployed one (no downgrades by force-push).' },
   { key: 'log-format', kind: 'enum', defaultValue: 'text', choices: ['text', 'json'], description: 'Log lines as plain text or JSON lines.' },
 ] as const satisfies readonly SettingSpec[];

@@ -114,3 +114,40 @@ test('a failed first deploy with nothing to revert to: log and status say plainl
   const status = await runCli(['status', ...common]);
   assert.match(status.stdout, /live: +NOTHING IS LIVE: the first deploy was reverted at/);
 });
+
+test('rollback to a release whose files were deleted by hand is refused (exit 8); --force rolls back anyway', async (t) => {
+  const s = await setup(t);
+  const common = ['--cache', s.sandbox.cache, '-l', s.sandbox.live, '-c', s.sandbox.config];
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  const first = await s.sandbox.liveTarget();
+  await s.publish('2');
+  assert.equal((await s.once()).code, 0);
+  await rm(join(s.sandbox.live, '..', first, 'index.html'));
+  const refused = await runCli(['rollback', ...common]);
+  assert.equal(refused.code, 8, refused.stderr);
+  assert.match(refused.stderr, /release .* is not what was deployed \(1 missing, 0 changed, 0 extra: missing index\.html\); refusing to roll back to it; .*--force/);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n');
+  const forced = await runCli(['rollback', '--force', ...common]);
+  assert.equal(forced.code, 0, forced.stderr);
+  assert.equal(await s.sandbox.liveTarget(), first);
+});
+
+test('verify-ignore: a shared/ link a pre-update hook adds is no difference for verify or rollback', async (t) => {
+  const s = await setup(t, 'verify-ignore = shared\n');
+  const common = ['--cache', s.sandbox.cache, '-l', s.sandbox.live, '-c', s.sandbox.config];
+  const { writeHook } = await import('./helpers/cli.js');
+  await mkdir(join(s.root, 'shared-data'));
+  await writeHook(s.sandbox.preHooks, '05-shared', `ln -s ${join(s.root, 'shared-data')} "$CURRENT_CONFIG/shared"`);
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  const verify = await runCli(['verify', ...common]);
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  await s.publish('2');
+  assert.equal((await s.once()).code, 0);
+  assert.equal((await runCli(['rollback', ...common])).code, 0);
+  await writeFile(s.sandbox.config, '');
+  const strict = await runCli(['verify', ...common]);
+  assert.equal(strict.code, 8, 'without verify-ignore the link is an extra path');
+  assert.match(strict.stdout, /extra: +shared/);
+});

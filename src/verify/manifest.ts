@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import picomatch from 'picomatch';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { writeFileAtomically } from '../atomic-file.js';
 
@@ -66,9 +67,14 @@ export interface ManifestDifferences {
   extra: string[];
 }
 
-export async function compareWithManifest(liveDirectory: string, path: string): Promise<ManifestDifferences> {
-  const expected = (JSON.parse(await readFile(path, 'utf8')) as { entries: ManifestEntry[] }).entries;
-  const actual = new Map((await describeTree(liveDirectory)).map((entry) => [entry.path, entry]));
+/**
+ * Compares a release with its manifest. `ignored` are glob patterns of paths the operator's hooks
+ * add or change (a shared/ link, say): they are not differences.
+ */
+export async function compareWithManifest(liveDirectory: string, path: string, ignored: readonly string[] = []): Promise<ManifestDifferences> {
+  const isIgnored = ignored.length ? picomatch([...ignored], { dot: true }) : () => false;
+  const expected = (JSON.parse(await readFile(path, 'utf8')) as { entries: ManifestEntry[] }).entries.filter((entry) => !isIgnored(entry.path));
+  const actual = new Map((await describeTree(liveDirectory)).filter((entry) => !isIgnored(entry.path)).map((entry) => [entry.path, entry]));
   const differences: ManifestDifferences = { changed: [], missing: [], extra: [] };
   for (const entry of expected) {
     const found = actual.get(entry.path);
