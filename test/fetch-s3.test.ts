@@ -76,6 +76,15 @@ test('keys from the config: deploy, an unchanged re-check with one request and n
   assertNoSecret([first.stderr, unchanged.stderr, updated.stderr, state], configSecret);
 });
 
+test('an S3 run keeps the one-line log format: no multi-line AWS SDK Node-version warning', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  const result = await s.deploy();
+  assert.equal(result.code, 0, result.stderr);
+  assert.doesNotMatch(result.stderr, /NodeVersionSupportWarning|will require node/);
+  for (const line of result.stderr.trim().split('\n')) assert.match(line, /^\d{4}-\d\d-\d\dT[\d:.]+Z (DEBUG|INFO |WARN |ERROR) /, `a log line: ${line}`);
+});
+
 test('keys from ~/.amazon/account-key when the config has none; a bad key there is refused, proving it was read', async (t) => {
   const s = await setup(t, 'none');
   await s.publish('1');
