@@ -55,5 +55,8 @@ test('npm pack gives a tarball that installs globally and runs --help without de
   const dependencies = await readdir(join(installed, 'node_modules'));
   for (const devOnly of ['typescript', 'tsx', 's3rver', 'yazl']) assert.ok(!dependencies.includes(devOnly), `${devOnly} is not installed`);
   await access(join(installed, 'etc', 'repo-deploy.cfg'));
+  await access(join(installed, 'etc', 'repo-deploy.logrotate'));
+  await access(join(installed, 'LICENSE'));
+  assert.ok(!dependencies.includes('unzipper'), 'unzipper (measured losing entries) is not a dependency of the agent');
   await access(join(installed, 'hooks.d-examples', 'available', 'redis-rolling-lock-acquire'));
 });
