@@ -75,10 +75,21 @@ export async function runDaemon({ context }: DaemonOptions): Promise<void> {
   };
 
   log.info(`repo-deploy started: checking on schedule "${settings.schedule}"${settings.splayMs ? ` with up to ${settings.splayMs / 1000} s of splay` : ''}`);
-  const task: ScheduledTask = schedule(settings.schedule, () => requestCheck('schedule'), {
+  // The splay is drawn here, not by node-cron, so the log says which delay each tick got.
+  const splayTimers = new Set<NodeJS.Timeout>();
+  const onTick = (tick: Date) => {
+    const delay = Math.floor(Math.random() * settings.splayMs);
+    if (settings.splayMs) log.debug(`tick ${tick.toISOString()}: checking after ${delay} ms of splay`);
+    if (delay === 0) return requestCheck('schedule');
+    const timer = setTimeout(() => {
+      splayTimers.delete(timer);
+      void requestCheck('schedule');
+    }, delay);
+    splayTimers.add(timer);
+  };
+  const task: ScheduledTask = schedule(settings.schedule, (tickContext) => onTick(tickContext.date), {
     name: 'repo-deploy-check',
     noOverlap: true,
-    maxRandomDelay: settings.splayMs,
     logger: cronLogger(log),
   });
 
@@ -90,6 +101,7 @@ export async function runDaemon({ context }: DaemonOptions): Promise<void> {
       void (async () => {
         await task.stop();
         await task.destroy();
+        for (const timer of splayTimers) clearTimeout(timer);
         await running;
         if (healthServer) {
           healthServer.closeAllConnections();

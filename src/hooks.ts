@@ -130,6 +130,7 @@ export async function runHooks(options: RunHooksOptions): Promise<void> {
   for (const name of hooks) {
     log.info(`running ${phase} hook ${name}`);
     const started = Date.now();
+    const output = new OutputBudget();
     const result = await runProcess(join(directory, name), [], {
       env,
       timeoutMs: options.timeoutMs,
@@ -137,8 +138,11 @@ export async function runHooks(options: RunHooksOptions): Promise<void> {
       signal: options.signal,
       abortGraceMs: options.stopGraceMs,
       onSpawn: (pid) => options.onHookStarted?.(name, pid),
-      onLine: (line, stream) => (stream === 'stderr' ? log.warn : log.info)(`[${name}] ${line}`),
+      onLine: (line, stream) => {
+        if (output.admit(line)) (stream === 'stderr' ? log.warn : log.info)(`[${name}] ${line}`);
+      },
     });
+    if (output.droppedLines > 0) log.warn(`[${name}] ${output.droppedLines} more lines (${output.droppedBytes} bytes) of output were not logged: a hook logs at most ${OutputBudget.bytes} bytes a run`);
     if (result.exitCode !== 0) throw new HookFailedError(name, phase, result, options.failureKind, options.timeoutMs);
     log.debug(`${phase} hook ${name} succeeded in ${Date.now() - started} ms`);
   }
@@ -148,5 +152,23 @@ export async function runHooks(options: RunHooksOptions): Promise<void> {
 export async function announceMissingHookDirectories(settings: { preHooks: string; postHooks: string }, log: Logger): Promise<void> {
   for (const [phase, directory] of [['pre-update', settings.preHooks], ['post-update', settings.postHooks]] as const) {
     if (!(await stat(directory).then(() => true, () => false))) log.info(`no ${phase} hooks: the default directory ${directory} does not exist`);
+  }
+}
+
+/** How much of one hook run's output reaches the log: a hook printing 100 MB must not write 100 MB of log. */
+class OutputBudget {
+  static readonly bytes = 1 << 20;
+  private used = 0;
+  droppedLines = 0;
+  droppedBytes = 0;
+
+  admit(line: string): boolean {
+    if (this.used + line.length <= OutputBudget.bytes) {
+      this.used += line.length;
+      return true;
+    }
+    this.droppedLines++;
+    this.droppedBytes += line.length + 1;
+    return false;
   }
 }

@@ -1,7 +1,7 @@
 // The one place the agent starts a child process (hooks). Each child leads its own process
 // group so that a timeout or a stop ends it together with everything it started.
 import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 
 export interface RunOptions {
   env: NodeJS.ProcessEnv;
@@ -30,6 +30,49 @@ export interface ProcessResult {
 }
 
 const tailLines = 10;
+// A line longer than this is cut (and says so): a child printing one 300 MB line must not hold
+// 300 MB, or more, of the agent's memory.
+export const longestLine = 4096;
+
+/**
+ * Splits a stream into lines as they arrive, holding at most `longestLine` bytes of a line:
+ * the rest of an over-long line is counted, not kept. (readline keeps a whole line in memory.)
+ */
+function eachLine(stream: Readable, onLine: (line: string) => void): void {
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let cut = 0;
+  const emit = () => {
+    const text = Buffer.concat(pending).toString('utf8').replace(/\r$/, '');
+    onLine(cut > 0 ? `${text}... (${cut} more bytes of this line cut)` : text);
+    pending = [];
+    pendingBytes = 0;
+    cut = 0;
+  };
+  const keep = (part: Buffer) => {
+    const room = longestLine - pendingBytes;
+    if (part.length > room) {
+      cut += part.length - room;
+      part = part.subarray(0, room);
+    }
+    if (part.length > 0) {
+      pending.push(part);
+      pendingBytes += part.length;
+    }
+  };
+  stream.on('data', (chunk: Buffer) => {
+    let start = 0;
+    for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
+      keep(chunk.subarray(start, newline));
+      emit();
+      start = newline + 1;
+    }
+    keep(chunk.subarray(start));
+  });
+  stream.on('end', () => {
+    if (pendingBytes > 0 || cut > 0) emit();
+  });
+}
 // After the child exits, output still in the pipes gets this long to arrive; a background
 // process the child left holding the pipes must not keep the agent waiting.
 const drainAfterExitMs = 200;
@@ -66,7 +109,7 @@ export function runProcess(command: string, args: readonly string[], options: Ru
     };
 
     for (const [stream, name] of [[child.stdout, 'stdout'], [child.stderr, 'stderr']] as const) {
-      createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => {
+      eachLine(stream, (line) => {
         outputTail.push(line);
         if (outputTail.length > tailLines) outputTail.shift();
         options.onLine(line, name);

@@ -141,3 +141,19 @@ test('messages say one true thing: a revision held back after its last attempt, 
   assert.doesNotMatch(afterRollback.stderr, /up to date/);
   assert.match(afterRollback.stderr, /revision [0-9a-f]{12} on the remote is held back since the rollback to release .*; run "repo-deploy retry" to deploy it/);
 });
+
+test('a hook that prints a 300 MB line and 100 MB of short lines: memory and log stay bounded, and the log says what was dropped', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  await writeHook(s.sandbox.postHooks, '20-chatty', 'head -c 300000000 /dev/zero | tr "\\000" a\necho\nyes "a short line of output" | head -c 100000000\nexit 0');
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { cliPath } = await import('./helpers/cli.js');
+  const { stderr } = await promisify(execFile)('/usr/bin/time', ['-f', 'peak-kb=%M', process.execPath, cliPath, ...s.sandbox.args(s.remote)], { maxBuffer: 64 << 20 });
+  assert.match(stderr, /\[20-chatty\] a{100,}\.\.\. \(299995904 more bytes of this line cut\)/);
+  assert.match(stderr, /\[20-chatty\] \d+ more lines \(\d+ bytes\) of output were not logged: a hook logs at most 1048576 bytes a run/);
+  assert.match(stderr, /deployed revision/);
+  assert.ok(stderr.length < 4 * 1024 * 1024, `the log stays small: ${stderr.length} bytes`);
+  const peakKb = Number(/peak-kb=(\d+)/.exec(stderr)?.[1]);
+  assert.ok(peakKb < 200 * 1024, `peak memory ${Math.round(peakKb / 1024)} MiB, not the size of the output`);
+});
