@@ -1,6 +1,7 @@
-// The one place the agent starts a child process (hooks). Each child leads its own process
-// group so that a timeout or a stop ends it together with everything it started.
+// The one place the agent starts a child process (hooks, git, ssh-keygen, gpg). Each child leads
+// its own process group so that a timeout or a stop ends it together with everything it started.
 import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 
 export interface RunOptions {
@@ -16,6 +17,8 @@ export interface RunOptions {
   onLine(line: string, stream: 'stdout' | 'stderr'): void;
   /** Told the child's pid (which is also its process group id) once it started. */
   onSpawn?(pid: number): void;
+  /** A file to give the child as its standard input (otherwise it reads nothing). */
+  stdinFile?: string;
 }
 
 export interface ProcessResult {
@@ -86,12 +89,20 @@ export function runProcess(command: string, args: readonly string[], options: Ru
     let settled = false;
     const timers: NodeJS.Timeout[] = [];
 
+    let stdin: number | 'ignore' = 'ignore';
+    try {
+      if (options.stdinFile) stdin = openSync(options.stdinFile, 'r');
+    } catch (error) {
+      resolvePromise({ exitCode: null, signal: null, timedOut: false, aborted: false, spawnError: error as Error, outputTail: [] });
+      return;
+    }
     const child = spawn(command, args, {
       env: options.env,
       cwd: options.cwd,
       detached: true, // its own process group, so the whole group can be signalled
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [stdin, 'pipe', 'pipe'],
     });
+    if (typeof stdin === 'number') closeSync(stdin); // the child holds its own copy
 
     if (child.pid !== undefined) options.onSpawn?.(child.pid);
 
@@ -109,7 +120,7 @@ export function runProcess(command: string, args: readonly string[], options: Ru
     };
 
     for (const [stream, name] of [[child.stdout, 'stdout'], [child.stderr, 'stderr']] as const) {
-      eachLine(stream, (line) => {
+      eachLine(stream as Readable, (line) => {
         outputTail.push(line);
         if (outputTail.length > tailLines) outputTail.shift();
         options.onLine(line, name);

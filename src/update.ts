@@ -175,6 +175,7 @@ async function repairBrokenLive(context: AgentContext, layout: Layout, state: Ag
     state.brokenLive = undefined;
     return;
   }
+  if (outcome.result === 'stopped' || context.signal.aborted) return; // the next start repairs it
   const fallback = [...state.releases].reverse().find((release) => release.id !== state.brokenLive);
   if (!fallback || !(await releaseExists(layout, fallback.id))) {
     log.error(`nothing is live at ${layout.live}: its release is missing and no other release is on disk; the next check tries to deploy again`);

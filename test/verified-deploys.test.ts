@@ -251,3 +251,15 @@ test('repo-deploy verify: intact, a changed file, a deleted file, an added file'
   assert.match(both.stdout, /^extra: +backdoor\.php$/m);
   assert.match(both.stdout, /differs from what was deployed: 2 differences/);
 });
+
+test('git: a gpg-keyring that gpg cannot import is a config error (exit 2) naming the file, not an internal error', async (t) => {
+  const root = await temporaryDirectory(t);
+  const keyring = join(root, 'not-a-keyring.asc');
+  await writeFile(keyring, 'this is not an OpenPGP keyring\n');
+  const { s, commit, remote } = await gitSetup(t, `gpg-keyring = ${keyring}\n`);
+  await commit('version 1\n', s.keys.trusted);
+  const result = await runCli(s.sandbox.args(remote));
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /cannot import gpg-keyring .*not-a-keyring\.asc: .*; give an exported public keyring/);
+  await assert.rejects(readFile(join(s.sandbox.live, 'index.html')));
+});

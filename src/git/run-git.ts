@@ -75,15 +75,6 @@ const diagnoses: Diagnosis[] = [
   { pattern: /Could not resolve host|Connection refused|Connection timed out|unable to connect|Network is unreachable|Connection reset|early EOF|the remote end hung up|RPC failed|Operation timed out|HTTP 5\d\d|returned error: 5\d\d/i, reason: 'the server could not be reached', hint: 'the live release is unchanged; the next check tries again', transient: true },
 ];
 
-export class GitCommandError extends Error {
-  constructor(
-    message: string,
-    readonly output: string[],
-  ) {
-    super(message);
-  }
-}
-
 /** Runs git with the remote's environment; resolves with its stdout lines, or throws a DeployError naming the cause. */
 export async function runGit(args: string[], context: GitRunContext & { env: NodeJS.ProcessEnv; cwd?: string; operation: string }): Promise<string[]> {
   const stdout: string[] = [];

@@ -2,14 +2,11 @@
 // a good signature by an allowed signer; SSH signatures through gpg.ssh.allowedSignersFile, GPG
 // ones through a GnuPG home in the cache holding gpg-keyring. With refuse-rewrites, a new
 // commit must descend from the live one.
-import { execFile } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Settings } from '../config.js';
-import { messageOf } from '../errors.js';
-
-const run = promisify(execFile);
+import { usageError } from '../errors.js';
+import { runProcess } from '../process.js';
 
 /** Environment additions for `git verify-commit` / `verify-tag`. */
 export async function verificationEnvironment(settings: Settings): Promise<NodeJS.ProcessEnv> {
@@ -18,9 +15,16 @@ export async function verificationEnvironment(settings: Settings): Promise<NodeJ
     const home = join(settings.cache, 'gnupg');
     await mkdir(home, { recursive: true, mode: 0o700 });
     // Imported afresh at each verification, so a changed keyring takes effect.
-    await run('gpg', ['--batch', '--quiet', '--homedir', home, '--import', settings.gpgKeyring]).catch((error: Error) => {
-      throw new Error(`cannot import gpg-keyring ${settings.gpgKeyring}: ${messageOf(error).split('\n')[0]}`);
+    const output: string[] = [];
+    const result = await runProcess('gpg', ['--batch', '--quiet', '--homedir', home, '--import', settings.gpgKeyring], {
+      env: { PATH: process.env.PATH, HOME: home },
+      timeoutMs: settings.gitTimeoutMs,
+      onLine: (line) => output.push(line),
     });
+    if (result.exitCode !== 0) {
+      const reason = result.spawnError ? `gpg could not be started (${result.spawnError.message})` : output.find((line) => line.trim()) ?? `gpg exited with ${result.exitCode ?? result.signal}`;
+      throw usageError(`cannot import gpg-keyring ${settings.gpgKeyring}: ${reason}`, 'give an exported public keyring (gpg --export KEYID > file), or install gnupg');
+    }
     env.GNUPGHOME = home;
   }
   return env;

@@ -1,8 +1,7 @@
 // Detached SSH signatures (`ssh-keygen -Y sign -n repo-deploy`), checked with ssh-keygen against
 // an OpenSSH allowed_signers file: find the principal whose key made the signature, then verify
 // the bytes under that principal and the repo-deploy namespace.
-import { spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { runProcess } from '../process.js';
 
 export const signatureNamespace = 'repo-deploy';
 
@@ -11,16 +10,15 @@ interface KeygenResult {
   output: string;
 }
 
-function sshKeygen(args: string[], stdinPath?: string): Promise<KeygenResult> {
-  return new Promise((resolvePromise) => {
-    const child = spawn('ssh-keygen', args, { stdio: [stdinPath ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout?.on('data', (chunk) => (output += chunk));
-    child.stderr?.on('data', (chunk) => (output += chunk));
-    if (stdinPath && child.stdin) createReadStream(stdinPath).pipe(child.stdin).on('error', () => undefined);
-    child.on('error', (error) => resolvePromise({ code: null, output: `ssh-keygen could not be started: ${error.message}` }));
-    child.on('close', (code) => resolvePromise({ code, output: output.trim() }));
-  });
+// ssh-keygen reads a signature and hashes the archive: generous, but never endless.
+const keygenTimeoutMs = 120_000;
+
+async function sshKeygen(args: string[], stdinFile?: string): Promise<KeygenResult> {
+  const lines: string[] = [];
+  const result = await runProcess('ssh-keygen', args, { env: { PATH: process.env.PATH }, timeoutMs: keygenTimeoutMs, stdinFile, onLine: (line) => lines.push(line) });
+  if (result.spawnError) return { code: null, output: `ssh-keygen could not be started: ${result.spawnError.message}` };
+  if (result.timedOut) return { code: null, output: `ssh-keygen took longer than ${keygenTimeoutMs / 1000} seconds` };
+  return { code: result.exitCode, output: lines.join('\n').trim() };
 }
 
 /** Resolves with the signer's principal, or rejects with why the signature is not good. */
