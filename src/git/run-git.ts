@@ -72,7 +72,7 @@ const diagnoses: Diagnosis[] = [
   { pattern: /Authentication failed|could not read (Username|Password)|terminal prompts disabled|HTTP 401|The requested URL returned error: 40[13]|Permission denied \(publickey|Permission denied, please try again/i, reason: 'authentication failed', hint: 'check the user and token in the URL, or ssh-key and the server\'s authorized keys', transient: false },
   { pattern: /couldn't find remote ref|not our ref|unadvertised object|no such remote ref/i, reason: 'the branch, tag or commit was not found', hint: 'check the part after # in the remote', transient: false },
   { pattern: /does not appear to be a git repository|Repository not found|repository '.*' not found|not found: did you run git update-server-info|HTTP 404|returned error: 404|No such file or directory/i, reason: 'the repository was not found', hint: 'check the repository URL or path', transient: false },
-  { pattern: /Could not resolve host|Connection refused|Connection timed out|unable to connect|Network is unreachable|Connection reset|early EOF|the remote end hung up|RPC failed|Operation timed out|HTTP 5\d\d|returned error: 5\d\d/i, reason: 'the server could not be reached', hint: 'the live release is unchanged; the next check tries again', transient: true },
+  { pattern: /Could not resolve host|Failed to connect|Couldn't connect to server|Connection refused|Connection timed out|unable to connect|Network is unreachable|Connection reset|early EOF|the remote end hung up|RPC failed|Operation timed out|HTTP 5\d\d|returned error: 5\d\d/i, reason: 'the server could not be reached', hint: 'the live release is unchanged; the next check tries again', transient: true },
 ];
 
 /** Runs git with the remote's environment; resolves with its stdout lines, or throws a DeployError naming the cause. */
@@ -123,5 +123,5 @@ function describeGitFailure(
       return fetchError(`${prefix}: ${diagnosis.reason} (${detail})`, { transient: diagnosis.transient, hint: diagnosis.hint });
     }
   }
-  return fetchError(`${prefix}: ${detail}`, { transient: true });
+  return fetchError(`${prefix}: ${detail}`, { transient: true, hint: 'the live release is unchanged; the next check tries again (-v shows all of git\'s output)' });
 }
