@@ -4,7 +4,7 @@ import { lstat, realpath, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { requireRemote } from './config.js';
 import { DeployError, systemErrorCode, usageError } from './errors.js';
-import { shortRevision } from './failures.js';
+import { holdBackRolledAway, releaseHeldBack, shortRevision } from './failures.js';
 import { fetcherFor } from './fetchers/registry.js';
 import { listHooks } from './hooks.js';
 import { redact } from './redact.js';
@@ -98,7 +98,7 @@ export async function rollbackCommand(context: AgentContext, requested: string |
     state.current = { release: targetId, revision: target.revision, remoteState: {} };
     if (rolledAway?.revision) {
       // Until the remote moves on, the release rolled away from stays away.
-      state.heldBack = { revision: rolledAway.revision, remoteState: rolledAway.remoteState, reason: 'rolled-back', since: context.now().toISOString() };
+      holdBackRolledAway(state, rolledAway, context.now());
     }
     await pruneReleases(layout, state, context.settings.keepReleases, context.log);
     print(`rolled back to ${targetId} (revision ${shortRevision(target.revision)}); revision ${shortRevision(rolledAway?.revision ?? '')} is held back until the remote changes or "repo-deploy retry"`);
@@ -125,8 +125,7 @@ async function requireIntact(context: AgentContext, layout: Layout, id: string):
 
 export async function retryCommand(context: AgentContext, print: Print): Promise<void> {
   await withLockedState(context, async (state: AgentState) => {
-    const held = state.heldBack;
-    state.heldBack = undefined;
+    const held = releaseHeldBack(state);
     state.failures = [];
     state.consecutiveFailedChecks = 0;
     print(held ? `revision ${shortRevision(held.revision)} is no longer held back; the next check tries it (send SIGHUP to a running agent to check now)` : 'nothing was held back; failure counts cleared');

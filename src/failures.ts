@@ -1,8 +1,10 @@
 // Counting failed updates of one revision, and holding a revision back once it has failed
-// max-attempts times in a row, so a broken release is not downloaded and retried forever.
+// max-attempts times in a row, so a broken release is not downloaded and retried forever. The
+// one module that writes `state.heldBack`: failed, refused and rolled-back revisions, and
+// letting one go again.
 import type { RemoteState } from './fetchers/types.js';
 import type { Logger } from './log.js';
-import type { AgentState } from './state.js';
+import type { AgentState, DeployedRecord, HeldBackRevision } from './state.js';
 
 export function recordFailure(
   state: AgentState,
@@ -38,3 +40,20 @@ export function forgetFailures(state: AgentState, revision: string): void {
 }
 
 export const shortRevision = (revision: string) => revision.replace(/^sha256:/, '').slice(0, 12) || 'unknown';
+
+/** Content the operator's keys do not vouch for, judged under the trust settings `trust`. */
+export function holdBackRefused(state: AgentState, refusal: { revision: string; remoteState: RemoteState; message: string }, trust: string, now: Date): void {
+  state.heldBack = { revision: refusal.revision, remoteState: refusal.remoteState, reason: 'refused', since: now.toISOString(), lastError: refusal.message, trust };
+}
+
+/** The revision a rollback went away from stays away until the remote moves on. */
+export function holdBackRolledAway(state: AgentState, rolledAway: DeployedRecord, now: Date): void {
+  state.heldBack = { revision: rolledAway.revision, remoteState: rolledAway.remoteState, reason: 'rolled-back', since: now.toISOString() };
+}
+
+/** Lets a held-back revision be tried again; returns what was held back, if anything. */
+export function releaseHeldBack(state: AgentState): HeldBackRevision | undefined {
+  const held = state.heldBack;
+  state.heldBack = undefined;
+  return held;
+}

@@ -5,7 +5,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireRemote, type Settings } from './config.js';
 import { DeployError, fetchError } from './errors.js';
-import { forgetFailures, recordFailure, shortRevision } from './failures.js';
+import { forgetFailures, holdBackRefused, recordFailure, releaseHeldBack, shortRevision } from './failures.js';
 import { fetcherFor } from './fetchers/registry.js';
 import type { CheckResult, DeployedRevision, PendingRevision } from './fetchers/types.js';
 import { acquireLocks } from './lock.js';
@@ -111,7 +111,7 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
   const trust = await trustFingerprint(settings);
   if (state.heldBack?.reason === 'refused' && state.heldBack.trust !== trust) {
     log.info(`the trust settings changed since revision ${shortRevision(state.heldBack.revision)} was refused; checking it again`);
-    state.heldBack = undefined;
+    releaseHeldBack(state);
   }
   const held = state.heldBack && state.remote === remoteKey ? state.heldBack : undefined;
   // With a revision held back, the remote is asked "still that one?", so it is not downloaded again.
@@ -148,7 +148,7 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
   try {
     if (checked.revision === state.current?.revision) {
       // The remote is back at what is live (after a rollback, or a held-back revision withdrawn).
-      state.heldBack = undefined;
+      releaseHeldBack(state);
       state.current.remoteState = checked.remoteState;
       state.remote = remoteKey;
       log.info(`the remote is at the live revision ${shortRevision(checked.revision)} again`);
@@ -201,7 +201,7 @@ async function repairBrokenLive(context: AgentContext, layout: Layout, state: Ag
 
 /** Content the operator's keys do not vouch for: remembered, so it is not downloaded again. */
 function refused(state: AgentState, error: VerificationError, trust: string, now: Date, log: Logger): CheckOutcome {
-  state.heldBack = { revision: error.revision, remoteState: error.remoteState, reason: 'refused', since: now.toISOString(), lastError: error.message, trust };
+  holdBackRefused(state, error, trust, now);
   log.error(error.message, { revision: error.revision });
   return { result: 'refused', revision: error.revision, error };
 }
@@ -308,7 +308,7 @@ async function deploy(
   state.current = { release: id, revision, remoteState: pending.remoteState };
   state.remote = remoteKey;
   forgetFailures(state, revision);
-  state.heldBack = undefined;
+  releaseHeldBack(state);
   await pruneReleases(layout, state, settings.keepReleases, log);
   log.info(`deployed revision ${shortRevision(revision)} as release ${id}`, { release: id, revision });
   return { result: 'updated', release: id, revision };
