@@ -7,7 +7,7 @@ import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { Settings } from '../../src/config.js';
-import { createRepository, git } from './git-repos.js';
+import { createRepository, git, type TestRepository } from './git-repos.js';
 import { startGitDaemon, startGitHttpServer, startStalledServer } from './git-servers.js';
 import { startHttpServer } from './http-server.js';
 import { s3AccessKey, startS3 } from './s3-server.js';
@@ -129,6 +129,11 @@ const s3Zip: AdapterFactory = async (t, root) => {
   };
 };
 
+/** Git remotes deploy the repository's app/ subdirectory: the tree is committed there. */
+async function commitUnderApp(repo: TestRepository, tree: TreeSpec): Promise<void> {
+  await repo.commit(Object.fromEntries(Object.entries(tree).map(([path, spec]) => [`app/${path}`, spec])) as Parameters<TestRepository['commit']>[0]);
+}
+
 /** Git over file:// (a bare repository on disk). */
 const gitFile: AdapterFactory = async (_t, root) => {
   const repo = await createRepository(root);
@@ -136,9 +141,7 @@ const gitFile: AdapterFactory = async (_t, root) => {
     remote: `file://${repo.bare}/app#main`,
     settings: {},
     unreachable: { remote: `file://${join(root, 'no-such.git')}#main` },
-    async publish(tree) {
-      await repo.commit(Object.fromEntries(Object.entries(tree).map(([path, spec]) => [`app/${path}`, spec])) as never);
-    },
+    publish: (tree) => commitUnderApp(repo, tree),
     async sameContentElsewhere() {
       const other = join(root, 'srv', 'elsewhere.git');
       await git(root, 'clone', '-q', '--bare', repo.bare, other);
@@ -155,9 +158,7 @@ const gitDaemon: AdapterFactory = async (t, root) => {
     remote: `${daemon.url('app.git')}/app#main`,
     settings: {},
     unreachable: { remote: 'git://127.0.0.1:1/app.git#main' },
-    async publish(tree) {
-      await repo.commit(Object.fromEntries(Object.entries(tree).map(([path, spec]) => [`app/${path}`, spec])) as never);
-    },
+    publish: (tree) => commitUnderApp(repo, tree),
     async sameContentElsewhere() {
       await git(root, 'clone', '-q', '--bare', repo.bare, join(root, 'srv', 'elsewhere.git'));
       return `${daemon.url('elsewhere.git')}/app#main`;
@@ -179,9 +180,7 @@ const gitHttp: AdapterFactory = async (t, root) => {
     secret,
     settings: {},
     unreachable: { remote: 'http://127.0.0.1:1/app.git#main' },
-    async publish(tree) {
-      await repo.commit(Object.fromEntries(Object.entries(tree).map(([path, spec]) => [`app/${path}`, spec])) as never);
-    },
+    publish: (tree) => commitUnderApp(repo, tree),
     async sameContentElsewhere() {
       await git(root, 'clone', '-q', '--bare', repo.bare, join(root, 'srv', 'elsewhere.git'));
       return server.url('elsewhere.git/app#main', `deployer:${secret}`);
