@@ -1,5 +1,7 @@
 // Every failure the agent reports carries a code that maps to a documented exit status,
-// a message that names the thing and, where there is one, the fix.
+// a message that names the thing and, where there is one, the fix. The kind alone decides what
+// follows: the exit code, and for the daemon whether it backs off (a `fetch` failure does; every
+// failure keeps the live release and is tried again at a later check).
 
 /** Exit statuses of a one-shot run (`-f`) and of the commands; documented in the README. */
 export const ExitCode = {
@@ -35,8 +37,6 @@ const exitCodeOfKind: Record<ErrorKind, ExitCodeValue> = {
 };
 
 export interface DeployErrorOptions {
-  /** Worth retrying at the next check as it is (network, 5xx, throttling, timeouts). */
-  transient?: boolean;
   /** What the operator should do about it; appended to the message. */
   hint?: string;
   cause?: unknown;
@@ -46,7 +46,6 @@ export interface DeployErrorOptions {
 
 export class DeployError extends Error {
   readonly kind: ErrorKind;
-  readonly transient: boolean;
   readonly hint: string | undefined;
   readonly retryAfterMs: number | undefined;
 
@@ -54,7 +53,6 @@ export class DeployError extends Error {
     super(options.hint ? `${message}; ${options.hint}` : message, { cause: options.cause });
     this.name = 'DeployError';
     this.kind = kind;
-    this.transient = options.transient ?? false;
     this.hint = options.hint;
     this.retryAfterMs = options.retryAfterMs;
   }
@@ -74,7 +72,6 @@ export function noSpaceError(error: unknown, needed?: string): DeployError | und
   const path = typeof error === 'object' && error !== null && 'path' in error && typeof error.path === 'string' ? error.path : undefined;
   return new DeployError('fetch', `no space left on the filesystem holding ${path ?? 'the cache or the releases'}${needed ? `: ${needed}` : ''}`, {
     hint: 'free some space there; the live release is unchanged and the next check tries again',
-    transient: true,
     cause: error,
   });
 }

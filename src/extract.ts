@@ -115,7 +115,6 @@ async function requireFreeSpace(destination: string, planned: PlannedEntry[]): P
   if (free < needed) {
     throw new DeployError('fetch', `no space left on the filesystem holding ${destination}: the archive needs about ${needed} bytes and ${free} are free`, {
       hint: 'free some space there; the live release is unchanged and the next check tries again',
-      transient: true,
     });
   }
 }

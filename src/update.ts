@@ -120,7 +120,7 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
   log.debug(`checking ${remoteKey}`);
   const quietUntil = state.remoteQuietUntil ? Date.parse(state.remoteQuietUntil) : 0;
   if (quietUntil > context.now().getTime()) {
-    return failed(fetchError(`${remoteKey} asked (Retry-After) not to be asked again before ${state.remoteQuietUntil}; no request was sent`, { transient: true, hint: 'the live release is unchanged' }), log);
+    return failed(fetchError(`${remoteKey} asked (Retry-After) not to be asked again before ${state.remoteQuietUntil}; no request was sent`, { hint: 'the live release is unchanged' }), log);
   }
   state.remoteQuietUntil = undefined;
   let checked: CheckResult;

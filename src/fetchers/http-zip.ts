@@ -32,12 +32,6 @@ export function prepareRequest(remote: string): PreparedRequest {
   return { url: url.toString(), headers };
 }
 
-const transientCodes = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND', 'EPIPE',
-  'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_SOCKET',
-  'UND_ERR_CLOSED', 'UND_ERR_ABORTED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
-]);
-
 function describeNetworkError(error: unknown, displayUrl: string, context: CheckContext, deadline: Deadline): DeployError {
   if (error instanceof DeployError) return error;
   const code = systemErrorCode(error) ?? systemErrorCode((error as { cause?: unknown })?.cause);
@@ -56,9 +50,7 @@ function describeNetworkError(error: unknown, displayUrl: string, context: Check
   } else {
     reason = `${messageOf(error)}${code ? ` (${code})` : ''}`;
   }
-  const transient = deadline.timedOut() || (code !== undefined && transientCodes.has(code)) || code === undefined;
   return fetchError(`cannot download ${displayUrl}: ${reason}`, {
-    transient,
     hint: 'the live release is unchanged; the next check tries again',
     cause: error,
   });
@@ -78,14 +70,12 @@ function statusError(statusCode: number, displayUrl: string, maxRedirects: numbe
       hint: 'point the remote at the final URL, or raise max-redirects',
     });
   }
-  const transient = statusCode >= 500 || statusCode === 429 || statusCode === 408;
   const hints: Record<number, string> = {
     401: 'the server wants credentials: put them in the URL (https://user:token@host/...)',
     403: 'the server refused access: check the credentials and the server\'s permissions',
     404: 'check the URL, or whether the build that publishes the archive ran',
   };
   return fetchError(`cannot download ${displayUrl}: the server answered HTTP ${statusCode}`, {
-    transient,
     hint: hints[statusCode] ?? 'the live release is unchanged; the next check tries again',
     retryAfterMs: statusCode === 429 || statusCode === 503 ? retryAfterMs : undefined,
   });
@@ -213,7 +203,6 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
     const expected = response.headers['content-length'];
     if (expected !== undefined && Number(expected) !== download.bytes) {
       throw fetchError(`cannot deploy ${displayUrl}: the download is truncated (${download.bytes} of ${expected} bytes)`, {
-        transient: true,
         hint: 'the live release is unchanged; the next check tries again',
       });
     }

@@ -55,7 +55,6 @@ export const localZipFetcher: Fetcher = {
       verifyUnchanged: async () => {
         if (!sameFingerprint(await fingerprint(path), remoteState)) {
           throw fetchError(`the remote ${path} changed while it was being deployed`, {
-            transient: true,
             hint: 'the next check deploys the new file',
           });
         }

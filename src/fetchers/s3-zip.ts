@@ -93,8 +93,8 @@ function describeS3Error(error: unknown, display: string, settings: Settings, ti
   const name = error instanceof Error ? error.name : '';
   const status = statusOf(error);
   const unchanged = 'the live release is unchanged';
-  const failure = (reason: string, hint: string, transient = false) =>
-    fetchError(`cannot download ${display}: ${reason}`, { hint: `${unchanged}; ${hint}`, transient, cause: error });
+  const failure = (reason: string, hint: string) =>
+    fetchError(`cannot download ${display}: ${reason}`, { hint: `${unchanged}; ${hint}`, cause: error });
   switch (name) {
     case 'NoSuchBucket':
       return failure('the bucket does not exist', 'check the bucket name, aws-region and s3-endpoint');
@@ -118,15 +118,15 @@ function describeS3Error(error: unknown, display: string, settings: Settings, ti
   if (/Region is missing/i.test(messageOf(error))) {
     return failure('no region is known', 'set aws-region (or AWS_REGION)');
   }
-  if (timedOut) return failure(`it took longer than download-timeout (${settings.downloadTimeoutMs / 1000} seconds)`, 'the next check tries again', true);
+  if (timedOut) return failure(`it took longer than download-timeout (${settings.downloadTimeoutMs / 1000} seconds)`, 'the next check tries again');
   if (name === 'SlowDown' || status === 429 || (status !== undefined && status >= 500)) {
-    return failure(`the store kept answering ${name || `HTTP ${status}`} after retries`, 'the next check tries again', true);
+    return failure(`the store kept answering ${name || `HTTP ${status}`} after retries`, 'the next check tries again');
   }
   if (error instanceof S3ServiceException) {
-    return failure(`${name} (HTTP ${status ?? '?'})`, 'the next check tries again', status === undefined || status >= 500);
+    return failure(`${name} (HTTP ${status ?? '?'})`, 'the next check tries again');
   }
   const code = systemErrorCode(error);
-  return failure(`the endpoint could not be reached (${code ?? messageOf(error)})`, 'check s3-endpoint and the network; the next check tries again', true);
+  return failure(`the endpoint could not be reached (${code ?? messageOf(error)})`, 'check s3-endpoint and the network; the next check tries again');
 }
 
 export const s3ZipFetcher: Fetcher = {
@@ -174,7 +174,6 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
     }
     if (response.ContentLength !== undefined && response.ContentLength !== download.bytes) {
       throw fetchError(`cannot deploy ${display}: the download is truncated (${download.bytes} of ${response.ContentLength} bytes)`, {
-        transient: true,
         hint: 'the live release is unchanged; the next check tries again',
       });
     }

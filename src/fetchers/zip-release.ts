@@ -88,7 +88,7 @@ export async function downloadToFile(
     if (arrived === 0 || slowSpans >= 2) {
       const seconds = `${limits.progressWindowMs / 1000} seconds`;
       const what = arrived === 0 ? `the download stalled for longer than http-timeout (${seconds})` : `the download slowed to a trickle (under ${minimumProgressBytes} bytes in http-timeout, ${seconds})`;
-      measure.destroy(fetchError(`cannot download ${limits.display}: ${what}`, { transient: true, hint: 'the live release is unchanged; the next check tries again' }));
+      measure.destroy(fetchError(`cannot download ${limits.display}: ${what}`, { hint: 'the live release is unchanged; the next check tries again' }));
     }
     bytesAtLastTick = bytes;
   }, limits.progressWindowMs);

@@ -63,16 +63,15 @@ interface Diagnosis {
   pattern: RegExp;
   reason: string;
   hint: string;
-  transient: boolean;
 }
 
 // git's own words, mapped to what an operator should do. The first match wins.
 const diagnoses: Diagnosis[] = [
-  { pattern: /Host key verification failed|No \S+ host key is known|REMOTE HOST IDENTIFICATION HAS CHANGED/i, reason: 'the SSH host key is unknown or has changed', hint: 'add the host to ssh-known-hosts (ssh-keyscan -p PORT HOST), or set ssh-strict-host-key-checking = accept-new for a first contact', transient: false },
-  { pattern: /Authentication failed|could not read (Username|Password)|terminal prompts disabled|HTTP 401|The requested URL returned error: 40[13]|Permission denied \(publickey|Permission denied, please try again/i, reason: 'authentication failed', hint: 'check the user and token in the URL, or ssh-key and the server\'s authorized keys', transient: false },
-  { pattern: /couldn't find remote ref|not our ref|unadvertised object|no such remote ref/i, reason: 'the branch, tag or commit was not found', hint: 'check the part after # in the remote', transient: false },
-  { pattern: /does not appear to be a git repository|Repository not found|repository '.*' not found|not found: did you run git update-server-info|HTTP 404|returned error: 404|No such file or directory/i, reason: 'the repository was not found', hint: 'check the repository URL or path', transient: false },
-  { pattern: /Could not resolve host|Failed to connect|Couldn't connect to server|Connection refused|Connection timed out|unable to connect|Network is unreachable|Connection reset|early EOF|the remote end hung up|RPC failed|Operation timed out|HTTP 5\d\d|returned error: 5\d\d/i, reason: 'the server could not be reached', hint: 'the live release is unchanged; the next check tries again', transient: true },
+  { pattern: /Host key verification failed|No \S+ host key is known|REMOTE HOST IDENTIFICATION HAS CHANGED/i, reason: 'the SSH host key is unknown or has changed', hint: 'add the host to ssh-known-hosts (ssh-keyscan -p PORT HOST), or set ssh-strict-host-key-checking = accept-new for a first contact' },
+  { pattern: /Authentication failed|could not read (Username|Password)|terminal prompts disabled|HTTP 401|The requested URL returned error: 40[13]|Permission denied \(publickey|Permission denied, please try again/i, reason: 'authentication failed', hint: 'check the user and token in the URL, or ssh-key and the server\'s authorized keys' },
+  { pattern: /couldn't find remote ref|not our ref|unadvertised object|no such remote ref/i, reason: 'the branch, tag or commit was not found', hint: 'check the part after # in the remote' },
+  { pattern: /does not appear to be a git repository|Repository not found|repository '.*' not found|not found: did you run git update-server-info|HTTP 404|returned error: 404|No such file or directory/i, reason: 'the repository was not found', hint: 'check the repository URL or path' },
+  { pattern: /Could not resolve host|Failed to connect|Couldn't connect to server|Connection refused|Connection timed out|unable to connect|Network is unreachable|Connection reset|early EOF|the remote end hung up|RPC failed|Operation timed out|HTTP 5\d\d|returned error: 5\d\d/i, reason: 'the server could not be reached', hint: 'the live release is unchanged; the next check tries again' },
 ];
 
 /** Runs git with the remote's environment; resolves with its stdout lines, or throws a DeployError naming the cause. */
@@ -111,17 +110,16 @@ function describeGitFailure(
   }
   if (timedOut) {
     return fetchError(`${prefix}: it took longer than git-timeout (${context.settings.gitTimeoutMs / 1000} seconds) and was ended with its child processes`, {
-      transient: true,
       hint: 'the live release is unchanged; the next check tries again',
     });
   }
-  if (aborted) return fetchError(`${prefix}: the agent is stopping`, { transient: true });
+  if (aborted) return fetchError(`${prefix}: the agent is stopping`);
   const text = stderr.join('\n');
   const detail = redact(stderr.filter((line) => /fatal|error|denied|failed|not found|refused/i.test(line)).slice(-2).join(' / ') || stderr.at(-1) || 'no message');
   for (const diagnosis of diagnoses) {
     if (diagnosis.pattern.test(text)) {
-      return fetchError(`${prefix}: ${diagnosis.reason} (${detail})`, { transient: diagnosis.transient, hint: diagnosis.hint });
+      return fetchError(`${prefix}: ${diagnosis.reason} (${detail})`, { hint: diagnosis.hint });
     }
   }
-  return fetchError(`${prefix}: ${detail}`, { transient: true, hint: 'the live release is unchanged; the next check tries again (-v shows all of git\'s output)' });
+  return fetchError(`${prefix}: ${detail}`, { hint: 'the live release is unchanged; the next check tries again (-v shows all of git\'s output)' });
 }
