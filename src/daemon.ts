@@ -10,7 +10,7 @@ import type { Server } from 'node:http';
 import { messageOf } from './errors.js';
 import { AgentMetrics, startHealthServer } from './health-server.js';
 import { validateSchedule } from './schedule.js';
-import { checkForUpdate, type AgentContext, type CheckOutcome } from './update.js';
+import { checkForUpdate, type AgentContext, type CheckReport } from './update.js';
 
 /** The daemon's notion of time: what time it is, and a wait that a wake-up can cut short. */
 export interface DaemonClock {
@@ -43,7 +43,7 @@ export interface DaemonOptions {
   /** Where SIGHUP, SIGTERM and SIGINT arrive: the process, or a test's emitter. */
   signals?: Pick<EventEmitter, 'on' | 'removeListener'>;
   /** Told every check's outcome (the metrics are; a test may be). */
-  onCheck?: (outcome: CheckOutcome | Error, startedAt: Date) => void;
+  onCheck?: (outcome: CheckReport | Error, startedAt: Date) => void;
 }
 
 export async function runDaemon(options: DaemonOptions): Promise<void> {
@@ -81,11 +81,13 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   signals.on('SIGINT', onInt);
 
   let checking = false;
+  /** Failed checks in a row, as the state counts them; what the backoff doubles with. */
   let failuresInARow = 0;
+  /** Runs one check; says whether it failed in a way the daemon backs off from (a fetch failure). */
   const check = async (): Promise<boolean> => {
     checking = true;
     const startedAt = clock.now();
-    let outcome: CheckOutcome | Error;
+    let outcome: CheckReport | Error;
     try {
       outcome = await checkForUpdate({ ...context, now: clock.now, signal: stopping.signal });
     } catch (error) {
@@ -94,6 +96,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     }
     checking = false;
     metrics.record(outcome, (clock.now().getTime() - startedAt.getTime()) / 1000, clock.now());
+    failuresInARow = metrics.consecutiveFailures;
     options.onCheck?.(outcome, startedAt);
     return outcome instanceof Error || outcome.result === 'failed';
   };
@@ -106,12 +109,10 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     for (;;) {
       if (stopping.signal.aborted) break;
       if (failed) {
-        failuresInARow++;
         const backoff = Math.min(settings.retryBackoffMs * 2 ** (failuresInARow - 1), settings.maxBackoffMs);
         notBefore = clock.now().getTime() + backoff;
         log.warn(`check failed ${failuresInARow} time${failuresInARow > 1 ? 's' : ''} in a row; the live release is unchanged; next check in ${Math.round(backoff / 1000)} s or later`);
       } else {
-        failuresInARow = 0;
         notBefore = 0;
       }
       // The next scheduled check: the first tick that is not backed off, plus its splay.

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from './log.js';
-import type { CheckOutcome } from './update.js';
+import type { CheckReport } from './update.js';
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -26,19 +26,19 @@ export class AgentMetrics {
 
   constructor(private readonly maxAttempts: number) {}
 
-  record(outcome: CheckOutcome | Error, seconds: number, now: Date): void {
+  /**
+   * Takes the count of failed checks in a row from the check's report (the state's count); a
+   * check that could not even start (the lock held, say) adds one to it.
+   */
+  record(outcome: CheckReport | Error, seconds: number, now: Date): void {
     const result = outcome instanceof Error ? 'error' : outcome.result;
     this.checks.inc({ result });
     this.duration.observe(seconds);
     this.checksDone++;
     if (result === 'updated') this.deploys.inc();
     if (result === 'reverted') this.reverts.inc();
-    if (result === 'unchanged' || result === 'updated') {
-      this.consecutiveFailures = 0;
-      this.lastSuccess.set(now.getTime() / 1000);
-    } else if (result !== 'stopped') {
-      this.consecutiveFailures++;
-    }
+    if (result === 'unchanged' || result === 'updated') this.lastSuccess.set(now.getTime() / 1000);
+    this.consecutiveFailures = outcome instanceof Error ? this.consecutiveFailures + 1 : outcome.failedChecksInARow;
     this.failedInARow.set(this.consecutiveFailures);
     if (!(outcome instanceof Error) && (outcome.result === 'unchanged' || outcome.result === 'updated') && outcome.release) {
       this.live.reset();

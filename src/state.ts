@@ -115,6 +115,9 @@ export async function loadState(cacheDirectory: string): Promise<AgentState> {
   }
 }
 
-export async function saveState(cacheDirectory: string, state: AgentState): Promise<void> {
-  await writeFileAtomically(stateFilePath(cacheDirectory), JSON.stringify(state, null, 2) + '\n');
+export async function saveState(cacheDirectory: string, state: AgentState, beforeWrite?: () => Promise<void>): Promise<void> {
+  // The snapshot is taken now; `beforeWrite` (a test's delay) runs between it and the write.
+  const content = JSON.stringify(state, null, 2) + '\n';
+  await beforeWrite?.();
+  await writeFileAtomically(stateFilePath(cacheDirectory), content);
 }

@@ -7,7 +7,7 @@ import { runHooks, type HookEnvironment, type HookPhase } from './hooks.js';
 import { pointLiveAt, releasePath, type Layout } from './releases.js';
 import { processStartTime } from './process-identity.js';
 import { saveState, type AgentState, type SwitchStep, type UpdateInProgress } from './state.js';
-import { pausePoint } from './test-pause.js';
+import { delayPoint, pausePoint } from './test-pause.js';
 import type { AgentContext } from './update.js';
 
 export interface SwitchRequest {
@@ -127,6 +127,9 @@ async function runPhase(
   stoppable: boolean,
   timeoutMs = context.settings.hookTimeoutMs,
 ): Promise<void> {
+  // Journal writes for the hooks of this phase, one after another; all done before the phase
+  // returns, so none can land after (and over) a later save of the state.
+  let journaling = Promise.resolve();
   try {
     await runHooks({
       directory,
@@ -138,9 +141,12 @@ async function runPhase(
       signal: stoppable ? context.signal : undefined,
       stopGraceMs: context.settings.stopGraceMs,
       failureKind,
-      onHookStarted: (hook, pid) => void journalRunningHook(context, state, hook, pid),
+      onHookStarted: (hook, pid) => {
+        journaling = journaling.then(() => journalRunningHook(context, state, hook, pid));
+      },
     });
   } finally {
+    await journaling;
     if (state.inProgress) state.inProgress.hookProcess = undefined;
   }
 }
@@ -150,16 +156,16 @@ async function journalRunningHook(context: AgentContext, state: AgentState, hook
   const startTime = await processStartTime(pid);
   if (!state.inProgress || startTime === undefined) return;
   state.inProgress.hookProcess = { hook, pid, startTime };
-  await persistState(context, state).catch((error: unknown) => context.log.warn(`could not journal hook ${hook}: ${messageOf(error)}`));
+  await persistState(context, state, () => delayPoint('hook-journal')).catch((error: unknown) => context.log.warn(`could not journal hook ${hook}: ${messageOf(error)}`));
 }
 
 // Saves of the state made while a switch runs go one after another, so an older snapshot can
 // never be renamed over a newer one.
 const pendingSaves = new WeakMap<AgentState, Promise<void>>();
 
-function persistState(context: AgentContext, state: AgentState): Promise<void> {
+function persistState(context: AgentContext, state: AgentState, beforeWrite?: () => Promise<void>): Promise<void> {
   const previous = pendingSaves.get(state) ?? Promise.resolve();
-  const next = previous.catch(() => undefined).then(() => saveState(context.settings.cache, state));
+  const next = previous.catch(() => undefined).then(() => saveState(context.settings.cache, state, beforeWrite));
   pendingSaves.set(state, next);
   return next;
 }

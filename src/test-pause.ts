@@ -7,3 +7,11 @@ export async function pausePoint(step: string): Promise<void> {
   process.stderr.write(`repo-deploy: paused at ${step} (REPO_DEPLOY_TEST_PAUSE_AT)\n`);
   await new Promise(() => setInterval(() => undefined, 1 << 30));
 }
+
+// A test-only switch: with REPO_DEPLOY_TEST_DELAY_AT=<step> the agent waits half a second at that
+// step, so a test can make a race that is rare under load happen every time. Inert unless set.
+const delayAt = process.env.REPO_DEPLOY_TEST_DELAY_AT;
+
+export async function delayPoint(step: string): Promise<void> {
+  if (delayAt === step) await new Promise((resolveDelay) => setTimeout(resolveDelay, 500));
+}

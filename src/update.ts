@@ -46,6 +46,12 @@ export type CheckOutcome =
   /** The agent was asked to stop and abandoned the update: not a failure of the revision. */
   | { result: 'stopped'; revision: string };
 
+/**
+ * A check's outcome with the one count of failed checks in a row (kept in the state, shown by
+ * `status`), which the daemon's backoff, /healthz and /metrics read too.
+ */
+export type CheckReport = CheckOutcome & { failedChecksInARow: number };
+
 /** Runs `work` with the agent's locks and state, saving the state afterwards. */
 export async function withLockedState<T>(context: AgentContext, work: (state: AgentState, layout: Layout) => Promise<T>): Promise<T> {
   const { settings, log } = context;
@@ -73,14 +79,14 @@ export function liveRevision(state: AgentState, remoteKey: string): DeployedRevi
 }
 
 /** Runs one check and, when the remote changed, one update. A failed update is returned, not thrown. */
-export async function checkForUpdate(context: AgentContext): Promise<CheckOutcome> {
+export async function checkForUpdate(context: AgentContext): Promise<CheckReport> {
   const remote = requireRemote(context.settings);
   return withLockedState(context, async (state, layout) => {
     const liveRelease = await prepare(context, layout, state);
     const outcome = await lockedCheck(context, remote, layout, state, liveRelease);
     if (state.brokenLive) await repairBrokenLive(context, layout, state, outcome);
     recordCheck(state, outcome, context.now());
-    return outcome;
+    return { ...outcome, failedChecksInARow: state.consecutiveFailedChecks };
   });
 }
 

@@ -24,8 +24,10 @@ class VirtualClock implements DaemonClock {
 }
 
 interface Run {
-  checks: Array<{ at: string; result: string }>;
+  checks: Array<{ at: string; result: string; failedInARow?: number }>;
   lines: string[];
+  /** The state file the agent wrote, read after the daemon stopped. */
+  state?: { consecutiveFailedChecks: number };
 }
 
 /** Runs the daemon until `stopAfter` checks (or `onCheck` decides), on a virtual clock starting at `start`. */
@@ -45,11 +47,13 @@ async function runOnClock(t: TestContext, configText: string, start: string, sto
     random: () => draws.shift() ?? 0,
     signals,
     onCheck: (outcome, startedAt) => {
-      run.checks.push({ at: startedAt.toISOString(), result: outcome instanceof Error ? 'error' : outcome.result });
+      run.checks.push({ at: startedAt.toISOString(), result: outcome instanceof Error ? 'error' : outcome.result, failedInARow: outcome instanceof Error ? undefined : outcome.failedChecksInARow });
       options.onCheck?.(run, signals);
       if (run.checks.length >= stopAfter) signals.emit('SIGTERM');
     },
   });
+  const { readFile } = await import('node:fs/promises');
+  run.state = JSON.parse(await readFile(join(sandbox.cache, 'state.json'), 'utf8'));
   return run;
 }
 
@@ -64,6 +68,9 @@ test('backoff: after each failed check the ticks are skipped for a doubling dela
   assert.deepEqual(run.checks.map((check) => check.at), ['2026-01-01T00:00:00.500Z', '2026-01-01T00:00:06.000Z', '2026-01-01T00:00:16.000Z', '2026-01-01T00:00:36.000Z', '2026-01-01T00:00:56.000Z']);
   assert.ok(run.checks.every((check) => check.result === 'failed'));
   assert.deepEqual(run.lines.filter((line) => /check failed/.test(line)).map((line) => /next check in (\d+) s/.exec(line)?.[1]).slice(0, 4), ['5', '10', '20', '20']);
+  // One count: what status shows (the state) is what the backoff and /healthz were given.
+  assert.deepEqual(run.checks.map((check) => check.failedInARow), [1, 2, 3, 4, 5]);
+  assert.equal(run.state?.consecutiveFailedChecks, 5);
 });
 
 test('SIGHUP checks at once, without waiting for the next tick; a yearly schedule waits a year', async (t) => {

@@ -157,3 +157,15 @@ test('a hook that prints a 300 MB line and 100 MB of short lines: memory and log
   const peakKb = Number(/peak-kb=(\d+)/.exec(stderr)?.[1]);
   assert.ok(peakKb < 200 * 1024, `peak memory ${Math.round(peakKb / 1024)} MiB, not the size of the output`);
 });
+
+test('updates whose hooks finish quickly leave no interrupted switch behind: the hook journal never lands after the final state', async (t) => {
+  const s = await setup(t);
+  await writeHook(s.sandbox.postHooks, '20-brief', 'sleep 0.2');
+  // A slow journal write (rare under load, made certain here) must still land before the final state.
+  for (let version = 1; version <= 3; version++) {
+    await s.publish(String(version));
+    const result = await s.once([], { REPO_DEPLOY_TEST_DELAY_AT: 'hook-journal' });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal((await s.state()).inProgress, undefined, `after update ${version}, the state holds no switch in progress`);
+  }
+});

@@ -286,7 +286,7 @@ test('a local zip, as a path and as a file:// URL, deploys and then re-checks wi
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
   const again = await runCli(s.sandbox.args(`file://${path}`));
   assert.equal(again.code, 0);
-  assert.equal((await s.readHookLog()).length, 2, 'the same archive is not deployed twice');
+  assert.equal((await s.readHookLog()).length, 2, `the same archive is not deployed twice: ${again.stderr} ${(await s.readHookLog()).join('|')}`);
   await s.publish('2');
   const updated = await runCli(s.sandbox.args(path));
   assert.equal(updated.code, 0);
