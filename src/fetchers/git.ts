@@ -163,7 +163,7 @@ export const gitFetcher: Fetcher = {
       return { changed: false, remoteState };
     }
 
-    await verifyTrust(context, mirror, git, commit, remoteState);
+    await verifyTrust(context, git, commit, remoteState);
 
     const pending: PendingRevision = {
       changed: true,
@@ -182,7 +182,7 @@ export const gitFetcher: Fetcher = {
 };
 
 /** Signatures (allowed-signers, gpg-keyring) and ancestry (refuse-rewrites) of a new commit. */
-async function verifyTrust(context: CheckContext, mirror: string, git: MirrorGit, commit: string, remoteState: RemoteState): Promise<void> {
+async function verifyTrust(context: CheckContext, git: MirrorGit, commit: string, remoteState: RemoteState): Promise<void> {
   const { settings } = context;
   const display = redact(context.remote);
   const refuse = (reason: string) => new VerificationError(`refused commit ${commit.slice(0, 12)} of ${display}: ${reason}`, commit, remoteState);
