@@ -7,7 +7,7 @@ import { defaultConfigPath, loadSettings, requireRemote, type Settings } from '.
 import { DeployError, ExitCode, exitCodeOf, messageOf, noSpaceError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { redact } from './redact.js';
-import type { AgentContext, CheckOutcome } from './update.js';
+import type { AgentContext, CheckOutcome } from './agent-context.js';
 import { agentVersion } from './version.js';
 
 const outcomeExitCodes: Record<CheckOutcome['result'], number> = {

@@ -15,7 +15,8 @@ import { validateSchedule } from './schedule.js';
 import { loadState, type AgentState } from './state.js';
 import { switchRelease } from './switch-release.js';
 import { compareWithManifest, manifestPath, writeManifest } from './verify/manifest.js';
-import { downloadsDirectory, liveRevision, prepare, pruneReleases, withLockedState, type AgentContext } from './update.js';
+import type { AgentContext } from './agent-context.js';
+import { downloadsDirectory, liveRevision, prepare, pruneReleases, withLockedState } from './update.js';
 
 type Print = (line: string) => void;
 

@@ -10,7 +10,8 @@ import type { Server } from 'node:http';
 import { messageOf } from './errors.js';
 import { AgentMetrics, startHealthServer } from './health-server.js';
 import { validateSchedule } from './schedule.js';
-import { checkForUpdate, type AgentContext, type CheckReport } from './update.js';
+import type { AgentContext, CheckReport } from './agent-context.js';
+import { checkForUpdate } from './update.js';
 
 /** The daemon's notion of time: what time it is, and a wait that a wake-up can cut short. */
 export interface DaemonClock {

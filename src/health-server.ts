@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from './log.js';
-import type { CheckReport } from './update.js';
+import type { CheckReport } from './agent-context.js';
 
 export class AgentMetrics {
   readonly registry = new Registry();

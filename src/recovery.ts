@@ -8,7 +8,7 @@ import type { Logger } from './log.js';
 import { processStartTime } from './process-identity.js';
 import type { AgentState, RunningHook } from './state.js';
 import { revertSwitch } from './switch-release.js';
-import type { AgentContext } from './update.js';
+import type { AgentContext } from './agent-context.js';
 import { recordFailure } from './failures.js';
 
 export async function recoverInterruptedSwitch(context: AgentContext, layout: Layout, state: AgentState, liveRelease: string | undefined): Promise<string | undefined> {

@@ -8,7 +8,7 @@ import { pointLiveAt, releasePath, type Layout } from './releases.js';
 import { processStartTime } from './process-identity.js';
 import { saveState, type AgentState, type SwitchStep, type UpdateInProgress } from './state.js';
 import { delayPoint, pausePoint } from './test-pause.js';
-import type { AgentContext } from './update.js';
+import type { AgentContext } from './agent-context.js';
 
 export interface SwitchRequest {
   kind: UpdateInProgress['kind'];

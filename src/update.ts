@@ -3,6 +3,7 @@
 // The scheduler only decides when this runs.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { AgentContext, CheckOutcome, CheckReport } from './agent-context.js';
 import { requireRemote, type Settings } from './config.js';
 import { DeployError, fetchError } from './errors.js';
 import { forgetFailures, holdBackRefused, recordFailure, releaseHeldBack, shortRevision } from './failures.js';
@@ -10,7 +11,6 @@ import { fetcherFor } from './fetchers/registry.js';
 import type { CheckResult, DeployedRevision, PendingRevision } from './fetchers/types.js';
 import { acquireLocks } from './lock.js';
 import type { Logger } from './log.js';
-import type { ProgressSink } from './progress.js';
 import { recoverInterruptedSwitch } from './recovery.js';
 import { redact } from './redact.js';
 import { layoutFor, newReleaseId, readLiveRelease, releaseExists, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
@@ -20,37 +20,6 @@ import { ensureOwnDirectory } from './own-directory.js';
 import { pausePoint } from './test-pause.js';
 import { manifestPath, writeManifest } from './verify/manifest.js';
 import { trustFingerprint, VerificationError } from './verify/refusal.js';
-
-export interface AgentContext {
-  settings: Settings;
-  log: Logger;
-  /** The environment hooks and git inherit, read once at start. */
-  env: NodeJS.ProcessEnv;
-  now: () => Date;
-  /** Aborted when the agent must stop. */
-  signal: AbortSignal;
-  /** How long to wait for a lock another run holds; 0 fails at once. */
-  lockWaitMs: number;
-  /** A terminal's progress bar for -f, if any. */
-  progress?: ProgressSink;
-}
-
-export type CheckOutcome =
-  | { result: 'unchanged'; release: string | undefined; revision: string | undefined; heldBackSinceRollback?: string }
-  | { result: 'updated'; release: string; revision: string }
-  | { result: 'held-back'; revision: string }
-  | { result: 'blocked'; revision: string; error: DeployError }
-  | { result: 'reverted'; revision: string; error: DeployError }
-  | { result: 'refused'; revision: string; error: DeployError }
-  | { result: 'failed'; error: DeployError }
-  /** The agent was asked to stop and abandoned the update: not a failure of the revision. */
-  | { result: 'stopped'; revision: string };
-
-/**
- * A check's outcome with the one count of failed checks in a row (kept in the state, shown by
- * `status`), which the daemon's backoff, /healthz and /metrics read too.
- */
-export type CheckReport = CheckOutcome & { failedChecksInARow: number };
 
 /** Runs `work` with the agent's locks and state, saving the state afterwards. */
 export async function withLockedState<T>(context: AgentContext, work: (state: AgentState, layout: Layout) => Promise<T>): Promise<T> {

@@ -1,0 +1,38 @@
+// The context every locked operation runs in (settings, logger, environment, clock, stop
+// signal) and what a check reports. A bottom layer: update, switch-release, recovery, the daemon
+// and the commands all import it, and it imports none of them.
+import type { Settings } from './config.js';
+import type { DeployError } from './errors.js';
+import type { Logger } from './log.js';
+import type { ProgressSink } from './progress.js';
+
+export interface AgentContext {
+  settings: Settings;
+  log: Logger;
+  /** The environment hooks and git inherit, read once at start. */
+  env: NodeJS.ProcessEnv;
+  now: () => Date;
+  /** Aborted when the agent must stop. */
+  signal: AbortSignal;
+  /** How long to wait for a lock another run holds; 0 fails at once. */
+  lockWaitMs: number;
+  /** A terminal's progress bar for -f, if any. */
+  progress?: ProgressSink;
+}
+
+export type CheckOutcome =
+  | { result: 'unchanged'; release: string | undefined; revision: string | undefined; heldBackSinceRollback?: string }
+  | { result: 'updated'; release: string; revision: string }
+  | { result: 'held-back'; revision: string }
+  | { result: 'blocked'; revision: string; error: DeployError }
+  | { result: 'reverted'; revision: string; error: DeployError }
+  | { result: 'refused'; revision: string; error: DeployError }
+  | { result: 'failed'; error: DeployError }
+  /** The agent was asked to stop and abandoned the update: not a failure of the revision. */
+  | { result: 'stopped'; revision: string };
+
+/**
+ * A check's outcome with the one count of failed checks in a row (kept in the state, shown by
+ * `status`), which the daemon's backoff, /healthz and /metrics read too.
+ */
+export type CheckReport = CheckOutcome & { failedChecksInARow: number };
