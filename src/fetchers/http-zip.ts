@@ -8,7 +8,7 @@ import { redact, registerSecret } from '../redact.js';
 import { agentVersion } from '../version.js';
 import { withDeadline, type Deadline } from '../deadline.js';
 import type { CheckContext, CheckResult, Fetcher } from './types.js';
-import { downloadLimitsFor, downloadPath as newDownloadPath, downloadToFile, tooLarge, zipCheckResult, type Download } from './zip-release.js';
+import { downloadLimitsFor, downloadPath as newDownloadPath, downloadToFile, receiveArchive, zipCheckResult } from './zip-release.js';
 
 interface PreparedRequest {
   url: string;
@@ -188,29 +188,16 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
       });
     }
 
-    const limits = downloadLimitsFor(context);
-    const announced = Number(response.headers['content-length'] ?? Number.NaN);
-    if (announced > limits.maxBytes) {
-      await response.body.destroy();
-      throw tooLarge(limits, announced);
-    }
-    let download: Download;
-    try {
-      download = await downloadToFile(response.body, downloadPath, signal, limits, { sink: context.progress, total: Number.isNaN(announced) ? 0 : announced });
-    } catch (error) {
-      throw describeNetworkError(error, displayUrl, context, deadline);
-    }
-    const expected = response.headers['content-length'];
-    if (expected !== undefined && Number(expected) !== download.bytes) {
-      throw fetchError(`cannot deploy ${displayUrl}: the download is truncated (${download.bytes} of ${expected} bytes)`, {
-        hint: 'the live release is unchanged; the next check tries again',
-      });
-    }
-    if (!download.looksLikeZip) {
-      throw fetchError(`cannot deploy ${displayUrl}: what the server sent is not a zip archive`, {
-        hint: 'check that the URL serves the archive itself',
-      });
-    }
+    const length = response.headers['content-length'];
+    const download = await receiveArchive(context, {
+      body: response.body,
+      announcedBytes: length === undefined ? undefined : Number(length),
+      path: downloadPath,
+      signal,
+      display: displayUrl,
+      notAZip: { reason: 'what the server sent is not a zip archive', hint: 'check that the URL serves the archive itself' },
+      describeError: (error) => describeNetworkError(error, displayUrl, context, deadline),
+    });
     const etag = response.headers.etag;
     const lastModified = response.headers['last-modified'];
     const remoteState: Record<string, string> = {};

@@ -12,7 +12,7 @@ import { DeployError, fetchError, messageOf, systemErrorCode, usageError } from 
 import { redact, registerSecret } from '../redact.js';
 import { withDeadline, type Deadline } from '../deadline.js';
 import type { CheckContext, CheckResult, Fetcher, RemoteState } from './types.js';
-import { downloadLimitsFor, downloadPath as newDownloadPath, downloadToFile, tooLarge, zipCheckResult } from './zip-release.js';
+import { downloadLimitsFor, downloadPath as newDownloadPath, downloadToFile, receiveArchive, zipCheckResult } from './zip-release.js';
 
 export interface S3Location {
   bucket: string;
@@ -161,23 +161,15 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
       }
       throw describeS3Error(error, display, settings, deadline.timedOut());
     }
-    const limits = downloadLimitsFor(context);
-    if (response.ContentLength !== undefined && response.ContentLength > limits.maxBytes) {
-      (response.Body as Readable).destroy();
-      throw tooLarge(limits, response.ContentLength);
-    }
-    let download;
-    try {
-      download = await downloadToFile(response.Body as Readable, path, signal, limits, { sink: context.progress, total: response.ContentLength ?? 0 });
-    } catch (error) {
-      throw describeS3Error(error, display, settings, deadline.timedOut());
-    }
-    if (response.ContentLength !== undefined && response.ContentLength !== download.bytes) {
-      throw fetchError(`cannot deploy ${display}: the download is truncated (${download.bytes} of ${response.ContentLength} bytes)`, {
-        hint: 'the live release is unchanged; the next check tries again',
-      });
-    }
-    if (!download.looksLikeZip) throw fetchError(`cannot deploy ${display}: the object is not a zip archive`);
+    const download = await receiveArchive(context, {
+      body: response.Body as Readable,
+      announcedBytes: response.ContentLength,
+      path,
+      signal,
+      display,
+      notAZip: { reason: 'the object is not a zip archive', hint: 'check the key: it must name the archive itself' },
+      describeError: (error) => describeS3Error(error, display, settings, deadline.timedOut()),
+    });
     const remoteState: RemoteState = {};
     if (response.ETag) remoteState.etag = response.ETag;
     if (response.VersionId && response.VersionId !== 'null') remoteState.versionId = response.VersionId;

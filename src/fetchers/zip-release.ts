@@ -115,6 +115,47 @@ export function tooLarge(limits: DownloadLimits, declared?: number): DeployError
   });
 }
 
+export interface IncomingArchive {
+  body: Readable;
+  /** The size the server announced (Content-Length), if any. */
+  announcedBytes: number | undefined;
+  /** Where to write it (from downloadPath). */
+  path: string;
+  signal: AbortSignal;
+  /** The remote, redacted, for messages. */
+  display: string;
+  /** What to say when the bytes are not a zip (the words differ per kind of server). */
+  notAZip: { reason: string; hint?: string };
+  /** Turns a transfer failure into the remote kind's own plain words. */
+  describeError(error: unknown): Error;
+}
+
+/**
+ * The download skeleton HTTP and S3 share: refuse an announced size over max-download-size before
+ * reading, stream to the file within the limits, then refuse a truncated body and one that is not
+ * a zip. The caller removes the file if anything throws.
+ */
+export async function receiveArchive(context: CheckContext, incoming: IncomingArchive): Promise<Download> {
+  const limits = downloadLimitsFor(context);
+  if (incoming.announcedBytes !== undefined && incoming.announcedBytes > limits.maxBytes) {
+    incoming.body.destroy();
+    throw tooLarge(limits, incoming.announcedBytes);
+  }
+  let download: Download;
+  try {
+    download = await downloadToFile(incoming.body, incoming.path, incoming.signal, limits, { sink: context.progress, total: incoming.announcedBytes ?? 0 });
+  } catch (error) {
+    throw incoming.describeError(error);
+  }
+  if (incoming.announcedBytes !== undefined && incoming.announcedBytes !== download.bytes) {
+    throw fetchError(`cannot deploy ${incoming.display}: the download is truncated (${download.bytes} of ${incoming.announcedBytes} bytes)`, {
+      hint: 'the live release is unchanged; the next check tries again',
+    });
+  }
+  if (!download.looksLikeZip) throw fetchError(`cannot deploy ${incoming.display}: ${incoming.notAZip.reason}`, { hint: incoming.notAZip.hint });
+  return download;
+}
+
 export interface ZipOnDisk {
   path: string;
   sha256: string;
