@@ -175,3 +175,17 @@ test('a cache on a full disk: "no space left", exit 3, and no empty owner or tem
   assert.doesNotMatch(result.stderr, /ENOSPC .*write|corrupt or truncated/);
   assert.deepEqual((await readdir(cache)).sort(), ['filler'], 'nothing half-written is left');
 });
+
+test('credentials in an HTTP remote are not sent on to another server the archive is redirected to', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  const { startHttpServer } = await import('./helpers/http-server.js');
+  const other = await startHttpServer(t);
+  other.route('/app.zip', { kind: 'file', path: join(s.root, 'app.zip') });
+  s.server.route('/app.zip', { kind: 'basic-auth', user: 'deployer', password: 'tok-redirect-91c', route: { kind: 'redirect', location: other.url('/app.zip') } });
+  const remote = s.remote.replace('http://', 'http://deployer:tok-redirect-91c@');
+  const result = await runCli(s.sandbox.args(remote));
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(s.server.requests.some((request) => request.headers.authorization), 'the remote\'s own server got the credentials');
+  assert.ok(other.requests.length > 0 && other.requests.every((request) => request.headers.authorization === undefined), 'the other server got none');
+});
