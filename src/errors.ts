@@ -70,9 +70,14 @@ export function noSpaceError(error: unknown, needed?: string): DeployError | und
   const code = systemErrorCode(error);
   if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
   const path = typeof error === 'object' && error !== null && 'path' in error && typeof error.path === 'string' ? error.path : undefined;
-  return new DeployError('fetch', `no space left on the filesystem holding ${path ?? 'the cache or the releases'}${needed ? `: ${needed}` : ''}`, {
+  return noSpaceLeft(path ?? 'the cache or the releases', needed, error);
+}
+
+/** "No space left" for a path, whether a write failed (ENOSPC) or a check found too little room. */
+export function noSpaceLeft(where: string, detail?: string, cause?: unknown): DeployError {
+  return new DeployError('fetch', `no space left on the filesystem holding ${where}${detail ? `: ${detail}` : ''}`, {
     hint: 'free some space there; the live release is unchanged and the next check tries again',
-    cause: error,
+    cause,
   });
 }
 

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { createInflateRaw, crc32, inflateRawSync } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
-import { DeployError, fetchError, messageOf, noSpaceError } from './errors.js';
+import { DeployError, fetchError, messageOf, noSpaceError, noSpaceLeft } from './errors.js';
 import type { ProgressSink } from './progress.js';
 import { linkStaysInside } from './symlink-containment.js';
 import { pausePoint } from './test-pause.js';
@@ -91,9 +91,10 @@ export async function extractZip(
       );
     }
     const planned = await planEntries(zip, archiveName, limits);
-    await requireFreeSpace(destination, planned);
+    const unpackedBytes = planned.reduce((sum, item) => sum + item.entry.uncompressedSize, 0);
+    await requireFreeSpace(destination, unpackedBytes + planned.length * blockAllowance);
     reader.stopCaching();
-    progress?.start('Extracting', planned.reduce((sum, item) => sum + item.entry.uncompressedSize, 0));
+    progress?.start('Extracting', unpackedBytes);
     try {
       return await writeEntries({ zip, reader, archiveName, progress }, planned, resolve(destination));
     } finally {
@@ -108,15 +109,10 @@ export async function extractZip(
 const blockAllowance = 4096;
 
 /** Refuses before writing anything when the release cannot fit: a half-extracted release helps nobody. */
-async function requireFreeSpace(destination: string, planned: PlannedEntry[]): Promise<void> {
-  const needed = planned.reduce((sum, item) => sum + item.entry.uncompressedSize + blockAllowance, 0);
+async function requireFreeSpace(destination: string, needed: number): Promise<void> {
   const space = await statfs(destination);
   const free = space.bavail * space.bsize;
-  if (free < needed) {
-    throw new DeployError('fetch', `no space left on the filesystem holding ${destination}: the archive needs about ${needed} bytes and ${free} are free`, {
-      hint: 'free some space there; the live release is unchanged and the next check tries again',
-    });
-  }
+  if (free < needed) throw noSpaceLeft(destination, `the archive needs about ${needed} bytes and ${free} are free`);
 }
 
 async function planEntries(zip: ZipFile, archiveName: string, limits: ExtractLimits): Promise<PlannedEntry[]> {

@@ -22,6 +22,7 @@ import { writeFileAtomically } from './atomic-file.js';
 import { DeployError, systemErrorCode } from './errors.js';
 import type { Logger } from './log.js';
 import { ensureOwnDirectory } from './own-directory.js';
+import { processStartTime } from './process-identity.js';
 import { pausePoint } from './test-pause.js';
 
 export interface LockOptions {
@@ -92,15 +93,6 @@ async function readOwner(path: string): Promise<LockOwner | undefined> {
   }
 }
 
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return systemErrorCode(error) === 'EPERM';
-  }
-}
-
 async function acquire(path: string, options: LockOptions): Promise<ReleaseLock> {
   const name = await kernelLockName(path);
   const deadline = Date.now() + options.waitMs;
@@ -119,7 +111,7 @@ async function acquire(path: string, options: LockOptions): Promise<ReleaseLock>
   const held = server;
   await pausePoint('lock-taken');
   const previous = await readOwner(path);
-  if (previous && previous.host === hostname() && previous.pid !== process.pid && !processIsAlive(previous.pid)) {
+  if (previous && previous.host === hostname() && previous.pid !== process.pid && (await processStartTime(previous.pid)) === undefined) {
     options.log.info(`taking over the lock ${path} left by process ${previous.pid}, which is no longer running`);
   }
   try {
