@@ -3,6 +3,7 @@
 import { lstat, realpath, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { requireRemote } from './config.js';
+import { cacheLayoutFor } from './cache-layout.js';
 import { DeployError, systemErrorCode, usageError } from './errors.js';
 import { holdBackRolledAway, releaseHeldBack, shortRevision } from './failures.js';
 import { fetcherFor } from './fetchers/registry.js';
@@ -16,7 +17,7 @@ import { loadState, type AgentState } from './state.js';
 import { switchRelease } from './switch-release.js';
 import { compareWithManifest, manifestPath, writeManifest } from './verify/manifest.js';
 import type { AgentContext } from './agent-context.js';
-import { downloadsDirectory, liveRevision, prepare, pruneReleases, withLockedState } from './update.js';
+import { liveRevision, prepare, pruneReleases, withLockedState } from './update.js';
 
 type Print = (line: string) => void;
 
@@ -172,7 +173,7 @@ export async function checkConfigCommand(context: AgentContext, print: Print): P
     const fetcher = await fetcherFor(remote);
     const remoteKey = redact(remote);
     const live = liveRevision(state, remoteKey);
-    const checked = await fetcher.check({ remote, settings, workDirectory: downloadsDirectory(settings), deployed: live, live, log: context.log, signal: context.signal });
+    const checked = await fetcher.check({ remote, settings, cache: cacheLayoutFor(settings.cache), deployed: live, live, log: context.log, signal: context.signal });
     if (!checked.changed) {
       print(`found:    the remote is reachable and has the live revision ${shortRevision(state.current?.revision ?? '')}`);
       return;

@@ -19,6 +19,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomically } from './atomic-file.js';
+import { cacheLayoutFor } from './cache-layout.js';
 import { DeployError, systemErrorCode } from './errors.js';
 import type { Logger } from './log.js';
 import { ensureOwnDirectory } from './own-directory.js';
@@ -44,7 +45,7 @@ interface LockOwner {
 const retryEveryMs = 200;
 
 export function lockPaths(cacheDirectory: string, livePath: string): string[] {
-  return [join(cacheDirectory, 'agent.lock'), join(dirname(livePath), `.${basename(livePath)}.lock`)];
+  return [cacheLayoutFor(cacheDirectory).lockFile, join(dirname(livePath), `.${basename(livePath)}.lock`)];
 }
 
 export async function acquireLocks(options: LockOptions): Promise<ReleaseLock> {

@@ -2,8 +2,8 @@
 // costs a re-download, never a wrong deployment: the live link on disk is the truth about what
 // is live, and the state is reconciled with it at every check.
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { writeFileAtomically } from './atomic-file.js';
+import { cacheLayoutFor } from './cache-layout.js';
 import { systemErrorCode } from './errors.js';
 import type { RemoteState } from './fetchers/types.js';
 
@@ -92,7 +92,7 @@ export interface AgentState {
   heldBack?: HeldBackRevision;
 }
 
-export const stateFilePath = (cacheDirectory: string) => join(cacheDirectory, 'state.json');
+const stateFilePath = (cacheDirectory: string) => cacheLayoutFor(cacheDirectory).stateFile;
 
 export const emptyState = (): AgentState => ({ version: 1, releases: [], consecutiveFailedChecks: 0, failures: [] });
 

@@ -5,6 +5,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentContext, CheckOutcome, CheckReport } from './agent-context.js';
 import { requireRemote, type Settings } from './config.js';
+import { cacheLayoutFor } from './cache-layout.js';
 import { DeployError, fetchError } from './errors.js';
 import { forgetFailures, holdBackRefused, recordFailure, releaseHeldBack, shortRevision } from './failures.js';
 import { fetcherFor } from './fetchers/registry.js';
@@ -39,7 +40,6 @@ export async function withLockedState<T>(context: AgentContext, work: (state: Ag
 }
 
 /** Where fetchers download: one directory in the cache, emptied at every locked start. */
-export const downloadsDirectory = (settings: Settings) => join(settings.cache, 'downloads');
 
 /** What is live, as fetchers compare the remote with it; undefined while its revision is unknown. */
 export function liveRevision(state: AgentState, remoteKey: string): DeployedRevision | undefined {
@@ -66,7 +66,7 @@ export async function prepare(context: AgentContext, layout: Layout, state: Agen
   await ensureOwnDirectory(layout.releasesDirectory);
   liveRelease = await recoverInterruptedSwitch(context, layout, state, liveRelease);
   for (const leftover of await removeLeftovers(layout)) log.info(`removed ${leftover}, left by an interrupted update`);
-  const downloads = downloadsDirectory(settings);
+  const downloads = cacheLayoutFor(settings.cache).downloads;
   for (const name of await readdir(downloads).catch(() => [] as string[])) await rm(join(downloads, name), { force: true });
   if (liveRelease !== undefined && !(await releaseExists(layout, liveRelease))) {
     log.error(`the live path ${layout.live} points at release ${liveRelease}, whose directory ${releasePath(layout, liveRelease)} is missing (removed by hand?); the application has no files. Deploying the remote's revision again`, { release: liveRelease });
@@ -101,7 +101,7 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
   let checked: CheckResult;
   try {
     const fetcher = await fetcherFor(remote);
-    checked = await fetcher.check({ remote, settings, workDirectory: downloadsDirectory(settings), deployed, live, log, signal: context.signal, progress: context.progress });
+    checked = await fetcher.check({ remote, settings, cache: cacheLayoutFor(settings.cache), deployed, live, log, signal: context.signal, progress: context.progress });
   } catch (error) {
     if (error instanceof VerificationError) return refused(state, error, trust, context.now(), log);
     if (error instanceof DeployError && error.retryAfterMs !== undefined) {

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { lstat, mkdir, readdir, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { cacheLayoutFor } from '../src/cache-layout.js';
 import { loadSettings, type Settings } from '../src/config.js';
 import { DeployError } from '../src/errors.js';
 import { fetcherFor } from '../src/fetchers/registry.js';
@@ -38,7 +39,8 @@ async function harness(t: TestContext, make: (t: TestContext, root: string) => P
   const root = await temporaryDirectory(t);
   const adapter = await make(t, root);
   const cache = join(root, 'cache');
-  const downloads = join(cache, 'downloads');
+  const cacheLayout = cacheLayoutFor(cache);
+  const downloads = cacheLayout.downloads;
   // Long network limits: only the check's own logic (or a stop) may end a slow remote here.
   const base: Settings = { ...(await loadSettings({ flags: { cache, local: join(root, 'www', 'current') }, env: {}, cwd: root })), httpTimeoutMs: 600_000, downloadTimeoutMs: 1_800_000, gitTimeoutMs: 600_000 };
   const logLines: string[] = [];
@@ -53,7 +55,7 @@ async function harness(t: TestContext, make: (t: TestContext, root: string) => P
       const target = options.remote ?? { remote: adapter.remote };
       const settings = { ...base, ...adapter.settings, ...target.settings };
       const fetcher = await fetcherFor(target.remote);
-      return fetcher.check({ remote: target.remote, settings, workDirectory: downloads, deployed: options.deployed, live: options.deployed, log, signal: options.signal ?? new AbortController().signal });
+      return fetcher.check({ remote: target.remote, settings, cache: cacheLayout, deployed: options.deployed, live: options.deployed, log, signal: options.signal ?? new AbortController().signal });
     },
     async stage(pending) {
       const directory = join(root, 'staged', String(++staged));

@@ -9,9 +9,9 @@
 // Every git command on the mirror names its repository (--git-dir, --work-tree) and may not look
 // for one above the cache: a broken mirror must never make git fall back to a repository that
 // happens to enclose the cache (see mirror-git.ts).
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { gitMirrorPath } from '../cache-layout.js';
 import { copyTree } from '../copy-tree.js';
 import { fetchError, messageOf } from '../errors.js';
 import { confinedGitEnvironment, mirrorRunner, type MirrorGit } from '../git/mirror-git.js';
@@ -61,11 +61,6 @@ async function lookUpRemoteCommit(remote: GitRemote, run: GitRunner): Promise<Re
 type GitRunner = (args: string[], operation: string, cwd?: string) => Promise<string[]>;
 
 /** One mirror per repository (not per subdirectory or ref), named by the credential-free URL. */
-function mirrorPath(workDirectory: string, remote: GitRemote): string {
-  const name = createHash('sha256').update(remote.repository).digest('hex').slice(0, 16);
-  return join(workDirectory, '..', 'git', name);
-}
-
 async function findLockFiles(directory: string): Promise<string[]> {
   const found: string[] = [];
   const walk = async (path: string, depth: number) => {
@@ -121,7 +116,7 @@ export const gitFetcher: Fetcher = {
   async check(context) {
     const remote = parseGitRemote(context.remote);
     const displayRemote = redact(context.remote);
-    const mirror = mirrorPath(context.workDirectory, remote);
+    const mirror = gitMirrorPath(context.cache, remote.repository);
     const env = confinedGitEnvironment(gitEnvironment(remote, context.settings, process.env), dirname(mirror));
     const runContext: GitRunContext = { settings: context.settings, env, log: context.log, signal: context.signal, displayRemote };
     const run: GitRunner = (args, operation, cwd) => runGit(args, { ...runContext, operation, cwd: cwd ?? dirname(mirror) });

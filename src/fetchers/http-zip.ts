@@ -6,9 +6,10 @@ import { EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undic
 import { DeployError, fetchError, messageOf, systemErrorCode } from '../errors.js';
 import { redact, registerSecret } from '../redact.js';
 import { agentVersion } from '../version.js';
+import { newDownloadFile } from '../cache-layout.js';
 import { withDeadline, type Deadline } from '../deadline.js';
 import type { CheckContext, CheckResult, Fetcher } from './types.js';
-import { downloadLimitsFor, downloadPath as newDownloadPath, downloadToFile, receiveArchive, zipCheckResult } from './zip-release.js';
+import { downloadLimitsFor, downloadToFile, receiveArchive, zipCheckResult } from './zip-release.js';
 
 interface PreparedRequest {
   url: string;
@@ -160,7 +161,7 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
   headers['user-agent'] = `repo-deploy/${agentVersion}`;
   headers.accept = 'application/zip, application/octet-stream;q=0.9, */*;q=0.1';
 
-  const downloadPath = await newDownloadPath(context.workDirectory);
+  const downloadPath = await newDownloadFile(context.cache, 'download');
   const dispatcher = createDispatcher(context, new URL(url).protocol);
   const { signal } = deadline;
   try {

@@ -10,9 +10,10 @@ import { GetObjectCommand, S3Client, S3ServiceException, type S3ClientConfig } f
 import type { Settings } from '../config.js';
 import { DeployError, fetchError, messageOf, systemErrorCode, usageError } from '../errors.js';
 import { redact, registerSecret } from '../redact.js';
+import { newDownloadFile } from '../cache-layout.js';
 import { withDeadline, type Deadline } from '../deadline.js';
 import type { CheckContext, CheckResult, Fetcher, RemoteState } from './types.js';
-import { downloadLimitsFor, downloadPath as newDownloadPath, downloadToFile, receiveArchive, zipCheckResult } from './zip-release.js';
+import { downloadLimitsFor, downloadToFile, receiveArchive, zipCheckResult } from './zip-release.js';
 
 export interface S3Location {
   bucket: string;
@@ -142,7 +143,7 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
   const client = createClient(settings, credentials);
   const { signal } = deadline;
   const remembered = context.deployed?.remoteState ?? {};
-  const path = await newDownloadPath(context.workDirectory);
+  const path = await newDownloadFile(context.cache, 'download');
   try {
     let response;
     try {

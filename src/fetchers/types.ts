@@ -1,5 +1,6 @@
 // The contract every fetcher fulfils. A fetcher answers one question cheaply ("has the remote
 // changed since what is live?") and, when it has, stages the new content into a directory.
+import type { CacheLayout } from '../cache-layout.js';
 import type { Settings } from '../config.js';
 import type { Logger } from '../log.js';
 import type { ProgressSink } from '../progress.js';
@@ -22,8 +23,8 @@ export interface CheckContext {
   /** The remote as configured, credentials included: pass it on, never log it (log `redact(remote)`). */
   remote: string;
   settings: Settings;
-  /** A directory of the cache that belongs to this fetcher (downloads, mirrors). */
-  workDirectory: string;
+  /** Where downloads and git mirrors go. */
+  cache: CacheLayout;
   /**
    * What the remote is compared with: what is live, or a held-back revision (so it is not
    * downloaded again). Undefined on a first deploy or after the cache was deleted.

@@ -1,13 +1,14 @@
 // What every zip remote (HTTP, S3, local file) shares once the archive is on disk: its revision
 // is the sha256 of its bytes, so the same archive served again is never deployed twice, and it
 // is staged by the one safe extractor.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createNewFileFlags } from '../atomic-file.js';
+import { newDownloadFile } from '../cache-layout.js';
 import { DeployError, fetchError } from '../errors.js';
 import { extractZip } from '../extract.js';
 import { ensureOwnDirectory } from '../own-directory.js';
@@ -34,12 +35,6 @@ export interface Download {
 }
 
 const zipMagic = [Buffer.from('PK\x03\x04', 'latin1'), Buffer.from('PK\x05\x06', 'latin1')];
-
-/** A temp file name in the downloads directory, removed by the caller. */
-export async function downloadPath(workDirectory: string): Promise<string> {
-  await ensureOwnDirectory(workDirectory);
-  return join(workDirectory, `download-${randomBytes(6).toString('hex')}.zip.part`);
-}
 
 export interface DownloadLimits {
   /** More bytes than this fail the download (max-download-size): an endless body must not fill the disk. */
@@ -119,7 +114,7 @@ export interface IncomingArchive {
   body: Readable;
   /** The size the server announced (Content-Length), if any. */
   announcedBytes: number | undefined;
-  /** Where to write it (from downloadPath). */
+  /** Where to write it (from newDownloadFile). */
   path: string;
   signal: AbortSignal;
   /** The remote, redacted, for messages. */
@@ -184,8 +179,7 @@ async function verifyArchive(context: CheckContext, zip: ZipOnDisk, revision: st
   if (!settings.allowedSigners) return;
   if (!zip.fetchSignature) throw refuse('this remote cannot carry a signature');
   // In our downloads directory: beside a local archive is the operator's own signature file.
-  await ensureOwnDirectory(context.workDirectory);
-  const signaturePath = join(context.workDirectory, `signature-${randomBytes(6).toString('hex')}.sig`);
+  const signaturePath = await newDownloadFile(context.cache, 'signature');
   try {
     if (!(await zip.fetchSignature(signaturePath))) throw refuse(`there is no signature ${display}.sig beside it`);
     const signer = await verifySshSignature(settings.allowedSigners, zip.path, signaturePath).catch((error: Error) => {

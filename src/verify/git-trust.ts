@@ -4,6 +4,7 @@
 // commit must descend from the live one.
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { cacheLayoutFor } from '../cache-layout.js';
 import type { Settings } from '../config.js';
 import { usageError } from '../errors.js';
 import { runProcess } from '../process.js';
@@ -12,7 +13,7 @@ import { runProcess } from '../process.js';
 export async function verificationEnvironment(settings: Settings): Promise<NodeJS.ProcessEnv> {
   const env: NodeJS.ProcessEnv = {};
   if (settings.gpgKeyring) {
-    const home = join(settings.cache, 'gnupg');
+    const home = cacheLayoutFor(settings.cache).gnupgHome;
     await mkdir(home, { recursive: true, mode: 0o700 });
     // Imported afresh at each verification, so a changed keyring takes effect.
     const output: string[] = [];

@@ -1,0 +1,40 @@
+// The cache directory's layout, in one place, as releases.ts owns the live side: the state file,
+// the agent's lock, the downloads directory (emptied at each check), one bare-ish mirror per git
+// repository, and the GnuPG home for gpg-keyring. Nothing else of the agent names these paths.
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { ensureOwnDirectory } from './own-directory.js';
+
+export interface CacheLayout {
+  root: string;
+  stateFile: string;
+  lockFile: string;
+  /** Archives being downloaded and detached signatures; nothing here outlives a check. */
+  downloads: string;
+  /** One mirror per repository URL (credentials removed), named by its hash. */
+  gitMirrors: string;
+  gnupgHome: string;
+}
+
+export function cacheLayoutFor(cacheDirectory: string): CacheLayout {
+  return {
+    root: cacheDirectory,
+    stateFile: join(cacheDirectory, 'state.json'),
+    lockFile: join(cacheDirectory, 'agent.lock'),
+    downloads: join(cacheDirectory, 'downloads'),
+    gitMirrors: join(cacheDirectory, 'git'),
+    gnupgHome: join(cacheDirectory, 'gnupg'),
+  };
+}
+
+/** The mirror of one repository: the same URL always maps to the same directory. */
+export function gitMirrorPath(cache: CacheLayout, repository: string): string {
+  return join(cache.gitMirrors, createHash('sha256').update(repository).digest('hex').slice(0, 16));
+}
+
+/** A new file name in the downloads directory, which is created (and refused if it is a symlink). */
+export async function newDownloadFile(cache: CacheLayout, kind: 'download' | 'signature'): Promise<string> {
+  await ensureOwnDirectory(cache.downloads);
+  const suffix = kind === 'download' ? '.zip.part' : '.sig';
+  return join(cache.downloads, `${kind}-${randomBytes(6).toString('hex')}${suffix}`);
+}
