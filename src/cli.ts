@@ -148,8 +148,7 @@ async function main(argv: string[]): Promise<number> {
       case 'verify':
         return (await commands.verifyCommand(context, print)) ? ExitCode.ok : ExitCode.verificationFailed;
     }
-    const { classifyRemote } = await import('./remote.js');
-    classifyRemote(requireRemote(settings)); // a remote of no known form is a usage error, before any disk work
+    requireRemote(settings); // before any disk work (its form was checked with the other settings)
     // Checked in -f runs too: the cron line that works today must not hide a daemon that cannot start.
     await (await import('./schedule.js')).validateSchedule(settings.schedule);
     await (await import('./hooks.js')).announceMissingHookDirectories(settings, log);

@@ -6,10 +6,8 @@ import { requireRemote } from './config.js';
 import { cacheLayoutFor } from './cache-layout.js';
 import { DeployError, systemErrorCode, usageError } from './errors.js';
 import { holdBackRolledAway, releaseHeldBack, shortRevision } from './failures.js';
-import { fetcherFor } from './fetchers/registry.js';
+import { createFetcher } from './fetchers/registry.js';
 import { listHooks } from './hooks.js';
-import { redact } from './redact.js';
-import { classifyRemote } from './remote.js';
 import { layoutFor, listReleaseDirectories, newReleaseId, type Layout, pointLiveAt, readLiveRelease, releaseExists, releasePath } from './releases.js';
 import { ensureOwnDirectory } from './own-directory.js';
 import { validateSchedule } from './schedule.js';
@@ -30,7 +28,7 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
   const report = {
     live: live === undefined ? null : { release: live, revision: state.current?.revision || null },
     previous: state.previous ? { release: state.previous.release, revision: state.previous.revision } : null,
-    remote: state.remote ?? (settings.remote ? redact(settings.remote) : null),
+    remote: state.remote ?? settings.remote?.display ?? null,
     lastCheck: state.lastCheck ?? null,
     lastSuccessAt: state.lastSuccessAt ?? null,
     lastError: state.lastError ?? null,
@@ -156,12 +154,11 @@ export async function verifyCommand(context: AgentContext, print: Print): Promis
 export async function checkConfigCommand(context: AgentContext, print: Print): Promise<void> {
   const { settings } = context;
   const remote = requireRemote(settings);
-  const kind = classifyRemote(remote);
   await validateSchedule(settings.schedule);
   const layout = layoutFor(settings.local);
   const live = await readLiveRelease(layout); // a real directory at the live path is refused here
   print(`config:   ${settings.configPath}`);
-  print(`remote:   ${redact(remote)} (${kind})`);
+  print(`remote:   ${remote.display} (${remote.kind})`);
   print(`live:     ${settings.local}${live ? ` -> releases/${live}` : ' (nothing deployed yet)'}`);
   print(`cache:    ${settings.cache}`);
   for (const [phase, directory] of [['pre-update', settings.preHooks], ['post-update', settings.postHooks]] as const) {
@@ -170,10 +167,9 @@ export async function checkConfigCommand(context: AgentContext, print: Print): P
   }
   print(`schedule: ${settings.schedule}`);
   await withLockedState(context, async (state) => {
-    const fetcher = await fetcherFor(remote);
-    const remoteKey = redact(remote);
-    const live = liveRevision(state, remoteKey);
-    const checked = await fetcher.check({ remote, settings, cache: cacheLayoutFor(settings.cache), deployed: live, live, log: context.log, signal: context.signal });
+    const fetcher = await createFetcher(remote);
+    const live = liveRevision(state, remote.display);
+    const checked = await fetcher.check({ settings, cache: cacheLayoutFor(settings.cache), deployed: live, live, log: context.log, signal: context.signal });
     if (!checked.changed) {
       print(`found:    the remote is reachable and has the live revision ${shortRevision(state.current?.revision ?? '')}`);
       return;

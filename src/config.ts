@@ -5,53 +5,18 @@ import { dirname, resolve } from 'node:path';
 import { closestKey, readConfigFile, type RawSetting } from './config-file.js';
 import { usageError } from './errors.js';
 import { registerSecret } from './redact.js';
-import { environmentName, knownSettingKeys, settingSpecs, type SettingKey, type SettingSpec } from './settings-schema.js';
+import { parseRemote, type Remote } from './remote.js';
+import { environmentName, knownSettingKeys, settingSpecs, type SchemaSettings, type SettingKey, type SettingSpec } from './settings-schema.js';
 
 export const defaultConfigPath = '/etc/repo-deploy/repo-deploy.cfg';
 
-export interface Settings {
+/** Every setting of the schema, plus what the agent derives at start. */
+export type Settings = SchemaSettings & {
   configPath: string;
-  remote: string | undefined;
-  local: string;
-  cache: string;
-  schedule: string;
-  preHooks: string;
-  postHooks: string;
-  hookTimeoutMs: number;
-  keepReleases: number;
-  awsAccessKey: string | undefined;
-  awsSecretKey: string | undefined;
-  awsRegion: string | undefined;
-  s3Endpoint: string | undefined;
-  httpTimeoutMs: number;
-  downloadTimeoutMs: number;
-  maxRedirects: number;
-  maxUnpackedBytes: number;
-  maxDownloadBytes: number;
-  allowInsecureRedirects: boolean;
-  maxEntries: number;
-  gitTimeoutMs: number;
-  gitSubmodules: 'off' | 'shallow' | 'recursive';
-  sshKey: string | undefined;
-  sshKnownHosts: string | undefined;
-  sshStrictHostKeyChecking: 'yes' | 'accept-new';
-  splayMs: number;
-  maxAttempts: number;
-  retryBackoffMs: number;
-  maxBackoffMs: number;
-  stopGraceMs: number;
-  httpListen: { host: string; port: number } | undefined;
-  allowedSigners: string | undefined;
-  checksum: string | undefined;
-  gpgKeyring: string | undefined;
-  refuseRewrites: boolean;
-  /** Glob patterns of paths hooks add to a release, ignored by verify and rollback's check. */
-  verifyIgnore: string[];
-  logFormat: 'text' | 'json';
   verbose: boolean;
   /** Said once the logger exists: a config file that exposes a secret, a misspelled variable. */
   warnings: string[];
-}
+};
 
 /** The flags of the original command line that carry a setting. */
 export interface SettingFlags {
@@ -106,65 +71,32 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
     return undefined;
   };
 
-  const values = new Map<string, string | number | undefined>();
+  const specByKey = new Map<string, SettingSpec>(settingSpecs.map((spec) => [spec.key, spec]));
+  const values: Record<string, unknown> = {};
   const sources = new Map<string, string>();
   for (const spec of settingSpecs) {
-    const sourced = lookup(spec);
-    values.set(spec.key, sourced === undefined ? undefined : interpret(spec, sourced));
+    const fallback = 'defaultFrom' in spec ? specByKey.get(spec.defaultFrom) : undefined;
+    const sourced = lookup(spec) ?? (fallback && lookup(fallback));
+    values[spec.field] = interpret(spec, sourced, cwd);
     if (sourced) sources.set(spec.key, sourced.source);
   }
-  await checkNamedPaths(values, sources);
+  // The one place values meet their types: each was read by its own spec's kind just above.
+  const schemaSettings = values as SchemaSettings;
+  await checkNamedPaths(schemaSettings, sources);
   const warnings = [...misspelledVariables(env), ...(await exposedSecrets(configPath, fileSettings))];
 
-  const accessKey = values.get('aws-access-key') as string | undefined;
-  const secretKey = values.get('aws-secret-key') as string | undefined;
-  if ((accessKey === undefined) !== (secretKey === undefined)) {
+  const { awsAccessKey, awsSecretKey } = schemaSettings;
+  if ((awsAccessKey === undefined) !== (awsSecretKey === undefined)) {
     throw usageError(
-      `aws-access-key and aws-secret-key go together, but only ${accessKey ? 'aws-access-key' : 'aws-secret-key'} is set`,
+      `aws-access-key and aws-secret-key go together, but only ${awsAccessKey ? 'aws-access-key' : 'aws-secret-key'} is set`,
       'set both, or neither to use ~/.amazon/account-key or the AWS default credentials',
     );
   }
-  registerSecret(secretKey);
 
   const verboseFromEnv = env[environmentName('verbose')];
   return {
+    ...schemaSettings,
     configPath,
-    remote: values.get('remote') as string | undefined,
-    local: values.get('local') as string,
-    cache: values.get('cache') as string,
-    schedule: values.get('schedule') as string,
-    preHooks: values.get('pre-hooks') as string,
-    postHooks: values.get('post-hooks') as string,
-    hookTimeoutMs: (values.get('hook-timeout') as number) * 1000,
-    keepReleases: values.get('keep-releases') as number,
-    awsAccessKey: accessKey,
-    awsSecretKey: secretKey,
-    awsRegion: values.get('aws-region') as string | undefined,
-    s3Endpoint: values.get('s3-endpoint') as string | undefined,
-    httpTimeoutMs: (values.get('http-timeout') as number) * 1000,
-    downloadTimeoutMs: (values.get('download-timeout') as number) * 1000,
-    maxRedirects: values.get('max-redirects') as number,
-    maxUnpackedBytes: values.get('max-unpacked-size') as number,
-    maxDownloadBytes: (values.get('max-download-size') as number | undefined) ?? (values.get('max-unpacked-size') as number),
-    allowInsecureRedirects: values.get('allow-insecure-redirects') === 'true',
-    maxEntries: values.get('max-entries') as number,
-    gitTimeoutMs: (values.get('git-timeout') as number) * 1000,
-    gitSubmodules: values.get('git-submodules') as Settings['gitSubmodules'],
-    sshKey: values.get('ssh-key') as string | undefined,
-    sshKnownHosts: values.get('ssh-known-hosts') as string | undefined,
-    sshStrictHostKeyChecking: values.get('ssh-strict-host-key-checking') as Settings['sshStrictHostKeyChecking'],
-    splayMs: (values.get('splay') as number) * 1000,
-    maxAttempts: values.get('max-attempts') as number,
-    retryBackoffMs: (values.get('retry-backoff') as number) * 1000,
-    maxBackoffMs: (values.get('max-backoff') as number) * 1000,
-    stopGraceMs: (values.get('stop-grace') as number) * 1000,
-    httpListen: parseListenAddress(values.get('http-listen') as string | undefined),
-    allowedSigners: values.get('allowed-signers') as string | undefined,
-    checksum: parseChecksum(values.get('checksum') as string | undefined),
-    gpgKeyring: values.get('gpg-keyring') as string | undefined,
-    refuseRewrites: values.get('refuse-rewrites') === 'true',
-    verifyIgnore: ((values.get('verify-ignore') as string | undefined) ?? '').split(',').map((pattern) => pattern.trim()).filter(Boolean),
-    logFormat: values.get('log-format') as 'text' | 'json',
     verbose: flags.verbose === true || verboseFromEnv === '1' || verboseFromEnv === 'true',
     warnings,
   };
@@ -177,22 +109,20 @@ const pathExists = (path: string) => stat(path).then(() => true, () => false);
  * or the file (a typo there would otherwise mean "no hooks" in silence; only the default
  * directories may be missing), and the SSH key and known-hosts files.
  */
-async function checkNamedPaths(values: Map<string, string | number | undefined>, sources: Map<string, string>): Promise<void> {
-  for (const key of ['pre-hooks', 'post-hooks']) {
+async function checkNamedPaths(settings: SchemaSettings, sources: Map<string, string>): Promise<void> {
+  for (const [key, directory] of [['pre-hooks', settings.preHooks], ['post-hooks', settings.postHooks]] as const) {
     const source = sources.get(key);
-    const directory = values.get(key) as string;
     if (source !== 'default' && !(await pathExists(directory))) {
       throw usageError(`${source}: the ${key} directory ${directory} does not exist`, `create it (mkdir -p ${directory}), or remove the setting to run no ${key.replace('-hooks', '-update')} hooks`);
     }
   }
-  const sshKey = values.get('ssh-key') as string | undefined;
+  const { sshKey, sshKnownHosts } = settings;
   if (sshKey && !(await pathExists(sshKey))) {
     throw usageError(`${sources.get('ssh-key')}: the ssh-key file ${sshKey} does not exist`, 'give the path of the private key git should use over SSH');
   }
-  const knownHosts = values.get('ssh-known-hosts') as string | undefined;
   // With accept-new, ssh creates the file at the first contact; with yes, nothing could ever match.
-  if (knownHosts && values.get('ssh-strict-host-key-checking') === 'yes' && !(await pathExists(knownHosts))) {
-    throw usageError(`${sources.get('ssh-known-hosts')}: the ssh-known-hosts file ${knownHosts} does not exist`, 'fill it with ssh-keyscan -p PORT HOST, or set ssh-strict-host-key-checking = accept-new for a first contact');
+  if (sshKnownHosts && settings.sshStrictHostKeyChecking === 'yes' && !(await pathExists(sshKnownHosts))) {
+    throw usageError(`${sources.get('ssh-known-hosts')}: the ssh-known-hosts file ${sshKnownHosts} does not exist`, 'fill it with ssh-keyscan -p PORT HOST, or set ssh-strict-host-key-checking = accept-new for a first contact');
   }
 }
 
@@ -228,11 +158,16 @@ async function exposedSecrets(configPath: string, fileSettings: Map<string, RawS
 
 const hasUrlCredentials = (value: string) => /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]+@/i.test(value) && /^(https?|git\+https?|s3):/i.test(value);
 
-function interpret(spec: SettingSpec, { value, source, baseDirectory }: SourcedValue): string | number {
+/** One value read by its spec's kind; unset is undefined (an empty list for a list). */
+function interpret(spec: SettingSpec, sourced: SourcedValue | undefined, cwd: string): unknown {
+  if (sourced === undefined) return spec.kind === 'list' ? [] : undefined;
+  const { value, source, baseDirectory } = sourced;
   const bad = (expected: string) => usageError(`${source}: ${spec.key} = "${value}" is not ${expected}`);
   switch (spec.kind) {
     case 'string':
+      return value;
     case 'secret':
+      registerSecret(value);
       return value;
     case 'path':
       return resolve(baseDirectory, value);
@@ -241,17 +176,26 @@ function interpret(spec: SettingSpec, { value, source, baseDirectory }: SourcedV
       if (!/^\d+$/.test(value)) throw bad(spec.kind === 'seconds' ? 'a whole number of seconds' : 'a whole number');
       const number = Number(value);
       if (spec.minimum !== undefined && number < spec.minimum) throw bad(`at least ${spec.minimum}`);
-      return number;
+      return spec.kind === 'seconds' ? number * 1000 : number;
     }
     case 'bytes':
       return parseByteSize(value) ?? (() => { throw bad('a size such as 500M or 4G'); })();
     case 'boolean':
-      if (/^(yes|true|on|1)$/i.test(value)) return 'true';
-      if (/^(no|false|off|0)$/i.test(value)) return 'false';
+      if (/^(yes|true|on|1)$/i.test(value)) return true;
+      if (/^(no|false|off|0)$/i.test(value)) return false;
       throw bad('yes or no');
     case 'enum':
       if (spec.choices?.includes(value)) return value;
       throw bad(`one of ${spec.choices?.join(', ')}`);
+    // Relative remotes are taken from the working directory, as git and the original tool do.
+    case 'remote':
+      return parseRemote(value, cwd);
+    case 'listen':
+      return parseListenAddress(value);
+    case 'checksum':
+      return parseChecksum(value);
+    case 'list':
+      return value.split(',').map((pattern) => pattern.trim()).filter(Boolean);
   }
 }
 
@@ -282,7 +226,7 @@ export function parseListenAddress(text: string | undefined): { host: string; po
 }
 
 /** The remote is required to check or deploy; status commands do without it. */
-export function requireRemote(settings: Settings): string {
+export function requireRemote(settings: Settings): Remote {
   if (!settings.remote) {
     throw usageError(
       'no remote is set',

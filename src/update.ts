@@ -8,12 +8,12 @@ import { requireRemote, type Settings } from './config.js';
 import { cacheLayoutFor } from './cache-layout.js';
 import { DeployError, fetchError } from './errors.js';
 import { forgetFailures, holdBackRefused, recordFailure, releaseHeldBack, shortRevision } from './failures.js';
-import { fetcherFor } from './fetchers/registry.js';
+import { createFetcher } from './fetchers/registry.js';
 import type { CheckResult, DeployedRevision, PendingRevision } from './fetchers/types.js';
 import { acquireLocks } from './lock.js';
 import type { Logger } from './log.js';
 import { recoverInterruptedSwitch } from './recovery.js';
-import { redact } from './redact.js';
+import type { Remote } from './remote.js';
 import { layoutFor, newReleaseId, readLiveRelease, releaseExists, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
 import { loadState, saveState, type AgentState } from './state.js';
 import { asDeployError, switchRelease } from './switch-release.js';
@@ -80,9 +80,9 @@ export async function prepare(context: AgentContext, layout: Layout, state: Agen
   return liveRelease;
 }
 
-async function lockedCheck(context: AgentContext, remote: string, layout: Layout, state: AgentState, liveRelease: string | undefined): Promise<CheckOutcome> {
+async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout, state: AgentState, liveRelease: string | undefined): Promise<CheckOutcome> {
   const { settings, log } = context;
-  const remoteKey = redact(remote);
+  const remoteKey = remote.display;
   const trust = await trustFingerprint(settings);
   if (state.heldBack?.reason === 'refused' && state.heldBack.trust !== trust) {
     log.info(`the trust settings changed since revision ${shortRevision(state.heldBack.revision)} was refused; checking it again`);
@@ -100,8 +100,8 @@ async function lockedCheck(context: AgentContext, remote: string, layout: Layout
   state.remoteQuietUntil = undefined;
   let checked: CheckResult;
   try {
-    const fetcher = await fetcherFor(remote);
-    checked = await fetcher.check({ remote, settings, cache: cacheLayoutFor(settings.cache), deployed, live, log, signal: context.signal, progress: context.progress });
+    const fetcher = await createFetcher(remote);
+    checked = await fetcher.check({ settings, cache: cacheLayoutFor(settings.cache), deployed, live, log, signal: context.signal, progress: context.progress });
   } catch (error) {
     if (error instanceof VerificationError) return refused(state, error, trust, context.now(), log);
     if (error instanceof DeployError && error.retryAfterMs !== undefined) {

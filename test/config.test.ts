@@ -36,7 +36,7 @@ test('precedence: flag over environment over file over default', async (t) => {
     env: { REPO_DEPLOY_LOCAL: '/from/env/current' },
     cwd: '/somewhere',
   });
-  assert.equal(settings.remote, '/from/flag.zip');
+  assert.equal(settings.remote?.display, '/from/flag.zip');
   assert.equal(settings.local, '/from/env/current');
   assert.equal(settings.cache, join(root, 'relative-cache'), 'a relative path in the file is taken from the file\'s directory');
   assert.equal(settings.keepReleases, 7);

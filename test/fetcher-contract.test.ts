@@ -10,10 +10,11 @@ import { test, type TestContext } from 'node:test';
 import { cacheLayoutFor } from '../src/cache-layout.js';
 import { loadSettings, type Settings } from '../src/config.js';
 import { DeployError } from '../src/errors.js';
-import { fetcherFor } from '../src/fetchers/registry.js';
+import { createFetcher } from '../src/fetchers/registry.js';
 import type { CheckResult, DeployedRevision, PendingRevision } from '../src/fetchers/types.js';
 import { createLogger } from '../src/log.js';
 import { redact } from '../src/redact.js';
+import { parseRemote } from '../src/remote.js';
 import { remoteAdapters, type Elsewhere, type RemoteAdapter } from './helpers/remote-adapters.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import type { TreeSpec } from './helpers/zips.js';
@@ -54,8 +55,8 @@ async function harness(t: TestContext, make: (t: TestContext, root: string) => P
     async check(options = {}) {
       const target = options.remote ?? { remote: adapter.remote };
       const settings = { ...base, ...adapter.settings, ...target.settings };
-      const fetcher = await fetcherFor(target.remote);
-      return fetcher.check({ remote: target.remote, settings, cache: cacheLayout, deployed: options.deployed, live: options.deployed, log, signal: options.signal ?? new AbortController().signal });
+      const fetcher = await createFetcher(parseRemote(target.remote));
+      return fetcher.check({ settings, cache: cacheLayout, deployed: options.deployed, live: options.deployed, log, signal: options.signal ?? new AbortController().signal });
     },
     async stage(pending) {
       const directory = join(root, 'staged', String(++staged));

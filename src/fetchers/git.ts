@@ -16,8 +16,9 @@ import { copyTree } from '../copy-tree.js';
 import { fetchError, messageOf } from '../errors.js';
 import { confinedGitEnvironment, mirrorRunner, type MirrorGit } from '../git/mirror-git.js';
 import { gitEnvironment, runGit, type GitRunContext } from '../git/run-git.js';
-import { isCommitId, parseGitRemote, type GitRemote } from '../git/url.js';
+import { isCommitId, type GitRemote } from '../git/url.js';
 import { ensureOwnDirectory } from '../own-directory.js';
+import type { GitRepositoryRemote } from '../remote.js';
 import { redact } from '../redact.js';
 import { describeSignatureFailure, isShallow, verificationEnvironment } from '../verify/git-trust.js';
 import { VerificationError } from '../verify/refusal.js';
@@ -112,10 +113,9 @@ async function prepareMirror(path: string, remote: GitRemote, context: CheckCont
   return false;
 }
 
-export const gitFetcher: Fetcher = {
+export const gitFetcher = (remote: GitRepositoryRemote): Fetcher => ({
   async check(context) {
-    const remote = parseGitRemote(context.remote);
-    const displayRemote = redact(context.remote);
+    const displayRemote = remote.display;
     const mirror = gitMirrorPath(context.cache, remote.repository);
     const env = confinedGitEnvironment(gitEnvironment(remote, context.settings, process.env), dirname(mirror));
     const runContext: GitRunContext = { settings: context.settings, env, log: context.log, signal: context.signal, displayRemote };
@@ -158,7 +158,7 @@ export const gitFetcher: Fetcher = {
       return { changed: false, remoteState };
     }
 
-    await verifyTrust(context, git, commit, remoteState);
+    await verifyTrust(context, displayRemote, git, commit, remoteState);
 
     const pending: PendingRevision = {
       changed: true,
@@ -174,12 +174,11 @@ export const gitFetcher: Fetcher = {
     };
     return pending;
   },
-};
+});
 
 /** Signatures (allowed-signers, gpg-keyring) and ancestry (refuse-rewrites) of a new commit. */
-async function verifyTrust(context: CheckContext, git: MirrorGit, commit: string, remoteState: RemoteState): Promise<void> {
+async function verifyTrust(context: CheckContext, display: string, git: MirrorGit, commit: string, remoteState: RemoteState): Promise<void> {
   const { settings } = context;
-  const display = redact(context.remote);
   const refuse = (reason: string) => new VerificationError(`refused commit ${commit.slice(0, 12)} of ${display}: ${reason}`, commit, remoteState);
   if (settings.allowedSigners || settings.gpgKeyring) {
     const isTag = (await gitLine(git, ['cat-file', '-t', targetRef], 'cat-file')) === 'tag';

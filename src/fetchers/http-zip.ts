@@ -4,7 +4,8 @@
 import { rm } from 'node:fs/promises';
 import { EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
 import { DeployError, fetchError, messageOf, systemErrorCode } from '../errors.js';
-import { redact, registerSecret } from '../redact.js';
+import { registerSecret } from '../redact.js';
+import type { HttpZipRemote } from '../remote.js';
 import { agentVersion } from '../version.js';
 import { newDownloadFile } from '../cache-layout.js';
 import { withDeadline, type Deadline } from '../deadline.js';
@@ -16,21 +17,15 @@ interface PreparedRequest {
   headers: Record<string, string>;
 }
 
-/** Moves user:password out of the URL into a Basic Authorization header: undici refuses them in URLs. */
-export function prepareRequest(remote: string): PreparedRequest {
-  const url = new URL(remote);
+/** The URL's credentials become a Basic Authorization header (undici refuses them in URLs). */
+function prepareRequest(remote: HttpZipRemote): PreparedRequest {
   const headers: Record<string, string> = {};
-  if (url.username || url.password) {
-    const user = decodeURIComponent(url.username);
-    const password = decodeURIComponent(url.password);
-    registerSecret(password);
-    headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
-    registerSecret(headers.authorization.slice('Basic '.length));
-    url.username = '';
-    url.password = '';
+  if (remote.credentials) {
+    const token = Buffer.from(`${remote.credentials.user}:${remote.credentials.password}`).toString('base64');
+    registerSecret(token);
+    headers.authorization = `Basic ${token}`;
   }
-  url.hash = '';
-  return { url: url.toString(), headers };
+  return { url: remote.url, headers };
 }
 
 function describeNetworkError(error: unknown, displayUrl: string, context: CheckContext, deadline: Deadline): DeployError {
@@ -107,7 +102,7 @@ async function downloadSignature(
     await response.body.dump().catch(() => undefined);
     throw statusError(response.statusCode, displayUrl, context.settings.maxRedirects);
   }
-  await downloadToFile(response.body, destination, deadline.signal, downloadLimitsFor(context));
+  await downloadToFile(response.body, destination, deadline.signal, downloadLimitsFor(context, displayUrl));
   return true;
 }
 
@@ -116,7 +111,7 @@ async function downloadSignature(
  * plain http:// (the archive then travels in clear, open to tampering) is refused unless
  * allow-insecure-redirects is set; any scheme but http(s) (file:, say) always is.
  */
-function refuseUnsafeRedirects(context: CheckContext, firstProtocol: string): Dispatcher.DispatcherComposeInterceptor {
+function refuseUnsafeRedirects(context: CheckContext, display: string, firstProtocol: string): Dispatcher.DispatcherComposeInterceptor {
   return (dispatch) => (options, handler) => {
     const protocol = new URL(String(options.origin)).protocol;
     let refusal: string | undefined;
@@ -125,7 +120,7 @@ function refuseUnsafeRedirects(context: CheckContext, firstProtocol: string): Di
       refusal = `the server redirected from https:// to plain http://${new URL(String(options.origin)).host}, which is refused`;
     }
     if (refusal === undefined) return dispatch(options, handler);
-    const error = fetchError(`cannot download ${redact(context.remote)}: ${refusal}`, {
+    const error = fetchError(`cannot download ${display}: ${refusal}`, {
       hint: 'point the remote at the https:// URL that serves the archive, or set allow-insecure-redirects = yes',
     });
     if (handler.onResponseError) handler.onResponseError(null as never, error);
@@ -134,23 +129,23 @@ function refuseUnsafeRedirects(context: CheckContext, firstProtocol: string): Di
   };
 }
 
-function createDispatcher(context: CheckContext, firstProtocol: string): Dispatcher {
+function createDispatcher(context: CheckContext, display: string, firstProtocol: string): Dispatcher {
   const { httpTimeoutMs, maxRedirects } = context.settings;
   // EnvHttpProxyAgent follows HTTP_PROXY, HTTPS_PROXY and NO_PROXY.
   return new EnvHttpProxyAgent({
     connectTimeout: httpTimeoutMs,
     headersTimeout: httpTimeoutMs,
     bodyTimeout: httpTimeoutMs,
-  }).compose(refuseUnsafeRedirects(context, firstProtocol), interceptors.redirect({ maxRedirections: maxRedirects }));
+  }).compose(refuseUnsafeRedirects(context, display, firstProtocol), interceptors.redirect({ maxRedirections: maxRedirects }));
 }
 
-export const httpZipFetcher: Fetcher = {
-  check: (context) => withDeadline(context.signal, context.settings.downloadTimeoutMs, (deadline) => checkWithin(context, deadline)),
-};
+export const httpZipFetcher = (remote: HttpZipRemote): Fetcher => ({
+  check: (context) => withDeadline(context.signal, context.settings.downloadTimeoutMs, (deadline) => checkWithin(remote, context, deadline)),
+});
 
-async function checkWithin(context: CheckContext, deadline: Deadline): Promise<CheckResult> {
-  const { url, headers } = prepareRequest(context.remote);
-  const displayUrl = redact(context.remote);
+async function checkWithin(remote: HttpZipRemote, context: CheckContext, deadline: Deadline): Promise<CheckResult> {
+  const { url, headers } = prepareRequest(remote);
+  const displayUrl = remote.display;
   const remembered = context.deployed?.remoteState ?? {};
   // Conditional headers only for what is live from this same URL: after a lost state, or a
   // change of remote, the archive itself is needed.
@@ -162,7 +157,7 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
   headers.accept = 'application/zip, application/octet-stream;q=0.9, */*;q=0.1';
 
   const downloadPath = await newDownloadFile(context.cache, 'download');
-  const dispatcher = createDispatcher(context, new URL(url).protocol);
+  const dispatcher = createDispatcher(context, displayUrl, new URL(url).protocol);
   const { signal } = deadline;
   try {
     let response: Dispatcher.ResponseData;
@@ -207,6 +202,7 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
     // `return await`: the dispatcher (closed in finally) also fetches the signature.
     return await zipCheckResult(context, {
       path: downloadPath,
+      display: displayUrl,
       sha256: download.sha256,
       remoteState,
       temporary: true,

@@ -2,16 +2,10 @@
 // are the ones deployed, or, failing that, when its bytes hash to the deployed revision.
 import { constants } from 'node:fs';
 import { copyFile, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { fetchError, systemErrorCode } from '../errors.js';
+import type { LocalZipRemote } from '../remote.js';
 import type { Fetcher, RemoteState } from './types.js';
 import { sha256OfFile, zipCheckResult } from './zip-release.js';
-
-export function localZipPath(remote: string): string {
-  const withoutFragment = remote.replace(/#.*$/, '');
-  return /^file:\/\//i.test(withoutFragment) ? fileURLToPath(withoutFragment) : resolve(withoutFragment);
-}
 
 async function fingerprint(path: string): Promise<RemoteState> {
   try {
@@ -29,9 +23,8 @@ async function fingerprint(path: string): Promise<RemoteState> {
 const sameFingerprint = (a: RemoteState, b: RemoteState | undefined) =>
   b !== undefined && a.size === b.size && a.mtimeMs === b.mtimeMs && a.inode === b.inode;
 
-export const localZipFetcher: Fetcher = {
+export const localZipFetcher = ({ path, display }: LocalZipRemote): Fetcher => ({
   async check(context) {
-    const path = localZipPath(context.remote);
     const remoteState = await fingerprint(path);
     if (context.deployed?.sameRemote && sameFingerprint(remoteState, context.deployed.remoteState)) {
       return { changed: false };
@@ -39,6 +32,7 @@ export const localZipFetcher: Fetcher = {
     const sha256 = await sha256OfFile(path);
     return zipCheckResult(context, {
       path,
+      display,
       sha256,
       remoteState,
       temporary: false,
@@ -61,4 +55,4 @@ export const localZipFetcher: Fetcher = {
       },
     });
   },
-};
+});

@@ -9,22 +9,12 @@ import type { Readable } from 'node:stream';
 import { GetObjectCommand, S3Client, S3ServiceException, type S3ClientConfig } from '@aws-sdk/client-s3';
 import type { Settings } from '../config.js';
 import { DeployError, fetchError, messageOf, systemErrorCode, usageError } from '../errors.js';
-import { redact, registerSecret } from '../redact.js';
+import { registerSecret } from '../redact.js';
+import type { S3ZipRemote } from '../remote.js';
 import { newDownloadFile } from '../cache-layout.js';
 import { withDeadline, type Deadline } from '../deadline.js';
 import type { CheckContext, CheckResult, Fetcher, RemoteState } from './types.js';
 import { downloadLimitsFor, downloadToFile, receiveArchive, zipCheckResult } from './zip-release.js';
-
-export interface S3Location {
-  bucket: string;
-  key: string;
-}
-
-export function parseS3Remote(remote: string): S3Location {
-  const match = /^s3:\/\/([^/]+)\/(.+)$/i.exec(remote.trim());
-  if (!match) throw usageError(`the remote "${redact(remote)}" is not of the form s3://bucket/path/app.zip`);
-  return { bucket: match[1] as string, key: decodeURIComponent(match[2] as string) };
-}
 
 export interface StaticCredentials {
   accessKeyId: string;
@@ -130,14 +120,13 @@ function describeS3Error(error: unknown, display: string, settings: Settings, ti
   return failure(`the endpoint could not be reached (${code ?? messageOf(error)})`, 'check s3-endpoint and the network; the next check tries again');
 }
 
-export const s3ZipFetcher: Fetcher = {
-  check: (context) => withDeadline(context.signal, context.settings.downloadTimeoutMs, (deadline) => checkWithin(context, deadline)),
-};
+export const s3ZipFetcher = (location: S3ZipRemote): Fetcher => ({
+  check: (context) => withDeadline(context.signal, context.settings.downloadTimeoutMs, (deadline) => checkWithin(location, context, deadline)),
+});
 
-async function checkWithin(context: CheckContext, deadline: Deadline): Promise<CheckResult> {
+async function checkWithin(location: S3ZipRemote, context: CheckContext, deadline: Deadline): Promise<CheckResult> {
   const { settings } = context;
-  const location = parseS3Remote(context.remote);
-  const display = redact(context.remote);
+  const { display } = location;
   const credentials = await resolveCredentials(settings);
   context.log.debug(`S3 credentials from ${credentials?.source ?? 'the AWS default chain'}`);
   const client = createClient(settings, credentials);
@@ -176,11 +165,12 @@ async function checkWithin(context: CheckContext, deadline: Deadline): Promise<C
     if (response.VersionId && response.VersionId !== 'null') remoteState.versionId = response.VersionId;
     return await zipCheckResult(context, {
       path,
+      display,
       sha256: download.sha256,
       fetchSignature: async (destination) => {
         try {
           const signature = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: `${location.key}.sig` }), { abortSignal: signal });
-          await downloadToFile(signature.Body as Readable, destination, signal, downloadLimitsFor(context));
+          await downloadToFile(signature.Body as Readable, destination, signal, downloadLimitsFor(context, `${display}.sig`));
           return true;
         } catch (error) {
           if (error instanceof Error && error.name === 'NoSuchKey') return false;

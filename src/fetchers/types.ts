@@ -20,8 +20,6 @@ export interface DeployedRevision {
 }
 
 export interface CheckContext {
-  /** The remote as configured, credentials included: pass it on, never log it (log `redact(remote)`). */
-  remote: string;
   settings: Settings;
   /** Where downloads and git mirrors go. */
   cache: CacheLayout;

@@ -12,7 +12,6 @@ import { newDownloadFile } from '../cache-layout.js';
 import { DeployError, fetchError } from '../errors.js';
 import { extractZip } from '../extract.js';
 import { ensureOwnDirectory } from '../own-directory.js';
-import { redact } from '../redact.js';
 import { VerificationError } from '../verify/refusal.js';
 import { verifySshSignature } from '../verify/ssh-signature.js';
 import type { ProgressSink } from '../progress.js';
@@ -98,10 +97,10 @@ export async function downloadToFile(
 }
 
 /** The download limits a remote's settings give. */
-export const downloadLimitsFor = (context: CheckContext): DownloadLimits => ({
+export const downloadLimitsFor = (context: CheckContext, display: string): DownloadLimits => ({
   maxBytes: context.settings.maxDownloadBytes,
   progressWindowMs: context.settings.httpTimeoutMs,
-  display: redact(context.remote),
+  display,
 });
 
 export function tooLarge(limits: DownloadLimits, declared?: number): DeployError {
@@ -131,7 +130,7 @@ export interface IncomingArchive {
  * a zip. The caller removes the file if anything throws.
  */
 export async function receiveArchive(context: CheckContext, incoming: IncomingArchive): Promise<Download> {
-  const limits = downloadLimitsFor(context);
+  const limits = downloadLimitsFor(context, incoming.display);
   if (incoming.announcedBytes !== undefined && incoming.announcedBytes > limits.maxBytes) {
     incoming.body.destroy();
     throw tooLarge(limits, incoming.announcedBytes);
@@ -153,6 +152,8 @@ export async function receiveArchive(context: CheckContext, incoming: IncomingAr
 
 export interface ZipOnDisk {
   path: string;
+  /** The remote, redacted, for messages. */
+  display: string;
   sha256: string;
   /** Appended to the revision, e.g. an S3 object's version. */
   revisionSuffix?: string;
@@ -171,7 +172,7 @@ export interface ZipOnDisk {
  */
 async function verifyArchive(context: CheckContext, zip: ZipOnDisk, revision: string): Promise<void> {
   const { settings } = context;
-  const display = redact(context.remote);
+  const { display } = zip;
   const refuse = (reason: string) => new VerificationError(`refused ${display} (sha256 ${zip.sha256.slice(0, 12)}): ${reason}`, revision, zip.remoteState);
   if (settings.checksum && settings.checksum !== zipRevision(zip.sha256)) {
     throw refuse(`its sha256 is not the one pinned by checksum (${settings.checksum.slice(0, 19)}...)`);
@@ -202,7 +203,7 @@ export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Pro
     if (before.etagUnstable || (before.etag && zip.remoteState.etag && before.etag !== zip.remoteState.etag)) {
       // Said once, then remembered: such a server makes every check download the whole archive.
       if (!before.etagUnstable) {
-        context.log.info(`${redact(context.remote)} sent a new ETag for the same content (sha256 ${zip.sha256.slice(0, 12)}): the new validators are remembered, but a server whose ETag changes at every request makes each check download the whole archive; fix the server's ETag`);
+        context.log.info(`${zip.display} sent a new ETag for the same content (sha256 ${zip.sha256.slice(0, 12)}): the new validators are remembered, but a server whose ETag changes at every request makes each check download the whole archive; fix the server's ETag`);
       }
       zip.remoteState.etagUnstable = 'yes';
     }
@@ -218,7 +219,7 @@ export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Pro
   return {
     changed: true,
     revision,
-    description: `archive ${redact(context.remote)} (sha256 ${zip.sha256.slice(0, 12)})`,
+    description: `archive ${zip.display} (sha256 ${zip.sha256.slice(0, 12)})`,
     remoteState: zip.remoteState,
     async stage(directory) {
       await zip.verifyUnchanged?.();
@@ -226,7 +227,7 @@ export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Pro
         zip.path,
         directory,
         { maxUnpackedBytes: settings.maxUnpackedBytes, maxEntries: settings.maxEntries },
-        redact(context.remote),
+        zip.display,
         context.progress,
       );
       await zip.verifyUnchanged?.();

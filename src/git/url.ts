@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { usageError } from '../errors.js';
-import { acceptedRemoteForms } from '../remote.js';
+import { acceptedRemoteForms } from '../remote-forms.js';
 import { redact } from '../redact.js';
 
 export interface GitRemote {
