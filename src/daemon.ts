@@ -6,7 +6,6 @@
 // running hook gets stop-grace before its process group is ended) and then the loop ends.
 // Time comes from an injectable clock, so tests can assert the exact instants of every check.
 import type { EventEmitter } from 'node:events';
-import type { Server } from 'node:http';
 import { messageOf } from './errors.js';
 import { AgentMetrics, startHealthServer } from './health-server.js';
 import { validateSchedule } from './schedule.js';
@@ -47,102 +46,122 @@ export interface DaemonOptions {
   onCheck?: (outcome: CheckReport | Error, startedAt: Date) => void;
 }
 
+/**
+ * What ends a wait between checks: a request to check now (SIGHUP; a webhook) or a stop. A
+ * stop also aborts the check in progress through `stopping.signal`.
+ */
+export class Wakeups {
+  readonly stopping = new AbortController();
+  private wake = new AbortController();
+  private checkRequested = false;
+
+  get stopped(): boolean {
+    return this.stopping.signal.aborted;
+  }
+
+  requestCheck(): void {
+    this.checkRequested = true;
+    this.wake.abort();
+  }
+
+  stop(): void {
+    this.stopping.abort();
+    this.wake.abort();
+  }
+
+  /** Waits until the instant `due`; returns early when a check is requested or on a stop. */
+  async waitUntil(due: number, clock: DaemonClock): Promise<void> {
+    while (!this.stopped && !this.checkRequested && clock.now().getTime() < due) {
+      this.wake = new AbortController();
+      await clock.sleep(due - clock.now().getTime(), this.wake.signal);
+    }
+    this.checkRequested = false;
+  }
+}
+
+/** SIGHUP asks for a check; SIGTERM and SIGINT stop. Returns what removes the listeners. */
+function listenForSignals(signals: Pick<EventEmitter, 'on' | 'removeListener'>, wakeups: Wakeups, log: AgentContext['log'], checking: () => boolean): () => void {
+  const onHangUp = () => {
+    log.info('SIGHUP received: checking now');
+    wakeups.requestCheck();
+  };
+  const onStop = (signalName: string) => () => {
+    if (wakeups.stopped) return;
+    log.info(`${signalName} received: stopping${checking() ? ' after the check in progress' : ''}`);
+    wakeups.stop();
+  };
+  const handlers = { SIGHUP: onHangUp, SIGTERM: onStop('SIGTERM'), SIGINT: onStop('SIGINT') };
+  for (const [name, handler] of Object.entries(handlers)) signals.on(name, handler);
+  return () => {
+    for (const [name, handler] of Object.entries(handlers)) signals.removeListener(name, handler);
+  };
+}
+
 export async function runDaemon(options: DaemonOptions): Promise<void> {
   const { context } = options;
   const { settings, log } = context;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
-  const signals = options.signals ?? process;
   await validateSchedule(settings.schedule);
   const { CronExpressionParser } = await import('cron-parser');
   const nextTickAfter = (instant: Date) => CronExpressionParser.parse(settings.schedule, { currentDate: instant }).next().toDate();
 
   const metrics = new AgentMetrics(settings.maxAttempts);
-  let healthServer: Server | undefined;
-  if (settings.httpListen) healthServer = await startHealthServer(settings.httpListen, metrics, log);
-
-  const stopping = new AbortController();
-  let wake = new AbortController();
-  let checkNow = false;
-  const onHangUp = () => {
-    log.info('SIGHUP received: checking now');
-    checkNow = true;
-    wake.abort();
-  };
-  const onStop = (signalName: string) => () => {
-    if (stopping.signal.aborted) return;
-    log.info(`${signalName} received: stopping${checking ? ' after the check in progress' : ''}`);
-    stopping.abort();
-    wake.abort();
-  };
-  const onTerm = onStop('SIGTERM');
-  const onInt = onStop('SIGINT');
-  signals.on('SIGHUP', onHangUp);
-  signals.on('SIGTERM', onTerm);
-  signals.on('SIGINT', onInt);
-
+  const healthServer = settings.httpListen ? await startHealthServer(settings.httpListen, metrics, log) : undefined;
+  const wakeups = new Wakeups();
   let checking = false;
-  /** Failed checks in a row, as the state counts them; what the backoff doubles with. */
-  let failuresInARow = 0;
-  /** Runs one check; says whether it failed in a way the daemon backs off from (a fetch failure). */
-  const check = async (): Promise<boolean> => {
+  const stopListening = listenForSignals(options.signals ?? process, wakeups, log, () => checking);
+
+  /** Runs one check; returns how many checks in a row have failed (0 after a good one). */
+  const check = async (): Promise<number> => {
     checking = true;
     const startedAt = clock.now();
     let outcome: CheckReport | Error;
     try {
-      outcome = await checkForUpdate({ ...context, now: clock.now, signal: stopping.signal });
+      outcome = await checkForUpdate({ ...context, now: clock.now, signal: wakeups.stopping.signal });
     } catch (error) {
       log.error(messageOf(error));
       outcome = error instanceof Error ? error : new Error(String(error));
     }
     checking = false;
     metrics.record(outcome, (clock.now().getTime() - startedAt.getTime()) / 1000, clock.now());
-    failuresInARow = metrics.consecutiveFailures;
     options.onCheck?.(outcome, startedAt);
-    return outcome instanceof Error || outcome.result === 'failed';
+    return outcome instanceof Error || outcome.result === 'failed' ? metrics.consecutiveFailures : 0;
   };
 
   log.info(`repo-deploy started: checking on schedule "${settings.schedule}"${settings.splayMs ? ` with up to ${settings.splayMs / 1000} s of splay` : ''}`);
   try {
-    let failed = await check();
+    let failuresInARow = await check();
     let tick = nextTickAfter(clock.now());
-    let notBefore = 0;
-    for (;;) {
-      if (stopping.signal.aborted) break;
-      if (failed) {
-        const backoff = Math.min(settings.retryBackoffMs * 2 ** (failuresInARow - 1), settings.maxBackoffMs);
-        notBefore = clock.now().getTime() + backoff;
-        log.warn(`check failed ${failuresInARow} time${failuresInARow > 1 ? 's' : ''} in a row; the live release is unchanged; next check in ${Math.round(backoff / 1000)} s or later`);
-      } else {
-        notBefore = 0;
-      }
+    while (!wakeups.stopped) {
       // The next scheduled check: the first tick that is not backed off, plus its splay.
+      const notBefore = failuresInARow > 0 ? clock.now().getTime() + backOff(settings, failuresInARow, log) : 0;
       while (tick.getTime() < notBefore) {
         log.debug(`scheduled check skipped: backing off until ${new Date(notBefore).toISOString()} (tick ${tick.toISOString()})`);
         tick = nextTickAfter(tick);
       }
       const splay = Math.floor(random() * settings.splayMs);
       if (settings.splayMs) log.debug(`tick ${tick.toISOString()}: checking after ${splay} ms of splay`);
-      const due = tick.getTime() + splay;
-      while (!stopping.signal.aborted && !checkNow && clock.now().getTime() < due) {
-        wake = new AbortController();
-        await clock.sleep(due - clock.now().getTime(), wake.signal);
-      }
-      if (stopping.signal.aborted) break;
-      checkNow = false;
-      failed = await check();
+      await wakeups.waitUntil(tick.getTime() + splay, clock);
+      if (wakeups.stopped) break;
+      failuresInARow = await check();
       // Ticks that passed during the check are not made up; a check that SIGHUP brought before
       // its tick leaves that tick in place.
       if (clock.now().getTime() >= tick.getTime()) tick = nextTickAfter(clock.now());
     }
   } finally {
-    signals.removeListener('SIGHUP', onHangUp);
-    signals.removeListener('SIGTERM', onTerm);
-    signals.removeListener('SIGINT', onInt);
+    stopListening();
     if (healthServer) {
       healthServer.closeAllConnections();
-      await new Promise((resolveClose) => healthServer?.close(resolveClose));
+      await new Promise((resolveClose) => healthServer.close(resolveClose));
     }
   }
   log.info('repo-deploy stopped');
+}
+
+/** The wait after a failed check: retry-backoff, doubled at each further failure, up to max-backoff. */
+function backOff(settings: AgentContext['settings'], failuresInARow: number, log: AgentContext['log']): number {
+  const backoff = Math.min(settings.retryBackoffMs * 2 ** (failuresInARow - 1), settings.maxBackoffMs);
+  log.warn(`check failed ${failuresInARow} time${failuresInARow > 1 ? 's' : ''} in a row; the live release is unchanged; next check in ${Math.round(backoff / 1000)} s or later`);
+  return backoff;
 }

@@ -16,7 +16,7 @@ import { recoverInterruptedSwitch } from './recovery.js';
 import type { Remote } from './remote.js';
 import { layoutFor, newReleaseId, readLiveRelease, releaseExists, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
 import { loadState, saveState, type AgentState } from './state.js';
-import { asDeployError, switchRelease } from './switch-release.js';
+import { asDeployError, switchRelease, type SwitchResult } from './switch-release.js';
 import { ensureOwnDirectory } from './own-directory.js';
 import { pausePoint } from './test-pause.js';
 import { manifestPath, writeManifest } from './verify/manifest.js';
@@ -216,38 +216,15 @@ async function deploy(
   remoteKey: string,
   liveRelease: string | undefined,
 ): Promise<CheckOutcome> {
-  const { settings, log } = context;
+  const { log } = context;
   const { revision } = pending;
   const previous = state.current;
   log.info(`new revision ${shortRevision(revision)}: ${pending.description}`, { revision });
   await pausePoint('downloaded');
 
-  const id = newReleaseId(revision, context.now(), new Set(state.releases.map((release) => release.id)));
-  // Journaled before the release gets its name: a crash after the rename and before the switch
-  // journal would otherwise leave a whole release that nothing lists or prunes.
-  state.inProgress = {
-    kind: 'update',
-    step: 'stage',
-    release: id,
-    revision,
-    previousRelease: liveRelease,
-    previousRevision: previous?.revision ?? '',
-    removeOnFailure: true,
-    startedAt: context.now().toISOString(),
-  };
-  await saveState(settings.cache, state);
-  try {
-    await stageRelease(layout, id, (directory) => pending.stage(directory));
-    await pausePoint('staged');
-    await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id));
-  } catch (error) {
-    await removeRelease(layout, id);
-    state.inProgress = undefined;
-    return failed(error, log);
-  }
-  const createdAt = context.now().toISOString();
-  log.info(`staged release ${id}`, { release: id, revision });
-
+  const staged = await stageNewRelease(context, layout, state, pending, liveRelease);
+  if ('error' in staged) return failed(staged.error, log);
+  const { id, createdAt } = staged;
   const result = await switchRelease(context, layout, state, {
     kind: 'update',
     release: id,
@@ -258,19 +235,7 @@ async function deploy(
   });
   if (!result.switched) {
     await removeRelease(layout, id);
-    if (result.stopped) {
-      const how = result.stage === 'post-update' ? ` (reverted: ${result.error.message})` : result.error.message === 'the agent is stopping' ? '' : ` (${result.error.message})`;
-      log.warn(`update to ${shortRevision(revision)} abandoned because the agent is stopping${how}; it is not counted as a failure and the next start tries again`, { revision });
-      return { result: 'stopped', revision };
-    }
-    const heldBack = recordFailure(state, revision, result.error.message, context.now(), settings.maxAttempts, pending.remoteState, log);
-    const next = heldBack ? 'it is now held back (see above)' : 'the next check tries again';
-    if (result.stage === 'pre-update') {
-      log.error(`update to ${shortRevision(revision)} blocked: ${result.error.message}; the live release is unchanged and ${next}`, { revision });
-      return { result: 'blocked', revision, error: result.error };
-    }
-    log.error(`update to ${shortRevision(revision)} reverted: ${result.error.message}; ${next}`, { revision });
-    return { result: 'reverted', revision, error: result.error };
+    return reportFailedSwitch(context, state, pending, result);
   }
 
   const deployedAt = context.now().toISOString();
@@ -284,9 +249,64 @@ async function deploy(
   state.remote = remoteKey;
   forgetFailures(state, revision);
   releaseHeldBack(state);
-  await pruneReleases(layout, state, settings.keepReleases, log);
+  await pruneReleases(layout, state, context.settings.keepReleases, log);
   log.info(`deployed revision ${shortRevision(revision)} as release ${id}`, { release: id, revision });
   return { result: 'updated', release: id, revision };
+}
+
+/** Writes the pending revision into a new release with its manifest; an error leaves nothing behind. */
+async function stageNewRelease(
+  context: AgentContext,
+  layout: Layout,
+  state: AgentState,
+  pending: PendingRevision,
+  liveRelease: string | undefined,
+): Promise<{ id: string; createdAt: string } | { error: unknown }> {
+  const { revision } = pending;
+  const id = newReleaseId(revision, context.now(), new Set(state.releases.map((release) => release.id)));
+  // Journaled before the release gets its name: a crash after the rename and before the switch
+  // journal would otherwise leave a whole release that nothing lists or prunes.
+  state.inProgress = {
+    kind: 'update',
+    step: 'stage',
+    release: id,
+    revision,
+    previousRelease: liveRelease,
+    previousRevision: state.current?.revision ?? '',
+    removeOnFailure: true,
+    startedAt: context.now().toISOString(),
+  };
+  await saveState(context.settings.cache, state);
+  try {
+    await stageRelease(layout, id, (directory) => pending.stage(directory));
+    await pausePoint('staged');
+    await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id));
+  } catch (error) {
+    await removeRelease(layout, id);
+    state.inProgress = undefined;
+    return { error };
+  }
+  context.log.info(`staged release ${id}`, { release: id, revision });
+  return { id, createdAt: context.now().toISOString() };
+}
+
+/** A switch that did not happen: stopped (not a failure), blocked by pre-update, or reverted. */
+function reportFailedSwitch(context: AgentContext, state: AgentState, pending: PendingRevision, result: Extract<SwitchResult, { switched: false }>): CheckOutcome {
+  const { log } = context;
+  const { revision } = pending;
+  if (result.stopped) {
+    const how = result.stage === 'post-update' ? ` (reverted: ${result.error.message})` : result.error.message === 'the agent is stopping' ? '' : ` (${result.error.message})`;
+    log.warn(`update to ${shortRevision(revision)} abandoned because the agent is stopping${how}; it is not counted as a failure and the next start tries again`, { revision });
+    return { result: 'stopped', revision };
+  }
+  const heldBack = recordFailure(state, revision, result.error.message, context.now(), context.settings.maxAttempts, pending.remoteState, log);
+  const next = heldBack ? 'it is now held back (see above)' : 'the next check tries again';
+  if (result.stage === 'pre-update') {
+    log.error(`update to ${shortRevision(revision)} blocked: ${result.error.message}; the live release is unchanged and ${next}`, { revision });
+    return { result: 'blocked', revision, error: result.error };
+  }
+  log.error(`update to ${shortRevision(revision)} reverted: ${result.error.message}; ${next}`, { revision });
+  return { result: 'reverted', revision, error: result.error };
 }
 
 /** Keeps the newest `keep` releases this agent made; never the live one or the one before it. */
