@@ -11,7 +11,7 @@ import { listHooks } from './hooks.js';
 import { layoutFor, listReleaseDirectories, newReleaseId, type Layout, pointLiveAt, readLiveRelease, releaseExists, releasePath } from './releases.js';
 import { ensureOwnDirectory } from './own-directory.js';
 import { validateSchedule } from './schedule.js';
-import { loadState, type AgentState } from './state.js';
+import { loadState, recordLiveRelease, releaseStatus, type AgentState } from './state.js';
 import { switchRelease } from './switch-release.js';
 import { compareWithManifest, manifestPath, writeManifest } from './verify/manifest.js';
 import type { AgentContext } from './agent-context.js';
@@ -57,6 +57,7 @@ export async function releasesCommand(context: AgentContext, json: boolean, prin
   const onDisk = new Set(await listReleaseDirectories(layout));
   const rows = state.releases.map((release) => ({
     ...release,
+    status: releaseStatus(state, release),
     live: release.id === live,
     onDisk: onDisk.has(release.id),
   }));
@@ -90,12 +91,7 @@ export async function rollbackCommand(context: AgentContext, requested: string |
     if (!result.switched) {
       throw new DeployError(result.stage === 'pre-update' ? 'pre-hook' : 'post-hook', `rollback to ${targetId} ${result.stage === 'pre-update' ? 'blocked' : 'reverted'}: ${result.error.message}`);
     }
-    for (const release of state.releases) {
-      if (release.id === targetId) release.status = 'live';
-      else if (release.id === liveRelease) release.status = 'rolled-back';
-    }
-    state.previous = rolledAway;
-    state.current = { release: targetId, revision: target.revision, remoteState: {} };
+    recordLiveRelease(state, { release: targetId, revision: target.revision, remoteState: {} }, 'rolled-back');
     if (rolledAway?.revision) {
       // Until the remote moves on, the release rolled away from stays away.
       holdBackRolledAway(state, rolledAway, context.now());
@@ -201,7 +197,7 @@ export async function adoptCommand(context: AgentContext, print: Print): Promise
     await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id));
     const at = context.now().toISOString();
     state.releases.push({ id, revision: '', createdAt: at, deployedAt: at, status: 'adopted' });
-    state.current = { release: id, revision: '', remoteState: {} };
+    recordLiveRelease(state, { release: id, revision: '', remoteState: {} }, 'previous');
     context.log.info(`adopted ${layout.live} as release ${id}`, { release: id });
     print(`adopted: ${layout.live} is now a link to releases/${id}, which holds the directory that was there; the next check deploys the remote's revision and can revert to it`);
   });

@@ -7,14 +7,19 @@ import { cacheLayoutFor } from './cache-layout.js';
 import { systemErrorCode } from './errors.js';
 import type { RemoteState } from './fetchers/types.js';
 
-export type ReleaseStatus = 'live' | 'previous' | 'retired' | 'reverted' | 'rolled-back' | 'adopted';
+export type ReleaseStatus = 'live' | 'previous' | 'retired' | 'rolled-back' | 'adopted';
 
 export interface ReleaseRecord {
   id: string;
   revision: string;
   createdAt: string;
   deployedAt?: string;
-  status: ReleaseStatus;
+  /**
+   * Only what the state cannot tell otherwise: a release rolled away from, or adopted. Live and
+   * previous are derived from `current` and `previous` (releaseStatus); older agents also
+   * stored those words here, which are read as "retired" once they no longer hold.
+   */
+  status?: ReleaseStatus;
 }
 
 export interface DeployedRecord {
@@ -120,4 +125,32 @@ export async function saveState(cacheDirectory: string, state: AgentState, befor
   const content = JSON.stringify(state, null, 2) + '\n';
   await beforeWrite?.();
   await writeFileAtomically(stateFilePath(cacheDirectory), content);
+}
+
+/** A release's status, derived from which release is live and which was before it. */
+export function releaseStatus(state: AgentState, release: ReleaseRecord): ReleaseStatus {
+  if (release.id === state.current?.release) return 'live';
+  // What happened to a release says more than its place: rolled away from, adopted.
+  if (release.status === 'rolled-back' || release.status === 'adopted') return release.status;
+  return release.id === state.previous?.release ? 'previous' : 'retired';
+}
+
+/**
+ * Records that a switch made `next` live: the one place update, rollback and the repair of a
+ * missing live release change which release the state calls live. `leaving` says what becomes of
+ * the release that was live: it stays the one to go back to ('previous'), it was rolled away from
+ * ('rolled-back'), or it is gone from disk ('missing', so it is no rollback target).
+ */
+export function recordLiveRelease(state: AgentState, next: DeployedRecord, leaving: 'previous' | 'rolled-back' | 'missing'): void {
+  const left = state.current;
+  if (leaving !== 'missing') state.previous = left;
+  const recordOf = (id: string | undefined) => state.releases.find((release) => release.id === id);
+  if (leaving === 'rolled-back' && left) {
+    const record = recordOf(left.release);
+    if (record) record.status = 'rolled-back';
+  }
+  // A release rolled away from and then rolled back to is a good one again.
+  const made = recordOf(next.release);
+  if (made?.status === 'rolled-back') delete made.status;
+  state.current = next;
 }

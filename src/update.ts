@@ -15,7 +15,7 @@ import type { Logger } from './log.js';
 import { recoverInterruptedSwitch } from './recovery.js';
 import type { Remote } from './remote.js';
 import { layoutFor, newReleaseId, readLiveRelease, releaseExists, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
-import { loadState, saveState, type AgentState } from './state.js';
+import { loadState, recordLiveRelease, saveState, type AgentState } from './state.js';
 import { asDeployError, switchRelease, type SwitchResult } from './switch-release.js';
 import { ensureOwnDirectory } from './own-directory.js';
 import { pausePoint } from './test-pause.js';
@@ -168,8 +168,7 @@ async function repairBrokenLive(context: AgentContext, layout: Layout, state: Ag
     log.error(`could not make release ${fallback.id} live in place of the missing one: ${result.error.message}`);
     return;
   }
-  fallback.status = 'live';
-  state.current = { release: fallback.id, revision: fallback.revision, remoteState: {} };
+  recordLiveRelease(state, { release: fallback.id, revision: fallback.revision, remoteState: {} }, 'missing');
   state.brokenLive = undefined;
   log.warn(`the remote could not be deployed, so release ${fallback.id} (revision ${shortRevision(fallback.revision)}), the newest one on disk, is live in place of the missing one`, { release: fallback.id });
 }
@@ -238,14 +237,8 @@ async function deploy(
     return reportFailedSwitch(context, state, pending, result);
   }
 
-  const deployedAt = context.now().toISOString();
-  for (const release of state.releases) {
-    if (release.status === 'live') release.status = 'previous';
-    else if (release.status === 'previous') release.status = 'retired';
-  }
-  state.releases.push({ id, revision, createdAt, deployedAt, status: 'live' });
-  state.previous = previous;
-  state.current = { release: id, revision, remoteState: pending.remoteState };
+  state.releases.push({ id, revision, createdAt, deployedAt: context.now().toISOString() });
+  recordLiveRelease(state, { release: id, revision, remoteState: pending.remoteState }, 'previous');
   state.remote = remoteKey;
   forgetFailures(state, revision);
   releaseHeldBack(state);

@@ -227,11 +227,10 @@ test('failures keep the live release: unknown branch, missing subdirectory, unre
     [`${s.root}/nowhere.git#main`, /the repository was not found/],
   ];
   for (const [remote, message] of cases) {
-    const started = Date.now();
+    // A case that hung (the stalled server) would run into the test's own time limit.
     const result = await s.deploy(remote);
     assert.equal(result.code, 3, `${remote}: ${result.stderr}`);
     assert.match(result.stderr, message, remote);
-    assert.ok(Date.now() - started < 15_000, `${remote} failed in time`);
     assert.equal(await s.sandbox.liveTarget(), live, remote);
     assert.equal(await s.sandbox.liveFile('index.html'), 'v1\n');
   }
