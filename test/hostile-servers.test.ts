@@ -3,9 +3,10 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { runCli } from './helpers/cli.js';
 import { makeCertificate } from './helpers/git-servers.js';
@@ -14,23 +15,31 @@ import { setup } from './helpers/zip-agent.js';
 
 const run = promisify(execFile);
 
-test('an endless body fails at max-download-size and leaves no partial download; an announced oversize is refused before the body', async (t) => {
-  const s = await setup(t, 'max-download-size = 2M\n');
+/** Version 1 deployed, then the archive's URL answers 200 with a zip's headers and whatever `body` writes. */
+async function liveThenServing(t: TestContext, config: string, body: (response: ServerResponse) => void) {
+  const s = await setup(t, config);
   await s.publish('1');
   assert.equal((await s.once()).code, 0);
   s.server.route('/app.zip', {
     kind: 'custom',
     respond: (_request, response) => {
       response.writeHead(200, { 'content-type': 'application/zip' });
-      const chunk = Buffer.alloc(64 * 1024);
-      chunk.write('PK\x03\x04', 'latin1');
-      const pump = () => {
-        while (response.write(chunk));
-        response.once('drain', pump);
-      };
-      response.on('close', () => response.removeAllListeners('drain'));
-      pump();
+      body(response);
     },
+  });
+  return s;
+}
+
+test('an endless body fails at max-download-size and leaves no partial download; an announced oversize is refused before the body', async (t) => {
+  const s = await liveThenServing(t, 'max-download-size = 2M\n', (response) => {
+    const chunk = Buffer.alloc(64 * 1024);
+    chunk.write('PK\x03\x04', 'latin1');
+    const pump = () => {
+      while (response.write(chunk));
+      response.once('drain', pump);
+    };
+    response.on('close', () => response.removeAllListeners('drain'));
+    pump();
   });
   const endless = await s.once();
   assert.equal(endless.code, 3, endless.stderr);
@@ -45,16 +54,9 @@ test('an endless body fails at max-download-size and leaves no partial download;
 });
 
 test('a trickle (a byte at a time) fails within http-timeout instead of holding the lock', async (t) => {
-  const s = await setup(t, 'http-timeout = 1\n');
-  await s.publish('1');
-  assert.equal((await s.once()).code, 0);
-  s.server.route('/app.zip', {
-    kind: 'custom',
-    respond: (_request, response) => {
-      response.writeHead(200, { 'content-type': 'application/zip' });
-      const timer = setInterval(() => response.write('P'), 300);
-      response.on('close', () => clearInterval(timer));
-    },
+  const s = await liveThenServing(t, 'http-timeout = 1\n', (response) => {
+    const timer = setInterval(() => response.write('P'), 300);
+    response.on('close', () => clearInterval(timer));
   });
   const result = await s.once();
   assert.equal(result.code, 3, result.stderr);
