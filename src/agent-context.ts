@@ -5,6 +5,7 @@ import type { Settings } from './config.js';
 import type { DeployError } from './errors.js';
 import type { Logger } from './log.js';
 import type { ProgressSink } from './progress.js';
+import type { GateKind } from './state.js';
 
 export interface AgentContext {
   settings: Settings;
@@ -18,6 +19,8 @@ export interface AgentContext {
   lockWaitMs: number;
   /** A terminal's progress bar for -f, if any. */
   progress?: ProgressSink;
+  /** -f --ignore-window: an operator deploys now, whatever deploy-window says. */
+  ignoreWindow?: boolean;
 }
 
 export type CheckOutcome =
@@ -29,10 +32,12 @@ export type CheckOutcome =
   | { result: 'refused'; revision: string; error: DeployError }
   | { result: 'failed'; error: DeployError }
   /** The agent was asked to stop and abandoned the update: not a failure of the revision. */
-  | { result: 'stopped'; revision: string };
+  | { result: 'stopped'; revision: string }
+  /** A new revision that a pause, the deploy window or min-age keeps from being deployed yet. */
+  | { result: 'waiting'; revision: string; gate: GateKind; reason: string; eligibleAt?: string };
 
 /**
  * A check's outcome with the one count of failed checks in a row (kept in the state, shown by
  * `status`), which the daemon's backoff, /healthz and /metrics read too.
  */
-export type CheckReport = CheckOutcome & { failedChecksInARow: number };
+export type CheckReport = CheckOutcome & { failedChecksInARow: number; paused: boolean };

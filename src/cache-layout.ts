@@ -1,5 +1,5 @@
 // The cache directory's layout, in one place, as releases.ts owns the live side: the state file,
-// the agent's lock, the downloads directory (emptied at each check), one bare-ish mirror per git
+// the agent's lock, the pause file, the downloads directory (emptied at each check), one bare-ish mirror per git
 // repository, and the GnuPG home for gpg-keyring. Nothing else of the agent names these paths.
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -9,6 +9,8 @@ export interface CacheLayout {
   root: string;
   stateFile: string;
   lockFile: string;
+  /** Present while an operator has paused deploys (repo-deploy pause); written without the lock. */
+  pauseFile: string;
   /** Archives being downloaded and detached signatures; nothing here outlives a check. */
   downloads: string;
   /** One mirror per repository URL (credentials removed), named by its hash. */
@@ -21,6 +23,7 @@ export function cacheLayoutFor(cacheDirectory: string): CacheLayout {
     root: cacheDirectory,
     stateFile: join(cacheDirectory, 'state.json'),
     lockFile: join(cacheDirectory, 'agent.lock'),
+    pauseFile: join(cacheDirectory, 'paused.json'),
     downloads: join(cacheDirectory, 'downloads'),
     gitMirrors: join(cacheDirectory, 'git'),
     gnupgHome: join(cacheDirectory, 'gnupg'),

@@ -5,6 +5,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { defaultConfigPath, loadSettings, requireRemote, type Settings } from './config.js';
 import { DeployError, ExitCode, exitCodeOf, messageOf, noSpaceError } from './errors.js';
+import { shortRevision } from './failures.js';
 import { createLogger, type Logger } from './log.js';
 import { redact } from './redact.js';
 import type { AgentContext, CheckOutcome } from './agent-context.js';
@@ -19,6 +20,7 @@ const outcomeExitCodes: Record<CheckOutcome['result'], number> = {
   refused: ExitCode.verificationFailed,
   failed: ExitCode.fetchFailed,
   stopped: ExitCode.ok,
+  waiting: ExitCode.ok,
 };
 
 const exitCodeHelp =
@@ -27,7 +29,7 @@ const exitCodeHelp =
   '7 the remote\'s revision is held back after max-attempts failures (see repo-deploy retry), ' +
   '8 refused: a signature, checksum or ancestry check failed (or repo-deploy verify found a difference).';
 
-type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify' | 'adopt';
+type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify' | 'adopt' | 'pause' | 'resume';
 
 function parser(argv: string[]) {
   return yargs(argv)
@@ -64,6 +66,14 @@ function parser(argv: string[]) {
     .command('adopt', 'Make the plain directory at the live path (left by the Python tool) the first release, so a failed first deploy can revert to it', (command) =>
       command.example('$0 adopt -l /var/deploy/current', 'Move /var/deploy/current into releases/ and link it'),
     )
+    .command('pause', 'Stop deploying on this server (checks go on) until repo-deploy resume; kept across restarts and applies to -f runs', (command) =>
+      command
+        .option('reason', { type: 'string', describe: 'Why, shown by status' })
+        .example('$0 pause --reason "incident 4711"', 'Hold this server at its live release'),
+    )
+    .command('resume', 'Deploy again after repo-deploy pause (what waited is deployed at the next check)', (command) =>
+      command.example('$0 resume && systemctl reload repo-deploy', 'Resume and check now (the reload sends SIGHUP)'),
+    )
     .command('verify', 'Check the live tree against the manifest made when it was deployed (exit 8 on any difference)', (command) =>
       command.example('$0 verify', 'Prove the live tree is what was deployed'),
     )
@@ -74,6 +84,7 @@ function parser(argv: string[]) {
     .option('remote', { alias: 'r', type: 'string', global: true, describe: 'The remote (git URL, http(s)/s3 zip, local zip)' })
     .option('local', { alias: 'l', type: 'string', global: true, describe: 'The live path [default: /var/deploy/current]' })
     .option('fetch', { alias: 'f', type: 'boolean', default: false, describe: 'Check once, deploy if changed, exit' })
+    .option('ignore-window', { type: 'boolean', default: false, describe: 'With -f: deploy now even outside deploy-window (an operator\'s override; a pause still holds)' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, global: true, describe: 'Debug logging' })
     .epilog(exitCodeHelp)
     .version(agentVersion)
@@ -98,6 +109,10 @@ async function main(argv: string[]): Promise<number> {
   if (parsed.help || parsed.version) return ExitCode.ok;
   const command = (String(parsed._[0] ?? 'run') as Command);
   const verbose = parsed.verbose;
+  if (parsed['ignore-window'] && (command !== 'run' || !parsed.fetch)) {
+    process.stderr.write('repo-deploy: --ignore-window goes with -f (one check now); run: repo-deploy -f --ignore-window\n');
+    return ExitCode.usage;
+  }
 
   let settings: Settings;
   try {
@@ -145,6 +160,12 @@ async function main(argv: string[]): Promise<number> {
       case 'adopt':
         await commands.adoptCommand(context, print);
         return ExitCode.ok;
+      case 'pause':
+        await commands.pauseCommand(context, parsed.reason as string | undefined, print);
+        return ExitCode.ok;
+      case 'resume':
+        await commands.resumeCommand(context, print);
+        return ExitCode.ok;
       case 'verify':
         return (await commands.verifyCommand(context, print)) ? ExitCode.ok : ExitCode.verificationFailed;
     }
@@ -157,7 +178,7 @@ async function main(argv: string[]): Promise<number> {
       await runDaemon({ context });
       return ExitCode.ok;
     }
-    return await fetchOnce(context, stopping, log);
+    return await fetchOnce({ ...context, ignoreWindow: Boolean(parsed['ignore-window']) }, stopping, log);
   } catch (error) {
     return reportError(error, verbose);
   }
@@ -183,6 +204,8 @@ async function fetchOnce(context: AgentContext, stopping: AbortController, log: 
     log.info(`release ${outcome.release} stays live, as rolled back to; the remote's revision is held back (repo-deploy retry deploys it)`);
   } else if (outcome.result === 'unchanged') {
     log.info(outcome.release ? `up to date: release ${outcome.release}` : 'up to date');
+  } else if (outcome.result === 'waiting') {
+    log.info(`nothing deployed: revision ${shortRevision(outcome.revision)} ${outcome.reason}${outcome.gate === 'deploy-window' ? ' (-f --ignore-window deploys it now)' : ''}`);
   }
   if (outcome.result === 'failed') return outcome.error.exitCode;
   return outcomeExitCodes[outcome.result];

@@ -1,13 +1,18 @@
-// The commands beside the default run: status, releases, rollback, retry, check-config. Each
-// reads or changes the same state the agent keeps, under the same lock where it changes anything.
+// The commands beside the default run: status, releases, rollback, retry, check-config, adopt,
+// verify, pause and resume. Each reads or changes the same state the agent keeps, under the same
+// lock where it changes anything (a pause has a file of its own, see pause.ts).
 import { lstat, realpath, rename } from 'node:fs/promises';
+import { hostname, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { requireRemote } from './config.js';
 import { cacheLayoutFor } from './cache-layout.js';
 import { DeployError, systemErrorCode, usageError } from './errors.js';
 import { holdBackRolledAway, releaseHeldBack, shortRevision } from './failures.js';
 import { createFetcher } from './fetchers/registry.js';
+import { windowStateAt } from './deploy-window.js';
 import { listHooks } from './hooks.js';
+import { currentLockHolder } from './lock.js';
+import { clearPause, describePause, readPause, writePause } from './pause.js';
 import { layoutFor, listReleaseDirectories, newReleaseId, type Layout, pointLiveAt, readLiveRelease, releaseExists, releasePath } from './releases.js';
 import { ensureOwnDirectory } from './own-directory.js';
 import { validateSchedule } from './schedule.js';
@@ -25,6 +30,8 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
   const layout = layoutFor(settings.local);
   let live = await readLiveRelease(layout).catch((error: Error) => `unreadable: ${error.message}`);
   if (live && !live.startsWith('unreadable') && !(await releaseExists(layout, live))) live = `MISSING: ${live} (its directory is gone; the next check redeploys)`;
+  const pause = await readPause(cacheLayoutFor(settings.cache));
+  const window = settings.deployWindow.length > 0 ? await windowStateAt(settings.deployWindow, settings.deployWindowTimezone, context.now()) : undefined;
   const report = {
     live: live === undefined ? null : { release: live, revision: state.current?.revision || null },
     previous: state.previous ? { release: state.previous.release, revision: state.previous.revision } : null,
@@ -36,6 +43,9 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
     heldBack: state.heldBack ? { revision: state.heldBack.revision, reason: state.heldBack.reason, since: state.heldBack.since, lastError: state.heldBack.lastError ?? null } : null,
     failures: state.failures,
     interruptedSwitch: state.inProgress ?? null,
+    paused: pause ?? null,
+    waiting: state.waiting ?? null,
+    deployWindow: window ? (window.open ? { open: true, closesAt: window.closesAt.toISOString() } : { open: false, opensAt: window.opensAt?.toISOString() ?? null }) : null,
   };
   if (json) return print(JSON.stringify(report, null, 2));
   const nothingLive = state.lastCheck?.result === 'reverted' ? `NOTHING IS LIVE: the first deploy was reverted at ${state.lastCheck.at} and there was no release before it` : 'nothing deployed';
@@ -47,6 +57,9 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
   print(`last error:     ${report.lastError ? `${report.lastError.at} ${report.lastError.message}` : 'none'}`);
   print(`failed checks:  ${report.consecutiveFailedChecks} in a row`);
   print(`held back:      ${report.heldBack ? `${shortRevision(report.heldBack.revision)} (${report.heldBack.reason} since ${report.heldBack.since}); "repo-deploy retry" tries it again` : 'none'}`);
+  print(`paused:         ${pause ? `${describePause(pause)} ("repo-deploy resume" ends it)` : 'no'}`);
+  print(`waiting:        ${state.waiting ? `revision ${shortRevision(state.waiting.revision)} ${state.waiting.reason}` : 'none'}`);
+  if (window) print(`deploy window:  ${window.open ? `open until ${window.closesAt.toISOString()}` : `closed${window.opensAt ? `, opens at ${window.opensAt.toISOString()}` : ''}`}`);
   if (report.interruptedSwitch) print(`interrupted:    ${report.interruptedSwitch.kind} to ${report.interruptedSwitch.release} during ${report.interruptedSwitch.step}; the next check finishes or undoes it`);
 }
 
@@ -162,6 +175,7 @@ export async function checkConfigCommand(context: AgentContext, print: Print): P
     print(`${phase} hooks (${directory}): ${hooks.length ? hooks.join(', ') : 'none'}`);
   }
   print(`schedule: ${settings.schedule}`);
+  for (const line of await operatorControlLines(context)) print(line);
   await withLockedState(context, async (state) => {
     const fetcher = await createFetcher(remote);
     const live = liveRevision(state, remote.display);
@@ -201,4 +215,62 @@ export async function adoptCommand(context: AgentContext, print: Print): Promise
     context.log.info(`adopted ${layout.live} as release ${id}`, { release: id });
     print(`adopted: ${layout.live} is now a link to releases/${id}, which holds the directory that was there; the next check deploys the remote's revision and can revert to it`);
   });
+}
+
+/** Stops deploying on this server until resume; an update already under way finishes (or reverts) first. */
+export async function pauseCommand(context: AgentContext, reason: string | undefined, print: Print): Promise<void> {
+  const { settings } = context;
+  const cache = cacheLayoutFor(settings.cache);
+  const already = await readPause(cache);
+  const pause = { since: already?.since ?? context.now().toISOString(), reason: reason ?? already?.reason, by: operatorName() };
+  await writePause(cache, pause);
+  context.log.info(`deploys paused${pause.reason ? `: ${pause.reason}` : ''}`);
+  print(`${already ? 'still ' : ''}${describePause(pause)}; checks go on, nothing is deployed until "repo-deploy resume"`);
+  const state = await loadState(settings.cache);
+  const holder = await currentLockHolder(settings.cache);
+  if (state.inProgress) {
+    print(`an ${state.inProgress.kind} to release ${state.inProgress.release} is under way (step ${state.inProgress.step}): it finishes, or reverts, first; nothing is deployed after it`);
+  } else if (holder) {
+    print(`a check by process ${holder.pid} is running: an update it has already begun finishes, or reverts, first; nothing is deployed after it`);
+  }
+}
+
+export async function resumeCommand(context: AgentContext, print: Print): Promise<void> {
+  const { settings } = context;
+  const pause = await clearPause(cacheLayoutFor(settings.cache));
+  if (!pause) return print('not paused: nothing to resume');
+  context.log.info('deploys resumed');
+  const waiting = (await loadState(settings.cache)).waiting;
+  const next = waiting ? `revision ${shortRevision(waiting.revision)}, which waited, is deployed at the next check` : 'the next check deploys what is new';
+  print(`resumed (was ${describePause(pause)}); ${next} (systemctl reload repo-deploy, or SIGHUP, checks now)`);
+}
+
+/** user@host of whoever runs a command (the user behind sudo, if any). */
+function operatorName(): string {
+  let user = process.env.SUDO_USER;
+  try {
+    user ??= userInfo().username;
+  } catch {
+    user ??= `uid ${process.getuid?.() ?? '?'}`;
+  }
+  return `${user}@${hostname()}`;
+}
+
+/** check-config's account of the operator's controls: deploy window, min-age, webhook, pause. */
+async function operatorControlLines(context: AgentContext): Promise<string[]> {
+  const { settings } = context;
+  const lines: string[] = [];
+  if (settings.deployWindow.length === 0) lines.push('deploy window: none (updates may start at any check)');
+  else {
+    const window = await windowStateAt(settings.deployWindow, settings.deployWindowTimezone, context.now());
+    const now = window.open ? `open now, until ${window.closesAt.toISOString()}` : `closed now${window.opensAt ? `, opens at ${window.opensAt.toISOString()}` : ''}`;
+    lines.push(`deploy window: ${settings.deployWindow.map((entry) => `"${entry.text}"`).join('; ')} (time zone ${settings.deployWindowTimezone ?? 'of the system'}): ${now}`);
+  }
+  lines.push(`min-age:  ${settings.minAgeMs > 0 ? `${settings.minAgeMs / 1000} s after this agent first sees a revision` : 'off'}`);
+  if (!settings.webhookSecret) lines.push('webhook:  off (set webhook-secret to turn on POST /check)');
+  else if (!settings.httpListen) lines.push('webhook:  webhook-secret is set, but http-listen is not: POST /check cannot be reached');
+  else lines.push(`webhook:  POST /check on ${settings.httpListen.host}:${settings.httpListen.port}, at most one accepted every ${settings.webhookMinIntervalMs / 1000} s`);
+  const pause = await readPause(cacheLayoutFor(settings.cache));
+  lines.push(`paused:   ${pause ? describePause(pause) : 'no'}`);
+  return lines;
 }

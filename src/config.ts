@@ -1,9 +1,11 @@
 // Reads the settings once, at start: flag > environment (REPO_DEPLOY_<KEY>) > config file >
 // default. Every value is checked here, so a bad one is reported before anything touches the disk.
+import { readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { closestKey, readConfigFile, type RawSetting } from './config-file.js';
-import { usageError } from './errors.js';
+import { parseDeployWindows, parseTimeZone, validateDeployWindows } from './deploy-window.js';
+import { messageOf, systemErrorCode, usageError } from './errors.js';
 import { registerSecret } from './redact.js';
 import { parseRemote, type Remote } from './remote.js';
 import { environmentName, knownSettingKeys, settingSpecs, type SchemaSettings, type SettingKey, type SettingSpec } from './settings-schema.js';
@@ -85,6 +87,8 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
   await checkNamedPaths(schemaSettings, sources);
   const warnings = [...misspelledVariables(env), ...(await exposedSecrets(configPath, fileSettings))];
 
+  if (schemaSettings.deployWindow.length > 0) await validateDeployWindows(schemaSettings.deployWindow, schemaSettings.deployWindowTimezone);
+
   const { awsAccessKey, awsSecretKey } = schemaSettings;
   if ((awsAccessKey === undefined) !== (awsSecretKey === undefined)) {
     throw usageError(
@@ -146,7 +150,7 @@ function misspelledVariables(env: NodeJS.ProcessEnv): string[] {
 async function exposedSecrets(configPath: string, fileSettings: Map<string, RawSetting>): Promise<string[]> {
   const secrets = [...fileSettings.entries()].filter(([key, raw]) => {
     const spec = settingSpecs.find((candidate) => candidate.key === key);
-    return spec?.kind === 'secret' || (key === 'remote' && hasUrlCredentials(raw.value));
+    return spec?.kind === 'secret' || (spec?.kind === 'secret-source' && !raw.value.startsWith('/')) || (key === 'remote' && hasUrlCredentials(raw.value));
   });
   if (secrets.length === 0) return [];
   const info = await stat(configPath).catch(() => undefined);
@@ -160,7 +164,7 @@ const hasUrlCredentials = (value: string) => /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]+@/i
 
 /** One value read by its spec's kind; unset is undefined (an empty list for a list). */
 function interpret(spec: SettingSpec, sourced: SourcedValue | undefined, cwd: string): unknown {
-  if (sourced === undefined) return spec.kind === 'list' ? [] : undefined;
+  if (sourced === undefined) return spec.kind === 'list' || spec.kind === 'windows' ? [] : undefined;
   const { value, source, baseDirectory } = sourced;
   const bad = (expected: string) => usageError(`${source}: ${spec.key} = "${value}" is not ${expected}`);
   switch (spec.kind) {
@@ -196,7 +200,31 @@ function interpret(spec: SettingSpec, sourced: SourcedValue | undefined, cwd: st
       return parseChecksum(value);
     case 'list':
       return value.split(',').map((pattern) => pattern.trim()).filter(Boolean);
+    case 'secret-source':
+      return readSecretSource(spec.key, value, source);
+    case 'windows':
+      return parseDeployWindows(value, source);
+    case 'timezone':
+      return parseTimeZone(value, source);
   }
+}
+
+/**
+ * A secret given as its value, or as the absolute path of a file holding it (so it need not
+ * stand in the config file); registered so no log line can show it.
+ */
+function readSecretSource(key: string, value: string, source: string): string {
+  let secret = value;
+  if (value.startsWith('/')) {
+    try {
+      secret = readFileSync(value, 'utf8').trim();
+    } catch (error) {
+      throw usageError(`${source}: cannot read the ${key} file ${value} (${systemErrorCode(error) ?? messageOf(error)})`, 'give the path of a file holding the secret, readable by the agent only');
+    }
+  }
+  registerSecret(secret);
+  if (secret.length < 16) throw usageError(`${source}: ${key} is too short: a shared secret needs at least 16 characters`, 'make one with: openssl rand -hex 32');
+  return secret;
 }
 
 const byteSuffixes: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };

@@ -2,7 +2,7 @@
 // instant (or SIGHUP, or a stop), and again. A check runs at start and then at each tick of the
 // schedule, plus up to `splay` of random delay; checks never overlap (ticks that pass during a
 // check are not made up). After a failed check, ticks are skipped for a backoff that doubles up
-// to max-backoff. SIGHUP checks now; SIGTERM and SIGINT let the check in progress finish (a
+// to max-backoff. SIGHUP (or an accepted POST /check) checks now; SIGTERM and SIGINT let the check in progress finish (a
 // running hook gets stop-grace before its process group is ended) and then the loop ends.
 // Time comes from an injectable clock, so tests can assert the exact instants of every check.
 import type { EventEmitter } from 'node:events';
@@ -107,8 +107,10 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const nextTickAfter = (instant: Date) => CronExpressionParser.parse(settings.schedule, { currentDate: instant }).next().toDate();
 
   const metrics = new AgentMetrics(settings.maxAttempts);
-  const healthServer = settings.httpListen ? await startHealthServer(settings.httpListen, metrics, log) : undefined;
   const wakeups = new Wakeups();
+  const webhook = settings.webhookSecret ? { secret: settings.webhookSecret, minIntervalMs: settings.webhookMinIntervalMs, now: clock.now, requestCheck: () => wakeups.requestCheck(), log } : undefined;
+  if (webhook && !settings.httpListen) log.warn('webhook-secret is set but http-listen is not: POST /check cannot be reached; set http-listen = 127.0.0.1:PORT');
+  const healthServer = settings.httpListen ? await startHealthServer(settings.httpListen, metrics, log, webhook) : undefined;
   let checking = false;
   const stopListening = listenForSignals(options.signals ?? process, wakeups, log, () => checking);
 

@@ -1,10 +1,12 @@
 // Optional http-listen endpoint: /healthz for a load balancer or a fleet monitor, /metrics in
-// the Prometheus text format (prom-client). Unhealthy once max-attempts checks in a row failed,
-// whenever that happens, not only before the first success.
+// the Prometheus text format (prom-client), and POST /check when a webhook secret is set.
+// Unhealthy once max-attempts checks in a row failed, whenever that happens, not only before the
+// first success.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Logger } from './log.js';
+import { webhookHandler, type WebhookOptions } from './webhook.js';
 import type { CheckReport } from './agent-context.js';
 
 export class AgentMetrics {
@@ -15,6 +17,9 @@ export class AgentMetrics {
   private readonly lastSuccess = new Gauge({ name: 'repo_deploy_last_success_timestamp_seconds', help: 'When a check last succeeded (up to date or updated)', registers: [this.registry] });
   private readonly failedInARow = new Gauge({ name: 'repo_deploy_consecutive_failed_checks', help: 'Checks that failed in a row', registers: [this.registry] });
   private readonly live = new Gauge({ name: 'repo_deploy_live_release_info', help: 'The live release and its revision', labelNames: ['release', 'revision'], registers: [this.registry] });
+  private readonly paused = new Gauge({ name: 'repo_deploy_paused', help: '1 while an operator has paused deploys (repo-deploy pause)', registers: [this.registry] });
+  private readonly waiting = new Gauge({ name: 'repo_deploy_waiting_revision_info', help: 'A new revision that may not be deployed yet, and what it waits for (paused, deploy-window, min-age)', labelNames: ['revision', 'gate'], registers: [this.registry] });
+  private readonly waitingUntil = new Gauge({ name: 'repo_deploy_waiting_eligible_timestamp_seconds', help: 'When the waiting revision may be deployed (the deploy window opens, min-age is reached); 0 when unknown or nothing waits', registers: [this.registry] });
   private readonly duration = new Histogram({
     name: 'repo_deploy_check_duration_seconds',
     help: 'How long a check (and update) took',
@@ -37,10 +42,15 @@ export class AgentMetrics {
     this.checksDone++;
     if (result === 'updated') this.deploys.inc();
     if (result === 'reverted') this.reverts.inc();
-    if (result === 'unchanged' || result === 'updated') this.lastSuccess.set(now.getTime() / 1000);
+    if (result === 'unchanged' || result === 'updated' || result === 'waiting') this.lastSuccess.set(now.getTime() / 1000);
     this.consecutiveFailures = outcome instanceof Error ? this.consecutiveFailures + 1 : outcome.failedChecksInARow;
     this.failedInARow.set(this.consecutiveFailures);
-    if (!(outcome instanceof Error) && (outcome.result === 'unchanged' || outcome.result === 'updated') && outcome.release) {
+    if (outcome instanceof Error) return;
+    this.paused.set(outcome.paused ? 1 : 0);
+    this.waiting.reset();
+    this.waitingUntil.set(outcome.result === 'waiting' && outcome.eligibleAt ? Date.parse(outcome.eligibleAt) / 1000 : 0);
+    if (outcome.result === 'waiting') this.waiting.set({ revision: outcome.revision, gate: outcome.gate }, 1);
+    if ((outcome.result === 'unchanged' || outcome.result === 'updated') && outcome.release) {
       this.live.reset();
       this.live.set({ release: outcome.release, revision: outcome.revision ?? '' }, 1);
     }
@@ -51,9 +61,15 @@ export class AgentMetrics {
   }
 }
 
-export async function startHealthServer(address: { host: string; port: number }, metrics: AgentMetrics, log: Logger): Promise<Server> {
+export async function startHealthServer(address: { host: string; port: number }, metrics: AgentMetrics, log: Logger, webhook?: WebhookOptions): Promise<Server> {
+  const onCheck = webhook ? webhookHandler(webhook) : undefined;
   const server = createServer((request, response) => {
     const path = (request.url ?? '/').replace(/\?.*$/, '');
+    if (path === '/check') {
+      if (onCheck) return onCheck(request, response);
+      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: POST /check is off (no webhook-secret is set)\n');
+      return;
+    }
     if (path === '/healthz') {
       const body = JSON.stringify({
         status: metrics.healthy ? (metrics.checksDone === 0 ? 'starting' : 'ok') : 'unhealthy',
@@ -76,6 +92,6 @@ export async function startHealthServer(address: { host: string; port: number },
     server.listen(address.port, address.host, resolve);
   });
   const bound = server.address() as AddressInfo;
-  log.info(`serving /healthz and /metrics on http://${bound.address}:${bound.port}`);
+  log.info(`serving /healthz, /metrics${webhook ? ' and POST /check' : ''} on http://${bound.address}:${bound.port}${webhook ? '' : '; POST /check (deploy on push) is off: set webhook-secret to turn it on'}`);
   return server;
 }

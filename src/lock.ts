@@ -36,7 +36,7 @@ export interface LockOptions {
 
 export type ReleaseLock = () => Promise<void>;
 
-interface LockOwner {
+export interface LockOwner {
   pid: number;
   host: string;
   since: string;
@@ -66,6 +66,16 @@ export async function acquireLocks(options: LockOptions): Promise<ReleaseLock> {
 }
 
 const ownerFile = (path: string) => `${path}.owner`;
+
+/**
+ * Who holds the agent's lock now, as far as its owner note and the process table tell, without
+ * touching the lock (a probe could make a cron -f run starting at that instant fail).
+ */
+export async function currentLockHolder(cacheDirectory: string): Promise<LockOwner | undefined> {
+  const owner = await readOwner(cacheLayoutFor(cacheDirectory).lockFile);
+  if (!owner || owner.host !== hostname() || (await processStartTime(owner.pid)) === undefined) return undefined;
+  return owner;
+}
 
 /** The abstract socket name of a lock: the same for every path that reaches the same directory. */
 async function kernelLockName(path: string): Promise<string> {

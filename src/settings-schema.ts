@@ -1,11 +1,12 @@
 // The one list of settings: each key's name, how its value is read, its default and its
 // documentation. The config file, the environment (REPO_DEPLOY_<KEY>), the flags and the
 // README's table all come from here, so a new setting is added in one place.
+import type { DeployWindow } from './deploy-window.js';
 import type { Remote } from './remote.js';
 
 export type SettingKind =
   | 'string' | 'path' | 'seconds' | 'count' | 'bytes' | 'boolean' | 'enum' | 'secret'
-  | 'remote' | 'listen' | 'checksum' | 'list';
+  | 'remote' | 'listen' | 'checksum' | 'list' | 'secret-source' | 'windows' | 'timezone';
 
 export interface SettingSpec {
   key: string;
@@ -58,7 +59,12 @@ export const settingSpecs = [
   { key: 'retry-backoff', field: 'retryBackoffMs', kind: 'seconds', defaultValue: '10', minimum: 1, description: 'After a failed check, scheduled checks wait this long, doubled at each further failure.' },
   { key: 'max-backoff', field: 'maxBackoffMs', kind: 'seconds', defaultValue: '900', minimum: 1, description: 'The longest wait between checks after repeated failures.' },
   { key: 'stop-grace', field: 'stopGraceMs', kind: 'seconds', defaultValue: '30', minimum: 0, description: 'On SIGTERM or SIGINT, seconds a running hook may go on before its process group is ended.' },
-  { key: 'http-listen', field: 'httpListen', kind: 'listen', description: 'Address for /healthz and /metrics, e.g. 127.0.0.1:9464; off when unset.' },
+  { key: 'http-listen', field: 'httpListen', kind: 'listen', description: 'Address for /healthz, /metrics and POST /check, e.g. 127.0.0.1:9464; off when unset.' },
+  { key: 'webhook-secret', field: 'webhookSecret', kind: 'secret-source', description: 'Turns on POST /check (deploy on push) on http-listen: the shared secret (at least 16 characters), or the absolute path of a file holding it. Never logged.' },
+  { key: 'webhook-min-interval', field: 'webhookMinIntervalMs', kind: 'seconds', defaultValue: '5', minimum: 1, description: 'Seconds between two accepted POST /check requests; one sooner is answered 429 with Retry-After.' },
+  { key: 'deploy-window', field: 'deployWindow', kind: 'windows', description: 'When updates may start: one or more `<cron> <duration>` entries separated by ";" (e.g. `0 9 * * 1-5 8h`). Outside every window checks still run, but nothing is deployed. Unset: always.' },
+  { key: 'deploy-window-timezone', field: 'deployWindowTimezone', kind: 'timezone', description: 'IANA time zone of deploy-window\'s cron expressions (e.g. Europe/Berlin). Default: the system\'s.' },
+  { key: 'min-age', field: 'minAgeMs', kind: 'seconds', defaultValue: '0', minimum: 0, description: 'Seconds a revision must have been on the remote, unchanged, since this agent first saw it, before it is deployed; one replaced sooner is never deployed.' },
   { key: 'allowed-signers', field: 'allowedSigners', kind: 'path', description: 'OpenSSH allowed_signers file: when set, only archives with a good `<remote>.sig` and commits or tags signed by these keys are deployed.' },
   { key: 'checksum', field: 'checksum', kind: 'checksum', description: 'sha256:<hex> of the one archive allowed to deploy.' },
   { key: 'gpg-keyring', field: 'gpgKeyring', kind: 'path', description: 'A GnuPG public keyring (exported keys): git commits and tags may also be GPG-signed by these keys.' },
@@ -77,10 +83,11 @@ type ValueOf<Spec> =
   : Spec extends { kind: 'remote' } ? Remote
   : Spec extends { kind: 'listen' } ? ListenAddress
   : Spec extends { kind: 'list' } ? string[]
+  : Spec extends { kind: 'windows' } ? DeployWindow[]
   : string;
 
 /** A setting with a default (or a list, empty when unset) always has a value. */
-type SettingValue<Spec> = Spec extends { defaultValue: string } | { defaultFrom: string } | { kind: 'list' } ? ValueOf<Spec> : ValueOf<Spec> | undefined;
+type SettingValue<Spec> = Spec extends { defaultValue: string } | { defaultFrom: string } | { kind: 'list' | 'windows' } ? ValueOf<Spec> : ValueOf<Spec> | undefined;
 
 /** Every setting of the schema, typed by its kind: a new setting needs no other declaration. */
 export type SchemaSettings = { -readonly [Spec in (typeof settingSpecs)[number] as Spec['field']]: SettingValue<Spec> };

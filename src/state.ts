@@ -75,6 +75,23 @@ export interface HeldBackRevision {
   trust?: string;
 }
 
+/** A new revision seen on the remote that may not be deployed yet (paused, outside the deploy window, younger than min-age). */
+export interface WaitingRevision {
+  revision: string;
+  /** The remote (redacted) it was seen on: a change of remote starts afresh. */
+  remote: string;
+  /** The remote's answer for it, so later checks ask "still this one?" without downloading it. */
+  remoteState: RemoteState;
+  /** When this agent first saw the remote at this revision: min-age counts from here. */
+  firstSeenAt: string;
+  gate: GateKind;
+  reason: string;
+  /** When the gate is expected to open (the window's opening, min-age reached); none for a pause. */
+  eligibleAt?: string;
+}
+
+export type GateKind = 'paused' | 'deploy-window' | 'min-age';
+
 export interface AgentState {
   version: 1;
   /** The remote, redacted, that remoteState belongs to. */
@@ -95,6 +112,7 @@ export interface AgentState {
   brokenLive?: string;
   /** A revision not to deploy again until the remote changes or `repo-deploy retry`. */
   heldBack?: HeldBackRevision;
+  waiting?: WaitingRevision;
 }
 
 const stateFilePath = (cacheDirectory: string) => cacheLayoutFor(cacheDirectory).stateFile;

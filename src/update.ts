@@ -18,6 +18,8 @@ import { layoutFor, newReleaseId, readLiveRelease, releaseExists, releasePath, r
 import { loadState, recordLiveRelease, saveState, type AgentState } from './state.js';
 import { asDeployError, switchRelease, type SwitchResult } from './switch-release.js';
 import { ensureOwnDirectory } from './own-directory.js';
+import { closedGate, noteWaiting, refreshWaiting, waitingFor, type ClosedGate } from './deploy-gates.js';
+import { readPause } from './pause.js';
 import { pausePoint } from './test-pause.js';
 import { manifestPath, writeManifest } from './verify/manifest.js';
 import { trustFingerprint, VerificationError } from './verify/refusal.js';
@@ -55,7 +57,8 @@ export async function checkForUpdate(context: AgentContext): Promise<CheckReport
     const outcome = await lockedCheck(context, remote, layout, state, liveRelease);
     if (state.brokenLive) await repairBrokenLive(context, layout, state, outcome);
     recordCheck(state, outcome, context.now());
-    return { ...outcome, failedChecksInARow: state.consecutiveFailedChecks };
+    const paused = (await readPause(cacheLayoutFor(context.settings.cache))) !== undefined;
+    return { ...outcome, failedChecksInARow: state.consecutiveFailedChecks, paused };
   });
 }
 
@@ -89,9 +92,14 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
     releaseHeldBack(state);
   }
   const held = state.heldBack && state.remote === remoteKey ? state.heldBack : undefined;
-  // With a revision held back, the remote is asked "still that one?", so it is not downloaded again.
+  const cache = cacheLayoutFor(settings.cache);
+  const waiting = held ? undefined : waitingFor(state, remoteKey);
+  const stillWaiting = waiting && (await closedGate(context, await readPause(cache), new Date(waiting.firstSeenAt)));
+  // With a revision held back, or one that must still wait, the remote is asked "still that
+  // one?", so it is not downloaded again.
   const live = liveRevision(state, remoteKey);
-  const deployed: DeployedRevision | undefined = held ? { revision: held.revision, remoteState: held.remoteState, sameRemote: true } : live;
+  const remembered = held ?? (stillWaiting ? waiting : undefined);
+  const deployed: DeployedRevision | undefined = remembered ? { revision: remembered.revision, remoteState: remembered.remoteState, sameRemote: true } : live;
   log.debug(`checking ${remoteKey}`);
   const quietUntil = state.remoteQuietUntil ? Date.parse(state.remoteQuietUntil) : 0;
   if (quietUntil > context.now().getTime()) {
@@ -101,7 +109,7 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
   let checked: CheckResult;
   try {
     const fetcher = await createFetcher(remote);
-    checked = await fetcher.check({ settings, cache: cacheLayoutFor(settings.cache), deployed, live, log, signal: context.signal, progress: context.progress });
+    checked = await fetcher.check({ settings, cache, deployed, live, log, signal: context.signal, progress: context.progress });
   } catch (error) {
     if (error instanceof VerificationError) return refused(state, error, trust, context.now(), log);
     if (error instanceof DeployError && error.retryAfterMs !== undefined) {
@@ -113,6 +121,15 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
 
   if (!checked.changed) {
     if (held) return heldBackOutcome(state, held.revision, log);
+    if (waiting && stillWaiting) {
+      refreshWaiting(waiting, checked.remoteState);
+      noteWaiting(context, state, waiting, stillWaiting);
+      return waitingOutcome(waiting, stillWaiting);
+    }
+    if (waiting) {
+      log.info(`revision ${shortRevision(waiting.revision)}, which was waiting, is no longer on the remote; it will not be deployed`, { revision: waiting.revision });
+      state.waiting = undefined;
+    }
     if (state.current && checked.remoteState) {
       state.current.remoteState = checked.remoteState;
       state.remote = remoteKey;
@@ -124,6 +141,7 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
     if (checked.revision === state.current?.revision) {
       // The remote is back at what is live (after a rollback, or a held-back revision withdrawn).
       releaseHeldBack(state);
+      state.waiting = undefined;
       state.current.remoteState = checked.remoteState;
       state.remote = remoteKey;
       log.info(`the remote is at the live revision ${shortRevision(checked.revision)} again`);
@@ -133,6 +151,15 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
       held.remoteState = checked.remoteState;
       return heldBackOutcome(state, held.revision, log);
     }
+    // Read again: a pause set during the download applies to this update.
+    const firstSeenAt = waiting?.revision === checked.revision ? waiting.firstSeenAt : context.now().toISOString();
+    const gate = await closedGate(context, await readPause(cache), new Date(firstSeenAt));
+    if (gate) {
+      const next = { revision: checked.revision, remote: remoteKey, remoteState: checked.remoteState, firstSeenAt };
+      noteWaiting(context, state, next, gate);
+      return waitingOutcome(next, gate);
+    }
+    state.waiting = undefined;
     return await deploy(context, layout, state, checked, remoteKey, liveRelease);
   } finally {
     await checked.dispose();
@@ -178,6 +205,10 @@ function refused(state: AgentState, error: VerificationError, trust: string, now
   holdBackRefused(state, error, trust, now);
   log.error(error.message, { revision: error.revision });
   return { result: 'refused', revision: error.revision, error };
+}
+
+function waitingOutcome(waiting: { revision: string }, gate: ClosedGate): CheckOutcome {
+  return { result: 'waiting', revision: waiting.revision, gate: gate.gate, reason: gate.reason, eligibleAt: gate.eligibleAt?.toISOString() };
 }
 
 function heldBackOutcome(state: AgentState, revision: string, log: Logger): CheckOutcome {
@@ -327,7 +358,7 @@ function recordCheck(state: AgentState, outcome: CheckOutcome, now: Date): void 
   const at = now.toISOString();
   const revision = 'revision' in outcome ? outcome.revision : undefined;
   state.lastCheck = { at, result: outcome.result, revision };
-  if (outcome.result === 'unchanged' || outcome.result === 'updated') {
+  if (outcome.result === 'unchanged' || outcome.result === 'updated' || outcome.result === 'waiting') {
     state.lastSuccessAt = at;
     state.consecutiveFailedChecks = 0;
     return;

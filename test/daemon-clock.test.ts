@@ -5,23 +5,14 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { loadSettings } from '../src/config.js';
-import { runDaemon, type DaemonClock } from '../src/daemon.js';
+import { runDaemon } from '../src/daemon.js';
 import { createLogger } from '../src/log.js';
 import { makeSandbox } from './helpers/cli.js';
 import { temporaryDirectory } from './helpers/temp.js';
+import { VirtualClock } from './helpers/virtual-clock.js';
 import { zipTree } from './helpers/zips.js';
 
-/** Time stands still while the daemon works and jumps ahead exactly as far as it sleeps. */
-class VirtualClock implements DaemonClock {
-  constructor(private time: number) {}
-  now = () => new Date(this.time);
-  async sleep(ms: number, wake: AbortSignal): Promise<void> {
-    await yieldToEventLoop();
-    if (!wake.aborted) this.time += ms;
-  }
-}
 
 interface Run {
   checks: Array<{ at: string; result: string; failedInARow?: number }>;
