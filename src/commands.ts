@@ -31,6 +31,7 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
   let live = await readLiveRelease(layout).catch((error: Error) => `unreadable: ${error.message}`);
   if (live && !live.startsWith('unreadable') && !(await releaseExists(layout, live))) live = `MISSING: ${live} (its directory is gone; the next check redeploys)`;
   const pause = await readPause(cacheLayoutFor(settings.cache));
+  const holder = await currentLockHolder(settings.cache);
   const window = settings.deployWindow.length > 0 ? await windowStateAt(settings.deployWindow, settings.deployWindowTimezone, context.now()) : undefined;
   const report = {
     live: live === undefined ? null : { release: live, revision: state.current?.revision || null },
@@ -43,6 +44,7 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
     heldBack: state.heldBack ? { revision: state.heldBack.revision, reason: state.heldBack.reason, since: state.heldBack.since, lastError: state.heldBack.lastError ?? null } : null,
     failures: state.failures,
     interruptedSwitch: state.inProgress ?? null,
+    switchRunning: state.inProgress !== undefined && holder !== undefined,
     paused: pause ?? null,
     waiting: state.waiting ?? null,
     deployWindow: window ? (window.open ? { open: true, closesAt: window.closesAt.toISOString() } : { open: false, opensAt: window.opensAt?.toISOString() ?? null }) : null,
@@ -60,7 +62,13 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
   print(`paused:         ${pause ? `${describePause(pause)} ("repo-deploy resume" ends it)` : 'no'}`);
   print(`waiting:        ${state.waiting ? `revision ${shortRevision(state.waiting.revision)} ${state.waiting.reason}` : 'none'}`);
   if (window) print(`deploy window:  ${window.open ? `open until ${window.closesAt.toISOString()}` : `closed${window.opensAt ? `, opens at ${window.opensAt.toISOString()}` : ''}`}`);
-  if (report.interruptedSwitch) print(`interrupted:    ${report.interruptedSwitch.kind} to ${report.interruptedSwitch.release} during ${report.interruptedSwitch.step}; the next check finishes or undoes it`);
+  const switching = report.interruptedSwitch;
+  if (switching && holder) {
+    const step = switching.step === 'gate' ? 'the health gate (not committed until it passes)' : switching.step;
+    print(`in progress:    ${switching.kind} to ${switching.release} (revision ${shortRevision(switching.revision)}), now in ${step}, by process ${holder.pid} since ${switching.startedAt}`);
+  } else if (switching) {
+    print(`interrupted:    ${switching.kind} to ${switching.release} during ${switching.step}; the next check finishes or undoes it`);
+  }
 }
 
 export async function releasesCommand(context: AgentContext, json: boolean, print: Print): Promise<void> {

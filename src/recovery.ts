@@ -1,7 +1,8 @@
 // At the start of every check (with the lock held): finishes or undoes a release switch that a
 // crash interrupted, as journaled in the state. Before the swap, the unfinished release is
-// removed; from the swap on, the switch counts as a failed post-update: the previous release is
-// put back and the post-update hooks run in phase "revert".
+// removed; from the swap on (post-update hooks, the health gate, a revert), the switch counts as
+// a failed post-update: the previous release is put back and the post-update hooks run in phase
+// "revert".
 import { removeRelease, type Layout } from './releases.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from './log.js';
@@ -19,7 +20,7 @@ export async function recoverInterruptedSwitch(context: AgentContext, layout: La
   // the revert hooks (or a new update) that follow.
   if (journal.hookProcess) await endLeftoverHook(journal.hookProcess, log);
   const swapped = liveRelease === journal.release && journal.release !== journal.previousRelease;
-  const afterSwap = journal.step === 'post-update' || journal.step === 'revert' || swapped;
+  const afterSwap = journal.step === 'post-update' || journal.step === 'gate' || journal.step === 'revert' || swapped;
   const what = `${journal.kind === 'rollback' ? 'a rollback' : 'an update'} to release ${journal.release}`;
   if (afterSwap) {
     log.warn(`${what} was interrupted during ${journal.step}; reverting to ${journal.previousRelease ?? 'no release'}`, {

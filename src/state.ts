@@ -40,7 +40,7 @@ export interface FailureRecord {
  * The journal of a release switch (an update or a rollback), saved before each step so that
  * the next start can finish or undo a switch a crash interrupted.
  */
-export type SwitchStep = 'stage' | 'pre-update' | 'swap' | 'post-update' | 'revert';
+export type SwitchStep = 'stage' | 'pre-update' | 'swap' | 'post-update' | 'gate' | 'revert';
 
 export interface UpdateInProgress {
   kind: 'update' | 'rollback';

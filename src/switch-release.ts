@@ -1,8 +1,10 @@
 // Switching the live path from one release to another, the heart of an update and of a
 // rollback: pre-update hooks (a failure blocks), the atomic swap, post-update hooks (a failure
-// reverts and runs the hooks again in phase "revert"). Each step is journaled in the state
+// reverts and runs the hooks again in phase "revert"), then for an update the health gate (a
+// failure reverts the same way). Each step is journaled in the state
 // before it runs, so a crash anywhere is finished or undone by the next start (recovery.ts).
 import { DeployError, messageOf, noSpaceError } from './errors.js';
+import { passHealthGate } from './health-gate.js';
 import { runHooks, type HookEnvironment, type HookPhase } from './hooks.js';
 import { pointLiveAt, releasePath, type Layout } from './releases.js';
 import { processStartTime } from './process-identity.js';
@@ -74,12 +76,50 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
 
   try {
     await runPhase(context, state, settings.postHooks, phase('post-update'), 'post-hook', forward, true);
+    if (request.kind === 'update' && settings.healthCheck) {
+      await journal('gate');
+      await pausePoint('gate');
+      await runGate(context, state, settings.healthCheck, forward);
+    }
   } catch (error) {
     await revertSwitch(context, layout, state);
     return { switched: false, stage: 'post-update', error: asDeployError(error), stopped: stopped() };
   }
   state.inProgress = undefined;
   return { switched: true };
+}
+
+/** The health gate of an update, its check command's process group journaled like a hook's. */
+async function runGate(context: AgentContext, state: AgentState, check: string, hookEnvironment: HookEnvironment): Promise<void> {
+  const { settings } = context;
+  await withJournaledProcesses(context, state, (journalStarted) =>
+    passHealthGate({
+      gate: { check, timeoutMs: settings.healthTimeoutMs, settleMs: settings.healthSettleMs, intervalMs: settings.healthIntervalMs },
+      hookEnvironment,
+      baseEnv: context.env,
+      log: context.log,
+      signal: context.signal,
+      now: context.now,
+      onProcess: (pid) => journalStarted('health-check', pid),
+    }),
+  );
+}
+
+/**
+ * Runs `work`, journaling each child process it reports (a hook, the health check) so that
+ * recovery after a crash can end it. The journal writes go one after another and are all done
+ * before this returns, so none can land after (and over) a later save of the state.
+ */
+async function withJournaledProcesses(context: AgentContext, state: AgentState, work: (journalStarted: (name: string, pid: number) => void) => Promise<void>): Promise<void> {
+  let journaling = Promise.resolve();
+  try {
+    await work((name, pid) => {
+      journaling = journaling.then(() => journalRunningHook(context, state, name, pid));
+    });
+  } finally {
+    await journaling;
+    if (state.inProgress) state.inProgress.hookProcess = undefined;
+  }
 }
 
 /**
@@ -127,11 +167,8 @@ async function runPhase(
   stoppable: boolean,
   timeoutMs = context.settings.hookTimeoutMs,
 ): Promise<void> {
-  // Journal writes for the hooks of this phase, one after another; all done before the phase
-  // returns, so none can land after (and over) a later save of the state.
-  let journaling = Promise.resolve();
-  try {
-    await runHooks({
+  await withJournaledProcesses(context, state, (journalStarted) =>
+    runHooks({
       directory,
       phase,
       hookEnvironment,
@@ -141,14 +178,9 @@ async function runPhase(
       signal: stoppable ? context.signal : undefined,
       stopGraceMs: context.settings.stopGraceMs,
       failureKind,
-      onHookStarted: (hook, pid) => {
-        journaling = journaling.then(() => journalRunningHook(context, state, hook, pid));
-      },
-    });
-  } finally {
-    await journaling;
-    if (state.inProgress) state.inProgress.hookProcess = undefined;
-  }
+      onHookStarted: journalStarted,
+    }),
+  );
 }
 
 /** Records the running hook's process group, so that recovery after a crash can end it. */
