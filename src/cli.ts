@@ -29,7 +29,7 @@ const exitCodeHelp =
   '7 the remote\'s revision is held back after max-attempts failures (see repo-deploy retry), ' +
   '8 refused: a signature, checksum or ancestry check failed (or repo-deploy verify found a difference).';
 
-type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify' | 'adopt' | 'pause' | 'resume';
+type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify' | 'adopt' | 'pause' | 'resume' | 'fleet';
 
 function parser(argv: string[]) {
   return yargs(argv)
@@ -73,6 +73,15 @@ function parser(argv: string[]) {
     )
     .command('resume', 'Deploy again after repo-deploy pause (what waited is deployed at the next check)', (command) =>
       command.example('$0 resume && systemctl reload repo-deploy', 'Resume and check now (the reload sends SIGHUP)'),
+    )
+    .command('fleet <action> [revision]', 'The fleet (fleet-redis): status [--json], halt [--reason TEXT] (no server starts an update), resume [REVISION]', (command) =>
+      command
+        .positional('action', { choices: ['status', 'halt', 'resume'] as const, describe: 'What to do' })
+        .positional('revision', { type: 'string', describe: 'With resume: a revision halted after failures, to roll out again' })
+        .option('json', { type: 'boolean', default: false, describe: 'With status: print JSON' })
+        .option('reason', { type: 'string', describe: 'With halt: why, shown by fleet status' })
+        .example('$0 fleet status', 'Every member, and how the rollout goes')
+        .example('$0 fleet halt --reason "errors in eu-west"', 'Stop the rollout everywhere'),
     )
     .command('verify', 'Check the live tree against the manifest made when it was deployed (exit 8 on any difference)', (command) =>
       command.example('$0 verify', 'Prove the live tree is what was deployed'),
@@ -160,6 +169,13 @@ async function main(argv: string[]): Promise<number> {
       case 'adopt':
         await commands.adoptCommand(context, print);
         return ExitCode.ok;
+      case 'fleet': {
+        const fleetCommands = await import('./fleet-commands.js');
+        if (parsed.action === 'status') await fleetCommands.fleetStatusCommand(context, Boolean(parsed.json), print);
+        else if (parsed.action === 'halt') await fleetCommands.fleetHaltCommand(context, parsed.reason as string | undefined, print);
+        else await fleetCommands.fleetResumeCommand(context, parsed.revision as string | undefined, print);
+        return ExitCode.ok;
+      }
       case 'pause':
         await commands.pauseCommand(context, parsed.reason as string | undefined, print);
         return ExitCode.ok;

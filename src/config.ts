@@ -87,6 +87,9 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
   await checkNamedPaths(schemaSettings, sources);
   const warnings = [...misspelledVariables(env), ...(await exposedSecrets(configPath, fileSettings))];
 
+  if (schemaSettings.fleetRedis && !/^[A-Za-z0-9._-]+$/.test(schemaSettings.fleetName ?? '')) {
+    throw usageError(schemaSettings.fleetName ? `fleet-name = "${schemaSettings.fleetName}" may hold only letters, digits, ".", "_" and "-"` : 'fleet-redis is set, but fleet-name is not', 'name the fleet: fleet-name = web-production');
+  }
   if (schemaSettings.deployWindow.length > 0) await validateDeployWindows(schemaSettings.deployWindow, schemaSettings.deployWindowTimezone);
 
   const { awsAccessKey, awsSecretKey } = schemaSettings;
@@ -206,6 +209,22 @@ function interpret(spec: SettingSpec, sourced: SourcedValue | undefined, cwd: st
       return parseDeployWindows(value, source);
     case 'timezone':
       return parseTimeZone(value, source);
+    case 'redis-url': {
+      let password = '';
+      try {
+        if (!/^rediss?:\/\/[^/]/i.test(value)) throw new Error('not redis');
+        password = new URL(value).password;
+      } catch {
+        throw usageError(`${source}: ${spec.key} is not a redis:// or rediss:// URL`, 'write it as redis://[user:password@]host:port[/db]');
+      }
+      registerSecret(decodeURIComponent(password));
+      return value;
+    }
+    case 'count-or-percent': {
+      const match = /^(\d+)(%?)$/.exec(value.trim());
+      if (!match || (match[2] && (Number(match[1]) < 1 || Number(match[1]) > 100))) throw bad('a number of servers or a percentage such as 25%');
+      return match[2] ? { percent: Number(match[1]) } : { count: Number(match[1]) };
+    }
   }
 }
 

@@ -46,7 +46,7 @@ export function noteWaiting(context: AgentContext, state: AgentState, waiting: O
     context.log.info(`revision ${shortRevision(before.revision)}, which was waiting, is no longer on the remote (now ${shortRevision(waiting.revision)}); it will not be deployed`, { revision: before.revision });
   }
   const message = `revision ${shortRevision(waiting.revision)} ${gate.reason}`;
-  if (before?.revision === waiting.revision && before.gate === gate.gate) context.log.debug(message, { revision: waiting.revision });
+  if (before?.revision === waiting.revision && before.reason === gate.reason) context.log.debug(message, { revision: waiting.revision });
   else context.log.info(message, { revision: waiting.revision });
   state.waiting = { ...waiting, gate: gate.gate, reason: gate.reason, eligibleAt: gate.eligibleAt?.toISOString() };
 }

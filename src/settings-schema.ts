@@ -6,7 +6,7 @@ import type { Remote } from './remote.js';
 
 export type SettingKind =
   | 'string' | 'path' | 'seconds' | 'count' | 'bytes' | 'boolean' | 'enum' | 'secret'
-  | 'remote' | 'listen' | 'checksum' | 'list' | 'secret-source' | 'windows' | 'timezone';
+  | 'remote' | 'listen' | 'checksum' | 'list' | 'secret-source' | 'windows' | 'timezone' | 'redis-url' | 'count-or-percent';
 
 export interface SettingSpec {
   key: string;
@@ -23,6 +23,9 @@ export interface SettingSpec {
   minimum?: number;
   description: string;
 }
+
+/** A number of servers, or a percentage of the fleet's live members ("2", "25%"). */
+export type CountOrPercent = { count: number } | { percent: number };
 
 export interface ListenAddress {
   host: string;
@@ -42,6 +45,14 @@ export const settingSpecs = [
   { key: 'health-timeout', field: 'healthTimeoutMs', kind: 'seconds', defaultValue: '10', minimum: 1, description: 'Seconds one health check may take (the command is then ended with its process group).' },
   { key: 'health-settle', field: 'healthSettleMs', kind: 'seconds', defaultValue: '0', minimum: 0, description: 'Seconds the health check must keep passing, tried every health-interval, before the update is committed; 0 checks once.' },
   { key: 'health-interval', field: 'healthIntervalMs', kind: 'seconds', defaultValue: '5', minimum: 1, description: 'Seconds between health checks during health-settle.' },
+  { key: 'fleet-redis', field: 'fleetRedis', kind: 'redis-url', description: 'Coordinates rollouts across a fleet: redis://[user:password@]host:port[/db] or rediss:// (TLS). The password is never logged. Off when unset.' },
+  { key: 'fleet-name', field: 'fleetName', kind: 'string', description: 'The fleet\'s key namespace in Redis (letters, digits, . _ -), so several fleets share one Redis; required with fleet-redis.' },
+  { key: 'host-id', field: 'hostId', kind: 'string', description: 'This server\'s name in the fleet. Default: the host name.' },
+  { key: 'max-parallel', field: 'maxParallel', kind: 'count-or-percent', defaultValue: '1', description: 'At most this many servers of the fleet (or N% of its live members) between the start of their pre-update hooks and the end of their health gate.' },
+  { key: 'canary', field: 'canary', kind: 'count-or-percent', defaultValue: '0', description: 'A new revision is first deployed by at most this many servers (or N%); the others wait until that many have passed the gate. 0: no canary.' },
+  { key: 'max-failed-hosts', field: 'maxFailedHosts', kind: 'count', defaultValue: '1', minimum: 1, description: 'Servers that failed the same revision (blocked, reverted, failed the gate) before it is halted for the whole fleet.' },
+  { key: 'fleet-lease', field: 'fleetLeaseMs', kind: 'seconds', defaultValue: '60', minimum: 3, description: 'Seconds a rollout slot and a membership last unless renewed: a server that dies frees its slot within this time.' },
+  { key: 'fleet-fail-open', field: 'fleetFailOpen', kind: 'boolean', defaultValue: 'no', description: 'yes deploys without the fleet when its Redis cannot be reached; by default no update starts then.' },
   { key: 'aws-access-key', field: 'awsAccessKey', kind: 'secret', description: 'S3 access key id (with aws-secret-key).' },
   { key: 'aws-secret-key', field: 'awsSecretKey', kind: 'secret', description: 'S3 secret access key (with aws-access-key). Never logged.' },
   { key: 'aws-region', field: 'awsRegion', kind: 'string', description: 'S3 region; else the AWS SDK\'s own lookup.' },
@@ -88,6 +99,7 @@ type ValueOf<Spec> =
   : Spec extends { kind: 'listen' } ? ListenAddress
   : Spec extends { kind: 'list' } ? string[]
   : Spec extends { kind: 'windows' } ? DeployWindow[]
+  : Spec extends { kind: 'count-or-percent' } ? CountOrPercent
   : string;
 
 /** A setting with a default (or a list, empty when unset) always has a value. */

@@ -90,7 +90,7 @@ export interface WaitingRevision {
   eligibleAt?: string;
 }
 
-export type GateKind = 'paused' | 'deploy-window' | 'min-age';
+export type GateKind = 'paused' | 'deploy-window' | 'min-age' | 'fleet';
 
 export interface AgentState {
   version: 1;

@@ -20,13 +20,17 @@ export interface SwitchRequest {
   previousRevision: string;
   /** A release made for this switch is removed if the switch fails; a rollback's target is kept. */
   removeOnFailure: boolean;
+  /** Asked after the pre-update hooks: a reason not to swap (a fleet slot's lease was lost), or undefined. */
+  mayProceed?: () => string | undefined;
 }
 
 /**
  * `stopped`: the agent was asked to stop (SIGTERM, SIGINT) and abandoned the switch: not a
  * failure of the revision, which is tried again at the next start.
  */
-export type SwitchResult = { switched: true } | { switched: false; stage: 'pre-update' | 'post-update'; error: DeployError; stopped: boolean };
+export type SwitchResult =
+  | { switched: true }
+  | { switched: false; stage: 'pre-update' | 'post-update'; error: DeployError; stopped: boolean; abandoned?: boolean };
 
 export async function switchRelease(context: AgentContext, layout: Layout, state: AgentState, request: SwitchRequest): Promise<SwitchResult> {
   const { settings, log } = context;
@@ -65,6 +69,11 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
     state.inProgress = undefined;
     log.info(`the agent is stopping: release ${request.release} is not made live; the next start tries again`);
     return { switched: false, stage: 'pre-update', error: new DeployError('pre-hook', 'the agent is stopping'), stopped: true };
+  }
+  const veto = request.mayProceed?.();
+  if (veto) {
+    state.inProgress = undefined;
+    return { switched: false, stage: 'pre-update', error: new DeployError('fetch', `${veto}; the update was abandoned before the swap`, { hint: 'the live release is unchanged; the next check asks the fleet again' }), stopped: false, abandoned: true };
   }
 
   await journal('swap');

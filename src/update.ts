@@ -9,17 +9,18 @@ import { cacheLayoutFor } from './cache-layout.js';
 import { DeployError, fetchError } from './errors.js';
 import { forgetFailures, holdBackRefused, recordFailure, releaseHeldBack, shortRevision } from './failures.js';
 import { createFetcher } from './fetchers/registry.js';
-import type { CheckResult, DeployedRevision, PendingRevision } from './fetchers/types.js';
+import type { CheckResult, DeployedRevision, PendingRevision, RemoteState } from './fetchers/types.js';
 import { acquireLocks } from './lock.js';
 import type { Logger } from './log.js';
 import { recoverInterruptedSwitch } from './recovery.js';
 import type { Remote } from './remote.js';
 import { layoutFor, newReleaseId, readLiveRelease, releaseExists, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
-import { loadState, recordLiveRelease, saveState, type AgentState } from './state.js';
+import { loadState, recordLiveRelease, saveState, type AgentState, type WaitingRevision } from './state.js';
 import { asDeployError, switchRelease, type SwitchResult } from './switch-release.js';
 import { ensureOwnDirectory } from './own-directory.js';
 import { closedGate, noteWaiting, refreshWaiting, waitingFor, type ClosedGate } from './deploy-gates.js';
 import { readPause } from './pause.js';
+import { FleetRollout } from './fleet-rollout.js';
 import { pausePoint } from './test-pause.js';
 import { manifestPath, writeManifest } from './verify/manifest.js';
 import { trustFingerprint, VerificationError } from './verify/refusal.js';
@@ -54,7 +55,7 @@ export async function checkForUpdate(context: AgentContext): Promise<CheckReport
   const remote = requireRemote(context.settings);
   return withLockedState(context, async (state, layout) => {
     const liveRelease = await prepare(context, layout, state);
-    const outcome = await lockedCheck(context, remote, layout, state, liveRelease);
+    const outcome = await checkWithFleet(context, state, (rollout) => lockedCheck(context, remote, layout, state, liveRelease, rollout));
     if (state.brokenLive) await repairBrokenLive(context, layout, state, outcome);
     recordCheck(state, outcome, context.now());
     const paused = (await readPause(cacheLayoutFor(context.settings.cache))) !== undefined;
@@ -83,7 +84,29 @@ export async function prepare(context: AgentContext, layout: Layout, state: Agen
   return liveRelease;
 }
 
-async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout, state: AgentState, liveRelease: string | undefined): Promise<CheckOutcome> {
+/** Runs the check as a member of the fleet when fleet-redis is set; a fleet that cannot be reached fails the check (fail closed). */
+async function checkWithFleet(context: AgentContext, state: AgentState, check: (rollout: FleetRollout | undefined) => Promise<CheckOutcome>): Promise<CheckOutcome> {
+  if (!context.settings.fleetRedis) return check(undefined);
+  let rollout: FleetRollout | undefined;
+  try {
+    rollout = await FleetRollout.join(context);
+  } catch (error) {
+    return failed(error, context.log);
+  }
+  if (!rollout) return check(undefined);
+  let outcome: CheckOutcome = { result: 'failed', error: new DeployError('internal', 'the check did not end') };
+  try {
+    outcome = await check(rollout);
+    return outcome;
+  } catch (error) {
+    outcome = failed(error, context.log);
+    return outcome;
+  } finally {
+    await rollout.finish(outcome, state);
+  }
+}
+
+async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout, state: AgentState, liveRelease: string | undefined, rollout: FleetRollout | undefined): Promise<CheckOutcome> {
   const { settings, log } = context;
   const remoteKey = remote.display;
   const trust = await trustFingerprint(settings);
@@ -95,10 +118,19 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
   const cache = cacheLayoutFor(settings.cache);
   const waiting = held ? undefined : waitingFor(state, remoteKey);
   const stillWaiting = waiting && (await closedGate(context, await readPause(cache), new Date(waiting.firstSeenAt)));
-  // With a revision held back, or one that must still wait, the remote is asked "still that
-  // one?", so it is not downloaded again.
   const live = liveRevision(state, remoteKey);
-  const remembered = held ?? (stillWaiting ? waiting : undefined);
+  const plan = rollout ? await rollout.plan(state, remoteKey) : { askRemote: true, known: undefined };
+  const candidate = { layout, state, remoteKey, liveRelease, waiting, rollout, fetch: async (against: DeployedRevision | undefined) => (await createFetcher(remote)).check({ settings, cache, deployed: against, live, log, signal: context.signal, progress: context.progress }) };
+  if (!plan.askRemote) {
+    // Another member is the scout: this one asks the remote nothing, and downloads only a
+    // revision the fleet rolls out, once it holds a slot for it.
+    if (held && held.revision === plan.known?.revision) return heldBackOutcome(state, held.revision, log);
+    if (!plan.known) return { result: 'unchanged', release: state.current?.release, revision: state.current?.revision };
+    return await admit(context, candidate, plan.known, undefined);
+  }
+  // With a revision held back, or one that must still wait, or one the fleet rolls out, the
+  // remote is asked "still that one?", so it is not downloaded again.
+  const remembered = held ?? (stillWaiting ? waiting : undefined) ?? plan.known;
   const deployed: DeployedRevision | undefined = remembered ? { revision: remembered.revision, remoteState: remembered.remoteState, sameRemote: true } : live;
   log.debug(`checking ${remoteKey}`);
   const quietUntil = state.remoteQuietUntil ? Date.parse(state.remoteQuietUntil) : 0;
@@ -108,8 +140,7 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
   state.remoteQuietUntil = undefined;
   let checked: CheckResult;
   try {
-    const fetcher = await createFetcher(remote);
-    checked = await fetcher.check({ settings, cache, deployed, live, log, signal: context.signal, progress: context.progress });
+    checked = await candidate.fetch(deployed);
   } catch (error) {
     if (error instanceof VerificationError) return refused(state, error, trust, context.now(), log);
     if (error instanceof DeployError && error.retryAfterMs !== undefined) {
@@ -126,6 +157,7 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
       noteWaiting(context, state, waiting, stillWaiting);
       return waitingOutcome(waiting, stillWaiting);
     }
+    if (plan.known && remembered === plan.known) return await admit(context, candidate, { ...plan.known, remoteState: checked.remoteState ?? plan.known.remoteState }, undefined);
     if (waiting) {
       log.info(`revision ${shortRevision(waiting.revision)}, which was waiting, is no longer on the remote; it will not be deployed`, { revision: waiting.revision });
       state.waiting = undefined;
@@ -151,18 +183,52 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
       held.remoteState = checked.remoteState;
       return heldBackOutcome(state, held.revision, log);
     }
-    // Read again: a pause set during the download applies to this update.
-    const firstSeenAt = waiting?.revision === checked.revision ? waiting.firstSeenAt : context.now().toISOString();
-    const gate = await closedGate(context, await readPause(cache), new Date(firstSeenAt));
-    if (gate) {
-      const next = { revision: checked.revision, remote: remoteKey, remoteState: checked.remoteState, firstSeenAt };
-      noteWaiting(context, state, next, gate);
-      return waitingOutcome(next, gate);
-    }
-    state.waiting = undefined;
-    return await deploy(context, layout, state, checked, remoteKey, liveRelease);
+    if (rollout && checked.revision !== plan.known?.revision) await rollout.discovered(checked.revision, remoteKey, checked.remoteState);
+    return await admit(context, candidate, checked, checked);
   } finally {
     await checked.dispose();
+  }
+}
+
+interface Candidate {
+  layout: Layout;
+  state: AgentState;
+  remoteKey: string;
+  liveRelease: string | undefined;
+  waiting: WaitingRevision | undefined;
+  rollout: FleetRollout | undefined;
+  /** Asks the remote, comparing with `against`. */
+  fetch(against: DeployedRevision | undefined): Promise<CheckResult>;
+}
+
+/**
+ * A new revision passes the gates (pause, deploy window, min-age, then the fleet) or waits. Once
+ * through, it is deployed: `pending` when it was downloaded already, else it is downloaded now
+ * (a fleet member that learnt of it from the fleet).
+ */
+async function admit(context: AgentContext, candidate: Candidate, revision: { revision: string; remoteState: RemoteState }, pending: PendingRevision | undefined): Promise<CheckOutcome> {
+  const { state, waiting, rollout } = candidate;
+  const firstSeenAt = waiting?.revision === revision.revision ? waiting.firstSeenAt : context.now().toISOString();
+  // Read again: a pause set during the download applies to this update.
+  const gate = (await closedGate(context, await readPause(cacheLayoutFor(context.settings.cache)), new Date(firstSeenAt))) ?? (await rollout?.permit(revision.revision));
+  if (gate) {
+    const next = { revision: revision.revision, remote: candidate.remoteKey, remoteState: revision.remoteState, firstSeenAt };
+    noteWaiting(context, state, next, gate);
+    return waitingOutcome(next, gate);
+  }
+  state.waiting = undefined;
+  const run = (download: PendingRevision) => (mayProceed?: () => string | undefined) => deploy(context, candidate.layout, state, download, candidate.remoteKey, candidate.liveRelease, mayProceed);
+  if (pending) return rollout ? rollout.deploy(revision.revision, run(pending)) : run(pending)();
+  // A revision the fleet rolls out, not yet downloaded here: fetched now, against what is live.
+  const fetched = await candidate.fetch(liveRevision(state, candidate.remoteKey));
+  try {
+    if (!fetched.changed || fetched.revision !== revision.revision) {
+      await rollout?.giveBack(revision.revision);
+      throw fetchError(`the remote no longer has revision ${shortRevision(revision.revision)}, which the fleet rolls out`, { hint: 'the live release is unchanged; the fleet\'s scout looks at what the remote has now' });
+    }
+    return await (rollout ? rollout.deploy(revision.revision, run(fetched)) : run(fetched)());
+  } finally {
+    if (fetched.changed) await fetched.dispose();
   }
 }
 
@@ -245,6 +311,7 @@ async function deploy(
   pending: PendingRevision,
   remoteKey: string,
   liveRelease: string | undefined,
+  mayProceed?: () => string | undefined,
 ): Promise<CheckOutcome> {
   const { log } = context;
   const { revision } = pending;
@@ -262,6 +329,7 @@ async function deploy(
     previousRelease: liveRelease,
     previousRevision: previous?.revision ?? '',
     removeOnFailure: true,
+    mayProceed,
   });
   if (!result.switched) {
     await removeRelease(layout, id);
@@ -318,6 +386,10 @@ async function stageNewRelease(
 function reportFailedSwitch(context: AgentContext, state: AgentState, pending: PendingRevision, result: Extract<SwitchResult, { switched: false }>): CheckOutcome {
   const { log } = context;
   const { revision } = pending;
+  if (result.abandoned) {
+    log.warn(`update to ${shortRevision(revision)}: ${result.error.message}; not counted as a failure of the revision`, { revision });
+    return { result: 'failed', error: result.error };
+  }
   if (result.stopped) {
     const how = result.stage === 'post-update' ? ` (reverted: ${result.error.message})` : result.error.message === 'the agent is stopping' ? '' : ` (${result.error.message})`;
     log.warn(`update to ${shortRevision(revision)} abandoned because the agent is stopping${how}; it is not counted as a failure and the next start tries again`, { revision });

@@ -1,8 +1,8 @@
 // The example hooks in hooks.d-examples/available work as they are: each run as the agent runs
-// it (the real script, the agent's environment), and the rolling-update lock with several real
-// agents against a real redis-server.
+// it (the real script, the agent's environment). Rolling updates are the agent's own now (see
+// fleet.test.ts), so no example hook does them.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,7 +10,6 @@ import { dirname, join, resolve } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { makeSandbox, runCli, writeHook } from './helpers/cli.js';
-import { freePort } from './helpers/git-servers.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { zipTree } from './helpers/zips.js';
 
@@ -121,53 +120,4 @@ test('block-during-maintenance blocks updates (through the agent, exit 4) while 
   const { rm } = await import('node:fs/promises');
   await rm(maintenance);
   assert.equal((await runCli(sandbox.args(archive), { MAINTENANCE_FILE: maintenance })).code, 0);
-});
-
-test('redis rolling-update lock: five agents at once, never more than two between their pre- and post-update hooks', async (t) => {
-  const root = await temporaryDirectory(t);
-  const port = await freePort();
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  t.after(async () => {
-    const exited = new Promise((done) => redis.once('exit', done));
-    redis.kill('SIGTERM');
-    await exited;
-  });
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const ping = await new Promise<string>((done) => execFile('redis-cli', ['-p', String(port), 'PING'], (_error, stdout) => done(stdout.trim())));
-    if (ping === 'PONG') break;
-    await new Promise((done) => setTimeout(done, 100));
-  }
-  const archive = await zipTree({ 'index.html': 'v1\n' }, join(root, 'app.zip'), root);
-  const spans = join(root, 'spans.log');
-  const agents = await Promise.all(
-    ['a', 'b', 'c', 'd', 'e'].map(async (name) => {
-      const sandbox = await makeSandbox(join(root, name));
-      await mkdir(sandbox.preHooks, { recursive: true });
-      await mkdir(sandbox.postHooks, { recursive: true });
-      await copyFile(join(examples, 'redis-rolling-lock-acquire'), join(sandbox.preHooks, '90-rolling-lock'));
-      await copyFile(join(examples, 'redis-rolling-lock-release'), join(sandbox.postHooks, '05-rolling-lock'));
-      await chmod(join(sandbox.preHooks, '90-rolling-lock'), 0o755);
-      await chmod(join(sandbox.postHooks, '05-rolling-lock'), 0o755);
-      // Recorders just inside the lock: after taking it, before releasing it (byte order: 95 > 90, 01 < 05).
-      await writeHook(sandbox.preHooks, '95-enter', `echo "enter ${name} $(date +%s%N)" >> ${spans}\nsleep 0.6`);
-      await writeHook(sandbox.postHooks, '01-leave', `echo "leave ${name} $(date +%s%N)" >> ${spans}`);
-      return { name, sandbox };
-    }),
-  );
-  const env = { REDIS_PORT: String(port), ROLLING_SLOTS: '2', ROLLING_POLL_SECONDS: '0.1', ROLLING_WAIT_SECONDS: '60', ROLLING_TTL_MS: '60000' };
-  const results = await Promise.all(
-    agents.map(({ name, sandbox }) => runCli(sandbox.args(archive), { ...env, ROLLING_TOKEN_FILE: join(root, name, 'token') })),
-  );
-  for (const result of results) assert.equal(result.code, 0, result.stderr);
-  const events = (await readFile(spans, 'utf8')).trim().split('\n').map((line) => line.split(' ')).sort((x, y) => Number(BigInt(x[2] as string) - BigInt(y[2] as string)));
-  let inside = 0;
-  let most = 0;
-  for (const [kind] of events) {
-    inside += kind === 'enter' ? 1 : -1;
-    most = Math.max(most, inside);
-  }
-  assert.equal(events.length, 10);
-  assert.equal(most, 2, `at most two at once, and the two slots were used: ${events.map((event) => event.slice(0, 2).join(' ')).join(', ')}`);
-  const keys = await new Promise<string>((done) => execFile('redis-cli', ['-p', String(port), 'KEYS', '*'], (_error, stdout) => done(stdout.trim())));
-  assert.equal(keys, '', 'every slot was released by its owner');
 });

@@ -58,5 +58,5 @@ test('npm pack gives a tarball that installs globally and runs --help without de
   await access(join(installed, 'etc', 'repo-deploy.logrotate'));
   await access(join(installed, 'LICENSE'));
   assert.ok(!dependencies.includes('unzipper'), 'unzipper (measured losing entries) is not a dependency of the agent');
-  await access(join(installed, 'hooks.d-examples', 'available', 'redis-rolling-lock-acquire'));
+  await access(join(installed, 'hooks.d-examples', 'available', 'wait-for-health'));
 });

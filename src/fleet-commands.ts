@@ -1,0 +1,55 @@
+// repo-deploy fleet status | halt | resume: the operator's view of a fleet and its big red button.
+import type { AgentContext } from './agent-context.js';
+import { usageError } from './errors.js';
+import { shortRevision } from './failures.js';
+import { Fleet } from './fleet.js';
+import { hostname, userInfo } from 'node:os';
+
+type Print = (line: string) => void;
+
+async function withFleet<T>(context: AgentContext, work: (fleet: Fleet) => Promise<T>): Promise<T> {
+  if (!context.settings.fleetRedis) throw usageError('no fleet is configured', 'set fleet-redis and fleet-name (in the config file the agent uses: -c)');
+  const fleet = await Fleet.connect(context.settings);
+  try {
+    return await work(fleet);
+  } finally {
+    await fleet.close();
+  }
+}
+
+export function fleetStatusCommand(context: AgentContext, json: boolean, print: Print): Promise<void> {
+  return withFleet(context, async (fleet) => {
+    const status = await fleet.status(context.now());
+    if (json) return print(JSON.stringify(status, null, 2));
+    print(`fleet:    ${context.settings.fleetName} on ${fleet.display}`);
+    print(`halted:   ${status.halt ? `yes, since ${status.halt.at} by ${status.halt.by}${status.halt.reason ? `: ${status.halt.reason}` : ''} ("repo-deploy fleet resume" ends it)` : 'no'}`);
+    if (status.current && status.progress) {
+      const { committed, failed, inProgress, halted } = status.progress;
+      print(`rolling:  revision ${shortRevision(status.current.revision)} (found by ${status.current.by}): ${committed.length} committed, ${inProgress.length} in progress, ${Object.keys(failed).length} failed`);
+      if (halted) print(`          HALTED for the fleet: ${halted.reason} ("repo-deploy fleet resume ${status.current.revision}" lets it roll again)`);
+      for (const [host, reason] of Object.entries(failed)) print(`          failed on ${host}: ${reason}`);
+    } else {
+      print('rolling:  nothing yet');
+    }
+    for (const member of status.members) {
+      print(`${member.alive ? ' ' : '?'} ${member.host.padEnd(24)} ${member.state.padEnd(9)} live ${shortRevision(member.live)}  seen ${member.seen}${member.alive ? '' : ' (no heartbeat within fleet-lease)'}${member.reason ? `  ${member.reason}` : ''}`);
+    }
+  });
+}
+
+export function fleetHaltCommand(context: AgentContext, reason: string | undefined, print: Print): Promise<void> {
+  return withFleet(context, async (fleet) => {
+    const by = `${process.env.SUDO_USER ?? userInfo().username}@${hostname()}`;
+    await fleet.halt(reason ?? '', by, context.now());
+    print(`fleet ${context.settings.fleetName} halted: no server of it starts an update until "repo-deploy fleet resume" (updates already past their pre-update hooks finish or revert)`);
+  });
+}
+
+export function fleetResumeCommand(context: AgentContext, revision: string | undefined, print: Print): Promise<void> {
+  return withFleet(context, async (fleet) => {
+    const { wasHalted, revisionHalted } = await fleet.resume(revision);
+    const parts = [wasHalted ? 'the fleet halt is lifted' : 'the fleet was not halted'];
+    if (revision) parts.push(revisionHalted ? `revision ${shortRevision(revision)} may roll out again (its failures are forgotten)` : `revision ${shortRevision(revision)} was not halted`);
+    print(`${parts.join('; ')}`);
+  });
+}

@@ -1,0 +1,130 @@
+// One check of a fleet member: what the fleet lets it do. Only the scout (one member at a time)
+// asks the remote about revisions the fleet does not know yet, so a new revision is downloaded
+// once, by the server that found it; the others learn it from Redis ("current") and download it
+// only once they hold a slot. A slot is a lease renewed while the update runs; a member whose
+// lease was lost before the swap abandons its update. Successes and failures are reported, and a
+// failed canary or max-failed-hosts failures halt the revision for the fleet.
+import type { AgentContext, CheckOutcome } from './agent-context.js';
+import type { ClosedGate } from './deploy-gates.js';
+import { messageOf } from './errors.js';
+import { shortRevision } from './failures.js';
+import type { RemoteState } from './fetchers/types.js';
+import { Fleet, type FleetRevision, type MemberState } from './fleet.js';
+import type { AgentState } from './state.js';
+
+export interface FleetPlan {
+  /** Whether this member is the scout and may ask the remote. */
+  askRemote: boolean;
+  /** The revision the fleet rolls out, when it is not what is live here. */
+  known: FleetRevision | undefined;
+}
+
+export class FleetRollout {
+  private scouting = false;
+
+  private constructor(
+    private readonly fleet: Fleet,
+    private readonly context: AgentContext,
+  ) {}
+
+  /** Joins the fleet for one check; undefined when it cannot be reached and fleet-fail-open is set. */
+  static async join(context: AgentContext): Promise<FleetRollout | undefined> {
+    try {
+      return new FleetRollout(await Fleet.connect(context.settings), context);
+    } catch (error) {
+      if (!context.settings.fleetFailOpen) throw error;
+      context.log.warn(`${messageOf(error)}; fleet-fail-open = yes: this check goes on without the fleet`);
+      return undefined;
+    }
+  }
+
+  async plan(state: AgentState, remoteKey: string): Promise<FleetPlan> {
+    const now = this.context.now();
+    const live = state.current?.revision ?? '';
+    await this.fleet.heartbeat(now, state.waiting ? 'waiting' : 'idle', live, state.waiting?.reason);
+    const current = await this.fleet.current();
+    const known = current && current.remote === remoteKey && current.revision !== live ? current : undefined;
+    this.scouting = await this.fleet.scout();
+    if (!this.scouting) this.context.log.debug(`another member of the fleet is asking the remote; ${known ? `the fleet rolls out ${shortRevision(known.revision)}` : 'nothing new for this server'}`);
+    return { askRemote: this.scouting, known };
+  }
+
+  /** A revision this member found (it is the scout): the fleet rolls it out from now on. */
+  async discovered(revision: string, remote: string, remoteState: RemoteState): Promise<void> {
+    await this.fleet.publishCurrent({ revision, remote, remoteState, by: this.fleet.host }, this.context.now());
+    this.context.log.info(`revision ${shortRevision(revision)} is new to the fleet: rolling it out`, { revision });
+  }
+
+  /** Undefined when this member may start the update now; else why it waits. */
+  async permit(revision: string): Promise<ClosedGate | undefined> {
+    let permission;
+    try {
+      permission = await this.fleet.begin(revision, this.context.now());
+    } catch (error) {
+      if (!this.context.settings.fleetFailOpen) throw error;
+      this.context.log.warn(`${messageOf(error)}; fleet-fail-open = yes: deploying without the fleet`);
+      return undefined;
+    }
+    if (permission.go) {
+      this.context.log.info(`the fleet lets this server deploy ${shortRevision(revision)}${permission.canary ? ' as a canary' : ''}`, { revision });
+      return undefined;
+    }
+    return { gate: 'fleet', reason: permission.reason };
+  }
+
+  /**
+   * Runs the update with the slot's lease renewed, then reports how it ended. `mayProceed`,
+   * asked before the swap, says why to abandon the update when the lease was lost.
+   */
+  async deploy(revision: string, update: (mayProceed: () => string | undefined) => Promise<CheckOutcome>): Promise<CheckOutcome> {
+    const { log } = this.context;
+    let lost: string | undefined;
+    const renewEvery = Math.max(1000, Math.floor(this.context.settings.fleetLeaseMs / 3));
+    const renewing = setInterval(() => {
+      this.fleet.renew(revision, this.context.now()).then(
+        (held) => {
+          if (!held && !lost) lost = 'the fleet slot\'s lease was lost (fleet-lease passed without a renewal)';
+        },
+        (error: unknown) => {
+          lost ??= `the fleet slot's lease could not be renewed: ${messageOf(error)}`;
+        },
+      );
+    }, renewEvery);
+    await this.fleet.heartbeat(this.context.now(), 'deploying', revision).catch(() => undefined);
+    let outcome: CheckOutcome;
+    try {
+      outcome = await update(() => lost);
+    } finally {
+      clearInterval(renewing);
+    }
+    try {
+      if (outcome.result === 'updated') await this.fleet.commit(revision);
+      else if (outcome.result === 'blocked' || outcome.result === 'reverted') {
+        const halt = await this.fleet.fail(revision, outcome.error.message, this.context.now());
+        if (halt) log.error(`revision ${shortRevision(revision)} is now halted for the whole fleet: ${halt}`, { revision });
+      } else await this.fleet.release(revision);
+    } catch (error) {
+      log.error(`${messageOf(error)}: this server's result for ${shortRevision(revision)} could not be reported; its slot frees itself within fleet-lease`);
+    }
+    return outcome;
+  }
+
+  /** Frees a slot this member will not use after all. */
+  async giveBack(revision: string): Promise<void> {
+    await this.fleet.release(revision);
+  }
+
+  /** Says how the check ended, gives up the scout role and disconnects. */
+  async finish(outcome: CheckOutcome, state: AgentState): Promise<void> {
+    const states: Partial<Record<CheckOutcome['result'], MemberState>> = { waiting: 'waiting', blocked: 'failed', reverted: 'failed', failed: 'failed', refused: 'failed', 'held-back': 'failed' };
+    const reason = outcome.result === 'waiting' ? outcome.reason : 'error' in outcome ? outcome.error.message : '';
+    try {
+      await this.fleet.heartbeat(this.context.now(), states[outcome.result] ?? 'idle', state.current?.revision ?? '', reason);
+      if (this.scouting) await this.fleet.releaseScout();
+    } catch (error) {
+      this.context.log.debug(`could not report to the fleet at the end of the check: ${messageOf(error)}`);
+    } finally {
+      await this.fleet.close();
+    }
+  }
+}

@@ -1,0 +1,253 @@
+// The agent's side of a fleet rollout, coordinated through Redis (ioredis; the scripts are in
+// fleet-scripts.ts). Every call fails fast (a short command timeout, no offline queue, no
+// retries): with the fleet unreachable, no update starts, unless fleet-fail-open is set.
+import { hostname } from 'node:os';
+import { Redis } from 'ioredis';
+import { DeployError, messageOf } from './errors.js';
+import { beginScript, commitScript, failScript, releaseScoutScript, releaseScript, renewScript } from './fleet-scripts.js';
+import type { RemoteState } from './fetchers/types.js';
+import type { Settings } from './config.js';
+import type { CountOrPercent } from './settings-schema.js';
+
+export type MemberState = 'idle' | 'waiting' | 'deploying' | 'gate' | 'failed';
+
+/** The revision the fleet rolls out, as the server that found it saw it. */
+export interface FleetRevision {
+  revision: string;
+  remote: string;
+  remoteState: RemoteState;
+  by: string;
+}
+
+export type Permission = { go: true; canary: boolean } | { go: false; reason: string; halted: boolean };
+
+export interface FleetMember {
+  host: string;
+  alive: boolean;
+  state: string;
+  live: string;
+  reason: string;
+  seen: string;
+}
+
+export interface FleetStatus {
+  halt: { reason: string; by: string; at: string } | undefined;
+  current: FleetRevision | undefined;
+  members: FleetMember[];
+  progress: { committed: string[]; failed: Record<string, string>; inProgress: string[]; halted: { reason: string; host: string; at: string } | undefined } | undefined;
+}
+
+/** redis://user:password@host:port/db shown without its password. */
+export function displayRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return 'redis://(unparsable)';
+  }
+}
+
+export class Fleet {
+  readonly host: string;
+  private readonly prefix: string;
+
+  private constructor(
+    private readonly redis: Redis,
+    private readonly settings: Settings,
+    readonly display: string,
+  ) {
+    this.host = settings.hostId ?? hostname();
+    this.prefix = `repo-deploy:{${settings.fleetName}}:`;
+  }
+
+  /** Connects (fails fast with a fetch error naming the address, never the password). */
+  static async connect(settings: Settings): Promise<Fleet> {
+    const url = settings.fleetRedis as string;
+    const display = displayRedisUrl(url);
+    const redis = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: 3000,
+      commandTimeout: 3000,
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      retryStrategy: () => null,
+    });
+    redis.on('error', () => undefined); // reported through the failing command instead
+    const fleet = new Fleet(redis, settings, display);
+    try {
+      await redis.connect();
+    } catch (error) {
+      redis.disconnect();
+      throw fleet.unreachable(error);
+    }
+    return fleet;
+  }
+
+  unreachable(error: unknown): DeployError {
+    return new DeployError('fetch', `the fleet's Redis at ${this.display} cannot be reached (${messageOf(error).replace(/redis(s)?:\/\/[^@\s]*@/g, 'redis$1://***@')}): no update starts`, {
+      hint: 'the live release is unchanged; the next check tries again (fleet-fail-open = yes deploys without the fleet)',
+    });
+  }
+
+  private key(name: string): string {
+    return this.prefix + name;
+  }
+
+  private revisionKeys(revision: string) {
+    const base = `rev:${revision}:`;
+    return { canaries: this.key(`${base}canaries`), committed: this.key(`${base}committed`), failed: this.key(`${base}failed`), halted: this.key(`${base}halted`) };
+  }
+
+  private async call<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw this.unreachable(error);
+    }
+  }
+
+  /** Registers this member as alive for a lease, with what it is doing. */
+  heartbeat(now: Date, state: MemberState, live: string, reason = ''): Promise<void> {
+    const lease = this.settings.fleetLeaseMs;
+    return this.call(async () => {
+      await this.redis
+        .multi()
+        .zadd(this.key('members'), now.getTime() + lease, this.host)
+        .zremrangebyscore(this.key('members'), '-inf', now.getTime() - 7 * 86_400_000)
+        .hset(this.key(`member:${this.host}`), { state, live, reason, seen: now.toISOString() })
+        .pexpire(this.key(`member:${this.host}`), 7 * 86_400_000)
+        .exec();
+    });
+  }
+
+  current(): Promise<FleetRevision | undefined> {
+    return this.call(async () => {
+      const fields = await this.redis.hgetall(this.key('current'));
+      if (!fields.revision) return undefined;
+      return { revision: fields.revision, remote: fields.remote ?? '', remoteState: JSON.parse(fields.remoteState ?? '{}') as RemoteState, by: fields.by ?? '' };
+    });
+  }
+
+  publishCurrent(revision: FleetRevision, now: Date): Promise<void> {
+    return this.call(async () => {
+      await this.redis.hset(this.key('current'), { revision: revision.revision, remote: revision.remote, remoteState: JSON.stringify(revision.remoteState), by: this.host, at: now.toISOString() });
+    });
+  }
+
+  /** Takes the scout role: the only member that may ask the remote about a revision the fleet does not know yet. */
+  scout(): Promise<boolean> {
+    return this.call(async () => (await this.redis.set(this.key('scout'), this.host, 'PX', this.settings.fleetLeaseMs, 'NX')) === 'OK');
+  }
+
+  releaseScout(): Promise<void> {
+    return this.call(async () => {
+      await this.redis.eval(releaseScoutScript, 1, this.key('scout'), this.host);
+    });
+  }
+
+  begin(revision: string, now: Date): Promise<Permission> {
+    const { maxParallel, canary } = this.settings;
+    const keys = this.revisionKeys(revision);
+    return this.call(async () => {
+      const answer = (await this.redis.eval(
+        beginScript,
+        7,
+        this.key('halt'), keys.halted, keys.failed, keys.committed, keys.canaries, this.key('slots'), this.key('members'),
+        this.host, now.getTime(), this.settings.fleetLeaseMs,
+        countOf(maxParallel), percentOf(maxParallel), countOf(canary), percentOf(canary),
+      )) as string[];
+      const [verdict, first = '', second = ''] = answer;
+      if (verdict === 'go') return { go: true, canary: first === 'canary' };
+      if (verdict === 'halted-fleet') {
+        const halt = JSON.parse(first) as { reason: string; by: string; at: string };
+        return { go: false, halted: true, reason: `waits: the fleet is halted since ${halt.at} by ${halt.by}${halt.reason ? `: ${halt.reason}` : ''}; "repo-deploy fleet resume" lets it roll on` };
+      }
+      if (verdict === 'halted-revision') {
+        const halt = JSON.parse(first) as { reason: string; host: string };
+        return { go: false, halted: true, reason: `is halted for the fleet: ${halt.reason}; it is not deployed until the remote changes or "repo-deploy fleet resume ${revision}"` };
+      }
+      if (verdict === 'failed-here') return { go: false, halted: true, reason: `failed on this server (${first}); in a fleet a server does not try a revision again, the others go on ("repo-deploy fleet resume ${revision}" lets it try again)` };
+      if (verdict === 'wait-canary') return { go: false, halted: false, reason: `waits for the canary: ${first} of ${second} healthy` };
+      return { go: false, halted: false, reason: `waits for a slot of the rolling update: ${first} of ${second} servers are updating` };
+    });
+  }
+
+  /** Extends this member's slot; false when the lease was lost (it then no longer counts on it). */
+  renew(revision: string, now: Date): Promise<boolean> {
+    return this.call(async () => (await this.redis.eval(renewScript, 2, this.key('slots'), this.revisionKeys(revision).canaries, this.host, now.getTime(), this.settings.fleetLeaseMs)) === 1);
+  }
+
+  commit(revision: string): Promise<void> {
+    const keys = this.revisionKeys(revision);
+    return this.call(async () => {
+      await this.redis.eval(commitScript, 3, this.key('slots'), keys.committed, keys.canaries, this.host);
+    });
+  }
+
+  /** Reports a failed update; returns the fleet-wide halt it caused, if any. */
+  fail(revision: string, reason: string, now: Date): Promise<string | undefined> {
+    const keys = this.revisionKeys(revision);
+    return this.call(async () => {
+      const halted = (await this.redis.eval(failScript, 4, this.key('slots'), keys.failed, keys.canaries, keys.halted, this.host, reason, now.toISOString(), this.settings.maxFailedHosts)) as string | null;
+      return halted ? (JSON.parse(halted) as { reason: string }).reason : undefined;
+    });
+  }
+
+  release(revision: string): Promise<void> {
+    return this.call(async () => {
+      await this.redis.eval(releaseScript, 2, this.key('slots'), this.revisionKeys(revision).canaries, this.host);
+    });
+  }
+
+  halt(reason: string, by: string, now: Date): Promise<void> {
+    return this.call(async () => {
+      await this.redis.set(this.key('halt'), JSON.stringify({ reason, by, at: now.toISOString() }));
+    });
+  }
+
+  /** Lifts `fleet halt`; with a revision, also that revision's halt and its failures. */
+  resume(revision: string | undefined): Promise<{ wasHalted: boolean; revisionHalted: boolean }> {
+    return this.call(async () => {
+      const wasHalted = (await this.redis.del(this.key('halt'))) > 0;
+      if (!revision) return { wasHalted, revisionHalted: false };
+      const keys = this.revisionKeys(revision);
+      const revisionHalted = (await this.redis.del(keys.halted)) > 0;
+      await this.redis.del(keys.failed);
+      return { wasHalted, revisionHalted };
+    });
+  }
+
+  status(now: Date): Promise<FleetStatus> {
+    return this.call(async () => {
+      const haltText = await this.redis.get(this.key('halt'));
+      const current = await this.current();
+      const hosts = await this.redis.zrange(this.key('members'), 0, -1, 'WITHSCORES');
+      const members: FleetMember[] = [];
+      for (let index = 0; index < hosts.length; index += 2) {
+        const host = hosts[index] as string;
+        const fields = await this.redis.hgetall(this.key(`member:${host}`));
+        members.push({ host, alive: Number(hosts[index + 1]) > now.getTime(), state: fields.state ?? 'unknown', live: fields.live ?? '', reason: fields.reason ?? '', seen: fields.seen ?? '' });
+      }
+      let progress: FleetStatus['progress'];
+      if (current) {
+        const keys = this.revisionKeys(current.revision);
+        const haltedText = await this.redis.get(keys.halted);
+        progress = {
+          committed: (await this.redis.smembers(keys.committed)).sort(),
+          failed: await this.redis.hgetall(keys.failed),
+          inProgress: (await this.redis.zrangebyscore(this.key('slots'), `(${now.getTime()}`, '+inf')).sort(),
+          halted: haltedText ? JSON.parse(haltedText) : undefined,
+        };
+      }
+      return { halt: haltText ? JSON.parse(haltText) : undefined, current, members, progress };
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+const countOf = (value: CountOrPercent) => ('count' in value ? value.count : 0);
+const percentOf = (value: CountOrPercent) => ('percent' in value ? value.percent : 0);
