@@ -13,6 +13,7 @@ import { createRepository, git } from '../test/helpers/git-repos.js';
 import { startGitDaemon } from '../test/helpers/git-servers.js';
 import { startHttpServer } from '../test/helpers/http-server.js';
 import { s3AccessKey, startS3 } from '../test/helpers/s3-server.js';
+import { measureFleetCost } from './fleet-cost.js';
 import { makeTree, zipDirectory } from './fixtures.js';
 import { cleanupContext, measure, median, repeat, requireTools } from './measure.js';
 
@@ -44,7 +45,7 @@ async function deployArgs(root: string, remote: string, config = ''): Promise<st
 }
 
 async function extraction(work: string): Promise<void> {
-  log('1/5 zip extraction: making 8,000 small files and one 128 MiB file');
+  log('1/6 zip extraction: making 8,000 small files and one 128 MiB file');
   const variants = large ? [32, 128, 512] : [32, 128];
   const peaks: Record<number, number> = {};
   for (const largeMiB of variants) {
@@ -110,7 +111,7 @@ async function countingTcpProxy(targetPort: number) {
 }
 
 async function idleChecks(work: string): Promise<void> {
-  log('2/5 idle checks: HTTP, S3 (s3rver), git daemon');
+  log('2/6 idle checks: HTTP, S3 (s3rver), git daemon');
   const { context, cleanup } = cleanupContext();
   try {
     const source = join(work, 'idle-tree');
@@ -160,7 +161,7 @@ async function idleChecks(work: string): Promise<void> {
 }
 
 async function gitFirstDeploy(work: string): Promise<void> {
-  log('3/5 git first deploy: a 20,000-file repository, one 500-file subdirectory');
+  log('3/6 git first deploy: a 20,000-file repository, one 500-file subdirectory');
   const { context, cleanup } = cleanupContext();
   try {
     const root = join(work, 'big-git');
@@ -199,7 +200,7 @@ async function startReader(live: string) {
 }
 
 async function swap(work: string): Promise<void> {
-  log('4/5 the swap: 50 updates with a reader looping over the live tree');
+  log('4/6 the swap: 50 updates with a reader looping over the live tree');
   const archives: string[] = [];
   for (const version of ['v1', 'v2']) {
     const source = join(work, `swap-${version}`);
@@ -239,7 +240,7 @@ async function swap(work: string): Promise<void> {
 }
 
 async function startup(work: string): Promise<void> {
-  log('5/5 start-up and idle memory');
+  log('5/6 start-up and idle memory');
   const help = await repeat(10, () => measure(process.execPath, [cli, '--help']));
   const bare = await repeat(10, () => measure(process.execPath, ['-e', '0']));
   const overhead = (help.seconds - bare.seconds) * 1000;
@@ -281,6 +282,17 @@ async function startup(work: string): Promise<void> {
   }
 }
 
+async function fleetCoordination(): Promise<void> {
+  log('6/6 fleet coordination: 10 and 1,000 simulated members against one redis-server');
+  const [small, big] = await measureFleetCost([10, 1000]);
+  if (!small || !big) return;
+  const flat = (ours: number, reference: number) => ours / reference <= 1.1;
+  const perCheck = (value: number) => value.toFixed(1);
+  rows.push({ figure: 'fleet: Redis commands per member per idle check, 1,000 members (reference: 10 members)', ours: perCheck(big.idleCommandsPerCheck), reference: perCheck(small.idleCommandsPerCheck), ratio: ratio(big.idleCommandsPerCheck, small.idleCommandsPerCheck), goal: 'O(1) per member (<= 1.1x)', met: flat(big.idleCommandsPerCheck, small.idleCommandsPerCheck) });
+  rows.push({ figure: 'fleet: same, during a rollout (each member asks for a slot)', ours: perCheck(big.rolloutCommandsPerCheck), reference: perCheck(small.rolloutCommandsPerCheck), ratio: ratio(big.rolloutCommandsPerCheck, small.rolloutCommandsPerCheck), goal: 'O(1) per member (<= 1.1x)', met: flat(big.rolloutCommandsPerCheck, small.rolloutCommandsPerCheck) });
+  rows.push({ figure: 'fleet: Redis CPU per member per check during a rollout', ours: `${big.rolloutCpuMicrosecondsPerCheck.toFixed(0)} us`, reference: `${small.rolloutCpuMicrosecondsPerCheck.toFixed(0)} us`, ratio: ratio(big.rolloutCpuMicrosecondsPerCheck, small.rolloutCpuMicrosecondsPerCheck), goal: 'O(1) per member (<= 1.5x: CPU time is noisy)', met: big.rolloutCpuMicrosecondsPerCheck / small.rolloutCpuMicrosecondsPerCheck <= 1.5 });
+}
+
 function printTable(): void {
   const header = ['figure', 'ours', 'reference', 'ratio', 'goal', 'met'];
   const lines = rows.map((row) => [row.figure, row.ours, row.reference, row.ratio, row.goal, row.met === undefined ? '' : row.met ? 'yes' : 'NO']);
@@ -288,7 +300,7 @@ function printTable(): void {
   process.stdout.write(`\nrepo-deploy benchmarks, ${new Date().toISOString().slice(0, 10)}, ${cpus().length} cores, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}\n\n${out.join('\n')}\n`);
 }
 
-await requireTools('unzip', 'zip', 'git', 'curl', '/usr/bin/time');
+await requireTools('unzip', 'zip', 'git', 'curl', '/usr/bin/time', 'redis-server');
 const work = await mkdtemp(join(tmpdir(), 'repo-deploy-bench-'));
 const started = Date.now();
 try {
@@ -297,6 +309,7 @@ try {
   await gitFirstDeploy(work);
   await swap(work);
   await startup(work);
+  await fleetCoordination();
 } finally {
   await rm(work, { recursive: true, force: true });
   printTable();

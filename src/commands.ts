@@ -10,6 +10,7 @@ import { DeployError, systemErrorCode, usageError } from './errors.js';
 import { holdBackRolledAway, releaseHeldBack, shortRevision } from './failures.js';
 import { createFetcher } from './fetchers/registry.js';
 import { windowStateAt } from './deploy-window.js';
+import type { CountOrPercent } from './settings-schema.js';
 import { listHooks } from './hooks.js';
 import { currentLockHolder } from './lock.js';
 import { clearPause, describePause, readPause, writePause } from './pause.js';
@@ -280,5 +281,14 @@ async function operatorControlLines(context: AgentContext): Promise<string[]> {
   else lines.push(`webhook:  POST /check on ${settings.httpListen.host}:${settings.httpListen.port}, at most one accepted every ${settings.webhookMinIntervalMs / 1000} s`);
   const pause = await readPause(cacheLayoutFor(settings.cache));
   lines.push(`paused:   ${pause ? describePause(pause) : 'no'}`);
+  lines.push(`health:   ${settings.healthCheck ? `${settings.healthCheck}${settings.healthSettleMs ? `, passing for ${settings.healthSettleMs / 1000} s (every ${settings.healthIntervalMs / 1000} s)` : ''}` : 'no health gate'}`);
+  if (!settings.fleetRedis) lines.push('fleet:    none (this server deploys on its own)');
+  else {
+    const { Fleet, displayRedisUrl } = await import('./fleet.js');
+    const limit = (value: CountOrPercent) => ('count' in value ? String(value.count) : `${value.percent}%`);
+    const fleet = await Fleet.connect(settings); // a usage of its own: unreachable is an error here
+    lines.push(`fleet:    ${settings.fleetName} on ${displayRedisUrl(settings.fleetRedis)} (reachable) as ${fleet.host}; max-parallel ${limit(settings.maxParallel)}, canary ${limit(settings.canary)}, max-failed-hosts ${settings.maxFailedHosts}, fleet-lease ${settings.fleetLeaseMs / 1000} s${settings.fleetFailOpen ? ', fail open' : ''}`);
+    await fleet.close();
+  }
   return lines;
 }

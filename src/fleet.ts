@@ -71,6 +71,7 @@ export class Fleet {
       commandTimeout: 3000,
       maxRetriesPerRequest: 0,
       enableOfflineQueue: false,
+      enableReadyCheck: false, // an INFO per connection, and so per check, for nothing: connect() resolves once connected
       retryStrategy: () => null,
     });
     redis.on('error', () => undefined); // reported through the failing command instead
@@ -107,9 +108,12 @@ export class Fleet {
     }
   }
 
-  /** Registers this member as alive for a lease, with what it is doing. */
+  /**
+   * Registers this member as alive, with what it is doing, for three leases: heartbeats come with
+   * checks, and a member on a one-minute schedule must not drop out between two of them.
+   */
   heartbeat(now: Date, state: MemberState, live: string, reason = ''): Promise<void> {
-    const lease = this.settings.fleetLeaseMs;
+    const lease = 3 * this.settings.fleetLeaseMs;
     return this.call(async () => {
       await this.redis
         .multi()

@@ -225,6 +225,10 @@ test('fleet halt stops a rollout before the next server starts; resume lets it f
   assert.equal((await f.command('fleet', 'resume')).code, 0);
   await f.waitForVersion('2');
   await stopAll(f);
+  const check = await runCli(['check-config', ...f.members[0]!.args]);
+  assert.equal(check.code, 0, check.stderr);
+  assert.match(check.stdout, /fleet: +web on redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0 \(reachable\) as server-0; max-parallel 1, canary 0, max-failed-hosts 1/);
+  assert.ok(!check.stdout.includes(f.redis.password));
 });
 
 test('Redis stopped mid-rollout and restarted: no update starts without it, nothing is left half-way, the rollout finishes, the password shows nowhere', async (t) => {
