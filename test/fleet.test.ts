@@ -3,7 +3,7 @@
 // and the health check write when each server's update starts and when its gate runs, so the
 // tests can prove how many servers were updating at once.
 import assert from 'node:assert/strict';
-import { readFile, rename } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -207,7 +207,9 @@ test('kill -9 of a server holding the slot: the slot frees itself within fleet-l
 });
 
 test('fleet halt stops a rollout before the next server starts; resume lets it finish', async (t) => {
-  const f = await fleet(t, 3, 'max-parallel = 1\n', 'sleep 1');
+  // The first server to start version 2 waits in its pre-update hook until the test has halted
+  // the fleet, so the halt lands while that update runs, however slow the machine.
+  const f = await fleet(t, 3, 'max-parallel = 1\n', 'if grep -q "version 2" "$CURRENT_CONFIG/index.html"; then while [ ! -e $FLEET/go ]; do sleep 0.05; done; fi');
   await f.publish('1');
   for (const member of f.members) f.start(member);
   await f.waitForVersion('1');
@@ -216,9 +218,19 @@ test('fleet halt stops a rollout before the next server starts; resume lets it f
   while ((await f.starts()).length === startsBefore) await sleep(50);
   const halt = await f.command('fleet', 'halt', '--reason', 'errors in the logs');
   assert.equal(halt.code, 0, halt.stderr);
-  // The server that had started finishes; each of the others has since been told the fleet is halted.
+  // Each server but the one updating has since been told the fleet is halted; then that one finishes.
   const started = (await f.starts()).at(-1)?.split(' ')[1];
   for (const member of f.members.filter((candidate) => candidate.host !== started)) await member.agent?.waitFor(/the fleet is halted since .*: errors in the logs/, 30_000);
+  await writeFile(join(f.root, 'go'), '');
+  await f.waitForVersion('2', f.members.filter((candidate) => candidate.host === started));
+  // The slot is free now: wait until every other server has checked again since, then count.
+  const freedAt = new Date().toISOString();
+  for (;;) {
+    const report = JSON.parse((await f.command('fleet', 'status', '--json')).stdout || '{}') as { members?: Array<{ host: string; seen: string }> };
+    const others = (report.members ?? []).filter((member) => member.host !== started);
+    if (others.length === 2 && others.every((member) => member.seen > freedAt)) break;
+    await sleep(200);
+  }
   assert.equal((await f.starts()).length - startsBefore, 1, 'no other server started after the halt');
   const status = await f.command('fleet', 'status');
   assert.match(status.stdout, /halted: +yes, since \S+ by \S+: errors in the logs/);

@@ -34,23 +34,32 @@ interface RemoteCommit {
 
 /** Finds the commit a ref names on the remote, without fetching: branches first, then tags. */
 async function lookUpRemoteCommit(remote: GitRemote, run: GitRunner): Promise<RemoteCommit> {
+  const ref: string | undefined = remote.ref;
   if (isCommitId(remote.ref)) return { commit: remote.ref.toLowerCase(), remoteRef: undefined };
-  // In order of preference; an annotated tag's peeled commit (^{}) before the tag object itself.
-  const candidates = remote.ref === undefined
-    ? ['HEAD']
-    : [`refs/heads/${remote.ref}`, `refs/tags/${remote.ref}^{}`, `refs/tags/${remote.ref}`, remote.ref];
-  // ls-remote lists a matching tag's peeled entry by itself; ^{} is no pattern of its own.
-  const patterns = candidates.filter((name) => !name.endsWith('^{}'));
-  const lines = await run(['ls-remote', '--', remote.repository, ...patterns], 'ls-remote');
-  const refs = new Map<string, string>();
-  for (const line of lines) {
-    const [commit, name] = line.split('\t');
-    if (commit && name) refs.set(name, commit);
-  }
-  for (const name of candidates) {
-    const commit = refs.get(name);
-    if (commit) return { commit, remoteRef: name.replace(/\^\{\}$/, '') };
-  }
+  const listed = async (options: string[], candidates: string[]) => {
+    // ls-remote matches its patterns on the client; only --heads and --tags make the server send
+    // less (protocol v2's ref prefixes). Without them a server with 10,000 refs/pull/* sends all.
+    // A tag's peeled entry (^{}) is listed with it; ^{} is no pattern of its own.
+    const patterns = candidates.filter((name) => !name.endsWith('^{}'));
+    const refs = new Map<string, string>();
+    for (const line of await run(['ls-remote', ...options, '--', remote.repository, ...patterns], 'ls-remote')) {
+      const [commit, name] = line.split('\t');
+      if (commit && name) refs.set(name, commit);
+    }
+    // In order of preference; an annotated tag's peeled commit (^{}) before the tag object itself.
+    for (const name of candidates) {
+      const commit = refs.get(name);
+      if (commit) return { commit, remoteRef: name.replace(/\^\{\}$/, '') };
+    }
+    return undefined;
+  };
+  const found =
+    ref === undefined || ref === 'HEAD'
+      ? await listed([], ['HEAD'])
+      : ((await listed(['--heads', '--tags'], [`refs/heads/${ref}`, `refs/tags/${ref}^{}`, `refs/tags/${ref}`])) ??
+        // A full ref name outside branches and tags (refs/pull/7/head): the whole list, as it must.
+        (ref.startsWith('refs/') ? await listed([], [ref]) : undefined));
+  if (found) return found;
   throw fetchError(
     remote.ref === undefined
       ? `the git repository ${redact(remote.repository)} has no default branch (HEAD)`
