@@ -1,5 +1,5 @@
-// Cron expressions, checked at start with an error that names the bad field (node-cron's
-// validator), and by cron-parser, which the daemon's loop uses to compute the next tick.
+// Cron expressions, checked at start by cron-parser, which the daemon's loop uses to compute the
+// next tick; a bad one is described by node-cron's validator, which names the bad field.
 import { usageError } from './errors.js';
 
 export async function validateSchedule(expression: string): Promise<void> {
@@ -9,16 +9,16 @@ export async function validateSchedule(expression: string): Promise<void> {
       `schedule "${expression}" has ${fields.length} fields; a cron expression has 5 (minute hour day month weekday) or 6 (seconds first)`,
     );
   }
-  const { validateDetailed } = await import('node-cron');
-  const result = validateDetailed(expression);
-  if (!result.valid) {
-    const problems = result.errors.map((error) => `${error.field}${error.value ? ` "${error.value}"` : ''}: ${error.message}`);
-    throw usageError(`schedule "${expression}" is not a valid cron expression: ${problems.join('; ')}`);
-  }
   const { CronExpressionParser } = await import('cron-parser');
   try {
+    // What the daemon computes its ticks with: if it parses here, the daemon can run.
     CronExpressionParser.parse(expression);
-  } catch (error) {
-    throw usageError(`schedule "${expression}" is not a valid cron expression: ${error instanceof Error ? error.message : String(error)}`);
+    return;
+  } catch (parseError) {
+    // node-cron's validator names the bad field; it is loaded only to say what is wrong.
+    const { validateDetailed } = await import('node-cron');
+    const result = validateDetailed(expression);
+    const problems = result.valid ? [parseError instanceof Error ? parseError.message : String(parseError)] : result.errors.map((error) => `${error.field}${error.value ? ` "${error.value}"` : ''}: ${error.message}`);
+    throw usageError(`schedule "${expression}" is not a valid cron expression: ${problems.join('; ')}`);
   }
 }

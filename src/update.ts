@@ -20,7 +20,7 @@ import { asDeployError, switchRelease, type SwitchResult } from './switch-releas
 import { ensureOwnDirectory } from './own-directory.js';
 import { closedGate, noteWaiting, refreshWaiting, waitingFor, type ClosedGate } from './deploy-gates.js';
 import { readPause } from './pause.js';
-import { FleetRollout } from './fleet-rollout.js';
+import type { FleetRollout } from './fleet-rollout.js';
 import { pausePoint } from './test-pause.js';
 import { manifestPath, writeManifest } from './verify/manifest.js';
 import { trustFingerprint, VerificationError } from './verify/refusal.js';
@@ -89,6 +89,8 @@ async function checkWithFleet(context: AgentContext, state: AgentState, check: (
   if (!context.settings.fleetRedis) return check(undefined);
   let rollout: FleetRollout | undefined;
   try {
+    // Loaded only with a fleet: ioredis costs every check a few hundred ms of start-up otherwise.
+    const { FleetRollout } = await import('./fleet-rollout.js');
     rollout = await FleetRollout.join(context);
   } catch (error) {
     return failed(error, context.log);

@@ -10,7 +10,6 @@ import { pipeline } from 'node:stream/promises';
 import { createNewFileFlags } from '../atomic-file.js';
 import { newDownloadFile } from '../cache-layout.js';
 import { DeployError, fetchError } from '../errors.js';
-import { extractZip } from '../extract.js';
 import { ensureOwnDirectory } from '../own-directory.js';
 import { VerificationError } from '../verify/refusal.js';
 import { verifySshSignature } from '../verify/ssh-signature.js';
@@ -223,6 +222,8 @@ export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Pro
     remoteState: zip.remoteState,
     async stage(directory) {
       await zip.verifyUnchanged?.();
+      // Loaded when a release is staged, not at every check (it brings the zip reader with it).
+      const { extractZip } = await import('../extract.js');
       const summary = await extractZip(
         zip.path,
         directory,

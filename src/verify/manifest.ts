@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import picomatch from 'picomatch';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { writeFileAtomically } from '../atomic-file.js';
 
@@ -72,7 +71,8 @@ export interface ManifestDifferences {
  * add or change (a shared/ link, say): they are not differences.
  */
 export async function compareWithManifest(liveDirectory: string, path: string, ignored: readonly string[] = []): Promise<ManifestDifferences> {
-  const isIgnored = ignored.length ? picomatch([...ignored], { dot: true }) : () => false;
+  // Loaded only when patterns are set: every check imports this module (to write manifests).
+  const isIgnored = ignored.length ? (await import('picomatch')).default([...ignored], { dot: true }) : () => false;
   const expected = (JSON.parse(await readFile(path, 'utf8')) as { entries: ManifestEntry[] }).entries.filter((entry) => !isIgnored(entry.path));
   const actual = new Map((await describeTree(liveDirectory)).filter((entry) => !isIgnored(entry.path)).map((entry) => [entry.path, entry]));
   const differences: ManifestDifferences = { changed: [], missing: [], extra: [] };
