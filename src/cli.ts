@@ -149,42 +149,8 @@ async function main(argv: string[]): Promise<number> {
   const print = (line: string) => process.stdout.write(line + '\n');
 
   try {
-    const commands = await import('./commands.js');
-    switch (command) {
-      case 'status':
-        await commands.statusCommand(context, Boolean(parsed.json), print);
-        return ExitCode.ok;
-      case 'releases':
-        await commands.releasesCommand(context, Boolean(parsed.json), print);
-        return ExitCode.ok;
-      case 'rollback':
-        await commands.rollbackCommand(context, parsed.release as string | undefined, Boolean(parsed.force), print);
-        return ExitCode.ok;
-      case 'retry':
-        await commands.retryCommand(context, print);
-        return ExitCode.ok;
-      case 'check-config':
-        await commands.checkConfigCommand(context, print);
-        return ExitCode.ok;
-      case 'adopt':
-        await commands.adoptCommand(context, print);
-        return ExitCode.ok;
-      case 'fleet': {
-        const fleetCommands = await import('./fleet-commands.js');
-        if (parsed.action === 'status') await fleetCommands.fleetStatusCommand(context, Boolean(parsed.json), print);
-        else if (parsed.action === 'halt') await fleetCommands.fleetHaltCommand(context, parsed.reason as string | undefined, print);
-        else await fleetCommands.fleetResumeCommand(context, parsed.revision as string | undefined, print);
-        return ExitCode.ok;
-      }
-      case 'pause':
-        await commands.pauseCommand(context, parsed.reason as string | undefined, print);
-        return ExitCode.ok;
-      case 'resume':
-        await commands.resumeCommand(context, print);
-        return ExitCode.ok;
-      case 'verify':
-        return (await commands.verifyCommand(context, print)) ? ExitCode.ok : ExitCode.verificationFailed;
-    }
+    const exitCode = await runCommand(command, parsed, context, print);
+    if (exitCode !== undefined) return exitCode;
     requireRemote(settings); // before any disk work (its form was checked with the other settings)
     // Checked in -f runs too: the cron line that works today must not hide a daemon that cannot start.
     await (await import('./schedule.js')).validateSchedule(settings.schedule);
@@ -198,6 +164,49 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     return reportError(error, verbose);
   }
+}
+
+type Parsed = Awaited<ReturnType<ReturnType<typeof parser>['parseAsync']>>;
+
+/** The commands beside the agent's run; undefined for the run itself. */
+async function runCommand(command: Command, parsed: Parsed, context: AgentContext, print: (line: string) => void): Promise<number | undefined> {
+  const commands = await import('./commands.js');
+  switch (command) {
+    case 'status':
+      await commands.statusCommand(context, Boolean(parsed.json), print);
+      return ExitCode.ok;
+    case 'releases':
+      await commands.releasesCommand(context, Boolean(parsed.json), print);
+      return ExitCode.ok;
+    case 'rollback':
+      await commands.rollbackCommand(context, parsed.release as string | undefined, Boolean(parsed.force), print);
+      return ExitCode.ok;
+    case 'retry':
+      await commands.retryCommand(context, print);
+      return ExitCode.ok;
+    case 'check-config':
+      await commands.checkConfigCommand(context, print);
+      return ExitCode.ok;
+    case 'adopt':
+      await commands.adoptCommand(context, print);
+      return ExitCode.ok;
+    case 'fleet': {
+      const fleetCommands = await import('./fleet-commands.js');
+      if (parsed.action === 'status') await fleetCommands.fleetStatusCommand(context, Boolean(parsed.json), print);
+      else if (parsed.action === 'halt') await fleetCommands.fleetHaltCommand(context, parsed.reason as string | undefined, print);
+      else await fleetCommands.fleetResumeCommand(context, parsed.revision as string | undefined, print);
+      return ExitCode.ok;
+    }
+    case 'pause':
+      await commands.pauseCommand(context, parsed.reason as string | undefined, print);
+      return ExitCode.ok;
+    case 'resume':
+      await commands.resumeCommand(context, print);
+      return ExitCode.ok;
+    case 'verify':
+      return (await commands.verifyCommand(context, print)) ? ExitCode.ok : ExitCode.verificationFailed;
+  }
+  return undefined;
 }
 
 /** -f: one check; SIGTERM/SIGINT end it safely and the run exits 0. */

@@ -134,24 +134,8 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
   // remote is asked "still that one?", so it is not downloaded again.
   const remembered = held ?? (stillWaiting ? waiting : undefined) ?? plan.known;
   const deployed: DeployedRevision | undefined = remembered ? { revision: remembered.revision, remoteState: remembered.remoteState, sameRemote: true } : live;
-  log.debug(`checking ${remoteKey}`);
-  const quietUntil = state.remoteQuietUntil ? Date.parse(state.remoteQuietUntil) : 0;
-  if (quietUntil > context.now().getTime()) {
-    return failed(fetchError(`${remoteKey} asked (Retry-After) not to be asked again before ${state.remoteQuietUntil}; no request was sent`, { hint: 'the live release is unchanged' }), log);
-  }
-  state.remoteQuietUntil = undefined;
-  let checked: CheckResult;
-  try {
-    checked = await candidate.fetch(deployed);
-  } catch (error) {
-    if (error instanceof VerificationError) return refused(state, error, trust, context.now(), log);
-    if (error instanceof DeployError && error.retryAfterMs !== undefined) {
-      // Honoured, but never for longer than max-backoff: a server must not silence the agent for days.
-      state.remoteQuietUntil = new Date(context.now().getTime() + Math.min(error.retryAfterMs, settings.maxBackoffMs)).toISOString();
-    }
-    return failed(error, log);
-  }
-
+  const checked = await askRemote(context, candidate, deployed, trust);
+  if (!('changed' in checked)) return checked;
   if (!checked.changed) {
     if (held) return heldBackOutcome(state, held.revision, log);
     if (waiting && stillWaiting) {
@@ -160,16 +144,7 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
       return waitingOutcome(waiting, stillWaiting);
     }
     if (plan.known && remembered === plan.known) return await admit(context, candidate, { ...plan.known, remoteState: checked.remoteState ?? plan.known.remoteState }, undefined);
-    if (waiting) {
-      log.info(`revision ${shortRevision(waiting.revision)}, which was waiting, is no longer on the remote; it will not be deployed`, { revision: waiting.revision });
-      state.waiting = undefined;
-    }
-    if (state.current && checked.remoteState) {
-      state.current.remoteState = checked.remoteState;
-      state.remote = remoteKey;
-    }
-    log.debug(`up to date at ${shortRevision(state.current?.revision ?? '')}`);
-    return { result: 'unchanged', release: state.current?.release, revision: state.current?.revision };
+    return upToDate(context, state, remoteKey, checked.remoteState);
   }
   try {
     if (checked.revision === state.current?.revision) {
@@ -190,6 +165,43 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
   } finally {
     await checked.dispose();
   }
+}
+
+/** Asks the remote, unless it asked (Retry-After) for quiet; a failure is a check outcome. */
+async function askRemote(context: AgentContext, candidate: Candidate, deployed: DeployedRevision | undefined, trust: string): Promise<CheckResult | CheckOutcome> {
+  const { state, remoteKey } = candidate;
+  const { log } = context;
+  log.debug(`checking ${remoteKey}`);
+  const quietUntil = state.remoteQuietUntil ? Date.parse(state.remoteQuietUntil) : 0;
+  if (quietUntil > context.now().getTime()) {
+    return failed(fetchError(`${remoteKey} asked (Retry-After) not to be asked again before ${state.remoteQuietUntil}; no request was sent`, { hint: 'the live release is unchanged' }), log);
+  }
+  state.remoteQuietUntil = undefined;
+  try {
+    return await candidate.fetch(deployed);
+  } catch (error) {
+    if (error instanceof VerificationError) return refused(state, error, trust, context.now(), log);
+    if (error instanceof DeployError && error.retryAfterMs !== undefined) {
+      // Honoured, but never for longer than max-backoff: a server must not silence the agent for days.
+      state.remoteQuietUntil = new Date(context.now().getTime() + Math.min(error.retryAfterMs, context.settings.maxBackoffMs)).toISOString();
+    }
+    return failed(error, log);
+  }
+}
+
+/** The remote still has what is live: a revision that waited is gone, fresh validators are kept. */
+function upToDate(context: AgentContext, state: AgentState, remoteKey: string, remoteState: RemoteState | undefined): CheckOutcome {
+  const waiting = waitingFor(state, remoteKey);
+  if (waiting) {
+    context.log.info(`revision ${shortRevision(waiting.revision)}, which was waiting, is no longer on the remote; it will not be deployed`, { revision: waiting.revision });
+    state.waiting = undefined;
+  }
+  if (state.current && remoteState) {
+    state.current.remoteState = remoteState;
+    state.remote = remoteKey;
+  }
+  context.log.debug(`up to date at ${shortRevision(state.current?.revision ?? '')}`);
+  return { result: 'unchanged', release: state.current?.release, revision: state.current?.revision };
 }
 
 interface Candidate {

@@ -37,6 +37,10 @@ interface Fleet {
   mostAtOnce(): Promise<number>;
   starts(): Promise<string[]>;
   downloads(): number;
+  /** Publishes version 1, starts every member, waits until all serve it; returns the update starts so far. */
+  allOnVersion1(): Promise<number>;
+  /** Waits until an update starts after the first `count` starts. */
+  nextStart(count: number): Promise<void>;
 }
 
 /** `preUpdate` is more of the pre-update hook; $SANDBOX in it is the server's own directory, $FLEET the test's. */
@@ -101,6 +105,15 @@ async function fleet(t: TestContext, size: number, settings: string, preUpdate =
     },
     starts: async () => (await readFile(spans, 'utf8').catch(() => '')).split('\n').filter((line) => line.startsWith('start ')),
     downloads: () => origin.requests.filter((request) => request.path === '/app.zip' && request.status === 200).length,
+    async allOnVersion1() {
+      await value.publish('1');
+      for (const member of members) value.start(member);
+      await value.waitForVersion('1');
+      return (await value.starts()).length;
+    },
+    async nextStart(count) {
+      while ((await value.starts()).length === count) await sleep(50);
+    },
   };
   return value;
 }
@@ -117,9 +130,7 @@ async function stopAll(f: Fleet): Promise<string> {
 
 test('10 servers, max-parallel = 2: never more than 2 between pre-update and the end of the gate, and all end on the new revision', async (t) => {
   const f = await fleet(t, 10, 'max-parallel = 2\n', 'sleep 0.3');
-  await f.publish('1');
-  for (const member of f.members) f.start(member);
-  await f.waitForVersion('1');
+  await f.allOnVersion1();
   await f.publish('2');
   await f.waitForVersion('2');
   const output = await stopAll(f);
@@ -131,11 +142,8 @@ test('10 servers, max-parallel = 2: never more than 2 between pre-update and the
 
 test('canary = 1 and a gate that fails on the canary: no other server downloads it, all keep the old release, fleet status says halted; a fixed revision rolls on', async (t) => {
   const f = await fleet(t, 4, 'max-parallel = 2\ncanary = 1\n');
-  await f.publish('1');
-  for (const member of f.members) f.start(member);
-  await f.waitForVersion('1');
+  const startsBefore = await f.allOnVersion1();
   const downloadsBefore = f.downloads();
-  const startsBefore = (await f.starts()).length;
   await f.publish('2', { broken: 'yes\n' });
   // Wait until the revision is halted and every server has said it holds it back.
   for (;;) {
@@ -160,10 +168,7 @@ test('canary = 1 and a gate that fails on the canary: no other server downloads 
 
 test('max-failed-hosts = 2: after two servers fail a revision, the rest never start it', async (t) => {
   const f = await fleet(t, 4, 'max-parallel = 1\nmax-failed-hosts = 2\n');
-  await f.publish('1');
-  for (const member of f.members) f.start(member);
-  await f.waitForVersion('1');
-  const startsBefore = (await f.starts()).length;
+  const startsBefore = await f.allOnVersion1();
   await f.publish('2', { broken: 'yes\n' });
   for (;;) {
     const report = JSON.parse((await f.command('fleet', 'status', '--json')).stdout || '{}');
@@ -178,9 +183,7 @@ test('max-failed-hosts = 2: after two servers fail a revision, the rest never st
 test('kill -9 of a server holding the slot: the slot frees itself within fleet-lease and the rollout finishes', async (t) => {
   // The first server to start the update to version 2 (mkdir is atomic) hangs in its pre-update hook.
   const f = await fleet(t, 3, 'max-parallel = 1\nfleet-lease = 3\n', '[ -e "$CURRENT_CONFIG/HANG" ] && mkdir $FLEET/claimed 2>/dev/null && { echo $$ > $SANDBOX/hung; sleep 300; }; true');
-  await f.publish('1');
-  for (const member of f.members) f.start(member);
-  await f.waitForVersion('1');
+  await f.allOnVersion1();
   await f.publish('2', { HANG: 'the first server to start this update hangs in its pre-update hook\n' });
   let hung: Member | undefined;
   let hookGroup = 0;
@@ -210,12 +213,9 @@ test('fleet halt stops a rollout before the next server starts; resume lets it f
   // The first server to start version 2 waits in its pre-update hook until the test has halted
   // the fleet, so the halt lands while that update runs, however slow the machine.
   const f = await fleet(t, 3, 'max-parallel = 1\n', 'if grep -q "version 2" "$CURRENT_CONFIG/index.html"; then while [ ! -e $FLEET/go ]; do sleep 0.05; done; fi');
-  await f.publish('1');
-  for (const member of f.members) f.start(member);
-  await f.waitForVersion('1');
-  const startsBefore = (await f.starts()).length;
+  const startsBefore = await f.allOnVersion1();
   await f.publish('2');
-  while ((await f.starts()).length === startsBefore) await sleep(50);
+  await f.nextStart(startsBefore);
   const halt = await f.command('fleet', 'halt', '--reason', 'errors in the logs');
   assert.equal(halt.code, 0, halt.stderr);
   // Each server but the one updating has since been told the fleet is halted; then that one finishes.
@@ -245,12 +245,9 @@ test('fleet halt stops a rollout before the next server starts; resume lets it f
 
 test('Redis stopped mid-rollout and restarted: no update starts without it, nothing is left half-way, the rollout finishes, the password shows nowhere', async (t) => {
   const f = await fleet(t, 3, 'max-parallel = 1\nretry-backoff = 1\nmax-backoff = 2\n', 'sleep 1');
-  await f.publish('1');
-  for (const member of f.members) f.start(member);
-  await f.waitForVersion('1');
-  const startsBefore = (await f.starts()).length;
+  const startsBefore = await f.allOnVersion1();
   await f.publish('2');
-  while ((await f.starts()).length === startsBefore) await sleep(50);
+  await f.nextStart(startsBefore);
   await f.redis.stop();
   const unreachable = /the fleet's Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0 cannot be reached/;
   for (const member of f.members) await member.agent?.waitFor(unreachable, 30_000);
