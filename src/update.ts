@@ -234,7 +234,13 @@ async function admit(context: AgentContext, candidate: Candidate, revision: { re
   const run = (download: PendingRevision) => (mayProceed?: () => string | undefined) => deploy(context, candidate.layout, state, download, candidate.remoteKey, candidate.liveRelease, mayProceed);
   if (pending) return rollout ? rollout.deploy(revision.revision, run(pending)) : run(pending)();
   // A revision the fleet rolls out, not yet downloaded here: fetched now, against what is live.
-  const fetched = await candidate.fetch(liveRevision(state, candidate.remoteKey));
+  let fetched: CheckResult;
+  try {
+    fetched = await candidate.fetch(liveRevision(state, candidate.remoteKey));
+  } catch (error) {
+    await rollout?.giveBack(revision.revision).catch(() => undefined); // else it frees itself within fleet-lease
+    throw error;
+  }
   try {
     if (!fetched.changed || fetched.revision !== revision.revision) {
       await rollout?.giveBack(revision.revision);
