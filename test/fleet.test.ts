@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { makeSandbox, runCli, writeHook, type Sandbox } from './helpers/cli.js';
 import { startAgent, type RunningAgent } from './helpers/daemon.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
+import { freePort } from './helpers/git-servers.js';
 import { startRedis, type TestRedis } from './helpers/redis-server.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { zipTree, type TreeSpec } from './helpers/zips.js';
@@ -265,4 +266,26 @@ test('Redis stopped mid-rollout and restarted: no update starts without it, noth
   }
   const statusOutput = await f.command('fleet', 'status');
   assert.ok(!statusOutput.stdout.includes(f.redis.password) && !statusOutput.stderr.includes(f.redis.password));
+});
+
+test('a fleet whose Redis cannot be reached: -f fails closed (exit 3, nothing deployed, the address without its password); fleet-fail-open = yes deploys', async (t) => {
+  const root = await temporaryDirectory(t);
+  const origin = await startHttpServer(t);
+  const archive = join(root, 'app.zip');
+  origin.route('/app.zip', { kind: 'file', path: archive });
+  await zipTree({ 'index.html': 'version 1\n' }, archive, root);
+  const closed = `redis://:closed-port-secret-42@127.0.0.1:${await freePort()}/0`;
+  const sandbox = await makeSandbox(root, `fleet-redis = ${closed}\nfleet-name = web\n`);
+  const failed = await runCli(sandbox.args(origin.url('/app.zip')));
+  assert.equal(failed.code, 3, failed.stderr);
+  assert.match(failed.stderr, /the fleet's Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0 cannot be reached .*: no update starts/);
+  assert.ok(!failed.stderr.includes('closed-port-secret-42'));
+  await assert.rejects(sandbox.liveFile('index.html'), /ENOENT/, 'nothing was deployed');
+
+  await writeFile(sandbox.config, `fleet-redis = ${closed}\nfleet-name = web\nfleet-fail-open = yes\n`);
+  const open = await runCli(sandbox.args(origin.url('/app.zip')));
+  assert.equal(open.code, 0, open.stderr);
+  assert.match(open.stderr, /fleet-fail-open = yes: this check goes on without the fleet/);
+  assert.equal(await sandbox.liveFile('index.html'), 'version 1\n');
+  assert.ok(!open.stderr.includes('closed-port-secret-42'));
 });
