@@ -9,7 +9,7 @@ import { cacheLayoutFor } from './cache-layout.js';
 import { DeployError, fetchError } from './errors.js';
 import { forgetFailures, holdBackRefused, recordFailure, releaseHeldBack, shortRevision } from './failures.js';
 import { createFetcher } from './fetchers/registry.js';
-import type { CheckResult, DeployedRevision, PendingRevision, RemoteState } from './fetchers/types.js';
+import type { CheckResult, DeployedRevision, PendingRevision, RemoteState, StagedFiles } from './fetchers/types.js';
 import { acquireLocks } from './lock.js';
 import type { Logger } from './log.js';
 import { recoverInterruptedSwitch } from './recovery.js';
@@ -390,9 +390,13 @@ async function stageNewRelease(
   };
   await saveState(context.settings.cache, state);
   try {
-    await stageRelease(layout, id, (directory) => pending.stage(directory));
+    const staged: { files?: StagedFiles } = {};
+    await stageRelease(layout, id, async (directory) => {
+      staged.files = (await pending.stage(directory)) ?? undefined;
+    });
     await pausePoint('staged');
-    await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id));
+    // The files the fetcher hashed as it wrote them are not read back.
+    await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id), staged.files?.fileHashes);
   } catch (error) {
     await removeRelease(layout, id);
     state.inProgress = undefined;

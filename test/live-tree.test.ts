@@ -2,12 +2,14 @@
 // and repaired, a release renamed into place just before a crash is not leaked, and an operator's
 // plain directory can be adopted as the release a failed first deploy falls back to.
 import assert from 'node:assert/strict';
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
+import { describeTree } from '../src/verify/manifest.js';
 import { setup } from './helpers/zip-agent.js';
+import { zipTree } from './helpers/zips.js';
 
 test('a live link whose release directory was removed by hand: the check says so and redeploys the remote\'s revision', async (t) => {
   const s = await setup(t);
@@ -150,4 +152,20 @@ test('verify-ignore: a shared/ link a pre-update hook adds is no difference for 
   const strict = await runCli(['verify', ...common]);
   assert.equal(strict.code, 8, 'without verify-ignore the link is an extra path');
   assert.match(strict.stdout, /extra: +shared/);
+});
+
+test('the manifest of an extracted release, made from the hashes taken while extracting, is the one a full read of the tree gives', async (t) => {
+  const s = await setup(t);
+  const large = Buffer.alloc(3 * 1024 * 1024, 'large file line\n').toString();
+  const tree = { 'index.html': 'version 1\n', 'assets/app.js': 'console.log(1)\n', 'assets/big.bin': large, 'bin/run': { content: '#!/bin/sh\n', mode: 0o755 }, 'latest': { symlink: 'index.html' } };
+  await zipTree(tree, join(s.root, 'app.zip'), s.root);
+  const deployed = await s.once();
+  assert.equal(deployed.code, 0, deployed.stderr);
+  const state = await s.state();
+  const release = join(s.root, 'www', 'releases', state.current.release);
+  const manifest = JSON.parse(await readFile(join(s.root, 'www', 'releases', `.manifest-${state.current.release}.json`), 'utf8'));
+  assert.deepEqual(manifest.entries, await describeTree(release), 'the same entries, sizes, modes and sha256 as reading every file back');
+  const verify = await runCli(['verify', '-c', s.sandbox.config, '--cache', s.sandbox.cache, '-l', s.sandbox.live]);
+  assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+  assert.match(verify.stdout, /is intact: every file matches its manifest/);
 });

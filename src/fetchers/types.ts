@@ -51,10 +51,17 @@ export interface PendingRevision {
   description: string;
   /** To remember once this revision is live. */
   remoteState: RemoteState;
-  /** Writes the release's files into `directory` (which exists and is empty). */
-  stage(directory: string): Promise<void>;
+  /**
+   * Writes the release's files into `directory` (which exists and is empty); may return the
+   * sha256 of files it wrote (by relative path), so the manifest need not read them back.
+   */
+  stage(directory: string): Promise<StagedFiles | void>;
   /** Removes temporary files (downloads); called whatever happened. */
   dispose(): Promise<void>;
+}
+
+export interface StagedFiles {
+  fileHashes: ReadonlyMap<string, string>;
 }
 
 export type CheckResult = Unchanged | PendingRevision;

@@ -233,6 +233,7 @@ export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Pro
       );
       await zip.verifyUnchanged?.();
       context.log.info(`extracted ${summary.files} files, ${summary.directories} directories, ${summary.symlinks} symlinks (${summary.bytes} bytes)`);
+      return { fileHashes: summary.fileHashes };
     },
     dispose,
   };

@@ -32,7 +32,11 @@ async function sha256Of(path: string, size: number): Promise<string> {
   return hash.digest('hex');
 }
 
-export async function describeTree(root: string): Promise<ManifestEntry[]> {
+/**
+ * Every entry of a tree, in path order. `knownHashes` are the sha256 of files whose bytes the
+ * caller has just written (the extraction hashed them on the way): they are not read back.
+ */
+export async function describeTree(root: string, knownHashes?: ReadonlyMap<string, string>): Promise<ManifestEntry[]> {
   const entries: ManifestEntry[] = [];
   let sliceStarted = performance.now();
   const walk = async (relative: string) => {
@@ -45,7 +49,7 @@ export async function describeTree(root: string): Promise<ManifestEntry[]> {
       else if (info.isDirectory()) {
         entries.push({ path, type: 'directory', mode });
         await walk(path);
-      } else entries.push({ path, type: 'file', size: info.size, mode, sha256: await sha256Of(absolute, info.size) });
+      } else entries.push({ path, type: 'file', size: info.size, mode, sha256: knownHashes?.get(path) ?? (await sha256Of(absolute, info.size)) });
       if (performance.now() - sliceStarted > synchronousSliceMs) {
         await yieldToEventLoop();
         sliceStarted = performance.now();
@@ -56,8 +60,8 @@ export async function describeTree(root: string): Promise<ManifestEntry[]> {
   return entries;
 }
 
-export async function writeManifest(releaseDirectory: string, path: string): Promise<void> {
-  await writeFileAtomically(path, JSON.stringify({ version: 1, entries: await describeTree(releaseDirectory) }) + '\n');
+export async function writeManifest(releaseDirectory: string, path: string, knownHashes?: ReadonlyMap<string, string>): Promise<void> {
+  await writeFileAtomically(path, JSON.stringify({ version: 1, entries: await describeTree(releaseDirectory, knownHashes) }) + '\n');
 }
 
 export interface ManifestDifferences {
