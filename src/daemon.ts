@@ -6,6 +6,7 @@
 // running hook gets stop-grace before its process group is ended) and then the loop ends.
 // Time comes from an injectable clock, so tests can assert the exact instants of every check.
 import type { EventEmitter } from 'node:events';
+import { sleepUnlessAborted } from './abortable-sleep.js';
 import { messageOf } from './errors.js';
 import { AgentMetrics, startHealthServer } from './health-server.js';
 import { validateSchedule } from './schedule.js';
@@ -19,21 +20,9 @@ export interface DaemonClock {
   sleep(ms: number, wake: AbortSignal): Promise<void>;
 }
 
-export const systemClock: DaemonClock = {
-  now: () => new Date(),
-  sleep: (ms, wake) =>
-    new Promise((resolveSleep) => {
-      if (wake.aborted) return resolveSleep();
-      // setTimeout cannot wait longer than 2^31 - 1 ms (about 24.8 days): the loop sleeps again.
-      const timer = setTimeout(finish, Math.min(ms, 2 ** 31 - 1));
-      function finish() {
-        clearTimeout(timer);
-        wake.removeEventListener('abort', finish);
-        resolveSleep();
-      }
-      wake.addEventListener('abort', finish, { once: true });
-    }),
-};
+// The daemon's loop sleeps again when it wakes before its instant, so a longer wait than
+// setTimeout allows is fine.
+export const systemClock: DaemonClock = { now: () => new Date(), sleep: sleepUnlessAborted };
 
 export interface DaemonOptions {
   context: Omit<AgentContext, 'signal'>;

@@ -3,9 +3,9 @@
 // must keep passing, tried every health-interval, for that many seconds. A failure, or a stop
 // during the gate, reverts the update exactly as a failed post-update hook does; the revision is
 // committed only once the gate has passed.
-import { inheritedEnvironment } from './child-environment.js';
+import { sleepUnlessAborted } from './abortable-sleep.js';
 import { DeployError, messageOf, systemErrorCode } from './errors.js';
-import type { HookEnvironment } from './hooks.js';
+import { hookProcessEnvironment, type HookEnvironment } from './hooks.js';
 import type { Logger } from './log.js';
 import { runProcess } from './process.js';
 
@@ -43,7 +43,7 @@ export async function passHealthGate(run: HealthGateRun): Promise<void> {
       throw new DeployError('post-hook', `the health check failed${when}: ${failure}`);
     }
     if (elapsedMs >= gate.settleMs) break;
-    await waitOrStop(Math.min(gate.intervalMs, gate.settleMs - elapsedMs), run.signal);
+    await sleepUnlessAborted(Math.min(gate.intervalMs, gate.settleMs - elapsedMs), run.signal);
     if (run.signal.aborted) throw new DeployError('post-hook', 'the health gate was ended because the agent is stopping');
   }
   log.info(`health gate passed${gate.settleMs ? ` for ${gate.settleMs / 1000} s` : ''}`);
@@ -54,27 +54,15 @@ async function tryOnce(run: HealthGateRun): Promise<string | undefined> {
   const { gate } = run;
   if (run.signal.aborted) return 'the agent is stopping';
   if (isUrl(gate.check)) return tryUrl(gate, run.signal);
-  const output: string[] = [];
   const result = await runProcess('/bin/sh', ['-c', gate.check], {
-    env: {
-      ...inheritedEnvironment(run.baseEnv),
-      CURRENT_CONFIG: run.hookEnvironment.currentConfig,
-      PREVIOUS_CONFIG: run.hookEnvironment.previousConfig,
-      REPO_DEPLOY_PHASE: 'health-check',
-      REPO_DEPLOY_REVISION: run.hookEnvironment.revision,
-      REPO_DEPLOY_PREVIOUS_REVISION: run.hookEnvironment.previousRevision,
-    },
+    env: hookProcessEnvironment(run.baseEnv, run.hookEnvironment, 'health-check'),
     timeoutMs: gate.timeoutMs,
     signal: run.signal,
     onSpawn: run.onProcess,
-    onLine: (line) => {
-      output.push(line);
-      if (output.length > 5) output.shift();
-      run.log.debug(`[health-check] ${line}`);
-    },
+    onLine: (line) => run.log.debug(`[health-check] ${line}`),
   });
   if (result.exitCode === 0) return undefined;
-  const last = output.at(-1) ? `: ${output.at(-1)}` : '';
+  const last = result.outputTail.at(-1) ? `: ${result.outputTail.at(-1)}` : '';
   if (result.spawnError) return `the command could not be started (${result.spawnError.message})`;
   if (result.timedOut) return `the command took longer than health-timeout (${gate.timeoutMs / 1000} s) and was ended with its process group`;
   if (result.aborted) return 'the agent is stopping';
@@ -95,17 +83,4 @@ async function tryUrl(gate: HealthGate, stop: AbortSignal): Promise<string | und
     const code = systemErrorCode(error) ?? systemErrorCode((error as { cause?: unknown }).cause);
     return `${gate.check} could not be reached (${code ?? messageOf(error)})`;
   }
-}
-
-function waitOrStop(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -112,6 +112,18 @@ export async function listHooks(directory: string, log?: Logger): Promise<string
   return hooks;
 }
 
+/** What a hook (or the health check, which runs like one) sees: the agent's environment, secrets removed, and the release's variables. */
+export function hookProcessEnvironment(baseEnv: NodeJS.ProcessEnv, hookEnvironment: HookEnvironment, phase: HookPhase | 'health-check'): NodeJS.ProcessEnv {
+  return {
+    ...inheritedEnvironment(baseEnv),
+    CURRENT_CONFIG: hookEnvironment.currentConfig,
+    PREVIOUS_CONFIG: hookEnvironment.previousConfig,
+    REPO_DEPLOY_PHASE: phase,
+    REPO_DEPLOY_REVISION: hookEnvironment.revision,
+    REPO_DEPLOY_PREVIOUS_REVISION: hookEnvironment.previousRevision,
+  };
+}
+
 export async function runHooks(options: RunHooksOptions): Promise<void> {
   const { directory, phase, hookEnvironment, log } = options;
   const hooks = await listHooks(directory, log);
@@ -119,14 +131,7 @@ export async function runHooks(options: RunHooksOptions): Promise<void> {
     log.debug(`no ${phase} hooks in ${directory}`);
     return;
   }
-  const env: NodeJS.ProcessEnv = {
-    ...inheritedEnvironment(options.baseEnv),
-    CURRENT_CONFIG: hookEnvironment.currentConfig,
-    PREVIOUS_CONFIG: hookEnvironment.previousConfig,
-    REPO_DEPLOY_PHASE: phase,
-    REPO_DEPLOY_REVISION: hookEnvironment.revision,
-    REPO_DEPLOY_PREVIOUS_REVISION: hookEnvironment.previousRevision,
-  };
+  const env = hookProcessEnvironment(options.baseEnv, hookEnvironment, phase);
   for (const name of hooks) {
     log.info(`running ${phase} hook ${name}`);
     const started = Date.now();
