@@ -284,10 +284,10 @@ async function operatorControlLines(context: AgentContext): Promise<string[]> {
   lines.push(`health:   ${settings.healthCheck ? `${settings.healthCheck}${settings.healthSettleMs ? `, passing for ${settings.healthSettleMs / 1000} s (every ${settings.healthIntervalMs / 1000} s)` : ''}` : 'no health gate'}`);
   if (!settings.fleetRedis) lines.push('fleet:    none (this server deploys on its own)');
   else {
-    const { Fleet, displayRedisUrl } = await import('./fleet.js');
+    const { Fleet } = await import('./fleet.js');
     const limit = (value: CountOrPercent) => ('count' in value ? String(value.count) : `${value.percent}%`);
     const fleet = await Fleet.connect(settings); // a usage of its own: unreachable is an error here
-    lines.push(`fleet:    ${settings.fleetName} on ${displayRedisUrl(settings.fleetRedis)} (reachable) as ${fleet.host}; max-parallel ${limit(settings.maxParallel)}, canary ${limit(settings.canary)}, max-failed-hosts ${settings.maxFailedHosts}, fleet-lease ${settings.fleetLeaseMs / 1000} s${settings.fleetFailOpen ? ', fail open' : ''}`);
+    lines.push(`fleet:    ${settings.fleetName} on ${fleet.display} (reachable) as ${fleet.host}; max-parallel ${limit(settings.maxParallel)}, canary ${limit(settings.canary)}, max-failed-hosts ${settings.maxFailedHosts}, fleet-lease ${settings.fleetLeaseMs / 1000} s${settings.fleetFailOpen ? ', fail open' : ''}`);
     await fleet.close();
   }
   return lines;

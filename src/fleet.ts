@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import { DeployError, messageOf } from './errors.js';
+import { redact } from './redact.js';
 import { beginScript, commitScript, failScript, releaseScoutScript, releaseScript, renewScript } from './fleet-scripts.js';
 import type { RemoteState } from './fetchers/types.js';
 import type { Settings } from './config.js';
@@ -37,17 +38,6 @@ export interface FleetStatus {
   progress: { committed: string[]; failed: Record<string, string>; inProgress: string[]; halted: { reason: string; host: string; at: string } | undefined } | undefined;
 }
 
-/** redis://user:password@host:port/db shown without its password. */
-export function displayRedisUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return 'redis://(unparsable)';
-  }
-}
-
 export class Fleet {
   readonly host: string;
   private readonly prefix: string;
@@ -64,7 +54,7 @@ export class Fleet {
   /** Connects (fails fast with a fetch error naming the address, never the password). */
   static async connect(settings: Settings): Promise<Fleet> {
     const url = settings.fleetRedis as string;
-    const display = displayRedisUrl(url);
+    const display = redact(url); // the password was registered as a secret with the settings, too
     const redis = new Redis(url, {
       lazyConnect: true,
       connectTimeout: 3000,
@@ -86,7 +76,7 @@ export class Fleet {
   }
 
   unreachable(error: unknown): DeployError {
-    return new DeployError('fetch', `the fleet's Redis at ${this.display} cannot be reached (${messageOf(error).replace(/redis(s)?:\/\/[^@\s]*@/g, 'redis$1://***@')}): no update starts`, {
+    return new DeployError('fetch', `the fleet's Redis at ${this.display} cannot be reached (${redact(messageOf(error))}): no update starts`, {
       hint: 'the live release is unchanged; the next check tries again (fleet-fail-open = yes deploys without the fleet)',
     });
   }
