@@ -2,7 +2,6 @@
 // verify, pause and resume. Each reads or changes the same state the agent keeps, under the same
 // lock where it changes anything (a pause has a file of its own, see pause.ts).
 import { lstat, realpath, rename } from 'node:fs/promises';
-import { hostname, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { requireRemote } from './config.js';
 import { cacheLayoutFor } from './cache-layout.js';
@@ -13,6 +12,7 @@ import { windowStateAt } from './deploy-window.js';
 import type { CountOrPercent } from './settings-schema.js';
 import { listHooks } from './hooks.js';
 import { currentLockHolder } from './lock.js';
+import { operatorName } from './operator-name.js';
 import { clearPause, describePause, readPause, writePause } from './pause.js';
 import { layoutFor, listReleaseDirectories, newReleaseId, type Layout, pointLiveAt, readLiveRelease, releaseExists, releasePath } from './releases.js';
 import { ensureOwnDirectory } from './own-directory.js';
@@ -252,17 +252,6 @@ export async function resumeCommand(context: AgentContext, print: Print): Promis
   const waiting = (await loadState(settings.cache)).waiting;
   const next = waiting ? `revision ${shortRevision(waiting.revision)}, which waited, is deployed at the next check` : 'the next check deploys what is new';
   print(`resumed (was ${describePause(pause)}); ${next} (systemctl reload repo-deploy, or SIGHUP, checks now)`);
-}
-
-/** user@host of whoever runs a command (the user behind sudo, if any). */
-function operatorName(): string {
-  let user = process.env.SUDO_USER;
-  try {
-    user ??= userInfo().username;
-  } catch {
-    user ??= `uid ${process.getuid?.() ?? '?'}`;
-  }
-  return `${user}@${hostname()}`;
 }
 
 /** check-config's account of the operator's controls: deploy window, min-age, webhook, pause. */

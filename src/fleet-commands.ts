@@ -3,7 +3,7 @@ import type { AgentContext } from './agent-context.js';
 import { usageError } from './errors.js';
 import { shortRevision } from './failures.js';
 import { Fleet } from './fleet.js';
-import { hostname, userInfo } from 'node:os';
+import { operatorName } from './operator-name.js';
 
 type Print = (line: string) => void;
 
@@ -39,8 +39,7 @@ export function fleetStatusCommand(context: AgentContext, json: boolean, print: 
 
 export function fleetHaltCommand(context: AgentContext, reason: string | undefined, print: Print): Promise<void> {
   return withFleet(context, async (fleet) => {
-    const by = `${process.env.SUDO_USER ?? userInfo().username}@${hostname()}`;
-    await fleet.halt(reason ?? '', by, context.now());
+    await fleet.halt(reason ?? '', operatorName(), context.now());
     print(`fleet ${context.settings.fleetName} halted: no server of it starts an update until "repo-deploy fleet resume" (updates already past their pre-update hooks finish or revert)`);
   });
 }
