@@ -4,7 +4,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentContext, CheckOutcome, CheckReport } from './agent-context.js';
-import { requireRemote, type Settings } from './config.js';
+import { requireRemote } from './config.js';
 import { cacheLayoutFor } from './cache-layout.js';
 import { DeployError, fetchError } from './errors.js';
 import { forgetFailures, holdBackRefused, recordFailure, releaseHeldBack, shortRevision } from './failures.js';
@@ -41,8 +41,6 @@ export async function withLockedState<T>(context: AgentContext, work: (state: Ag
     await releaseLock();
   }
 }
-
-/** Where fetchers download: one directory in the cache, emptied at every locked start. */
 
 /** What is live, as fetchers compare the remote with it; undefined while its revision is unknown. */
 export function liveRevision(state: AgentState, remoteKey: string): DeployedRevision | undefined {
