@@ -40,4 +40,4 @@ export type CheckOutcome =
  * A check's outcome with the one count of failed checks in a row (kept in the state, shown by
  * `status`), which the daemon's backoff, /healthz and /metrics read too.
  */
-export type CheckReport = CheckOutcome & { failedChecksInARow: number; paused: boolean };
+export type CheckReport = CheckOutcome & { failedChecksInARow: number };

@@ -7,6 +7,8 @@
 // Time comes from an injectable clock, so tests can assert the exact instants of every check.
 import type { EventEmitter } from 'node:events';
 import { sleepUnlessAborted } from './abortable-sleep.js';
+import { cacheLayoutFor } from './cache-layout.js';
+import { readPause } from './pause.js';
 import { messageOf } from './errors.js';
 import { AgentMetrics, startHealthServer } from './health-server.js';
 import { validateSchedule } from './schedule.js';
@@ -116,6 +118,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     }
     checking = false;
     metrics.record(outcome, (clock.now().getTime() - startedAt.getTime()) / 1000, clock.now());
+    // Only the daemon reports it (/metrics), so only the daemon reads it after a check.
+    metrics.recordPause((await readPause(cacheLayoutFor(settings.cache))) !== undefined);
     options.onCheck?.(outcome, startedAt);
     return outcome instanceof Error || outcome.result === 'failed' ? metrics.consecutiveFailures : 0;
   };

@@ -42,13 +42,19 @@ export async function closedGate(context: AgentContext, pause: Pause | undefined
  */
 export function noteWaiting(context: AgentContext, state: AgentState, waiting: Omit<WaitingRevision, 'gate' | 'reason' | 'eligibleAt'>, gate: ClosedGate): void {
   const before = state.waiting;
-  if (before && before.remote === waiting.remote && before.revision !== waiting.revision) {
-    context.log.info(`revision ${shortRevision(before.revision)}, which was waiting, is no longer on the remote (now ${shortRevision(waiting.revision)}); it will not be deployed`, { revision: before.revision });
-  }
+  if (before && before.remote === waiting.remote && before.revision !== waiting.revision) forgetWaiting(context, state, waiting.revision);
   const message = `revision ${shortRevision(waiting.revision)} ${gate.reason}`;
   if (before?.revision === waiting.revision && before.reason === gate.reason) context.log.debug(message, { revision: waiting.revision });
   else context.log.info(message, { revision: waiting.revision });
   state.waiting = { ...waiting, gate: gate.gate, reason: gate.reason, eligibleAt: gate.eligibleAt?.toISOString() };
+}
+
+/** A waiting revision the remote no longer has (it is at `now`, or back at what is live) is never deployed. */
+export function forgetWaiting(context: AgentContext, state: AgentState, now?: string): void {
+  const gone = state.waiting;
+  if (!gone) return;
+  context.log.info(`revision ${shortRevision(gone.revision)}, which was waiting, is no longer on the remote${now ? ` (now ${shortRevision(now)})` : ''}; it will not be deployed`, { revision: gone.revision });
+  state.waiting = undefined;
 }
 
 /** The waiting revision of this remote, if any. */

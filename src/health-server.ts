@@ -46,7 +46,6 @@ export class AgentMetrics {
     this.consecutiveFailures = outcome instanceof Error ? this.consecutiveFailures + 1 : outcome.failedChecksInARow;
     this.failedInARow.set(this.consecutiveFailures);
     if (outcome instanceof Error) return;
-    this.paused.set(outcome.paused ? 1 : 0);
     this.waiting.reset();
     this.waitingUntil.set(outcome.result === 'waiting' && outcome.eligibleAt ? Date.parse(outcome.eligibleAt) / 1000 : 0);
     if (outcome.result === 'waiting') this.waiting.set({ revision: outcome.revision, gate: outcome.gate }, 1);
@@ -54,6 +53,11 @@ export class AgentMetrics {
       this.live.reset();
       this.live.set({ release: outcome.release, revision: outcome.revision ?? '' }, 1);
     }
+  }
+
+  /** Whether an operator's pause is in force, read by the daemon after each check. */
+  recordPause(paused: boolean): void {
+    this.paused.set(paused ? 1 : 0);
   }
 
   get healthy(): boolean {

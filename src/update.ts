@@ -18,7 +18,7 @@ import { layoutFor, newReleaseId, readLiveRelease, releaseExists, releasePath, r
 import { loadState, recordLiveRelease, saveState, type AgentState, type WaitingRevision } from './state.js';
 import { asDeployError, switchRelease, type SwitchResult } from './switch-release.js';
 import { ensureOwnDirectory } from './own-directory.js';
-import { closedGate, noteWaiting, refreshWaiting, waitingFor, type ClosedGate } from './deploy-gates.js';
+import { closedGate, forgetWaiting, noteWaiting, refreshWaiting, waitingFor, type ClosedGate } from './deploy-gates.js';
 import { readPause } from './pause.js';
 import type { FleetRollout } from './fleet-rollout.js';
 import { pausePoint } from './test-pause.js';
@@ -56,8 +56,7 @@ export async function checkForUpdate(context: AgentContext): Promise<CheckReport
     const outcome = await checkWithFleet(context, state, (rollout) => lockedCheck(context, remote, layout, state, liveRelease, rollout));
     if (state.brokenLive) await repairBrokenLive(context, layout, state, outcome);
     recordCheck(state, outcome, context.now());
-    const paused = (await readPause(cacheLayoutFor(context.settings.cache))) !== undefined;
-    return { ...outcome, failedChecksInARow: state.consecutiveFailedChecks, paused };
+    return { ...outcome, failedChecksInARow: state.consecutiveFailedChecks };
   });
 }
 
@@ -189,11 +188,7 @@ async function askRemote(context: AgentContext, candidate: Candidate, deployed: 
 
 /** The remote still has what is live: a revision that waited is gone, fresh validators are kept. */
 function upToDate(context: AgentContext, state: AgentState, remoteKey: string, remoteState: RemoteState | undefined): CheckOutcome {
-  const waiting = waitingFor(state, remoteKey);
-  if (waiting) {
-    context.log.info(`revision ${shortRevision(waiting.revision)}, which was waiting, is no longer on the remote; it will not be deployed`, { revision: waiting.revision });
-    state.waiting = undefined;
-  }
+  if (waitingFor(state, remoteKey)) forgetWaiting(context, state);
   if (state.current && remoteState) {
     state.current.remoteState = remoteState;
     state.remote = remoteKey;
