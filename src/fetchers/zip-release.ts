@@ -4,13 +4,11 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createNewFileFlags } from '../atomic-file.js';
 import { newDownloadFile } from '../cache-layout.js';
 import { DeployError, fetchError } from '../errors.js';
-import { ensureOwnDirectory } from '../own-directory.js';
 import { VerificationError } from '../verify/refusal.js';
 import { verifySshSignature } from '../verify/ssh-signature.js';
 import type { ProgressSink } from '../progress.js';
