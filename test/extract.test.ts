@@ -135,3 +135,38 @@ test('entries of 1 MiB and more are streamed, kept whole, and CRC-checked too', 
   await (await import('node:fs/promises')).mkdir(corruptStaging);
   await assert.rejects(extractZip(corruptPath, corruptStaging, limits, 'corrupt-large.zip'), /"data\/large\.bin" fails its CRC-32 check/);
 });
+
+test('a corrupt small entry stops the large files being written beside it, and the extraction fails once', async (t) => {
+  const root = await temporaryDirectory(t);
+  const large = Buffer.alloc(8 * 1024 * 1024, 'abcdefgh');
+  const zipPath = join(root, 'mixed.zip');
+  const small = Array.from({ length: 50 }, (_, index) => ({ name: `small/f${index}.txt`, data: `file ${index}\n` }));
+  await writeFile(zipPath, rawZip([{ name: 'data/one.bin', data: large }, { name: 'data/two.bin', data: large }, ...small, { name: 'small/bad.txt', data: 'payload', badCrc: true }]));
+  const staging = join(root, 'out');
+  await (await import('node:fs/promises')).mkdir(staging);
+  await assert.rejects(extractZip(zipPath, staging, { ...limits, maxUnpackedBytes: 64 << 20 }, 'mixed.zip'), /"small\/bad\.txt" fails its CRC-32 check/);
+  // The large files' streams were stopped before the failure was reported: the second one was
+  // never begun, and nothing is still open on the staging directory.
+  const written = await readdir(join(staging, 'data')).catch(() => []);
+  assert.ok(!written.includes('two.bin'), `the second large file was not started: ${written.join(', ')}`);
+  const openFiles = await readdir('/proc/self/fd').then((fds) => Promise.all(fds.map((fd) => (import('node:fs/promises')).then((fs) => fs.readlink(`/proc/self/fd/${fd}`)).catch(() => ''))));
+  assert.deepEqual(openFiles.filter((path) => path.startsWith(staging)), []);
+});
+
+test('large and small entries extracted side by side are each whole, with the sha256 of what was written', async (t) => {
+  const root = await temporaryDirectory(t);
+  const large = Buffer.alloc(5 * 1024 * 1024 + 3, 'large file ');
+  const small = Array.from({ length: 200 }, (_, index) => ({ name: `small/f${index}.txt`, data: `file ${index}\n`.repeat(index) }));
+  const zipPath = join(root, 'mixed.zip');
+  await writeFile(zipPath, rawZip([{ name: 'data/one.bin', data: large }, ...small, { name: 'data/two.bin', data: large }]));
+  const staging = join(root, 'out');
+  await (await import('node:fs/promises')).mkdir(staging);
+  const summary = await extractZip(zipPath, staging, { ...limits, maxUnpackedBytes: 64 << 20 });
+  assert.equal(summary.files, 202);
+  const { createHash } = await import('node:crypto');
+  for (const name of ['data/one.bin', 'data/two.bin', 'small/f7.txt', 'small/f199.txt']) {
+    const bytes = await readFile(join(staging, name));
+    assert.equal(summary.fileHashes.get(name), createHash('sha256').update(bytes).digest('hex'), name);
+  }
+  assert.ok((await readFile(join(staging, 'data/two.bin'))).equals(large));
+});
