@@ -147,9 +147,9 @@ test('a corrupt small entry stops the large files being written beside it, and t
   await assert.rejects(extractZip(zipPath, staging, { ...limits, maxUnpackedBytes: 64 << 20 }, 'mixed.zip'), /"small\/bad\.txt" fails its CRC-32 check/);
   // The large files' streams were stopped before the failure was reported: the second one was
   // never begun, and nothing is still open on the staging directory.
-  const written = await readdir(join(staging, 'data')).catch(() => []);
+  const written: string[] = await readdir(join(staging, 'data')).catch(() => []);
   assert.ok(!written.includes('two.bin'), `the second large file was not started: ${written.join(', ')}`);
-  const openFiles = await readdir('/proc/self/fd').then((fds) => Promise.all(fds.map((fd) => (import('node:fs/promises')).then((fs) => fs.readlink(`/proc/self/fd/${fd}`)).catch(() => ''))));
+  const openFiles = await Promise.all((await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
   assert.deepEqual(openFiles.filter((path) => path.startsWith(staging)), []);
 });
 
