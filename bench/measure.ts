@@ -1,26 +1,44 @@
-// Timing and memory of whole commands, the same way for ours and for the reference tools:
-// GNU time gives wall time and peak resident memory of the process tree's largest process.
+// Whole processes timed from outside, the same way for ours and for every reference tool: a
+// monotonic nanosecond clock around spawn and reap, the CPU the kernel accounted, and the peak
+// resident memory of the largest process of the tree (bench/timed.py). Contenders run in turn
+// within each repetition (ours, then each reference), so a machine that drifts slows all alike.
 import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+const timer = join(fileURLToPath(new URL('.', import.meta.url)), 'timed.py');
 
 export interface Measurement {
   seconds: number;
-  peakMb: number;
+  cpuSeconds: number;
+  peakMiB: number;
   stdout: string;
   stderr: string;
 }
 
-export async function measure(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Measurement> {
-  const { stdout, stderr } = await run('/usr/bin/time', ['-f', '@@time %e %M', command, ...args], {
+export async function measure(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; allowFailure?: boolean } = {}): Promise<Measurement> {
+  const result = await run('python3', [timer, command, ...args], {
     cwd: options.cwd,
     env: { ...process.env, ...options.env },
-    maxBuffer: 64 << 20,
+    maxBuffer: 256 << 20,
   });
-  const match = /@@time ([\d.]+) (\d+)/.exec(stderr);
-  if (!match) throw new Error(`no timing from ${command}: ${stderr.slice(-500)}`);
-  return { seconds: Number(match[1]), peakMb: Number(match[2]) / 1024, stdout, stderr };
+  const line = result.stderr.split('\n').findLast((text) => text.startsWith('@@timed '));
+  if (!line) throw new Error(`no timing from ${command}: ${result.stderr.slice(-500)}`);
+  const timed = JSON.parse(line.slice('@@timed '.length)) as { wallNs: number; userS: number; systemS: number; peakKiB: number; exitCode: number };
+  if (timed.exitCode !== 0 && !options.allowFailure) {
+    throw new Error(`${command} ${args.join(' ')} exited with ${timed.exitCode}: ${result.stderr.slice(-1500)}`);
+  }
+  return { seconds: timed.wallNs / 1e9, cpuSeconds: timed.userS + timed.systemS, peakMiB: timed.peakKiB / 1024, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** The spread of one figure over the repetitions. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  values: number[];
 }
 
 export const median = (values: number[]): number => {
@@ -29,14 +47,41 @@ export const median = (values: number[]): number => {
   return sorted.length % 2 ? (sorted[middle] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 };
 
-/** Runs `once` `times` times (with `between` before each run) and returns the median of each figure. */
-export async function repeat(times: number, once: () => Promise<Measurement>, between?: () => Promise<void>): Promise<{ seconds: number; peakMb: number }> {
-  const results: Measurement[] = [];
-  for (let index = 0; index < times; index++) {
-    await between?.();
-    results.push(await once());
+export const spreadOf = (values: number[]): Spread => ({ median: median(values), min: Math.min(...values), max: Math.max(...values), values });
+
+export interface Summary {
+  seconds: Spread;
+  cpuSeconds: Spread;
+  peakMiB: Spread;
+  runs: Measurement[];
+}
+
+const summarise = (runs: Measurement[]): Summary => ({
+  seconds: spreadOf(runs.map((run) => run.seconds)),
+  cpuSeconds: spreadOf(runs.map((run) => run.cpuSeconds)),
+  peakMiB: spreadOf(runs.map((run) => run.peakMiB)),
+  runs,
+});
+
+/**
+ * Each repetition runs every contender once, in the order given, with `before` run ahead of each
+ * (to clean up and let the disk settle), and one unrecorded warm-up round first.
+ */
+export async function alternate<Name extends string>(
+  repetitions: number,
+  contenders: Record<Name, () => Promise<Measurement>>,
+  before?: (name: Name) => Promise<void>,
+): Promise<Record<Name, Summary>> {
+  const names = Object.keys(contenders) as Name[];
+  const runs = Object.fromEntries(names.map((name) => [name, [] as Measurement[]])) as Record<Name, Measurement[]>;
+  for (let round = 0; round <= repetitions; round++) {
+    for (const name of names) {
+      await before?.(name);
+      const measurement = await contenders[name]();
+      if (round > 0) runs[name].push(measurement);
+    }
   }
-  return { seconds: median(results.map((result) => result.seconds)), peakMb: median(results.map((result) => result.peakMb)) };
+  return Object.fromEntries(names.map((name) => [name, summarise(runs[name])])) as Record<Name, Summary>;
 }
 
 /** The cleanup half of a test context, so the test helpers' servers run in the bench too. */
@@ -50,10 +95,12 @@ export function cleanupContext() {
   };
 }
 
+const packageOf: Record<string, string> = { bsdtar: 'libarchive-tools', 'redis-server': 'redis-server', python3: 'python3' };
+
 export async function requireTools(...tools: string[]): Promise<void> {
   const missing: string[] = [];
   for (const tool of tools) {
     await run('sh', ['-c', `command -v ${tool}`]).catch(() => missing.push(tool));
   }
-  if (missing.length) throw new Error(`the benchmarks need ${missing.join(', ')}: apt-get install ${missing.map((tool) => (tool === '/usr/bin/time' ? 'time' : tool)).join(' ')}`);
+  if (missing.length) throw new Error(`the benchmarks need ${missing.join(', ')}: apt-get install ${missing.map((tool) => packageOf[tool] ?? tool).join(' ')}`);
 }

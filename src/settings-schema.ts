@@ -108,6 +108,9 @@ type SettingValue<Spec> = Spec extends { defaultValue: string } | { defaultFrom:
 /** Every setting of the schema, typed by its kind: a new setting needs no other declaration. */
 export type SchemaSettings = { -readonly [Spec in (typeof settingSpecs)[number] as Spec['field']]: SettingValue<Spec> };
 
+/** The daemon's schedule when none is set: every minute. */
+export const defaultSchedule = settingSpecs.find((spec) => spec.key === 'schedule')?.defaultValue;
+
 export const knownSettingKeys: ReadonlySet<string> = new Set(settingSpecs.map((spec) => spec.key));
 
 /** REPO_DEPLOY_<KEY>: dashes become underscores, upper case. */

@@ -41,8 +41,10 @@ export function gitEnvironment(remote: GitRemote, settings: Settings, base: Node
     );
   }
   if (settings.allowedSigners) config.push(['gpg.ssh.allowedSignersFile', settings.allowedSigners]);
-  // The mirror is ours: no automatic gc during a deploy, no advice on detached heads.
-  config.push(['gc.auto', '0'], ['advice.detachedHead', 'false']);
+  // The mirror is ours: no automatic gc during a deploy, no advice on detached heads. Without
+  // maintenance.auto, every fetch and the checkout's lazy fetch still started a
+  // `git maintenance run --auto` only to find gc.auto off (two processes a first deploy).
+  config.push(['gc.auto', '0'], ['maintenance.auto', 'false'], ['advice.detachedHead', 'false']);
   // Local repositories (paths, file://) may carry file:// submodules, which git refuses by default.
   if (remote.repository.startsWith('/')) config.push(['protocol.file.allow', 'always']);
   config.forEach(([key, value], index) => {
