@@ -47,7 +47,7 @@ export async function zipDirectory(source: string, zipPath: string): Promise<voi
 export async function makeGitHistory(bare: string, options: { commits: number; directories: string[]; filesPerDirectory: number; pullRefs: number }): Promise<void> {
   await mkdir(bare, { recursive: true });
   await run('git', ['init', '-q', '--bare', '-b', 'main', bare]);
-  for (const [key, value] of [['uploadpack.allowFilter', 'true'], ['uploadpack.allowAnySHA1InWant', 'true']]) await run('git', ['-C', bare, 'config', key, value as string]);
+  for (const key of ['uploadpack.allowFilter', 'uploadpack.allowAnySHA1InWant']) await run('git', ['-C', bare, 'config', key, 'true']);
   const importer = spawn('git', ['-C', bare, 'fast-import', '--quiet'], { stdio: ['pipe', 'inherit', 'inherit'] });
   const exited = new Promise<number | null>((done) => importer.once('exit', done));
   const lines: string[] = [];
