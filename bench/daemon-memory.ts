@@ -8,13 +8,23 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/helpers/git-servers.js';
 
 export interface DaemonMemory {
-  /** Resident memory in MiB, by check count. */
+  /** Resident memory in MiB, by check count: all of it, and the private anonymous part alone. */
   rssMiB: Record<number, number>;
+  anonymousMiB: Record<number, number>;
   checks: number;
   failedChecks: number;
 }
 
-const residentMiB = async (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
+/**
+ * VmRSS, and RssAnon: the process's own heap and buffers, without the pages of the node binary
+ * and libraries it has read (RssFile), which grow as code runs for the first time, are shared
+ * with every other node process and are given back under memory pressure.
+ */
+async function residentMiB(pid: number): Promise<{ rss: number; anonymous: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
+  return { rss: kib('VmRSS') / 1024, anonymous: kib('RssAnon') / 1024 };
+}
 
 async function checksSoFar(port: number): Promise<{ total: number; failed: number }> {
   const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text(), () => '');
@@ -36,6 +46,7 @@ export async function startDaemonMemoryRun(cli: string, root: string, remote: st
   const daemon = spawn(process.execPath, args, { stdio: 'ignore' });
   const exited = new Promise((done) => daemon.once('exit', done));
   const rssMiB: Record<number, number> = {};
+  const anonymousMiB: Record<number, number> = {};
   const sampling = (async () => {
     for (const point of samplePoints) {
       // Polled every quarter second: the sample is taken within a check or so of the point.
@@ -43,7 +54,9 @@ export async function startDaemonMemoryRun(cli: string, root: string, remote: st
         if (daemon.exitCode !== null) throw new Error(`the daemon exited with ${daemon.exitCode}`);
         await sleep(250);
       }
-      rssMiB[point] = await residentMiB(daemon.pid as number);
+      const resident = await residentMiB(daemon.pid as number);
+      rssMiB[point] = resident.rss;
+      anonymousMiB[point] = resident.anonymous;
     }
     return checksSoFar(port);
   })();
@@ -51,7 +64,7 @@ export async function startDaemonMemoryRun(cli: string, root: string, remote: st
   return async () => {
     try {
       const { total, failed } = await sampling;
-      return { rssMiB, checks: total, failedChecks: failed };
+      return { rssMiB, anonymousMiB, checks: total, failedChecks: failed };
     } finally {
       daemon.kill('SIGTERM');
       await exited;

@@ -378,10 +378,11 @@ try {
   log(`9/${steps} the daemon's memory from check ${samplePoints[0]} to check ${samplePoints[1]} on a 1-second schedule (running since the start)`);
   const memory = await daemonMemory();
   const [from, to] = samplePoints.map((point) => memory.rssMiB[point] as number) as [number, number];
+  const [anonymousFrom, anonymousTo] = samplePoints.map((point) => memory.anonymousMiB[point] as number) as [number, number];
   rows.push({
     figure: `daemon (1-second schedule, HTTP 304): resident memory at check ${samplePoints[0]} / ${samplePoints[1]}`,
     ours: `${from.toFixed(1)} / ${to.toFixed(1)} MiB (${memory.failedChecks} of ${memory.checks} checks failed)`,
-    reference: '',
+    reference: `of which private (RssAnon): ${anonymousFrom.toFixed(1)} / ${anonymousTo.toFixed(1)} MiB (${ratio(anonymousTo, anonymousFrom)})`,
     goal: `flat: within 5% (now ${ratio(to, from)})`,
     met: to <= from * 1.05 && memory.failedChecks === 0,
   });
