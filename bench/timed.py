@@ -2,7 +2,9 @@
 # nanosecond clock (sub-millisecond, unlike GNU time's 10 ms %e), its CPU time and the peak
 # resident memory of the largest process of its tree (the kernel's ru_maxrss, in KiB, for the
 # child and every descendant it waited for). The timer starts just before the spawn and stops
-# when the child is reaped, so this script's own start-up is not counted.
+# when the child is reaped, so this script's own start-up is not counted. Its memory is: Linux
+# keeps the high-water mark of the address space a child leaves at exec, which is this
+# interpreter's (about 13 MiB), so a small tool's peak reads as that floor.
 import json
 import os
 import sys
