@@ -126,7 +126,9 @@ async function acquire(path: string, options: LockOptions): Promise<ReleaseLock>
     options.log.info(`taking over the lock ${path} left by process ${previous.pid}, which is no longer running`);
   }
   try {
-    await writeFileAtomically(ownerFile(path), JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies LockOwner));
+    // A crash takes the lock with it (the kernel frees it), and a note left behind is stale
+    // either way (its removal at release was never flushed either): it need not survive a crash.
+    await writeFileAtomically(ownerFile(path), JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies LockOwner), { durable: false });
   } catch (error) {
     held.close();
     throw error;
