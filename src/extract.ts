@@ -423,10 +423,17 @@ function localDataOffset(archive: OpenArchive, entry: EntryRecord, header: Buffe
   return offset;
 }
 
-// One buffer for every small entry's raw bytes, grown as needed (at most 1 MiB and a header):
-// a buffer a file left hundreds of megabytes to the garbage collector.
+// One buffer for the raw bytes of every small entry: a new one per file left hundreds of
+// megabytes to the garbage collector. It grows to what a small entry can need and no further;
+// a larger request (a hostile size that still fits in the archive) gets a buffer of its own, so
+// the shared one never stays large in a daemon.
+const largestScratch = 2 * smallFileBytes;
 let scratch = Buffer.allocUnsafe(64 * 1024);
-const scratchOf = (length: number) => (scratch.length >= length ? scratch : (scratch = Buffer.allocUnsafe(length)));
+function scratchOf(length: number): Buffer {
+  if (length > largestScratch) return Buffer.allocUnsafe(length);
+  if (scratch.length < length) scratch = Buffer.allocUnsafe(Math.min(largestScratch, Math.max(length, 2 * scratch.length)));
+  return scratch;
+}
 
 /**
  * A small entry's bytes: its local header and data in one positioned read, inflated and
@@ -435,8 +442,12 @@ const scratchOf = (length: number) => (scratch.length >= length ? scratch : (scr
  */
 function readSmallEntry(archive: OpenArchive, item: PlannedEntry): Buffer {
   const { entry } = item;
+  // Checked before any buffer is made for it: the sizes are the central directory's word.
+  if (entry.localHeaderOffset + 30 + entry.compressedSize > archive.reader.size) {
+    throw unreadable(archive, entry, 'its data runs past the end of the archive');
+  }
   // Names and extra fields usually match the central directory's: guess their length to read all at once.
-  const guess = 30 + entry.fileNameLength + entry.extraFieldLength + entry.compressedSize;
+  const guess = Math.min(30 + entry.fileNameLength + entry.extraFieldLength + entry.compressedSize, archive.reader.size - entry.localHeaderOffset);
   let block = scratchOf(guess).subarray(0, guess);
   readArchive(archive, entry, block, entry.localHeaderOffset);
   const dataStart = localDataOffset(archive, entry, block);

@@ -170,3 +170,11 @@ test('large and small entries extracted side by side are each whole, with the sh
   }
   assert.ok((await readFile(join(staging, 'data/two.bin'))).equals(large));
 });
+
+test('a small entry whose declared compressed size runs past the end of the archive is refused before a buffer of that size is made', async (t) => {
+  const before = process.memoryUsage().arrayBuffers;
+  const { error } = await hostile(t, [{ name: 'good', data: 'fine' }, { name: 'liar', data: 'short', deflate: true, declaredCompressedSize: 0xf0000000 }]);
+  assert.match(error?.message ?? '', /"liar" cannot be read \(its data runs past the end of the archive\); the archive is corrupt or truncated/);
+  // Nothing near the declared 3.75 GiB was ever allocated for it.
+  assert.ok(process.memoryUsage().arrayBuffers - before < 64 << 20);
+});

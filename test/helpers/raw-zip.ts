@@ -14,6 +14,8 @@ export interface RawEntry {
   deflate?: boolean;
   /** Lie about the uncompressed size in the headers. */
   declaredSize?: number;
+  /** Lie about the compressed size in the central directory (a size past the end of the archive). */
+  declaredCompressedSize?: number;
   /** Write no data of its own: the central record points at the local header of entry N (overlap). */
   pointAt?: number;
   /** Set the UTF-8 name flag (default true). */
@@ -69,7 +71,7 @@ export function rawZip(entries: RawEntry[]): Buffer {
     central.writeUInt16LE(flags, 8);
     central.writeUInt16LE(described.method, 10);
     central.writeUInt32LE(described.crc, 16);
-    central.writeUInt32LE(described.compressed, 20);
+    central.writeUInt32LE(entry.declaredCompressedSize ?? described.compressed, 20);
     central.writeUInt32LE(described.size, 24);
     central.writeUInt16LE(name.length, 28);
     central.writeUInt32LE(entry.dosAttributes ?? (mode << 16) >>> 0, 38);
