@@ -11,10 +11,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { startCountingRelay, type CountingRelay } from '../test/helpers/counting-relay.js';
 import { startGitDaemon } from '../test/helpers/git-servers.js';
 import { startHttpServer } from '../test/helpers/http-server.js';
 import { s3AccessKey, startS3 } from '../test/helpers/s3-server.js';
-import { startCountingProxy, type CountingProxy } from './counting-proxy.js';
 import { startDaemonMemoryRun } from './daemon-memory.js';
 import { measureFleetCost } from './fleet-cost.js';
 import { makeApplicationTree, makeGitHistory, makeTree, zipDirectory } from './fixtures.js';
@@ -46,11 +46,11 @@ async function quietDisk(...directories: string[]): Promise<void> {
 }
 
 /** Wraps a contender so each of its runs also records the bytes the server sent it through `proxy`. */
-function countingBytes(proxy: CountingProxy, once: () => Promise<Measurement>, bytes: number[]): () => Promise<Measurement> {
+function countingBytes(proxy: CountingRelay, once: () => Promise<Measurement>, bytes: number[]): () => Promise<Measurement> {
   return async () => {
     proxy.reset();
     const measurement = await once();
-    bytes.push(proxy.stats.bytes);
+    bytes.push(proxy.bytes);
     return measurement;
   };
 }
@@ -139,8 +139,7 @@ async function gitRemote(work: string): Promise<void> {
     const directories = ['packages/app', ...Array.from({ length: 10 }, (_, index) => `packages/lib${index}`)];
     await makeGitHistory(join(root, 'srv', 'app.git'), { commits: 5000, directories, filesPerDirectory: 500, pullRefs: 10_000 });
     const daemon = await startGitDaemon(context, join(root, 'srv'));
-    const proxy = await startCountingProxy(Number(/:(\d+)\//.exec(daemon.url('x'))?.[1]));
-    context.after(() => proxy.close());
+    const proxy = await startCountingRelay(context, Number(/:(\d+)\//.exec(daemon.url('x'))?.[1]));
     const url = `git://127.0.0.1:${proxy.port}/app.git`;
 
     const deployRoot = join(work, 'git-deploy');
@@ -214,8 +213,7 @@ async function httpAndS3Idle(work: string): Promise<void> {
 
     const http = await startHttpServer(context);
     http.route('/app.zip', { kind: 'file', path: archive });
-    const httpProxy = await startCountingProxy(Number(new URL(http.url('/')).port));
-    context.after(() => httpProxy.close());
+    const httpProxy = await startCountingRelay(context, Number(new URL(http.url('/')).port));
     const url = `http://127.0.0.1:${httpProxy.port}/app.zip`;
     const httpArgs = await agentArgs(join(work, 'idle-http'), url);
     await agent(httpArgs)();
@@ -232,8 +230,7 @@ async function httpAndS3Idle(work: string): Promise<void> {
     const { readFile } = await import('node:fs/promises');
     const object = await readFile(archive);
     await s3.upload('app.zip', object);
-    const s3Proxy = await startCountingProxy(Number(new URL(s3.endpoint).port));
-    context.after(() => s3Proxy.close());
+    const s3Proxy = await startCountingRelay(context, Number(new URL(s3.endpoint).port));
     const s3Args = await agentArgs(join(work, 'idle-s3'), `s3://${s3.bucket}/app.zip`, `s3-endpoint = http://127.0.0.1:${s3Proxy.port}\naws-region = us-east-1\naws-access-key = ${s3AccessKey}\naws-secret-key = bench-secret\n`);
     await agent(s3Args)();
     const s3Bytes: number[] = [];

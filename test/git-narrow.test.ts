@@ -3,12 +3,11 @@
 // by a relay between the agent and git daemon, on loopback.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { connect, createServer, type Socket } from 'node:net';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { makeSandbox, runCli } from './helpers/cli.js';
 import { createRepository, git } from './helpers/git-repos.js';
 import { startGitDaemon } from './helpers/git-servers.js';
-import { listenOnLoopback } from './helpers/listen.js';
+import { startCountingRelay } from './helpers/counting-relay.js';
 import { temporaryDirectory } from './helpers/temp.js';
 
 test('an idle check of a branch on a server with 10,000 refs/pull/* refs receives a few KB, not every ref', async (t) => {
@@ -27,7 +26,7 @@ test('an idle check of a branch on a server with 10,000 refs/pull/* refs receive
   const first = await runCli(sandbox.args(remote));
   assert.equal(first.code, 0, first.stderr);
 
-  relay.bytes = 0;
+  relay.reset();
   const idle = await runCli(sandbox.args(remote));
   assert.equal(idle.code, 0, idle.stderr);
   assert.match(idle.stderr, /up to date/);
@@ -35,20 +34,6 @@ test('an idle check of a branch on a server with 10,000 refs/pull/* refs receive
   t.diagnostic(`an idle check received ${relay.bytes} bytes from the server`);
   assert.ok(relay.bytes < 4096, `an idle check received ${relay.bytes} bytes`);
 });
-
-/** A relay between clients and git daemon on loopback, counting the bytes the server sends. */
-async function startCountingRelay(t: TestContext, daemonPort: number): Promise<{ port: number; bytes: number }> {
-  const counts = { port: 0, bytes: 0 };
-  const relay = createServer((client: Socket) => {
-    const upstream = connect(daemonPort, '127.0.0.1');
-    upstream.on('data', (chunk: Buffer) => (counts.bytes += chunk.length));
-    client.pipe(upstream).pipe(client);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-  });
-  counts.port = await listenOnLoopback(t, relay);
-  return counts;
-}
 
 async function createRefs(bare: string, lines: string[]): Promise<void> {
   await new Promise<void>((resolve, reject) => {
@@ -69,11 +54,11 @@ test('an idle check of a branch in a repository with 300 tags receives what `git
   const sandbox = await makeSandbox(root);
   assert.equal((await runCli(sandbox.args(`${url}#main`))).code, 0);
 
-  relay.bytes = 0;
+  relay.reset();
   const idle = await runCli(sandbox.args(`${url}#main`));
   assert.match(idle.stderr, /up to date/);
   const ours = relay.bytes;
-  relay.bytes = 0;
+  relay.reset();
   await git(root, 'ls-remote', '--heads', url, 'main');
   t.diagnostic(`idle check: ${ours} bytes; git ls-remote --heads: ${relay.bytes} bytes`);
   // 300 tags alone would be about 18 KB.
