@@ -1,26 +1,24 @@
 // One agent at a time per cache and per live path: a cron `-f` run and a daemon never interleave.
 //
-// The lock is a kernel object that dies with its process: a listening Unix socket in Linux's
-// abstract namespace, named after the lock's path. Binding the name is atomic (exactly one
-// process gets it; the others get EADDRINUSE), and the kernel frees it the instant its holder
-// exits, kill -9 included. So there is no stale lock to take over, no takeover race, and no
-// instant between "taken" and "owner recorded" at which a crash leaves a lock nobody can take.
-// (A lock file plus a takeover of a dead holder's lock cannot be made race-free: two processes
-// that both saw the dead holder can each remove what the other just created.)
+// Each lock is an flock(2) on a private file (src/file-lock.ts): only the agent's own user can
+// open it, and the kernel frees it the instant its holder exits (kill -9 included). So there is
+// no stale lock to take over, no takeover race, and no instant between "taken" and "owner
+// recorded" at which a crash leaves a lock nobody can take. (A lock file whose existence is the
+// lock, plus a takeover of a dead holder's lock, cannot be made race-free: two processes that both
+// saw the dead holder can each remove what the other just created.) Earlier versions used a
+// socket in Linux's abstract namespace, which has no permissions: any local user could take its
+// name first or connect to it and never hang up, blocking or freezing the agent.
 //
 // Beside it, `<lock>.owner` tells an operator who holds it. It is information only, written
 // atomically after the lock is taken; a stale one is harmless and overwritten by the next holder.
-// Abstract sockets belong to a network namespace: agents sharing a cache must share one (a cron
-// job and a systemd service on the same host do; see the README).
-import { createHash } from 'node:crypto';
-import { mkdir, realpath, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomically } from './atomic-file.js';
 import { cacheLayoutFor } from './cache-layout.js';
-import { DeployError, systemErrorCode } from './errors.js';
+import { DeployError } from './errors.js';
+import { tryFileLock } from './file-lock.js';
 import type { Logger } from './log.js';
 import { ensureOwnDirectory } from './own-directory.js';
 import { processStartTime } from './process-identity.js';
@@ -77,25 +75,6 @@ export async function currentLockHolder(cacheDirectory: string): Promise<LockOwn
   return owner;
 }
 
-/** The abstract socket name of a lock: the same for every path that reaches the same directory. */
-async function kernelLockName(path: string): Promise<string> {
-  const directory = await realpath(dirname(path));
-  const digest = createHash('sha256').update(join(directory, basename(path))).digest('hex');
-  return `\0repo-deploy-lock-${digest}`;
-}
-
-function bind(name: string): Promise<Server | undefined> {
-  return new Promise((resolvePromise, reject) => {
-    const server = createServer();
-    server.once('error', (error) => (systemErrorCode(error) === 'EADDRINUSE' ? resolvePromise(undefined) : reject(error)));
-    server.listen(name, () => {
-      // The socket must never keep the agent alive on its own.
-      server.unref();
-      resolvePromise(server);
-    });
-  });
-}
-
 async function readOwner(path: string): Promise<LockOwner | undefined> {
   try {
     return JSON.parse(await readFile(ownerFile(path), 'utf8')) as LockOwner;
@@ -105,21 +84,20 @@ async function readOwner(path: string): Promise<LockOwner | undefined> {
 }
 
 async function acquire(path: string, options: LockOptions): Promise<ReleaseLock> {
-  const name = await kernelLockName(path);
   const deadline = Date.now() + options.waitMs;
-  let server = await bind(name);
-  while (!server && Date.now() < deadline) {
+  let held = await tryFileLock(path);
+  while (!held && Date.now() < deadline) {
     await sleep(retryEveryMs);
-    server = await bind(name);
+    held = await tryFileLock(path);
   }
-  if (!server) {
+  if (!held) {
     const owner = await readOwner(path);
     const holder = owner && owner.pid !== process.pid ? ` (process ${owner.pid} on ${owner.host} has held it since ${owner.since})` : '';
     throw new DeployError('lock', `another repo-deploy run holds the lock ${path}`, {
       hint: `wait for it to finish${holder}; a lock dies with the process that held it`,
     });
   }
-  const held = server;
+  const lock = held;
   await pausePoint('lock-taken');
   const previous = await readOwner(path);
   if (previous && previous.host === hostname() && previous.pid !== process.pid && (await processStartTime(previous.pid)) === undefined) {
@@ -130,12 +108,13 @@ async function acquire(path: string, options: LockOptions): Promise<ReleaseLock>
     // either way (its removal at release was never flushed either): it need not survive a crash.
     await writeFileAtomically(ownerFile(path), JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies LockOwner), { durable: false });
   } catch (error) {
-    held.close();
+    await lock.release();
     throw error;
   }
   return async () => {
     await rm(ownerFile(path), { force: true });
     await pausePoint('lock-releasing');
-    await new Promise((resolveClose) => held.close(resolveClose));
+    // Closing our descriptor frees the lock at once: nothing else is waited for.
+    await lock.release();
   };
 }
