@@ -1,11 +1,23 @@
 // A test-only switch: with REPO_DEPLOY_TEST_PAUSE_AT=<step> the agent says so on stderr and
-// waits at that step forever, so a test can kill -9 it exactly there. Inert unless set.
+// waits at that step forever, so a test can kill -9 it exactly there; or, with
+// REPO_DEPLOY_TEST_RESUME_FILE=<path>, until that file exists, so a test can act exactly there
+// (change a remote between two steps) and let the agent go on. Inert unless set.
+import { existsSync } from 'node:fs';
+
 const pauseAt = process.env.REPO_DEPLOY_TEST_PAUSE_AT;
+const resumeFile = process.env.REPO_DEPLOY_TEST_RESUME_FILE;
 
 export async function pausePoint(step: string): Promise<void> {
   if (pauseAt !== step) return;
   process.stderr.write(`repo-deploy: paused at ${step} (REPO_DEPLOY_TEST_PAUSE_AT)\n`);
-  await new Promise(() => setInterval(() => undefined, 1 << 30));
+  if (!resumeFile) return new Promise(() => setInterval(() => undefined, 1 << 30));
+  await new Promise<void>((resume) => {
+    const poll = setInterval(() => {
+      if (!existsSync(resumeFile)) return;
+      clearInterval(poll);
+      resume();
+    }, 20);
+  });
 }
 
 // A test-only switch: with REPO_DEPLOY_TEST_DELAY_AT=<step> the agent waits half a second at that

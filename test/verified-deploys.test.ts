@@ -2,11 +2,12 @@
 // ssh-keygen and gpg in the test; real signatures; the real CLI.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile, appendFile, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, writeFile, appendFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { makeSandbox, runCli, writeRecordingHook, type Sandbox } from './helpers/cli.js';
+import { startAgent } from './helpers/daemon.js';
 import { createRepository, git } from './helpers/git-repos.js';
 import { startHttpServer } from './helpers/http-server.js';
 import { s3AccessKey, startS3 } from './helpers/s3-server.js';
@@ -100,6 +101,35 @@ test('a local signed zip: the signature beside the archive is read, never moved 
   const accepted = await runCli(s.sandbox.args(s.archive));
   assert.equal(accepted.code, 0, accepted.stderr);
   assert.equal(await readFile(`${s.archive}.sig`, 'utf8'), signature, 'the operator\'s signature file is still there, unchanged');
+});
+
+test('a signed local zip rewritten in place after its check (same size, old mtime, same inode) deploys the signed bytes, never the new ones', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  assert.equal((await runCli(s.sandbox.args(s.archive))).code, 0);
+  await s.publish('2');
+  // The drop folder's account prepares an unsigned archive of exactly the same size.
+  const unsigned = await zipTree({ 'index.html': 'UNSIGNED!\n' }, join(s.root, 'unsigned.zip'), s.root);
+  const evil = await readFile(unsigned);
+  assert.equal(evil.length, (await stat(s.archive)).size, 'the two archives have the same size');
+  const go = join(s.root, 'go');
+  const agent = startAgent(t, s.sandbox.args(s.archive), { REPO_DEPLOY_TEST_PAUSE_AT: 'downloaded', REPO_DEPLOY_TEST_RESUME_FILE: go });
+  await agent.waitFor(/paused at downloaded/);
+  // Checked and verified; now rewritten in place, its times put back to the checked ones.
+  const timesOfChecked = join(s.root, 'times-of-checked');
+  await run('cp', ['--preserve=timestamps', s.archive, timesOfChecked]);
+  const handle = await open(s.archive, 'r+');
+  await handle.write(evil, 0, evil.length, 0);
+  await handle.close();
+  await run('touch', ['-r', timesOfChecked, s.archive]);
+  await writeFile(go, '');
+  const result = await agent.done;
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n', 'the signed archive went live');
+  const verify = await runCli(['verify', '-c', s.sandbox.config, '-l', s.sandbox.live, '--cache', s.sandbox.cache]);
+  assert.equal(verify.code, 0, verify.stderr + verify.stdout);
+  const downloads = join(s.sandbox.cache, 'downloads');
+  assert.deepEqual(await readdir(downloads).catch(() => []), [], 'the copy is removed after the check');
 });
 
 test('checksum pins one exact archive', async (t) => {
