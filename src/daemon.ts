@@ -120,6 +120,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     metrics.record(outcome, (clock.now().getTime() - startedAt.getTime()) / 1000, clock.now());
     // Only the daemon reports it (/metrics), so only the daemon reads it after a check.
     metrics.recordPause((await readPause(cacheLayoutFor(settings.cache))) !== undefined);
+    healthServer?.flushRefusals();
     options.onCheck?.(outcome, startedAt);
     return outcome instanceof Error || outcome.result === 'failed' ? metrics.consecutiveFailures : 0;
   };
@@ -147,6 +148,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   } finally {
     stopListening();
     if (healthServer) {
+      healthServer.flushRefusals(true);
       healthServer.closeAllConnections();
       await new Promise((resolveClose) => healthServer.close(resolveClose));
     }
