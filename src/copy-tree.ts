@@ -5,6 +5,7 @@
 import { chmod, copyFile, lstat, mkdir, readdir, readlink, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fetchError } from './errors.js';
+import { releaseMode } from './release-modes.js';
 import { linkStaysInside } from './symlink-containment.js';
 
 export interface CopySummary {
@@ -28,7 +29,8 @@ export async function copyTree(source: string, destination: string, describeSour
         links.set(path, await readlink(sourcePath));
       } else if (entry.isFile()) {
         await copyFile(sourcePath, targetPath);
-        await chmod(targetPath, (await lstat(sourcePath)).mode & 0o777);
+        // A checkout made under a loose umask must not make the release group- or world-writable.
+        await chmod(targetPath, releaseMode((await lstat(sourcePath)).mode));
         summary.files++;
       }
     }

@@ -16,6 +16,7 @@ import { DeployError, fetchError, messageOf, noSpaceError, noSpaceLeft } from '.
 import type { ProgressSink } from './progress.js';
 import { linkStaysInside } from './symlink-containment.js';
 import { pausePoint } from './test-pause.js';
+import { releaseMode } from './release-modes.js';
 import { ArchiveReader } from './zip-reader.js';
 
 export interface ExtractLimits {
@@ -246,7 +247,7 @@ function planEntry(entry: Entry, archiveName: string): PlannedEntry | undefined 
   else if (type === S_IFREG || type === 0) kind = 'file';
   else throw rejected(archiveName, name, 'is a device, socket or fifo');
 
-  const permissions = unixMode & 0o777; // setuid, setgid and sticky bits are not kept
+  const permissions = releaseMode(unixMode); // see src/release-modes.ts: no group/world write, no setuid
   const mode = kind === 'directory' ? (permissions || 0o755) | 0o700 : permissions || 0o644;
   const record: EntryRecord = {
     fileName: entry.fileName,

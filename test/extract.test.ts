@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { lstat, readFile, readdir, readlink, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { copyTree } from '../src/copy-tree.js';
 import { extractZip, type ExtractLimits } from '../src/extract.js';
 import { rawZip, symlinkEntry, type RawEntry } from './helpers/raw-zip.js';
 import { temporaryDirectory } from './helpers/temp.js';
@@ -115,6 +116,44 @@ test('setuid bits stored in an archive are dropped; executables stay executable'
   await (await import('node:fs/promises')).mkdir(staging);
   await extractZip(zipPath, staging, limits);
   assert.equal((await lstat(join(staging, 'tool'))).mode & 0o7777, 0o755);
+});
+
+test('an archive storing 0777 directories and 0666 files makes nothing group- or world-writable; owner and execute bits are kept', async (t) => {
+  const root = await temporaryDirectory(t);
+  const zipPath = join(root, 'loose.zip');
+  await writeFile(
+    zipPath,
+    rawZip([
+      { name: 'public/', data: '', mode: 0o040777 },
+      { name: 'public/app.js', data: 'app()', mode: 0o100666 },
+      { name: 'bin/run', data: '#!/bin/sh\n', mode: 0o100777 },
+      { name: 'secret.conf', data: 'x', mode: 0o100600 },
+    ]),
+  );
+  const staging = join(root, 'out');
+  await (await import('node:fs/promises')).mkdir(staging);
+  await extractZip(zipPath, staging, limits);
+  const modeOf = async (path: string) => (await lstat(join(staging, path))).mode & 0o7777;
+  assert.equal(await modeOf('public'), 0o755);
+  assert.equal(await modeOf('public/app.js'), 0o644);
+  assert.equal(await modeOf('bin/run'), 0o755);
+  assert.equal(await modeOf('secret.conf'), 0o600);
+});
+
+test('a git checkout made under a loose umask (files 0666) is copied without group or world write', async (t) => {
+  const root = await temporaryDirectory(t);
+  const source = join(root, 'checkout');
+  const { chmod, mkdir } = await import('node:fs/promises');
+  await mkdir(join(source, 'public'), { recursive: true });
+  await writeFile(join(source, 'public', 'app.js'), 'app()');
+  await chmod(join(source, 'public', 'app.js'), 0o666);
+  await writeFile(join(source, 'run.sh'), '#!/bin/sh\n');
+  await chmod(join(source, 'run.sh'), 0o777);
+  const staging = join(root, 'out');
+  await mkdir(staging);
+  await copyTree(source, staging, 'a checkout');
+  assert.equal((await lstat(join(staging, 'public', 'app.js'))).mode & 0o7777, 0o644);
+  assert.equal((await lstat(join(staging, 'run.sh'))).mode & 0o7777, 0o755);
 });
 
 test('entries of 1 MiB and more are streamed, kept whole, and CRC-checked too', async (t) => {
