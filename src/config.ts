@@ -8,7 +8,7 @@ import { parseDeployWindows, parseTimeZone, validateDeployWindows } from './depl
 import { messageOf, systemErrorCode, usageError } from './errors.js';
 import { registerSecret } from './redact.js';
 import { parseRemote, type Remote } from './remote.js';
-import { environmentName, knownSettingKeys, settingSpecs, type SchemaSettings, type SettingKey, type SettingSpec } from './settings-schema.js';
+import { environmentName, knownSettingKeys, maximumSeconds, settingSpecs, type SchemaSettings, type SettingKey, type SettingSpec } from './settings-schema.js';
 
 export const defaultConfigPath = '/etc/repo-deploy/repo-deploy.cfg';
 
@@ -183,7 +183,10 @@ function interpret(spec: SettingSpec, sourced: SourcedValue | undefined, cwd: st
       if (!/^\d+$/.test(value)) throw bad(spec.kind === 'seconds' ? 'a whole number of seconds' : 'a whole number');
       const number = Number(value);
       if (spec.minimum !== undefined && number < spec.minimum) throw bad(`at least ${spec.minimum}`);
-      return spec.kind === 'seconds' ? number * 1000 : number;
+      if (spec.kind === 'count') return number;
+      const maximum = spec.maximum ?? maximumSeconds;
+      if (number > maximum) throw bad(`at most ${maximum} seconds (${Math.floor(maximum / 8_640) / 10} days: the longest wait the agent's timers can make)`);
+      return number * 1000;
     }
     case 'bytes':
       return parseByteSize(value) ?? (() => { throw bad('a size such as 500M or 4G'); })();

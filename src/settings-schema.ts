@@ -21,6 +21,8 @@ export interface SettingSpec {
   choices?: readonly string[];
   /** For 'count' and 'seconds': the smallest accepted value. */
   minimum?: number;
+  /** For 'seconds': the largest accepted value; by default maximumSeconds. */
+  maximum?: number;
   description: string;
 }
 
@@ -31,6 +33,13 @@ export interface ListenAddress {
   host: string;
   port: number;
 }
+
+/**
+ * The longest duration a 'seconds' setting accepts: Node's timers take at most 2^31-1 ms (24.8
+ * days); a longer one warns TimeoutOverflowWarning and fires after 1 ms, so a hook-timeout of 30
+ * days made every hook "time out" at once.
+ */
+export const maximumSeconds = Math.floor((2 ** 31 - 1) / 1000);
 
 export const settingSpecs = [
   { key: 'remote', field: 'remote', kind: 'remote', description: 'What to deploy: a git URL, an http(s) or s3 zip URL, or a local zip (see Remotes).' },

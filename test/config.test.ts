@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseConfigText } from '../src/config-file.js';
 import { loadSettings, parseByteSize } from '../src/config.js';
-import { knownSettingKeys } from '../src/settings-schema.js';
+import { environmentName, knownSettingKeys, maximumSeconds, settingSpecs, type SettingKey } from '../src/settings-schema.js';
 import { makeSandbox, runCli, writeHook } from './helpers/cli.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { zipTree } from './helpers/zips.js';
@@ -54,6 +54,35 @@ test('a bad value names the key, the value and where it came from', async (t) =>
     loadSettings({ flags: {}, env: { REPO_DEPLOY_CONFIG: '/nonexistent/none.cfg' }, cwd: root }),
     /the config file \/nonexistent\/none\.cfg does not exist/,
   );
+});
+
+test('every duration above 24.8 days (the longest Node timer) is a usage error naming the maximum; the maximum itself is accepted', async () => {
+  const durations = settingSpecs.filter((spec) => spec.kind === 'seconds');
+  assert.ok(durations.length >= 10, 'the durations are found');
+  for (const spec of durations) {
+    const variable = environmentName(spec.key as SettingKey);
+    const over = loadSettings({ flags: {}, env: { [variable]: String(maximumSeconds + 1) }, cwd: '/' });
+    await assert.rejects(over, new RegExp(`${spec.key} = "2147484" is not at most 2147483 seconds \\(24\\.8 days`), spec.key);
+    const at = await loadSettings({ flags: {}, env: { [variable]: String(maximumSeconds) }, cwd: '/' });
+    assert.equal((at as unknown as Record<string, number>)[spec.field], maximumSeconds * 1000, spec.key);
+  }
+});
+
+test('hook-timeout = 2592000 (30 days) exits 2 with the maximum, runs no hook, and leaves the live release', async (t) => {
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root);
+  const archive = await zipTree({ 'index.html': 'version 1\n' }, join(root, 'app.zip'), root);
+  assert.equal((await runCli(sandbox.args(archive))).code, 0);
+  const hookRan = join(root, 'hook-ran');
+  await writeHook(sandbox.preHooks, '10-mark', `touch "${hookRan}"`);
+  await writeFile(sandbox.config, 'hook-timeout = 2592000\n');
+  await zipTree({ 'index.html': 'version 2\n' }, join(root, 'app2.zip'), root);
+  const result = await runCli(sandbox.args(join(root, 'app2.zip')));
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /hook-timeout = "2592000" is not at most 2147483 seconds/);
+  assert.doesNotMatch(result.stderr, /TimeoutOverflowWarning/);
+  assert.equal(await sandbox.liveFile('index.html'), 'version 1\n');
+  await assert.rejects(stat(hookRan), 'no hook ran');
 });
 
 test('a missing default config file is fine', async () => {
