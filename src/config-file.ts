@@ -1,9 +1,9 @@
 // The config file format of the original tool: `key = value` per line, `#` comment lines, blank
 // lines, values that may contain `=`. Returns raw strings with the line each came from, so that
 // errors can name the line; interpreting values is config.ts's job.
-import { readFile } from 'node:fs/promises';
 import { distance as levenshtein } from 'fastest-levenshtein';
 import { usageError, systemErrorCode } from './errors.js';
+import { NotASmallFile, readSmallRegularFile } from './small-file.js';
 
 export interface RawSetting {
   value: string;
@@ -17,7 +17,9 @@ export function canonicalKey(key: string): string {
 
 export function parseConfigText(text: string, fileName: string, knownKeys: ReadonlySet<string>): Map<string, RawSetting> {
   const settings = new Map<string, RawSetting>();
-  const lines = text.split(/\r?\n/);
+  // CR alone ends a line too (old Mac editors, some Windows tools): such a file read as one line
+  // became one setting whose value held every other line, and ended as a git error.
+  const lines = text.split(/\r\n|\r|\n/);
   lines.forEach((rawLine, index) => {
     const line = index + 1;
     const trimmed = rawLine.trim();
@@ -31,7 +33,7 @@ export function parseConfigText(text: string, fileName: string, knownKeys: Reado
     if (!knownKeys.has(key)) {
       const suggestion = closestKey(key, knownKeys);
       throw usageError(
-        `${fileName}:${line}: unknown key "${trimmed.slice(0, equals).trim()}"${suggestion ? `; did you mean "${suggestion}"?` : ''}`,
+        `${fileName}:${line}: unknown key "${shortened(trimmed.slice(0, equals).trim())}"${suggestion ? `; did you mean "${suggestion}"?` : ''}`,
         `the known keys are: ${[...knownKeys].join(', ')}`,
       );
     }
@@ -44,6 +46,12 @@ export function parseConfigText(text: string, fileName: string, knownKeys: Reado
   return settings;
 }
 
+/** A key as an error message shows it: a 10 MB one is cut, with its length. */
+const shortened = (key: string) => (key.length > 80 ? `${key.slice(0, 60)}... (${key.length} characters)` : key);
+
+/** A config file is a few kilobytes; anything past this was named by mistake (-c /dev/zero). */
+export const maxConfigFileBytes = 1024 * 1024;
+
 /**
  * Reads the config file. A missing default file is fine (most settings have defaults or come
  * from flags); a missing file the operator named is an error.
@@ -55,8 +63,9 @@ export async function readConfigFile(
 ): Promise<Map<string, RawSetting>> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = readSmallRegularFile(path, maxConfigFileBytes);
   } catch (error) {
+    if (error instanceof NotASmallFile) throw usageError(`the config file ${path} cannot be used: ${error.message}`, 'give the path of the config file itself');
     const code = systemErrorCode(error);
     if (code === 'ENOENT' && !explicitlyNamed) return new Map();
     if (code === 'ENOENT') throw usageError(`the config file ${path} does not exist`, 'check the path given with -c or REPO_DEPLOY_CONFIG');
@@ -71,6 +80,9 @@ export function closestKey(key: string, knownKeys: Iterable<string>): string | u
   let best: string | undefined;
   let bestDistance = 4;
   for (const known of knownKeys) {
+    // Lengths that differ by the best distance or more cannot be nearer: a 10 MB key is never
+    // compared at all (each comparison took a second).
+    if (Math.abs(key.length - known.length) >= bestDistance) continue;
     const distance = levenshtein(key, known);
     if (distance < bestDistance) {
       best = known;

@@ -1,12 +1,13 @@
 // Reads the settings once, at start: flag > environment (REPO_DEPLOY_<KEY>) > config file >
 // default. Every value is checked here, so a bad one is reported before anything touches the disk.
-import { readFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { closestKey, readConfigFile, type RawSetting } from './config-file.js';
 import { parseDeployWindows, parseTimeZone, validateDeployWindows } from './deploy-window.js';
 import { messageOf, systemErrorCode, usageError } from './errors.js';
 import { registerSecret } from './redact.js';
+import { NotASmallFile, readSmallRegularFile } from './small-file.js';
 import { parseRemote, type Remote } from './remote.js';
 import { environmentName, knownSettingKeys, maximumSeconds, settingSpecs, type SchemaSettings, type SettingKey, type SettingSpec } from './settings-schema.js';
 
@@ -85,7 +86,13 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
   // The one place values meet their types: each was read by its own spec's kind just above.
   const schemaSettings = values as SchemaSettings;
   await checkNamedPaths(schemaSettings, sources);
-  const warnings = [...misspelledVariables(env), ...(await exposedSecrets(configPath, fileSettings))];
+  const secretFiles = settingSpecs
+    .filter((spec) => spec.kind === 'secret-source')
+    .flatMap((spec) => {
+      const path = lookup(spec)?.value;
+      return path?.startsWith('/') ? [{ key: spec.key, path }] : [];
+    });
+  const warnings = [...misspelledVariables(env), ...(await exposedSecrets(configPath, fileSettings)), ...exposedSecretFiles(secretFiles)];
 
   if (schemaSettings.fleetRedis && !/^[A-Za-z0-9._-]+$/.test(schemaSettings.fleetName ?? '')) {
     throw usageError(schemaSettings.fleetName ? `fleet-name = "${schemaSettings.fleetName}" may hold only letters, digits, ".", "_" and "-"` : 'fleet-redis is set, but fleet-name is not', 'name the fleet: fleet-name = web-production');
@@ -135,7 +142,7 @@ async function checkNamedPaths(settings: SchemaSettings, sources: Map<string, st
 
 // REPO_DEPLOY_* variables that are not settings: the hook variables (a hook may run repo-deploy
 // status) and the agent's own test switch.
-const otherAgentVariables = new Set(['REPO_DEPLOY_CONFIG', 'REPO_DEPLOY_VERBOSE', 'REPO_DEPLOY_PHASE', 'REPO_DEPLOY_REVISION', 'REPO_DEPLOY_PREVIOUS_REVISION', 'REPO_DEPLOY_TEST_PAUSE_AT', 'REPO_DEPLOY_TEST_DELAY_AT']);
+const otherAgentVariables = new Set(['REPO_DEPLOY_CONFIG', 'REPO_DEPLOY_VERBOSE', 'REPO_DEPLOY_PHASE', 'REPO_DEPLOY_REVISION', 'REPO_DEPLOY_PREVIOUS_REVISION', 'REPO_DEPLOY_TEST_PAUSE_AT', 'REPO_DEPLOY_TEST_RESUME_FILE', 'REPO_DEPLOY_TEST_DELAY_AT']);
 
 /** A REPO_DEPLOY_* variable that names no setting is a typo an operator would want to hear of. */
 function misspelledVariables(env: NodeJS.ProcessEnv): string[] {
@@ -239,14 +246,27 @@ function readSecretSource(key: string, value: string, source: string): string {
   let secret = value;
   if (value.startsWith('/')) {
     try {
-      secret = readFileSync(value, 'utf8').trim();
+      secret = readSmallRegularFile(value, maxSecretFileBytes).trim();
     } catch (error) {
-      throw usageError(`${source}: cannot read the ${key} file ${value} (${systemErrorCode(error) ?? messageOf(error)})`, 'give the path of a file holding the secret, readable by the agent only');
+      const reason = error instanceof NotASmallFile ? error.message : (systemErrorCode(error) ?? messageOf(error));
+      throw usageError(`${source}: cannot read the ${key} file ${value} (${reason})`, `give the path of a regular file of at most ${maxSecretFileBytes} bytes holding the secret, readable by the agent only`);
     }
   }
   registerSecret(secret);
   if (secret.length < 16) throw usageError(`${source}: ${key} is too short: a shared secret needs at least 16 characters`, 'make one with: openssl rand -hex 32');
   return secret;
+}
+
+/** A secret file holds one line; anything longer than this was named by mistake. */
+export const maxSecretFileBytes = 4096;
+
+/** A file holding a secret must not be readable by others on the host (the config file's rule). */
+function exposedSecretFiles(files: Array<{ key: string; path: string }>): string[] {
+  return files.flatMap(({ key, path }) => {
+    const info = statSync(path, { throwIfNoEntry: false });
+    if (!info || (info.mode & 0o077) === 0) return [];
+    return [`the ${key} file ${path} can be read by group or others (mode ${(info.mode & 0o777).toString(8)}); chmod 600 ${path}`];
+  });
 }
 
 const byteSuffixes: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };

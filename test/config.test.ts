@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readlink, stat, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
 import { parseConfigText } from '../src/config-file.js';
 import { loadSettings, parseByteSize } from '../src/config.js';
 import { environmentName, knownSettingKeys, maximumSeconds, settingSpecs, type SettingKey } from '../src/settings-schema.js';
@@ -198,6 +200,65 @@ test('a config file holding a secret that group or others can read is warned abo
   const closed = await runCli(sandbox.args(archive));
   assert.equal(closed.code, 0, closed.stderr);
   assert.doesNotMatch(closed.stderr, /holds a secret/);
+});
+
+test('a webhook-secret file that group or others can read is warned about, naming the file, with the fix', async (t) => {
+  const root = await temporaryDirectory(t);
+  const secretFile = join(root, 'webhook-secret');
+  await writeFile(secretFile, 'a-webhook-secret-of-some-length-0123\n', { mode: 0o644 });
+  await chmod(secretFile, 0o644);
+  const sandbox = await makeSandbox(root, `webhook-secret = ${secretFile}\n`);
+  const archive = await zipTree({ 'index.html': 'v1\n' }, join(root, 'app.zip'), root);
+  const common = ['-c', sandbox.config, '-r', archive, '-l', sandbox.live, '--cache', sandbox.cache, '--pre-hooks', sandbox.preHooks, '--post-hooks', sandbox.postHooks];
+  const open = await runCli(['check-config', ...common]);
+  assert.equal(open.code, 0, open.stderr);
+  assert.match(open.stderr, /WARN .*the webhook-secret file .*webhook-secret can be read by group or others \(mode 644\); chmod 600 /);
+  assert.ok(!(open.stderr + open.stdout).includes('a-webhook-secret-of-some-length'), 'the secret is never shown');
+  await chmod(secretFile, 0o600);
+  const closed = await runCli(['check-config', ...common]);
+  assert.equal(closed.code, 0, closed.stderr);
+  assert.doesNotMatch(closed.stderr, /can be read by group or others/);
+});
+
+test('webhook-secret = /dev/zero, a FIFO or a file over 4 KiB is a config error at once (check-config does not hang); -c /dev/zero too', async (t) => {
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root);
+  const archive = await zipTree({ 'index.html': 'v1\n' }, join(root, 'app.zip'), root);
+  const fifo = join(root, 'fifo');
+  await promisify(execFile)('mkfifo', [fifo]);
+  const large = join(root, 'large-secret');
+  await writeFile(large, 'x'.repeat(5000), { mode: 0o600 });
+  const common = ['-r', archive, '-l', sandbox.live, '--cache', sandbox.cache, '--pre-hooks', sandbox.preHooks, '--post-hooks', sandbox.postHooks];
+  for (const [path, reason] of [['/dev/zero', 'it is not a regular file'], [fifo, 'it is not a regular file'], [large, 'it is larger than 4096 bytes \\(5000\\)']] as const) {
+    await writeFile(sandbox.config, `webhook-secret = ${path}\n`);
+    const result = await runCli(['check-config', '-c', sandbox.config, ...common]);
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stderr, new RegExp(`cannot read the webhook-secret file ${path} \\(${reason}\\); give the path of a regular file of at most 4096 bytes`));
+  }
+  const zero = await runCli(['check-config', '-c', '/dev/zero', ...common]);
+  assert.equal(zero.code, 2, zero.stderr);
+  assert.match(zero.stderr, /the config file \/dev\/zero cannot be used: it is not a regular file/);
+});
+
+test('a 10 MB unknown key is refused at once, its name cut, with no "did you mean"', () => {
+  const key = 'k'.repeat(10 * 1024 * 1024);
+  assert.throws(
+    () => parseConfigText(`${key} = 1\n`, 'big.cfg', knownSettingKeys),
+    (error: Error) => /^big\.cfg:1: unknown key "k{60}\.\.\. \(10485760 characters\)"; the known keys are/.test(error.message) && !error.message.includes('did you mean') && error.message.length < 4000,
+  );
+  assert.throws(() => parseConfigText('hook-timout = 1\n', 'typo.cfg', knownSettingKeys), /did you mean "hook-timeout"/, 'a near miss still gets its suggestion');
+});
+
+test('a config file with CR-only line endings is read line by line and deploys (not one line ending as a git error)', async (t) => {
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root);
+  const archive = await zipTree({ 'index.html': 'v1\n' }, join(root, 'app.zip'), root);
+  await writeFile(sandbox.config, `# written by an old editor\rremote = ${archive}\rkeep-releases = 3\r`);
+  // No -r: the remote comes from the file's second line.
+  const result = await runCli(['-f', '-c', sandbox.config, '-l', sandbox.live, '--cache', sandbox.cache, '--pre-hooks', sandbox.preHooks, '--post-hooks', sandbox.postHooks]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(await sandbox.liveFile('index.html'), 'v1\n');
+  assert.equal(parseConfigText('a-key = 1\rhook-timeout = 2\r', 'cr.cfg', new Set(['a-key', 'hook-timeout'])).get('hook-timeout')?.value, '2');
 });
 
 test('check-config lists the hooks per phase in order and fails on a real live folder, missing SSH files and a bad schedule (as -f does)', async (t) => {
