@@ -63,7 +63,7 @@ export async function readConfigFile(
 ): Promise<Map<string, RawSetting>> {
   let text: string;
   try {
-    text = readSmallRegularFile(path, maxConfigFileBytes);
+    text = readSmallRegularFile(path, maxConfigFileBytes, { regularOnly: false });
   } catch (error) {
     if (error instanceof NotASmallFile) throw usageError(`the config file ${path} cannot be used: ${error.message}`, 'give the path of the config file itself');
     const code = systemErrorCode(error);

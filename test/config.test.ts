@@ -237,7 +237,9 @@ test('webhook-secret = /dev/zero, a FIFO or a file over 4 KiB is a config error 
   }
   const zero = await runCli(['check-config', '-c', '/dev/zero', ...common]);
   assert.equal(zero.code, 2, zero.stderr);
-  assert.match(zero.stderr, /the config file \/dev\/zero cannot be used: it is not a regular file/);
+  assert.match(zero.stderr, /the config file \/dev\/zero cannot be used: it is larger than 1048576 bytes/);
+  const none = await runCli(['check-config', '-c', '/dev/null', ...common]);
+  assert.equal(none.code, 0, `-c /dev/null still means no settings from a file: ${none.stderr}`);
 });
 
 test('a 10 MB unknown key is refused at once, its name cut, with no "did you mean"', () => {

@@ -82,3 +82,27 @@ test('eight runs started at once right after kill -9 of the lock holder: exactly
     assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
   }
 });
+
+test('a hook that leaves a process running in the background does not keep the lock: the next run takes it at once', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  const leftPid = join(s.root, 'left.pid');
+  // The left-over process inherits whatever descriptors the hook had: the lock's must not be one.
+  await writeHook(s.sandbox.postHooks, '20-leave-behind', `setsid sleep 100000 </dev/null >/dev/null 2>&1 &\necho $! > "${leftPid}"`);
+  t.after(async () => {
+    const pid = Number(await readFile(leftPid, 'utf8').catch(() => '0'));
+    if (pid > 0) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  });
+  const first = await s.once();
+  assert.equal(first.code, 0, first.stderr);
+  await s.publish('2');
+  const next = await s.once();
+  assert.equal(next.code, 0, next.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n');
+});
