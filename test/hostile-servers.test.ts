@@ -193,3 +193,24 @@ test('credentials in an HTTP remote are not sent on to another server the archiv
   assert.ok(s.server.requests.some((request) => request.headers.authorization), 'the remote\'s own server got the credentials');
   assert.ok(other.requests.length > 0 && other.requests.every((request) => request.headers.authorization === undefined), 'the other server got none');
 });
+
+test('a local zip larger than the room left in the cache: "no space left", exit 3, the live release intact, no copy left in downloads/', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  const cache = await mountSmallFilesystem(t, '512k');
+  if (!cache) return;
+  const archive = join(s.root, 'app.zip');
+  const args = s.sandbox.args(archive).map((argument) => (argument === s.sandbox.cache ? cache : argument));
+  assert.equal((await runCli(args)).code, 0, 'version 1 fits');
+  const { randomBytes } = await import('node:crypto');
+  const { zipTree } = await import('./helpers/zips.js');
+  const { rename } = await import('node:fs/promises');
+  const next = join(s.root, 'big.zip');
+  await zipTree({ 'index.html': 'version 2\n', 'blob.bin': randomBytes(1024 * 1024).toString('base64') }, next, s.root);
+  await rename(next, archive);
+  const full = await runCli(args);
+  assert.equal(full.code, 3, full.stderr);
+  assert.match(full.stderr, /no space left on the filesystem holding /);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+  assert.deepEqual(await readdir(join(cache, 'downloads')), [], 'the partial copy is removed');
+});
