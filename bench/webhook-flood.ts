@@ -50,6 +50,8 @@ function healthzMs(port: number): Promise<number | string> {
   });
 }
 
+const asMs = (value: number | string) => (typeof value === 'number' ? `${value} ms` : value);
+
 async function measure(connections: number): Promise<void> {
   const root = await mkdtemp(join(tmpdir(), 'repo-deploy-webhook-flood-'));
   try {
@@ -94,7 +96,7 @@ async function measure(connections: number): Promise<void> {
     const warns = log.split('\n').filter((line) => line.includes('WARN')).length - warnsBefore;
     console.log(
       `${connections} peers x ${bodyBytes} bytes, no credential: RSS ${before.toFixed(0)} MiB before, peak ${peak.toFixed(0)} MiB, ${after.toFixed(0)} MiB 2 s after;` +
-        ` all answered or closed in ${seconds.toFixed(1)} s (${Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join(', ')}); /healthz during the flood: ${duringHealthz} ms, after it: ${afterHealthz} ms; WARN lines: ${warns}`,
+        ` all answered or closed in ${seconds.toFixed(1)} s (${Object.entries(counts).map(([k, v]) => `${k}: ${v}`).join(', ')}); /healthz during the flood: ${asMs(duringHealthz)}, after it: ${asMs(afterHealthz)}; WARN lines: ${warns}`,
     );
     daemon.kill('SIGTERM');
     await exited;
