@@ -214,7 +214,7 @@ export async function adoptCommand(context: AgentContext, print: Print): Promise
     const releaseDirectory = await realpath(layout.releasesDirectory);
     const liveParent = await realpath(dirname(layout.live));
     if (dirname(releaseDirectory) !== liveParent) throw usageError(`${layout.releasesDirectory} is not beside ${layout.live}`);
-    const id = newReleaseId('adopted', context.now(), new Set(state.releases.map((release) => release.id)));
+    const id = await newReleaseId(layout, 'adopted', context.now(), state.releases.map((release) => release.id));
     await rename(layout.live, releasePath(layout, id));
     await pointLiveAt(layout, id);
     await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id));
