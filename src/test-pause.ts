@@ -3,7 +3,8 @@
 const pauseAt = process.env.REPO_DEPLOY_TEST_PAUSE_AT;
 
 export async function pausePoint(step: string): Promise<void> {
-  if (pauseAt !== step) return;
+  // A trailing * matches any step with that start (`write .manifest-*`: a release's manifest, whatever its id).
+  if (pauseAt === undefined || (pauseAt.endsWith('*') ? !step.startsWith(pauseAt.slice(0, -1)) : pauseAt !== step)) return;
   process.stderr.write(`repo-deploy: paused at ${step} (REPO_DEPLOY_TEST_PAUSE_AT)\n`);
   await new Promise(() => setInterval(() => undefined, 1 << 30));
 }

@@ -2,7 +2,8 @@
 // stage, switch (pre-update hooks, swap, post-update hooks, revert on failure), record, prune.
 // The scheduler only decides when this runs.
 import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { removeStaleTemporaryFiles } from './atomic-file.js';
 import type { AgentContext, CheckOutcome, CheckReport } from './agent-context.js';
 import { requireRemote } from './config.js';
 import { cacheLayoutFor } from './cache-layout.js';
@@ -103,6 +104,11 @@ export async function prepare(context: AgentContext, layout: Layout, state: Agen
   await ensureOwnDirectory(layout.releasesDirectory);
   liveRelease = await recoverInterruptedSwitch(context, layout, state, liveRelease);
   for (const leftover of await removeLeftovers(layout)) log.info(`removed ${leftover}, left by an interrupted update`);
+  // Where the agent writes files atomically: the cache (state, lock owner, pause), beside the live
+  // path (its lock owner) and the releases (manifests).
+  for (const directory of [settings.cache, dirname(layout.live), layout.releasesDirectory]) {
+    for (const leftover of await removeStaleTemporaryFiles(directory)) log.info(`removed ${leftover}, a temporary file left by a killed run`);
+  }
   const downloads = cacheLayoutFor(settings.cache).downloads;
   for (const name of await readdir(downloads).catch(() => [] as string[])) await rm(join(downloads, name), { force: true });
   if (liveRelease !== undefined && !(await releaseExists(layout, liveRelease))) {
