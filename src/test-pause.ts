@@ -14,5 +14,8 @@ export async function pausePoint(step: string): Promise<void> {
 const delayAt = process.env.REPO_DEPLOY_TEST_DELAY_AT;
 
 export async function delayPoint(step: string): Promise<void> {
-  if (delayAt === step) await new Promise((resolveDelay) => setTimeout(resolveDelay, 500));
+  if (delayAt !== step) return;
+  // Said, so that a test can act inside the delay (send a signal) rather than guess when it is.
+  process.stderr.write(`repo-deploy: delaying at ${step} (REPO_DEPLOY_TEST_DELAY_AT)\n`);
+  await new Promise((resolveDelay) => setTimeout(resolveDelay, 500));
 }

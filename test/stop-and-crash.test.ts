@@ -206,3 +206,20 @@ test('kill -9 between a temporary file\'s creation and its rename, 8 times: each
   assert.deepEqual(await temporaryFiles(), [planted], 'no temporary file is left');
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 9\n');
 });
+
+test('SIGTERM in the first instants of a run, while it is still starting: it exits 0 as documented, not by the signal', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  for (const args of [s.sandbox.args(s.remote), s.daemonArgs()]) {
+    // Paused for a moment before the settings are even read, and the signal sent inside that moment.
+    const agent = startAgent(t, args, { REPO_DEPLOY_TEST_DELAY_AT: 'start' });
+    await agent.waitFor(/delaying at start/);
+    agent.child.kill('SIGTERM');
+    const result = await agent.done;
+    assert.equal(result.signal, null, `${args.includes('-f') ? '-f' : 'daemon'}: ended by the signal: ${result.stderr}`);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /SIGTERM received/);
+    const { lstat } = await import('node:fs/promises');
+    assert.equal(await lstat(s.sandbox.live).catch(() => undefined), undefined, 'nothing was deployed after the stop');
+  }
+});
