@@ -3,10 +3,14 @@
 // the live release is unchanged when it changed. Each test runs on a small tmpfs of its own that a
 // hook or the health check fills to the last byte.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { writeHook } from './helpers/cli.js';
+import { promisify } from 'node:util';
+import { makeSandbox, runCli, writeHook } from './helpers/cli.js';
+import { createRepository } from './helpers/git-repos.js';
+import { temporaryDirectory } from './helpers/temp.js';
 import { fillCommand, smallDisk } from './helpers/small-disk.js';
 import { setup, type Setup } from './helpers/zip-agent.js';
 
@@ -22,6 +26,7 @@ async function onSmallDisk(t: TestContext, configText = ''): Promise<Setup | und
   return s;
 }
 
+const execFileAsync = promisify(execFile);
 const filler = (s: Setup) => join(s.root, 'filler');
 
 test('a full disk after the swap, then a failing post-update hook: the previous release is live again, the hook\'s failure is logged, exit 5', async (t) => {
@@ -84,4 +89,30 @@ test('a first deploy whose post-update hook fills the disk and succeeds: it stay
   const freed = await s.once();
   assert.equal(freed.code, 0, freed.stderr);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+});
+
+test('a full disk during git init of the mirror: "no space left" (exit 3); once freed, the mirror is rebuilt with a plain word on why', async (t) => {
+  const disk = await smallDisk(t, '256k');
+  if (!disk) return;
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root);
+  const repo = await createRepository(root);
+  await repo.commit({ 'app/index.html': 'v1\n' });
+  const cache = join(disk, 'cache');
+  const args = sandbox.args(`${repo.bare}/app#main`).map((argument) => (argument === sandbox.cache ? cache : argument));
+  // Full but for three pages: the lock owner's note takes one, and git init meets the end of the disk.
+  const slack = join(disk, 'slack');
+  await writeFile(slack, Buffer.alloc(3 * 4096));
+  await execFileAsync('sh', ['-c', fillCommand(join(disk, 'filler')) + '; true']);
+  await rm(slack);
+  const full = await runCli(args);
+  assert.equal(full.code, 3, full.stderr);
+  assert.match(full.stderr, /git init of .* failed: no space left on the filesystem holding the cache/);
+  await rm(join(disk, 'filler'));
+  const freed = await runCli(args);
+  assert.equal(freed.code, 0, freed.stderr);
+  assert.equal(await sandbox.liveFile('index.html'), 'v1\n');
+  const warning = freed.stderr.split('\n').find((line) => line.includes('rebuilding it')) ?? '';
+  assert.match(warning, /the git mirror .* (is not a usable repository|has left-over lock files) \(.+\), left by an interrupted git command \(a crash, a stop or a full disk\); rebuilding it/);
+  assert.doesNotMatch(warning, /interrupted fetch|git \S+ of .* failed|the next check tries again/, 'one plain message, no error nested in it');
 });
