@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { gitMirrorPath } from '../cache-layout.js';
 import { copyTree } from '../copy-tree.js';
 import { fetchError, messageOf } from '../errors.js';
+import { compactMirror } from '../git/compact-mirror.js';
 import { confinedGitEnvironment, mirrorRunner, type MirrorGit } from '../git/mirror-git.js';
 import { GitFailure, gitEnvironment, runGit, type GitRunContext } from '../git/run-git.js';
 import { isCommitId, type GitRemote } from '../git/url.js';
@@ -192,6 +193,7 @@ export const gitFetcher = (remote: GitRepositoryRemote): Fetcher => ({
         await materialise(git, remote, commit, context, reused);
         const summary = await copyTree(remote.subdirectory ? join(mirror, remote.subdirectory) : mirror, directory, `commit ${commit.slice(0, 12)} of ${displayRemote}`);
         context.log.info(`checked out ${summary.files} files and ${summary.symlinks} symlinks`);
+        await compactMirror(mirror, git, commit, context.log);
       },
       async dispose() {},
     };
