@@ -163,6 +163,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 /** The wait after a failed check: retry-backoff, doubled at each further failure, up to max-backoff. */
 function backOff(settings: AgentContext['settings'], failuresInARow: number, log: AgentContext['log']): number {
   const backoff = Math.min(settings.retryBackoffMs * 2 ** (failuresInARow - 1), settings.maxBackoffMs);
-  log.warn(`check failed ${failuresInARow} time${failuresInARow > 1 ? 's' : ''} in a row; the live release is unchanged; next check in ${Math.round(backoff / 1000)} s or later`);
+  // Not "the live release is unchanged": a failed check says itself what is live (a revert that could not go back).
+  log.warn(`check failed ${failuresInARow} time${failuresInARow > 1 ? 's' : ''} in a row; next check in ${Math.round(backoff / 1000)} s or later`);
   return backoff;
 }
