@@ -259,7 +259,7 @@ function reportError(error: unknown, verbose: boolean): number {
 /**
  * Node's process warnings go through our logger, on one line each. The AWS SDK's seven-line
  * warning that its releases after January 2027 need Node 22 is turned off with the SDK's own
- * switch: the README says when Node 22 is needed.
+ * switch: docs/remotes.md says when Node 22 is needed.
  */
 function routeProcessWarnings(log: Logger): void {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

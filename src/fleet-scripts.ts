@@ -1,8 +1,8 @@
 // The fleet's coordination, as Lua scripts Redis runs atomically: no read-then-write race
 // between servers. Times are the caller's milliseconds (every member passes its own clock; a
-// lease is long, 60 s by default, so ordinary clock skew does not matter). Keys (see the README,
-// "Rolling updates"), all under `repo-deploy:{<fleet-name>}:` so a Redis Cluster keeps them in
-// one slot:
+// lease is long, 60 s by default, so ordinary clock skew does not matter). Keys (see
+// docs/fleet.md), all under `repo-deploy:{<fleet-name>}:` so a Redis Cluster keeps them in one
+// slot:
 //   members          ZSET host -> heartbeat expiry (ms): the live members
 //   member:<host>    HASH state, live, revision, reason, seen  (TTL 7 days)
 //   slots            ZSET host -> lease expiry (ms): servers between pre-update and the gate's end

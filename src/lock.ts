@@ -11,7 +11,7 @@
 // Beside it, `<lock>.owner` tells an operator who holds it. It is information only, written
 // atomically after the lock is taken; a stale one is harmless and overwritten by the next holder.
 // Abstract sockets belong to a network namespace: agents sharing a cache must share one (a cron
-// job and a systemd service on the same host do; see the README).
+// job and a systemd service on the same host do; see docs/on-disk.md).
 import { createHash } from 'node:crypto';
 import { mkdir, realpath, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';

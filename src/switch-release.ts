@@ -197,7 +197,7 @@ export async function revertSwitch(context: AgentContext, layout: Layout, state:
   try {
     // Not cut short by a stop: this is what puts the application back on its feet. But during
     // a stop it has stop-grace, not hook-timeout, so the whole stop stays within a bound that a
-    // service manager's stop timeout can allow for (see the README).
+    // service manager's stop timeout can allow for (see docs/running.md).
     await runPhase(context, state, settings.postHooks, 'revert', 'post-hook', {
       currentConfig: journaled.previousRelease ? releasePath(layout, journaled.previousRelease) : '',
       previousConfig: releasePath(layout, journaled.release),
