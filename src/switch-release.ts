@@ -123,7 +123,10 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
 async function failedAfterSwap(context: AgentContext, layout: Layout, state: AgentState, error: unknown): Promise<SwitchResult> {
   const failure = noSpaceError(error, undefined, 'free some space there') ?? asDeployError(error);
   const failedRelease = state.inProgress?.release;
-  context.log.error(`release ${failedRelease} failed after it went live: ${failure.message}; going back to ${state.inProgress?.previousRelease ? `release ${state.inProgress.previousRelease}` : 'no release (a first deploy)'}`, { release: failedRelease });
+  const back = `going back to ${state.inProgress?.previousRelease ? `release ${state.inProgress.previousRelease}` : 'no release (a first deploy)'}`;
+  // A stop is no failure of the release (reportFailedSwitch says so); anything else is, and is said now.
+  if (context.signal.aborted) context.log.warn(`release ${failedRelease} is taken back because the agent is stopping (${failure.message}); ${back}`, { release: failedRelease });
+  else context.log.error(`release ${failedRelease} failed after it went live: ${failure.message}; ${back}`, { release: failedRelease });
   const revert = await revertSwitch(context, layout, state);
   return { switched: false, stage: 'post-update', error: failure, stopped: context.signal.aborted, revert };
 }
