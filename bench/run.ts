@@ -17,6 +17,7 @@ import { startHttpServer } from '../test/helpers/http-server.js';
 import { s3AccessKey, startS3 } from '../test/helpers/s3-server.js';
 import { startDaemonMemoryRun } from './daemon-memory.js';
 import { measureFleetCost } from './fleet-cost.js';
+import { measureMirrorGrowth } from './git-mirror.js';
 import { makeApplicationTree, makeGitHistory, makeTree, zipDirectory } from './fixtures.js';
 import { alternate, cleanupContext, measure, requireTools, spreadOf, type Measurement, type Summary } from './measure.js';
 import { inBytes, inMiB, inMilliseconds, inSeconds, log, printTable, ratio, rows } from './report.js';
@@ -28,7 +29,7 @@ const cli = join(repository, 'dist', 'cli.js');
 const large = process.argv.includes('--large');
 const quick = process.argv.includes('--quick');
 const repetitions = quick ? 2 : 5;
-const steps = 9;
+const steps = 10;
 
 /** `repo-deploy -f` with a sandbox under `root`: a config file, no hooks. */
 async function agentArgs(root: string, remote: string, config = ''): Promise<string[]> {
@@ -346,6 +347,22 @@ async function fleetCoordination(): Promise<void> {
   rows.push({ figure: 'fleet: Redis CPU per member per rollout check', ours: `${big.rolloutCpuMicrosecondsPerCheck.toFixed(0)} us`, reference: `10 members: ${small.rolloutCpuMicrosecondsPerCheck.toFixed(0)} us`, goal: 'O(1) per member (<= 1.5x: CPU time is noisy)', met: flat(big.rolloutCpuMicrosecondsPerCheck, small.rolloutCpuMicrosecondsPerCheck, 1.5) });
 }
 
+async function gitMirrorGrowth(work: string): Promise<void> {
+  const points = quick ? [1, 10, 20] : [1, 10, 100, 200];
+  log(`10/${steps} the git mirror over ${points.at(-1)} deploys, a 1 MiB file changed in every commit`);
+  const growth = await measureMirrorGrowth(cli, join(work, 'mirror-growth'), (root, remote) => agentArgs(root, remote), points);
+  const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  const [, tenth] = points;
+  const last = points.at(-1) as number;
+  rows.push({
+    figure: `git mirror on disk after ${points.join(' / ')} deploys (1 MiB changed per commit)`,
+    ours: `${points.map((point) => mib(growth.mirrorBytes[point] as number)).join(' / ')} MiB (${points.map((point) => growth.packs[point]).join(' / ')} packs)`,
+    reference: `releases (keep-releases 5): ${points.map((point) => mib(growth.releasesBytes[point] as number)).join(' / ')} MiB; deploy ${points.map((point) => (growth.seconds[point] as number).toFixed(2)).join(' / ')} s`,
+    goal: `flat: after ${last} <= 1.1x after ${tenth} (now ${ratio(growth.mirrorBytes[last] as number, growth.mirrorBytes[tenth as number] as number)})`,
+    met: (growth.mirrorBytes[last] as number) <= 1.1 * (growth.mirrorBytes[tenth as number] as number),
+  });
+}
+
 // The test helpers' S3 uploader runs in this process: without this, the AWS SDK prints its
 // seven-line notice that it will need Node 22 (the agent turns it off the same way).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -374,6 +391,7 @@ try {
   log(`7/${steps} the swap: 50 updates with a reader looping over the live tree`);
   await measureSwap(work, cli, repository);
   await fleetCoordination();
+  await gitMirrorGrowth(work);
 
   log(`9/${steps} the daemon's memory from check ${samplePoints[0]} to check ${samplePoints[1]} on a 1-second schedule (running since the start)`);
   const memory = await daemonMemory();

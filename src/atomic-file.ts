@@ -6,8 +6,10 @@
 // it points to.
 import { constants } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { processStartTime } from './process-identity.js';
+import { pausePoint } from './test-pause.js';
 
 /** Flags for a file the agent creates: never an existing file, never through a symlink. */
 export const createNewFileFlags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
@@ -26,6 +28,7 @@ export async function writeFileAtomically(path: string, content: string, { durab
     } finally {
       await handle.close();
     }
+    await pausePoint(`write ${basename(path)}`);
     await rename(temporary, path);
   } catch (error) {
     await rm(temporary, { force: true });
@@ -42,4 +45,23 @@ export async function syncDirectory(directory: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** `.<name>.<pid>.<8 hex>.tmp`: the temporary files writeFileAtomically makes, and nothing else. */
+const temporaryName = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Removes the temporary files of writeFileAtomically in `directory` that a killed process left
+ * (kill -9 between their creation and the rename leaves them forever). A file whose writer is
+ * still running is kept: the pause command writes without the agent's lock. Run under the lock.
+ */
+export async function removeStaleTemporaryFiles(directory: string): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(directory).catch(() => [] as string[])) {
+    const writer = temporaryName.exec(name)?.[2];
+    if (writer === undefined || Number(writer) === process.pid || (await processStartTime(Number(writer))) !== undefined) continue;
+    // Not recursive: a directory of that name is no file of ours, and is left alone.
+    if (await rm(join(directory, name), { force: true }).then(() => true, () => false)) removed.push(join(directory, name));
+  }
+  return removed;
 }

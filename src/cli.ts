@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // The command line: parses, calls the core, prints err.message (the stack only with -v) and
 // sets the exit code. Flags keep the meaning they had in the original repo-deploy 1.0.8.
+// First of all: a stop from the first instant exits 0 (see stop-signals.ts).
+import { stopEndsTheProcess, stopRequested, stopSignalName } from './stop-signals.js';
 import { setFlagsFromString } from 'node:v8';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
+// yargs is loaded when main runs (a tenth of a second of start-up): a static import would hold
+// back the stop handlers above, as every static import is loaded before any module runs.
+import type Yargs from 'yargs';
 import { defaultConfigPath, loadSettings, requireRemote, type Settings } from './config.js';
 import { DeployError, ExitCode, exitCodeOf, messageOf, noSpaceError } from './errors.js';
 import { shortRevision } from './failures.js';
@@ -12,6 +15,7 @@ import { redact } from './redact.js';
 import type { AgentContext, CheckOutcome } from './agent-context.js';
 import { agentVersion } from './version.js';
 import { defaultSchedule } from './settings-schema.js';
+import { delayPoint } from './test-pause.js';
 
 const outcomeExitCodes: Record<CheckOutcome['result'], number> = {
   unchanged: ExitCode.ok,
@@ -33,7 +37,7 @@ const exitCodeHelp =
 
 type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify' | 'adopt' | 'pause' | 'resume' | 'fleet';
 
-function parser(argv: string[]) {
+function parser(argv: string[], yargs: typeof Yargs) {
   return yargs(argv)
     .scriptName('repo-deploy')
     .usage('$0 [options]\n$0 <command> [options]\n\nPolls one remote, stages each new version as a release, runs the hooks and swaps the live path atomically.')
@@ -106,9 +110,12 @@ function parser(argv: string[]) {
     .exitProcess(false);
 }
 
-async function main(argv: string[]): Promise<number> {
+async function main(): Promise<number> {
+  await delayPoint('start');
+  const [{ default: yargs }, { hideBin }] = await Promise.all([import('yargs'), import('yargs/helpers')]);
+  const argv = hideBin(process.argv);
   let usageFailure: string | undefined;
-  const parsed = await parser(argv)
+  const parsed = await parser(argv, yargs)
     .fail((message, error) => {
       usageFailure = message ?? messageOf(error);
     })
@@ -119,6 +126,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (parsed.help || parsed.version) return ExitCode.ok;
   const command = (String(parsed._[0] ?? 'run') as Command);
+  if (command !== 'run') stopEndsTheProcess();
   const verbose = parsed.verbose;
   if (parsed['ignore-window'] && (command !== 'run' || !parsed.fetch)) {
     process.stderr.write('repo-deploy: --ignore-window goes with -f (one check now); run: repo-deploy -f --ignore-window\n');
@@ -146,8 +154,7 @@ async function main(argv: string[]): Promise<number> {
   const log = createLogger({ verbose: settings.verbose, format: settings.logFormat });
   routeProcessWarnings(log);
   for (const warning of settings.warnings) log.warn(warning);
-  const stopping = new AbortController();
-  const context: AgentContext = { settings, log, env: process.env, now: () => new Date(), signal: stopping.signal, lockWaitMs: 15_000 };
+  const context: AgentContext = { settings, log, env: process.env, now: () => new Date(), signal: stopRequested, lockWaitMs: 15_000 };
   const print = (line: string) => process.stdout.write(line + '\n');
 
   try {
@@ -159,12 +166,16 @@ async function main(argv: string[]): Promise<number> {
     // an idle -f run 75 ms and 16 MiB to load.
     if (settings.schedule !== defaultSchedule) await (await import('./schedule.js')).validateSchedule(settings.schedule);
     await (await import('./hooks.js')).announceMissingHookDirectories(settings, log);
-    if (!parsed.fetch) {
-      const { runDaemon } = await import('./daemon.js');
-      await runDaemon({ context });
+    if (stopRequested.aborted) {
+      log.info(`${stopSignalName()} received while starting: stopping before the first check; nothing was changed`);
       return ExitCode.ok;
     }
-    return await fetchOnce({ ...context, ignoreWindow: Boolean(parsed['ignore-window']) }, stopping, log);
+    if (!parsed.fetch) {
+      const { runDaemon } = await import('./daemon.js');
+      await runDaemon({ context, stopRequested });
+      return ExitCode.ok;
+    }
+    return await fetchOnce({ ...context, ignoreWindow: Boolean(parsed['ignore-window']) }, log);
   } catch (error) {
     return reportError(error, verbose);
   }
@@ -214,18 +225,14 @@ async function runCommand(command: Command, parsed: Parsed, context: AgentContex
 }
 
 /** -f: one check; SIGTERM/SIGINT end it safely and the run exits 0. */
-async function fetchOnce(context: AgentContext, stopping: AbortController, log: Logger): Promise<number> {
+async function fetchOnce(context: AgentContext, log: Logger): Promise<number> {
   const { checkForUpdate } = await import('./update.js');
-  const stop = (signalName: string) => {
-    log.info(`${signalName} received: stopping the check safely`);
-    stopping.abort();
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  // The handlers are stop-signals.ts's, installed first thing; a stop before this line was said by main.
+  stopRequested.addEventListener('abort', () => log.info(`${stopSignalName()} received: stopping the check safely`), { once: true });
   // A progress bar only for a person watching: a terminal, and plain-text logs.
   const progress = process.stderr.isTTY && context.settings.logFormat === 'text' ? await (await import('./progress.js')).terminalProgress(process.stderr) : undefined;
   const outcome = await checkForUpdate({ ...context, lockWaitMs: 0, progress });
-  if (stopping.signal.aborted) {
+  if (stopRequested.aborted) {
     log.info('stopped; the live release is complete and unchanged by this run unless it said "deployed"');
     return ExitCode.ok;
   }
@@ -267,4 +274,4 @@ function routeProcessWarnings(log: Logger): void {
 // undici is imported (lazily, by the HTTP remote and URL health checks).
 setFlagsFromString('--liftoff-only');
 
-process.exitCode = await main(hideBin(process.argv));
+process.exitCode = await main();

@@ -35,7 +35,7 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
   const holder = await currentLockHolder(settings.cache);
   const window = settings.deployWindow.length > 0 ? await windowStateAt(settings.deployWindow, settings.deployWindowTimezone, context.now()) : undefined;
   const report = {
-    live: live === undefined ? null : { release: live, revision: state.current?.revision || null },
+    live: live === undefined ? null : { release: live, revision: revisionOfRelease(state, live) ?? null },
     previous: state.previous ? { release: state.previous.release, revision: state.previous.revision } : null,
     remote: state.remote ?? settings.remote?.display ?? null,
     lastCheck: state.lastCheck ?? null,
@@ -70,6 +70,21 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
   } else if (switching) {
     print(`interrupted:    ${switching.kind} to ${switching.release} during ${switching.step}; the next check finishes or undoes it`);
   }
+}
+
+/**
+ * The revision of the release the live link points at. During a switch (or after one a crash
+ * interrupted) the link may already point at the new release while the state's current is still
+ * the old one: the journal, then the list of releases, say which revision each release holds.
+ */
+function revisionOfRelease(state: AgentState, release: string): string | undefined {
+  const journal = state.inProgress;
+  const revision =
+    release === state.current?.release ? state.current.revision
+    : release === journal?.release ? journal.revision
+    : release === journal?.previousRelease ? journal.previousRevision
+    : state.releases.find((record) => record.id === release)?.revision;
+  return revision || undefined;
 }
 
 export async function releasesCommand(context: AgentContext, json: boolean, print: Print): Promise<void> {
@@ -214,7 +229,7 @@ export async function adoptCommand(context: AgentContext, print: Print): Promise
     const releaseDirectory = await realpath(layout.releasesDirectory);
     const liveParent = await realpath(dirname(layout.live));
     if (dirname(releaseDirectory) !== liveParent) throw usageError(`${layout.releasesDirectory} is not beside ${layout.live}`);
-    const id = newReleaseId('adopted', context.now(), new Set(state.releases.map((release) => release.id)));
+    const id = await newReleaseId(layout, 'adopted', context.now(), state.releases.map((release) => release.id));
     await rename(layout.live, releasePath(layout, id));
     await pointLiveAt(layout, id);
     await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id));

@@ -33,6 +33,8 @@ export interface DaemonOptions {
   random?: () => number;
   /** Where SIGHUP, SIGTERM and SIGINT arrive: the process, or a test's emitter. */
   signals?: Pick<EventEmitter, 'on' | 'removeListener'>;
+  /** A stop that may have come before the daemon listened for signals (the CLI's, from its first instant). */
+  stopRequested?: AbortSignal;
   /** Told every check's outcome (the metrics are; a test may be). */
   onCheck?: (outcome: CheckReport | Error, startedAt: Date) => void;
 }
@@ -104,6 +106,10 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const healthServer = settings.httpListen ? await startHealthServer(settings.httpListen, metrics, log, webhook) : undefined;
   let checking = false;
   const stopListening = listenForSignals(options.signals ?? process, wakeups, log, () => checking);
+  if (options.stopRequested?.aborted) {
+    log.info('a stop was asked for while the daemon was starting: stopping before the first check');
+    wakeups.stop();
+  }
 
   /** Runs one check; returns how many checks in a row have failed (0 after a good one). */
   const check = async (): Promise<number> => {
@@ -127,7 +133,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 
   log.info(`repo-deploy started: checking on schedule "${settings.schedule}"${settings.splayMs ? ` with up to ${settings.splayMs / 1000} s of splay` : ''}`);
   try {
-    let failuresInARow = await check();
+    let failuresInARow = wakeups.stopped ? 0 : await check();
     let tick = nextTickAfter(clock.now());
     while (!wakeups.stopped) {
       // The next scheduled check: the first tick that is not backed off, plus its splay.
@@ -159,6 +165,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 /** The wait after a failed check: retry-backoff, doubled at each further failure, up to max-backoff. */
 function backOff(settings: AgentContext['settings'], failuresInARow: number, log: AgentContext['log']): number {
   const backoff = Math.min(settings.retryBackoffMs * 2 ** (failuresInARow - 1), settings.maxBackoffMs);
-  log.warn(`check failed ${failuresInARow} time${failuresInARow > 1 ? 's' : ''} in a row; the live release is unchanged; next check in ${Math.round(backoff / 1000)} s or later`);
+  // Not "the live release is unchanged": a failed check says itself what is live (a revert that could not go back).
+  log.warn(`check failed ${failuresInARow} time${failuresInARow > 1 ? 's' : ''} in a row; next check in ${Math.round(backoff / 1000)} s or later`);
   return backoff;
 }

@@ -65,20 +65,22 @@ export class DeployError extends Error {
 export const usageError = (message: string, hint?: string) => new DeployError('usage', message, { hint });
 export const fetchError = (message: string, options?: DeployErrorOptions) => new DeployError('fetch', message, options);
 
-/** A full disk (or quota), said plainly: which filesystem, and that nothing live changed. */
-export function noSpaceError(error: unknown, needed?: string): DeployError | undefined {
+const unchangedHint = 'free some space there; the live release is unchanged and the next check tries again';
+
+/**
+ * A full disk (or quota), said plainly: which filesystem, and by default that nothing live
+ * changed; `hint` replaces that where it would not be true (after the swap, the caller says what is live).
+ */
+export function noSpaceError(error: unknown, needed?: string, hint = unchangedHint): DeployError | undefined {
   const code = systemErrorCode(error);
   if (code !== 'ENOSPC' && code !== 'EDQUOT') return undefined;
   const path = typeof error === 'object' && error !== null && 'path' in error && typeof error.path === 'string' ? error.path : undefined;
-  return noSpaceLeft(path ?? 'the cache or the releases', needed, error);
+  return noSpaceLeft(path ?? 'the cache or the releases', needed, error, hint);
 }
 
 /** "No space left" for a path, whether a write failed (ENOSPC) or a check found too little room. */
-export function noSpaceLeft(where: string, detail?: string, cause?: unknown): DeployError {
-  return new DeployError('fetch', `no space left on the filesystem holding ${where}${detail ? `: ${detail}` : ''}`, {
-    hint: 'free some space there; the live release is unchanged and the next check tries again',
-    cause,
-  });
+export function noSpaceLeft(where: string, detail?: string, cause?: unknown, hint = unchangedHint): DeployError {
+  return new DeployError('fetch', `no space left on the filesystem holding ${where}${detail ? `: ${detail}` : ''}`, { hint, cause });
 }
 
 /** The exit status for anything thrown: ours carry one, anything else is an internal error. */

@@ -27,7 +27,8 @@ export async function recoverInterruptedSwitch(context: AgentContext, layout: La
       release: journal.release,
       revision: journal.revision,
     });
-    await revertSwitch(context, layout, state);
+    const revert = await revertSwitch(context, layout, state);
+    if (revert.failure) throw revert.failure;
     if (journal.kind === 'update') {
       recordFailure(state, journal.revision, `${what} was interrupted during ${journal.step}`, context.now(), context.settings.maxAttempts, {}, log);
     }

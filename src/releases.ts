@@ -58,12 +58,18 @@ export async function releaseExists(layout: Layout, id: string): Promise<boolean
   return info?.isDirectory() === true;
 }
 
-/** A new release id: sortable by time, with the revision's start to recognise it. */
-export function newReleaseId(revision: string, now: Date, taken: ReadonlySet<string>): string {
+/**
+ * A new release id: sortable by time, with the revision's start to recognise it. Unique against
+ * the disk as well as `known` (the state's releases): with the state lost, the same revision
+ * deployed again within the second would otherwise get the live release's name.
+ */
+export async function newReleaseId(layout: Layout, revision: string, now: Date, known: Iterable<string>): Promise<string> {
+  const names = await readdir(layout.releasesDirectory).catch(() => [] as string[]);
+  const taken = new Set([...known, ...names, ...names.filter((name) => name.startsWith(stagingPrefix)).map((name) => name.slice(stagingPrefix.length))]);
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   const short = revision.replace(/^[a-z0-9]+:/, '').replace(/[^A-Za-z0-9]/g, '').slice(0, 12);
   let id = `${stamp}-${short}`;
-  for (let suffix = 2; taken.has(id); suffix++) id = `${stamp}-${short}-${suffix}`;
+  for (let suffix = 2; taken.has(id) || taken.has(`.manifest-${id}.json`); suffix++) id = `${stamp}-${short}-${suffix}`;
   return id;
 }
 
@@ -105,8 +111,13 @@ export async function pointLiveAt(layout: Layout, id: string | undefined, before
   await syncDirectory(parent);
 }
 
-/** Removes a release and its manifest. */
+/**
+ * Removes a release and its manifest, never the one the live link points at: every failure path
+ * and recovery calls this, and none of them may take the live tree away (a name that clashed with
+ * the live release's once did).
+ */
 export async function removeRelease(layout: Layout, id: string): Promise<void> {
+  if ((await readLiveRelease(layout).catch(() => undefined)) === id) return;
   await rm(releasePath(layout, id), { recursive: true, force: true });
   await rm(join(layout.releasesDirectory, `.manifest-${id}.json`), { force: true });
 }
@@ -126,6 +137,15 @@ export async function removeLeftovers(layout: Layout): Promise<string[]> {
     removed.push(join(parent, name));
   }
   return removed;
+}
+
+/** A name newReleaseId makes: `20261203T080000Z-<up to 12 of the revision>[-N]`. */
+const agentReleaseName = /^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z-[A-Za-z0-9]{1,12}(?:-\d+)?$/;
+
+/** When a release of the agent's own naming was made (from its name), or undefined for any other name. */
+export function releaseNameTime(name: string): Date | undefined {
+  const parts = agentReleaseName.exec(name);
+  return parts ? new Date(`${parts[1]}-${parts[2]}-${parts[3]}T${parts[4]}:${parts[5]}:${parts[6]}Z`) : undefined;
 }
 
 /** Release directories on disk, staging ones excluded. */

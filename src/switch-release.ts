@@ -3,10 +3,12 @@
 // reverts and runs the hooks again in phase "revert"), then for an update the health gate (a
 // failure reverts the same way). Each step is journaled in the state
 // before it runs, so a crash anywhere is finished or undone by the next start (recovery.ts).
+// Going back never needs free space: the link is pointed back first and the journal written
+// after, so a disk that the new release (or its hooks) filled cannot keep a failed release live.
 import { DeployError, messageOf, noSpaceError } from './errors.js';
 import { passHealthGate } from './health-gate.js';
 import { runHooks, type HookEnvironment, type HookPhase } from './hooks.js';
-import { pointLiveAt, releasePath, type Layout } from './releases.js';
+import { pointLiveAt, readLiveRelease, releasePath, type Layout } from './releases.js';
 import { processStartTime } from './process-identity.js';
 import { saveState, type AgentState, type SwitchStep, type UpdateInProgress } from './state.js';
 import { delayPoint, pausePoint } from './test-pause.js';
@@ -30,7 +32,13 @@ export interface SwitchRequest {
  */
 export type SwitchResult =
   | { switched: true }
-  | { switched: false; stage: 'pre-update' | 'post-update'; error: DeployError; stopped: boolean; abandoned?: boolean };
+  | { switched: false; stage: 'pre-update' | 'post-update'; error: DeployError; stopped: boolean; abandoned?: boolean; revert?: RevertResult };
+
+/** What a revert left live, and why going back failed when it did. */
+export interface RevertResult {
+  live: string | undefined;
+  failure?: DeployError;
+}
 
 export async function switchRelease(context: AgentContext, layout: Layout, state: AgentState, request: SwitchRequest): Promise<SwitchResult> {
   const { settings, log } = context;
@@ -76,14 +84,24 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
     return { switched: false, stage: 'pre-update', error: new DeployError('fetch', `${veto}; the update was abandoned before the swap`, { hint: 'the live release is unchanged; the next check asks the fleet again' }), stopped: false, abandoned: true };
   }
 
-  await journal('swap');
-  await pausePoint('swap');
-  await pointLiveAt(layout, request.release, () => pausePoint('before-rename'));
+  try {
+    await journal('swap');
+    await pausePoint('swap');
+    await pointLiveAt(layout, request.release, () => pausePoint('before-rename'));
+  } catch (error) {
+    // A full disk can fail the journal, the new link or the flush after the rename: only the
+    // link on disk says whether the swap happened, and so whether there is anything to undo.
+    if ((await readLiveRelease(layout).catch(() => undefined)) !== request.release) {
+      state.inProgress = undefined;
+      throw error;
+    }
+    return failedAfterSwap(context, layout, state, error);
+  }
   log.info(`live path ${layout.live} now points at release ${request.release}`, { release: request.release, revision: request.revision });
-  await journal('post-update');
-  await pausePoint('post-update');
 
   try {
+    await journal('post-update');
+    await pausePoint('post-update');
     await runPhase(context, state, settings.postHooks, phase('post-update'), 'post-hook', forward, true);
     if (request.kind === 'update' && settings.healthCheck) {
       await journal('gate');
@@ -91,11 +109,26 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
       await runGate(context, state, settings.healthCheck, forward);
     }
   } catch (error) {
-    await revertSwitch(context, layout, state);
-    return { switched: false, stage: 'post-update', error: asDeployError(error), stopped: stopped() };
+    return failedAfterSwap(context, layout, state, error);
   }
   state.inProgress = undefined;
   return { switched: true };
+}
+
+/**
+ * The new release is live and failed (a hook, the gate, or a journal write on a full disk): it
+ * goes back. The failure is logged before anything else, so that going back failing too cannot
+ * hide it.
+ */
+async function failedAfterSwap(context: AgentContext, layout: Layout, state: AgentState, error: unknown): Promise<SwitchResult> {
+  const failure = noSpaceError(error, undefined, 'free some space there') ?? asDeployError(error);
+  const failedRelease = state.inProgress?.release;
+  const back = `going back to ${state.inProgress?.previousRelease ? `release ${state.inProgress.previousRelease}` : 'no release (a first deploy)'}`;
+  // A stop is no failure of the release (reportFailedSwitch says so); anything else is, and is said now.
+  if (context.signal.aborted) context.log.warn(`release ${failedRelease} is taken back because the agent is stopping (${failure.message}); ${back}`, { release: failedRelease });
+  else context.log.error(`release ${failedRelease} failed after it went live: ${failure.message}; ${back}`, { release: failedRelease });
+  const revert = await revertSwitch(context, layout, state);
+  return { switched: false, stage: 'post-update', error: failure, stopped: context.signal.aborted, revert };
 }
 
 /** The health gate of an update, its check command's process group journaled like a hook's. */
@@ -136,13 +169,27 @@ async function withJournaledProcesses(context: AgentContext, state: AgentState, 
  * post-update hooks in phase "revert", so the application reloads the old version. Used after a
  * failed post-update hook and by crash recovery; safe to run twice.
  */
-export async function revertSwitch(context: AgentContext, layout: Layout, state: AgentState): Promise<void> {
+export async function revertSwitch(context: AgentContext, layout: Layout, state: AgentState): Promise<RevertResult> {
   const { settings, log } = context;
   const journaled = state.inProgress;
-  if (!journaled) return;
+  if (!journaled) return { live: await readLiveRelease(layout) };
   state.inProgress = { ...journaled, step: 'revert', hookProcess: undefined };
-  await persistState(context, state);
-  await pointLiveAt(layout, journaled.previousRelease);
+  // The link first: it needs no free space, where the journal may not be writable (a full disk).
+  // Interrupted between the two, the next start finds the live path at the previous release and
+  // finishes the revert (recovery treats that as already swapped back).
+  try {
+    await pointLiveAt(layout, journaled.previousRelease);
+  } catch (error) {
+    const live = await readLiveRelease(layout).catch(() => undefined);
+    const cause = noSpaceError(error, undefined, 'free some space there') ?? asDeployError(error);
+    const message = `could not point the live path ${layout.live} back to ${journaled.previousRelease ? `release ${journaled.previousRelease}` : 'nothing'} (${cause.message}); ${live ? `release ${live} is live` : 'nothing is live'}`;
+    log.error(`${message}; put it back by hand (repo-deploy rollback) once the cause is fixed`, { release: live });
+    state.inProgress = journaled;
+    return { live, failure: new DeployError('internal', message, { hint: 'put it back by hand (repo-deploy rollback) once the cause is fixed', cause: error }) };
+  }
+  await persistState(context, state).catch((error: unknown) =>
+    log.warn(`could not journal the revert (${messageOf(noSpaceError(error, undefined, 'free some space there') ?? error)}); the live path already points back, and a run interrupted now is finished by the next start`),
+  );
   log.warn(
     journaled.previousRelease
       ? `reverted the live path to release ${journaled.previousRelease}`
@@ -164,6 +211,7 @@ export async function revertSwitch(context: AgentContext, layout: Layout, state:
     log.error(`a post-update hook failed again while reverting: ${messageOf(error)}; check the application by hand`);
   }
   state.inProgress = undefined;
+  return { live: journaled.previousRelease };
 }
 
 async function runPhase(

@@ -8,7 +8,8 @@ const pauseAt = process.env.REPO_DEPLOY_TEST_PAUSE_AT;
 const resumeFile = process.env.REPO_DEPLOY_TEST_RESUME_FILE;
 
 export async function pausePoint(step: string): Promise<void> {
-  if (pauseAt !== step) return;
+  // A trailing * matches any step with that start (`write .manifest-*`: a release's manifest, whatever its id).
+  if (pauseAt === undefined || (pauseAt.endsWith('*') ? !step.startsWith(pauseAt.slice(0, -1)) : pauseAt !== step)) return;
   process.stderr.write(`repo-deploy: paused at ${step} (REPO_DEPLOY_TEST_PAUSE_AT)\n`);
   if (!resumeFile) return new Promise(() => setInterval(() => undefined, 1 << 30));
   await new Promise<void>((resume) => {
@@ -25,5 +26,8 @@ export async function pausePoint(step: string): Promise<void> {
 const delayAt = process.env.REPO_DEPLOY_TEST_DELAY_AT;
 
 export async function delayPoint(step: string): Promise<void> {
-  if (delayAt === step) await new Promise((resolveDelay) => setTimeout(resolveDelay, 500));
+  if (delayAt !== step) return;
+  // Said, so that a test can act inside the delay (send a signal) rather than guess when it is.
+  process.stderr.write(`repo-deploy: delaying at ${step} (REPO_DEPLOY_TEST_DELAY_AT)\n`);
+  await new Promise((resolveDelay) => setTimeout(resolveDelay, 500));
 }

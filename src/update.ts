@@ -2,11 +2,12 @@
 // stage, switch (pre-update hooks, swap, post-update hooks, revert on failure), record, prune.
 // The scheduler only decides when this runs.
 import { readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { removeStaleTemporaryFiles } from './atomic-file.js';
 import type { AgentContext, CheckOutcome, CheckReport } from './agent-context.js';
 import { requireRemote } from './config.js';
 import { cacheLayoutFor } from './cache-layout.js';
-import { DeployError, fetchError } from './errors.js';
+import { DeployError, fetchError, noSpaceError } from './errors.js';
 import { forgetFailures, holdBackRefused, recordFailure, releaseHeldBack, shortRevision } from './failures.js';
 import { createFetcher } from './fetchers/registry.js';
 import type { CheckResult, DeployedRevision, PendingRevision, RemoteState, StagedFiles } from './fetchers/types.js';
@@ -14,7 +15,7 @@ import { acquireLocks } from './lock.js';
 import type { Logger } from './log.js';
 import { recoverInterruptedSwitch } from './recovery.js';
 import type { Remote } from './remote.js';
-import { layoutFor, newReleaseId, readLiveRelease, releaseExists, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
+import { layoutFor, listReleaseDirectories, newReleaseId, releaseNameTime, readLiveRelease, releaseExists, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
 import { loadState, recordLiveRelease, saveState, type AgentState, type WaitingRevision } from './state.js';
 import { asDeployError, switchRelease, type SwitchResult } from './switch-release.js';
 import { ensureOwnDirectory } from './own-directory.js';
@@ -32,14 +33,50 @@ export async function withLockedState<T>(context: AgentContext, work: (state: Ag
   const releaseLock = await acquireLocks({ cacheDirectory: settings.cache, livePath: layout.live, waitMs: context.lockWaitMs, log });
   try {
     const state = await loadState(settings.cache);
+    let result: T;
     try {
-      return await work(state, layout);
-    } finally {
-      await saveState(settings.cache, state);
+      result = await work(state, layout);
+    } catch (error) {
+      // The work's own failure is what the run reports; a state that cannot be saved as well is logged.
+      const notSaved = await saveStateAtEnd(settings.cache, state, layout);
+      if (notSaved) log.error(notSaved.message);
+      throw error;
     }
+    const notSaved = await saveStateAtEnd(settings.cache, state, layout);
+    if (notSaved) throw notSaved;
+    return result;
   } finally {
     await releaseLock();
   }
+}
+
+/**
+ * The save at the end of a locked run; a failure (a full disk) is returned, saying what is live.
+ * The journal of a switch this run finished may then still be on disk, and the next start would
+ * undo the switch (a first deploy: remove the live path). That file is removed, which needs no
+ * space: the live link is then the truth the next start rebuilds the state from.
+ */
+async function saveStateAtEnd(cacheDirectory: string, state: AgentState, layout: Layout): Promise<DeployError | undefined> {
+  try {
+    await saveState(cacheDirectory, state);
+    return undefined;
+  } catch (error) {
+    const live = await readLiveRelease(layout).catch(() => undefined);
+    const forgot = !state.inProgress && (await forgetJournalThatWouldUndo(cacheDirectory, live));
+    const cause = noSpaceError(error, undefined, 'free some space there') ?? asDeployError(error);
+    const what = live ? `release ${live} is live` : 'nothing is live';
+    const after = forgot ? '; the state was removed so that the next start does not undo the switch this run finished (the next check deploys the remote\'s revision again)' : '';
+    return new DeployError(cause.kind, `the state could not be saved (${cause.message}); ${what}${after}`, { cause: error });
+  }
+}
+
+/** Removes the state file when its journal names the release live now: recovery would revert it. */
+async function forgetJournalThatWouldUndo(cacheDirectory: string, live: string | undefined): Promise<boolean> {
+  const onDisk = await loadState(cacheDirectory).catch(() => undefined);
+  const journal = onDisk?.inProgress;
+  if (!journal || live === undefined || journal.release !== live || journal.previousRelease === live) return false;
+  await rm(cacheLayoutFor(cacheDirectory).stateFile, { force: true });
+  return true;
 }
 
 /** What is live, as fetchers compare the remote with it; undefined while its revision is unknown. */
@@ -67,6 +104,11 @@ export async function prepare(context: AgentContext, layout: Layout, state: Agen
   await ensureOwnDirectory(layout.releasesDirectory);
   liveRelease = await recoverInterruptedSwitch(context, layout, state, liveRelease);
   for (const leftover of await removeLeftovers(layout)) log.info(`removed ${leftover}, left by an interrupted update`);
+  // Where the agent writes files atomically: the cache (state, lock owner, pause), beside the live
+  // path (its lock owner) and the releases (manifests).
+  for (const directory of [settings.cache, dirname(layout.live), layout.releasesDirectory]) {
+    for (const leftover of await removeStaleTemporaryFiles(directory)) log.info(`removed ${leftover}, a temporary file left by a killed run`);
+  }
   const downloads = cacheLayoutFor(settings.cache).downloads;
   for (const name of await readdir(downloads).catch(() => [] as string[])) await rm(join(downloads, name), { force: true });
   if (liveRelease !== undefined && !(await releaseExists(layout, liveRelease))) {
@@ -78,7 +120,21 @@ export async function prepare(context: AgentContext, layout: Layout, state: Agen
     return undefined;
   }
   reconcileWithDisk(state, liveRelease, log);
+  relistLostReleases(state, await listReleaseDirectories(layout), log);
   return liveRelease;
+}
+
+/**
+ * Releases of the agent's own naming that the state no longer lists (it was lost) are listed
+ * again, revision unknown, so that pruning keeps them to keep-releases like any other.
+ */
+function relistLostReleases(state: AgentState, onDisk: string[], log: Logger): void {
+  const listed = new Set(state.releases.map((release) => release.id));
+  const lost = onDisk.filter((name) => !listed.has(name) && releaseNameTime(name));
+  if (lost.length === 0) return;
+  for (const id of lost) state.releases.push({ id, revision: '', createdAt: releaseNameTime(id)!.toISOString() });
+  state.releases.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+  log.info(`${lost.length} release${lost.length > 1 ? 's' : ''} on disk that the state did not list (it was lost) ${lost.length > 1 ? 'are' : 'is'} listed again, to be pruned like the others: ${lost.join(', ')}`);
 }
 
 /** Runs the check as a member of the fleet when fleet-redis is set; a fleet that cannot be reached fails the check (fail closed). */
@@ -335,15 +391,23 @@ async function deploy(
   const staged = await stageNewRelease(context, layout, state, pending, liveRelease);
   if ('error' in staged) return failed(staged.error, log);
   const { id, createdAt } = staged;
-  const result = await switchRelease(context, layout, state, {
-    kind: 'update',
-    release: id,
-    revision,
-    previousRelease: liveRelease,
-    previousRevision: previous?.revision ?? '',
-    removeOnFailure: true,
-    mayProceed,
-  });
+  let result: SwitchResult;
+  try {
+    result = await switchRelease(context, layout, state, {
+      kind: 'update',
+      release: id,
+      revision,
+      previousRelease: liveRelease,
+      previousRevision: previous?.revision ?? '',
+      removeOnFailure: true,
+      mayProceed,
+    });
+  } catch (error) {
+    // Thrown only before the swap (a journal write on a full disk): the release made for it goes.
+    state.inProgress = undefined;
+    await removeRelease(layout, id);
+    return failed(error, log);
+  }
   if (!result.switched) {
     await removeRelease(layout, id);
     return reportFailedSwitch(context, state, pending, result);
@@ -368,7 +432,7 @@ async function stageNewRelease(
   liveRelease: string | undefined,
 ): Promise<{ id: string; createdAt: string } | { error: unknown }> {
   const { revision } = pending;
-  const id = newReleaseId(revision, context.now(), new Set(state.releases.map((release) => release.id)));
+  const id = await newReleaseId(layout, revision, context.now(), state.releases.map((release) => release.id));
   // Journaled before the release gets its name: a crash after the rename and before the switch
   // journal would otherwise leave a whole release that nothing lists or prunes.
   state.inProgress = {
@@ -381,17 +445,21 @@ async function stageNewRelease(
     removeOnFailure: true,
     startedAt: context.now().toISOString(),
   };
-  await saveState(context.settings.cache, state);
+  // This run removes only what it made: the release once it has its name (stageRelease cleans
+  // up its own staging directory), never a directory of that name that was there before.
+  let named = false;
   try {
+    await saveState(context.settings.cache, state);
     const staged: { files?: StagedFiles } = {};
     await stageRelease(layout, id, async (directory) => {
       staged.files = (await pending.stage(directory)) ?? undefined;
     });
+    named = true;
     await pausePoint('staged');
     // The files the fetcher hashed as it wrote them are not read back.
     await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id), staged.files?.fileHashes);
   } catch (error) {
-    await removeRelease(layout, id);
+    if (named) await removeRelease(layout, id);
     state.inProgress = undefined;
     return { error };
   }
@@ -407,6 +475,11 @@ function reportFailedSwitch(context: AgentContext, state: AgentState, pending: P
     log.warn(`update to ${shortRevision(revision)}: ${result.error.message}; not counted as a failure of the revision`, { revision });
     return { result: 'failed', error: result.error };
   }
+  if (result.revert?.failure) {
+    // Going back failed too (logged with the original failure): the failed release may be live.
+    log.error(`update to ${shortRevision(revision)} failed and could not be reverted: ${result.revert.failure.message}`, { revision, release: result.revert.live });
+    return { result: 'failed', error: result.revert.failure };
+  }
   if (result.stopped) {
     const how = result.stage === 'post-update' ? ` (reverted: ${result.error.message})` : result.error.message === 'the agent is stopping' ? '' : ` (${result.error.message})`;
     log.warn(`update to ${shortRevision(revision)} abandoned because the agent is stopping${how}; it is not counted as a failure and the next start tries again`, { revision });
@@ -418,7 +491,8 @@ function reportFailedSwitch(context: AgentContext, state: AgentState, pending: P
     log.error(`update to ${shortRevision(revision)} blocked: ${result.error.message}; the live release is unchanged and ${next}`, { revision });
     return { result: 'blocked', revision, error: result.error };
   }
-  log.error(`update to ${shortRevision(revision)} reverted: ${result.error.message}; ${next}`, { revision });
+  const live = result.revert?.live ? `release ${result.revert.live} is live again` : 'nothing is live (a first deploy)';
+  log.error(`update to ${shortRevision(revision)} reverted: ${result.error.message}; ${live}; ${next}`, { revision, release: result.revert?.live });
   return { result: 'reverted', revision, error: result.error };
 }
 

@@ -301,7 +301,12 @@ test('/healthz turns unhealthy after max-attempts failed checks in a row; /metri
     const response = await fetch(`http://127.0.0.1:${port}${path}`);
     return { status: response.status, text: await response.text() };
   };
-  const healthy = await get('/healthz');
+  // The log line comes before the check has ended and been counted: wait for that.
+  let healthy = await get('/healthz');
+  while (JSON.parse(healthy.text).status === 'starting') {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    healthy = await get('/healthz');
+  }
   assert.equal(healthy.status, 200);
   assert.equal(JSON.parse(healthy.text).status, 'ok');
   const metrics = await get('/metrics');

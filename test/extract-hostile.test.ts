@@ -128,6 +128,12 @@ test('a name with a control character, and names too long for the filesystem, ar
 });
 
 test('the public corpus: every archive either extracts or is refused with a clear message; nothing is written outside', async (t) => {
+  // The corpus sits beside the repository, not in it (archives of other projects, kept byte for
+  // byte); a clone of the repository alone has no ../shared, and skips this test rather than fail.
+  if (!(await access(corpus).then(() => true, () => false))) {
+    t.skip(`the public zip corpus is not at ${corpus}: it is kept beside the repository (../shared/zip-corpus, with SOURCES.md naming each archive's public origin), not in it; CI, which has it, runs this test`);
+    return;
+  }
   const files: string[] = [];
   for (const name of await readdir(corpus)) {
     const path = join(corpus, name);

@@ -321,3 +321,29 @@ test('SSH: the scp-like form user@host:path/app.git/sub#branch deploys (sshd on 
   assert.equal(result.code, 0, result.stderr);
   await assertAppRelease(s);
 });
+
+test('seven deploys of a 200 KB file changed in every commit: the mirror stays within a few packs and a bounded size, and each deploy is whole', async (t) => {
+  const s = await setup(t);
+  const { randomBytes } = await import('node:crypto');
+  const { maxMirrorPacks, directorySize } = await import('../src/git/compact-mirror.js');
+  const remote = `${s.repo.bare}/app#main`;
+  const sizes: number[] = [];
+  // The mirror is compacted after deploys 3, 5 and 7 (each adds two packs; more than 4 triggers it).
+  for (let deploy = 1; deploy <= 7; deploy++) {
+    // Outside the deployed directory as well: those blobs are never fetched, and must stay fetchable on demand.
+    await s.repo.commit({ 'app/index.html': `v${deploy}\n`, 'app/data.bin': randomBytes(200 * 1024).toString('base64'), 'other/big.bin': randomBytes(100 * 1024).toString('base64') });
+    const result = await s.deploy(remote);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(await s.sandbox.liveFile('index.html'), `v${deploy}\n`);
+    const [mirror] = await readdir(join(s.sandbox.cache, 'git'));
+    const gitDirectory = join(s.sandbox.cache, 'git', mirror as string, '.git');
+    const packs = (await readdir(join(gitDirectory, 'objects', 'pack'))).filter((name) => name.endsWith('.pack'));
+    assert.ok(packs.length <= maxMirrorPacks, `after deploy ${deploy}: ${packs.length} packs`);
+    const shallow = (await readFile(join(gitDirectory, 'shallow'), 'utf8')).split('\n').filter(Boolean);
+    assert.ok(shallow.length <= maxMirrorPacks, `after deploy ${deploy}: ${shallow.length} shallow lines`);
+    sizes.push(await directorySize(gitDirectory));
+  }
+  // Each deploy brings about 210 KB (the base64 of 200 KB, compressed); seven kept would be about 1.5 MB.
+  assert.ok(Math.max(...sizes) < 0.8 * 1024 * 1024, `mirror sizes: ${sizes.join(', ')}`);
+  assert.ok(sizes.at(-1)! < sizes[1]! * 1.1, `after the last deploy ${sizes.at(-1)} bytes, after the second ${sizes[1]}`);
+});

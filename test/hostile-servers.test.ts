@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { runCli } from './helpers/cli.js';
 import { makeCertificate } from './helpers/git-servers.js';
 import { listenOnLoopback } from './helpers/listen.js';
+import { smallDisk } from './helpers/small-disk.js';
 import { setup } from './helpers/zip-agent.js';
 
 const run = promisify(execFile);
@@ -120,26 +121,6 @@ test('Retry-After on 503 is honoured: no request until then (capped at max-backo
   }
 });
 
-/** A tmpfs of `size`, unmounted and removed when the test ends; undefined (test skipped) where none can be mounted. */
-async function mountSmallFilesystem(t: Parameters<typeof setup>[0], size: string): Promise<string | undefined> {
-  const { mkdtemp, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const path = await mkdtemp(join(tmpdir(), 'repo-deploy-tmpfs-'));
-  try {
-    // mode=755: a tmpfs root is 1777 by default, and the agent refuses a lock directory others can write.
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=755`, 'tmpfs', path]);
-  } catch (error) {
-    await rm(path, { recursive: true, force: true });
-    t.skip(`cannot mount a small tmpfs here (${(error as Error).message.split('\n')[0]}); the full-disk case needs root and mount`);
-    return undefined;
-  }
-  t.after(async () => {
-    await run('umount', [path]).catch(() => run('umount', ['-l', path]));
-    await rm(path, { recursive: true, force: true });
-  });
-  return path;
-}
-
 test('a full disk under the releases: "no space left", exit 3, the live release intact, no staging left', async (t) => {
   const s = await setup(t);
   await s.publish('1');
@@ -149,7 +130,7 @@ test('a full disk under the releases: "no space left", exit 3, the live release 
   const { randomBytes } = await import('node:crypto');
   const { zipTree } = await import('./helpers/zips.js');
   const { rename } = await import('node:fs/promises');
-  const small = await mountSmallFilesystem(t, '1m');
+  const small = await smallDisk(t, '1m');
   if (!small) return;
   await rename(join(www, 'current'), join(s.root, 'old-current'));
   await mkdir(join(small, 'releases'));
@@ -168,7 +149,7 @@ test('a full disk under the releases: "no space left", exit 3, the live release 
 test('a cache on a full disk: "no space left", exit 3, and no empty owner or temp file left behind', async (t) => {
   const s = await setup(t);
   await s.publish('1');
-  const cache = await mountSmallFilesystem(t, '64k');
+  const cache = await smallDisk(t, '64k');
   if (!cache) return;
   await run('sh', ['-c', `dd if=/dev/zero of=${join(cache, 'filler')} bs=4k 2>/dev/null || true`]);
   const args = s.sandbox.args(s.remote).map((argument) => (argument === s.sandbox.cache ? cache : argument));
@@ -197,7 +178,7 @@ test('credentials in an HTTP remote are not sent on to another server the archiv
 test('a local zip larger than the room left in the cache: "no space left", exit 3, the live release intact, no copy left in downloads/', async (t) => {
   const s = await setup(t);
   await s.publish('1');
-  const cache = await mountSmallFilesystem(t, '512k');
+  const cache = await smallDisk(t, '512k');
   if (!cache) return;
   const archive = join(s.root, 'app.zip');
   const args = s.sandbox.args(archive).map((argument) => (argument === s.sandbox.cache ? cache : argument));

@@ -169,3 +169,25 @@ test('the manifest of an extracted release, made from the hashes taken while ext
   assert.equal(verify.code, 0, verify.stdout + verify.stderr);
   assert.match(verify.stdout, /is intact: every file matches its manifest/);
 });
+
+test('status during a switch that kill -9 interrupted after the swap: the live release is shown with its own revision, not the state\'s older one', async (t) => {
+  const s = await setup(t);
+  const common = ['--cache', s.sandbox.cache, '-l', s.sandbox.live, '-c', s.sandbox.config];
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  const oldRevision = (await s.state()).current.revision as string;
+  await s.publish('2');
+  const paused = startAgent(t, s.sandbox.args(s.remote), { REPO_DEPLOY_TEST_PAUSE_AT: 'post-update' });
+  await paused.waitFor(/paused at post-update/);
+  paused.child.kill('SIGKILL');
+  await paused.done;
+  const journal = (await s.state()).inProgress;
+  assert.equal(await s.sandbox.liveTarget(), `releases/${journal.release}`, 'the link already points at the new release');
+  const status = await runCli(['status', '--json', ...common]);
+  const report = JSON.parse(status.stdout);
+  assert.deepEqual(report.live, { release: journal.release, revision: journal.revision });
+  assert.notEqual(report.live.revision, oldRevision);
+  const text = await runCli(['status', ...common]);
+  assert.match(text.stdout, new RegExp(`live: +${journal.release} \\(revision ${journal.revision.replace('sha256:', '').slice(0, 12)}\\)`));
+  assert.match(text.stdout, /interrupted: +update to .* during post-update; the next check finishes or undoes it/);
+});

@@ -169,3 +169,57 @@ test('updates whose hooks finish quickly leave no interrupted switch behind: the
     assert.equal((await s.state()).inProgress, undefined, `after update ${version}, the state holds no switch in progress`);
   }
 });
+
+test('kill -9 between a temporary file\'s creation and its rename, 8 times: each leaves one, and the next start removes them all', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  const { readdir } = await import('node:fs/promises');
+  const temporaryFiles = async () => {
+    const found: string[] = [];
+    for (const directory of [s.sandbox.cache, join(s.root, 'www'), join(s.root, 'www', 'releases')]) {
+      found.push(...(await readdir(directory)).filter((name) => /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/.test(name)).map((name) => join(directory, name)));
+    }
+    return found;
+  };
+  // Every file the agent writes atomically, in the cache, beside the live path and among the releases.
+  const targets = ['write state.json', 'write agent.lock.owner', 'write .current.lock.owner', 'write .manifest-*'];
+  const left = new Set<string>();
+  for (let kill = 0; kill < 8; kill++) {
+    await s.publish(String(kill + 2));
+    const agent = startAgent(t, s.sandbox.args(s.remote), { REPO_DEPLOY_TEST_PAUSE_AT: targets[kill % targets.length] });
+    await agent.waitFor(/paused at write/);
+    agent.child.kill('SIGKILL');
+    await agent.done;
+    const now = await temporaryFiles();
+    assert.ok(now.some((path) => !left.has(path)), `kill ${kill + 1} left a temporary file`);
+    for (const path of now) left.add(path);
+  }
+  assert.equal(left.size, 8, [...left].join('\n'));
+  // A directory of such a name (someone else's, in a shared parent) is no file of ours: left alone, and no obstacle.
+  const { mkdir } = await import('node:fs/promises');
+  const planted = join(s.root, 'www', '.current.lock.owner.999999999.0badcafe.tmp');
+  await mkdir(planted);
+  const restart = await s.once();
+  assert.equal(restart.code, 0, restart.stderr);
+  assert.match(restart.stderr, /a temporary file left by a killed run/);
+  assert.deepEqual(await temporaryFiles(), [planted], 'no temporary file is left');
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 9\n');
+});
+
+test('SIGTERM in the first instants of a run, while it is still starting: it exits 0 as documented, not by the signal', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  for (const args of [s.sandbox.args(s.remote), s.daemonArgs()]) {
+    // Paused for a moment before the settings are even read, and the signal sent inside that moment.
+    const agent = startAgent(t, args, { REPO_DEPLOY_TEST_DELAY_AT: 'start' });
+    await agent.waitFor(/delaying at start/);
+    agent.child.kill('SIGTERM');
+    const result = await agent.done;
+    assert.equal(result.signal, null, `${args.includes('-f') ? '-f' : 'daemon'}: ended by the signal: ${result.stderr}`);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /SIGTERM received/);
+    const { lstat } = await import('node:fs/promises');
+    assert.equal(await lstat(s.sandbox.live).catch(() => undefined), undefined, 'nothing was deployed after the stop');
+  }
+});

@@ -185,7 +185,13 @@ const httpFaults: Array<[string, (s: Setup) => void, RegExp, string?]> = [
   ['a 500', (s) => s.server.route('/app.zip', { kind: 'status', status: 500 }), /the server answered HTTP 500; the live release is unchanged/],
   ['an HTML error page with status 200', (s) => s.server.route('/app.zip', { kind: 'status', status: 200, body: '<html>maintenance</html>', contentType: 'text/html' }), /sent an HTML page, not a zip/],
   ['a body that is not a zip', (s) => s.server.route('/app.zip', { kind: 'status', status: 200, body: 'just text', contentType: 'application/octet-stream' }), /is not a zip archive/],
-  ['a truncated body', (s) => s.server.route('/app.zip', { kind: 'truncated', path: join(s.root, 'app.zip') }), /cannot download .*app\.zip/],
+  ['a truncated body', (s) => s.server.route('/app.zip', { kind: 'truncated', path: join(s.root, 'app.zip') }), /cannot d\w+ .*app\.zip: (the download is truncated \(\d+ of \d+ bytes\)|the server closed the connection before the whole archive arrived)/],
+  // The origin ends the connection cleanly halfway (undici: UND_ERR_RES_CONTENT_LENGTH_MISMATCH).
+  ['a body the origin ends early', (s) => s.server.route('/app.zip', { kind: 'custom', respond: (_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/zip', 'content-length': '4000' });
+    response.write(Buffer.alloc(1500, 0x50));
+    response.socket?.end();
+  } }), /cannot deploy .*app\.zip: the download is truncated \(1500 of 4000 bytes\)/],
   ['a stalled body', (s) => s.server.route('/app.zip', { kind: 'stalled', path: join(s.root, 'app.zip') }), /stalled for longer than http-timeout \(1 seconds\)/],
   ['too many redirects', (s) => {
     for (let hop = 0; hop < 8; hop++) s.server.route(hop === 0 ? '/app.zip' : `/hop${hop}`, { kind: 'redirect', location: `/hop${hop + 1}` });
@@ -202,6 +208,7 @@ for (const [situation, arrange, message] of httpFaults) {
     const result = await runCli(s.sandbox.args(s.remote));
     assert.equal(result.code, 3, result.stderr);
     assert.match(result.stderr, message);
+    assert.doesNotMatch(result.stderr, /UND_ERR/, 'the agent\'s own words, not undici\'s codes');
     await assertLiveIntact(s, good, '1');
     assert.deepEqual(await readdir(join(s.sandbox.cache, 'downloads')), [], 'no partial download left behind');
   });

@@ -14,8 +14,9 @@ import { dirname, join } from 'node:path';
 import { gitMirrorPath } from '../cache-layout.js';
 import { copyTree } from '../copy-tree.js';
 import { fetchError, messageOf } from '../errors.js';
+import { compactMirror } from '../git/compact-mirror.js';
 import { confinedGitEnvironment, mirrorRunner, type MirrorGit } from '../git/mirror-git.js';
-import { gitEnvironment, runGit, type GitRunContext } from '../git/run-git.js';
+import { GitFailure, gitEnvironment, runGit, type GitRunContext } from '../git/run-git.js';
 import { isCommitId, type GitRemote } from '../git/url.js';
 import { ensureOwnDirectory } from '../own-directory.js';
 import type { GitRepositoryRemote } from '../remote.js';
@@ -116,14 +117,16 @@ async function prepareMirror(path: string, remote: GitRemote, context: CheckCont
       try {
         await git(['rev-parse', '--git-dir'], 'sanity check');
       } catch (error) {
-        broken = `is not a usable repository (${messageOf(error).split('\n')[0]})`;
+        // git's own words only: the whole failure message (operation, remote, hint) nested in this one read as a second error.
+        broken = `is not a usable repository (${error instanceof GitFailure ? error.gitSaid : messageOf(error).split('\n')[0]})`;
       }
     }
     if (!broken) {
       await git(['remote', 'set-url', 'origin', remote.repository], 'remote set-url');
       return true;
     }
-    context.log.warn(`the git mirror ${path} ${locks.length > 0 ? 'has ' : ''}${broken}, probably from an interrupted fetch; rebuilding it`);
+    // Any git command can leave this (init, fetch, checkout), cut short by a crash, a stop or a full disk.
+    context.log.warn(`the git mirror ${path} ${locks.length > 0 ? 'has ' : ''}${broken}, left by an interrupted git command (a crash, a stop or a full disk); rebuilding it`);
     await rm(path, { recursive: true, force: true });
   }
   await mkdir(path, { recursive: true });
@@ -190,6 +193,7 @@ export const gitFetcher = (remote: GitRepositoryRemote): Fetcher => ({
         await materialise(git, remote, commit, context, reused);
         const summary = await copyTree(remote.subdirectory ? join(mirror, remote.subdirectory) : mirror, directory, `commit ${commit.slice(0, 12)} of ${displayRemote}`);
         context.log.info(`checked out ${summary.files} files and ${summary.symlinks} symlinks`);
+        await compactMirror(mirror, git, commit, context.log);
       },
       async dispose() {},
     };

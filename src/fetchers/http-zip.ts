@@ -41,6 +41,9 @@ function describeNetworkError(error: unknown, displayUrl: string, context: Check
     reason = `no connection within http-timeout (${seconds(context.settings.httpTimeoutMs)})`;
   } else if (code === 'UND_ERR_HEADERS_TIMEOUT') {
     reason = `no response within http-timeout (${seconds(context.settings.httpTimeoutMs)})`;
+  } else if (code === 'UND_ERR_SOCKET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'ECONNRESET') {
+    // undici's words for it ("other side closed") and codes mean nothing to an operator.
+    reason = 'the server closed the connection before the whole archive arrived';
   } else if (code === 'UND_ERR_BODY_TIMEOUT') {
     reason = `the download stalled for longer than http-timeout (${seconds(context.settings.httpTimeoutMs)})`;
   } else {

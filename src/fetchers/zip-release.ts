@@ -7,7 +7,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createNewFileFlags } from '../atomic-file.js';
 import { newDownloadFile } from '../cache-layout.js';
-import { DeployError, fetchError } from '../errors.js';
+import { DeployError, fetchError, systemErrorCode } from '../errors.js';
 import { VerificationError } from '../verify/refusal.js';
 import { verifySshSignature } from '../verify/ssh-signature.js';
 import type { ProgressSink } from '../progress.js';
@@ -145,18 +145,32 @@ export async function receiveArchive(context: CheckContext, incoming: IncomingAr
     throw tooLarge(limits, incoming.announcedBytes);
   }
   let download: Download;
+  // Counted here too, so a body the origin cut short is said in our words whatever the client reported.
+  let received = 0;
+  const { progress } = context;
+  const counting: ProgressSink = { start: (label, total) => progress?.start(label, total), advance: (bytes) => ((received += bytes), progress?.advance(bytes)), stop: () => progress?.stop() };
   try {
-    download = await downloadToFile(incoming.body, incoming.path, incoming.signal, limits, { sink: context.progress, total: incoming.announcedBytes ?? 0 });
+    download = await downloadToFile(incoming.body, incoming.path, incoming.signal, limits, { sink: counting, total: incoming.announcedBytes ?? 0 });
   } catch (error) {
-    throw incoming.describeError(error);
+    const cutShort = closedEarly(error) && !incoming.signal.aborted && incoming.announcedBytes !== undefined && received < incoming.announcedBytes;
+    throw cutShort ? truncated(incoming, received) : incoming.describeError(error);
   }
-  if (incoming.announcedBytes !== undefined && incoming.announcedBytes !== download.bytes) {
-    throw fetchError(`cannot deploy ${incoming.display}: the download is truncated (${download.bytes} of ${incoming.announcedBytes} bytes)`, {
-      hint: 'the live release is unchanged; the next check tries again',
-    });
-  }
+  if (incoming.announcedBytes !== undefined && incoming.announcedBytes !== download.bytes) throw truncated(incoming, download.bytes);
   if (!download.looksLikeZip) throw fetchError(`cannot deploy ${incoming.display}: ${incoming.notAZip.reason}`, { hint: incoming.notAZip.hint });
   return download;
+}
+
+/** The connection ended under the body (not a timeout, a limit or a stop, which say so themselves). */
+function closedEarly(error: unknown): boolean {
+  const codes = [systemErrorCode(error), systemErrorCode((error as { cause?: unknown } | undefined)?.cause)];
+  return codes.some((code) => code === 'UND_ERR_SOCKET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE');
+}
+
+/** A body that ended before the size its server announced: the origin died or closed mid-download. */
+function truncated(incoming: IncomingArchive, bytes: number): DeployError {
+  return fetchError(`cannot deploy ${incoming.display}: the download is truncated (${bytes} of ${incoming.announcedBytes} bytes)`, {
+    hint: 'the live release is unchanged; the next check tries again',
+  });
 }
 
 export interface ZipOnDisk {

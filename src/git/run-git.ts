@@ -5,7 +5,7 @@
 // running. Credentials reach git through the environment, never its arguments.
 import { inheritedEnvironment } from '../child-environment.js';
 import type { Settings } from '../config.js';
-import { fetchError, type DeployError } from '../errors.js';
+import { DeployError, fetchError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { runProcess } from '../process.js';
 import { redact, registerSecret } from '../redact.js';
@@ -69,12 +69,20 @@ interface Diagnosis {
 
 // git's own words, mapped to what an operator should do. The first match wins.
 const diagnoses: Diagnosis[] = [
+  { pattern: /No space left on device|Disk quota exceeded/i, reason: 'no space left on the filesystem holding the cache', hint: 'free some space there; the live release is unchanged and the next check tries again' },
   { pattern: /Host key verification failed|No \S+ host key is known|REMOTE HOST IDENTIFICATION HAS CHANGED/i, reason: 'the SSH host key is unknown or has changed', hint: 'add the host to ssh-known-hosts (ssh-keyscan -p PORT HOST), or set ssh-strict-host-key-checking = accept-new for a first contact' },
   { pattern: /Authentication failed|could not read (Username|Password)|terminal prompts disabled|HTTP 401|The requested URL returned error: 40[13]|Permission denied \(publickey|Permission denied, please try again/i, reason: 'authentication failed', hint: 'check the user and token in the URL, or ssh-key and the server\'s authorized keys' },
   { pattern: /couldn't find remote ref|not our ref|unadvertised object|no such remote ref/i, reason: 'the branch, tag or commit was not found', hint: 'check the part after # in the remote' },
   { pattern: /does not appear to be a git repository|Repository not found|repository '.*' not found|not found: did you run git update-server-info|HTTP 404|returned error: 404|No such file or directory/i, reason: 'the repository was not found', hint: 'check the repository URL or path' },
   { pattern: /Could not resolve host|Failed to connect|Couldn't connect to server|Connection refused|Connection timed out|unable to connect|Network is unreachable|Connection reset|early EOF|the remote end hung up|RPC failed|Operation timed out|HTTP 5\d\d|returned error: 5\d\d/i, reason: 'the server could not be reached', hint: 'the live release is unchanged; the next check tries again' },
 ];
+
+/** A git command that failed: `gitSaid` is git's own words, for a message that wraps them in its own. */
+export class GitFailure extends DeployError {
+  constructor(message: string, readonly gitSaid: string, hint: string) {
+    super('fetch', message, { hint });
+  }
+}
 
 /** Runs git with the remote's environment; resolves with its stdout lines, or throws a DeployError naming the cause. */
 export async function runGit(args: string[], context: GitRunContext & { env: NodeJS.ProcessEnv; cwd?: string; operation: string }): Promise<string[]> {
@@ -120,8 +128,8 @@ function describeGitFailure(
   const detail = redact(stderr.filter((line) => /fatal|error|denied|failed|not found|refused/i.test(line)).slice(-2).join(' / ') || stderr.at(-1) || 'no message');
   for (const diagnosis of diagnoses) {
     if (diagnosis.pattern.test(text)) {
-      return fetchError(`${prefix}: ${diagnosis.reason} (${detail})`, { hint: diagnosis.hint });
+      return new GitFailure(`${prefix}: ${diagnosis.reason} (${detail})`, detail, diagnosis.hint);
     }
   }
-  return fetchError(`${prefix}: ${detail}`, { hint: 'the live release is unchanged; the next check tries again (-v shows all of git\'s output)' });
+  return new GitFailure(`${prefix}: ${detail}`, detail, 'the live release is unchanged; the next check tries again (-v shows all of git\'s output)');
 }

@@ -24,8 +24,9 @@ export interface Setup {
   state(): Promise<any>;
 }
 
-export async function setup(t: TestContext, configText = ''): Promise<Setup> {
-  const root = await temporaryDirectory(t);
+/** `root`: where the sandbox goes (a small filesystem of a full-disk test); a fresh temporary directory by default. */
+export async function setup(t: TestContext, configText = '', { root: given }: { root?: string } = {}): Promise<Setup> {
+  const root = given ?? (await temporaryDirectory(t));
   const sandbox = await makeSandbox(root, configText);
   const server = await startHttpServer(t);
   const archive = join(root, 'app.zip');

@@ -1,0 +1,32 @@
+// A small filesystem of its own (tmpfs), so a test can fill it: the agent's behaviour on a full
+// disk is only proven on a disk that is really full. Needs the right to mount (tests run as
+// root); where mounting is refused the test is skipped, saying why. Unmounted when the test ends.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** Mounts a tmpfs of `size` (`8m`, `64k`) and returns its path, or undefined (the test skipped) where mounting is refused. */
+export async function smallDisk(t: TestContext, size: string): Promise<string | undefined> {
+  const directory = await mkdtemp(join(tmpdir(), 'repo-deploy-small-disk-'));
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', directory]);
+  } catch (error) {
+    await rm(directory, { recursive: true, force: true });
+    t.skip(`a full disk needs a small filesystem of its own, and mounting a tmpfs was refused here (${(error as Error).message.split('\n')[0]}); run the tests as root where mount is allowed`);
+    return undefined;
+  }
+  t.after(async () => {
+    // Lazily only when busy: a process the test stopped may still hold a file open for a moment.
+    await run('umount', [directory]).catch(() => run('umount', ['-l', directory]));
+    await rm(directory, { recursive: true, force: true });
+  });
+  return directory;
+}
+
+/** A shell command that fills the filesystem holding `path` to the last byte, with the file `path`. */
+export const fillCommand = (path: string) => `cat /dev/zero > "${path}" 2>/dev/null`;
