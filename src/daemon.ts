@@ -96,7 +96,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   await validateSchedule(settings.schedule);
-  const { CronExpressionParser } = await import('cron-parser');
+  const { CronExpressionParser } = await import('./lazy/cron-parser.js');
   const nextTickAfter = (instant: Date) => CronExpressionParser.parse(settings.schedule, { currentDate: instant }).next().toDate();
 
   const metrics = new AgentMetrics(settings.maxAttempts);

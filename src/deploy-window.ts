@@ -44,7 +44,7 @@ export function parseDeployWindows(value: string, source: string): DeployWindow[
 
 /** Every entry's cron expression parses in the time zone given. */
 export async function validateDeployWindows(windows: readonly DeployWindow[], timeZone: string | undefined): Promise<void> {
-  const { CronExpressionParser } = await import('cron-parser');
+  const { CronExpressionParser } = await import('./lazy/cron-parser.js');
   for (const window of windows) {
     try {
       CronExpressionParser.parse(window.cron, { tz: timeZone });
@@ -69,7 +69,7 @@ export function parseTimeZone(value: string, source: string): string {
  * its duration ago. When none is, when the next one opens.
  */
 export async function windowStateAt(windows: readonly DeployWindow[], timeZone: string | undefined, now: Date): Promise<WindowState> {
-  const { CronExpressionParser } = await import('cron-parser');
+  const { CronExpressionParser } = await import('./lazy/cron-parser.js');
   let closesAt: Date | undefined;
   let opensAt: Date | undefined;
   for (const window of windows) {

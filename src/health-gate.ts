@@ -72,7 +72,7 @@ async function tryOnce(run: HealthGateRun): Promise<string | undefined> {
 async function tryUrl(gate: HealthGate, stop: AbortSignal): Promise<string | undefined> {
   const signal = AbortSignal.any([stop, AbortSignal.timeout(gate.timeoutMs)]);
   // Loaded only for a URL gate: undici costs every -f run over 100 ms of start-up otherwise.
-  const { request } = await import('undici');
+  const { request } = await import('./lazy/undici.js');
   try {
     const response = await request(gate.check, { method: 'GET', signal, headersTimeout: gate.timeoutMs, bodyTimeout: gate.timeoutMs });
     await response.body.dump().catch(() => undefined);

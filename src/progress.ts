@@ -13,7 +13,7 @@ export interface ProgressSink {
 const megabytes = (bytes: number) => (bytes / 1048576).toFixed(1);
 
 export async function terminalProgress(stream: NodeJS.WriteStream): Promise<ProgressSink> {
-  const { SingleBar, Presets } = await import('cli-progress');
+  const { SingleBar, Presets } = await import('./lazy/cli-progress.js');
   let bar: SingleBar | undefined;
   let done = 0;
   let total = 0;

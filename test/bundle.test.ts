@@ -1,0 +1,37 @@
+// The shipped program is dist/, an esbuild bundle with code splitting (scripts/bundle.mjs). The
+// bundle differs from Node in one way that bit us: a lazy `import('pkg')` of a CommonJS package
+// yields only its default export there, so every named export read from it was undefined.
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { runCli } from './helpers/cli.js';
+
+const root = join(import.meta.dirname, '..');
+
+async function sourceFiles(directory: string): Promise<string[]> {
+  const entries = await readdir(directory, { withFileTypes: true, recursive: true });
+  return entries.filter((entry) => entry.isFile() && entry.name.endsWith('.ts')).map((entry) => join(entry.parentPath, entry.name));
+}
+
+test('every package the program imports lazily is an ES module; CommonJS ones go through src/lazy/', async () => {
+  const offenders: string[] = [];
+  for (const file of await sourceFiles(join(root, 'src'))) {
+    for (const [, specifier] of (await readFile(file, 'utf8')).matchAll(/\bimport\(\s*'([^'.][^']*)'\s*\)/g)) {
+      const name = specifier!.startsWith('@') ? specifier!.split('/').slice(0, 2).join('/') : specifier!.split('/')[0]!;
+      const manifest = JSON.parse(await readFile(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { type?: string };
+      if (manifest.type !== 'module') offenders.push(`${file.slice(root.length + 1)}: import('${specifier}') of a CommonJS package`);
+    }
+  }
+  assert.deepEqual(offenders, []);
+});
+
+test('the bundle loads every lazily imported package with its named exports (a bad schedule names the bad field)', async (t) => {
+  const directory = await mkdtemp(join(tmpdir(), 'repo-deploy-bundle-'));
+  t.after(() => rm(directory, { recursive: true, force: true }));
+  await writeFile(join(directory, 'agent.cfg'), 'remote = file:///nonexistent\nschedule = 61 * * * *\n');
+  const result = await runCli(['check-config', '-c', join(directory, 'agent.cfg')]);
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /schedule "61 \* \* \* \*" is not a valid cron expression: minute "61"/);
+});
