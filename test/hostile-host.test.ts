@@ -2,7 +2,8 @@
 // at any instant: symlinks planted where the agent writes, kill -9 inside taking or releasing the
 // lock, and many runs started at once right after the lock holder was killed.
 import assert from 'node:assert/strict';
-import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runCli, writeHook } from './helpers/cli.js';
@@ -84,20 +85,23 @@ test('eight runs started at once right after kill -9 of the lock holder: exactly
 });
 
 test('a hook that leaves a process running in the background does not keep the lock: the next run takes it at once', async (t) => {
+  // Its pid file lives outside the sandbox, which an earlier cleanup removes before this one runs.
+  const pidDirectory = await mkdtemp(join(tmpdir(), 'repo-deploy-left-'));
+  const leftPid = join(pidDirectory, 'left.pid');
   const s = await setup(t);
   await s.publish('1');
-  const leftPid = join(s.root, 'left.pid');
   // The left-over process inherits whatever descriptors the hook had: the lock's must not be one.
-  await writeHook(s.sandbox.postHooks, '20-leave-behind', `setsid sleep 100000 </dev/null >/dev/null 2>&1 &\necho $! > "${leftPid}"`);
+  await writeHook(s.sandbox.postHooks, '20-leave-behind', `setsid sh -c 'echo $$ >> "${leftPid}"; exec sleep 100000' </dev/null >/dev/null 2>&1 &`);
+  // The hook runs on both deploys below: each leaves one process, and each is stopped by its pid.
   t.after(async () => {
-    const pid = Number(await readFile(leftPid, 'utf8').catch(() => '0'));
-    if (pid > 0) {
+    for (const pid of (await readFile(leftPid, 'utf8').catch(() => '')).split('\n').map(Number).filter((pid) => pid > 0)) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
         // Already gone.
       }
     }
+    await rm(pidDirectory, { recursive: true, force: true });
   });
   const first = await s.once();
   assert.equal(first.code, 0, first.stderr);
