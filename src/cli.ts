@@ -165,7 +165,7 @@ async function main(): Promise<number> {
     // start. The built-in default is known to parse, and the parser (cron-parser with luxon) cost
     // an idle -f run 75 ms and 16 MiB to load.
     if (settings.schedule !== defaultSchedule) await (await import('./schedule.js')).validateSchedule(settings.schedule);
-    await (await import('./hooks.js')).announceMissingHookDirectories(settings, log);
+    await (await import('./hooks.js')).checkHookDirectories(settings, log, { once: Boolean(parsed.fetch) });
     if (stopRequested.aborted) {
       log.info(`${stopSignalName()} received while starting: stopping before the first check; nothing was changed`);
       return ExitCode.ok;

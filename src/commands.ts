@@ -129,12 +129,14 @@ export async function rollbackCommand(context: AgentContext, requested: string |
       throw new DeployError(result.stage === 'pre-update' ? 'pre-hook' : 'post-hook', `rollback to ${targetId} ${result.stage === 'pre-update' ? 'blocked' : 'reverted'}: ${result.error.message}`);
     }
     recordLiveRelease(state, { release: targetId, revision: target.revision, remoteState: {} }, 'rolled-back');
-    if (rolledAway?.revision) {
-      // Until the remote moves on, the release rolled away from stays away.
-      holdBackRolledAway(state, rolledAway, context.now());
-    }
+    // A revision already held back (it failed max-attempts times, or was refused) is what the
+    // remote offers now: it stays held, or the next check would try it again. Otherwise the
+    // revision rolled away from stays away until the remote moves on.
+    const alreadyHeld = state.heldBack && state.heldBack.revision !== rolledAway?.revision ? state.heldBack : undefined;
+    if (!alreadyHeld && rolledAway?.revision) holdBackRolledAway(state, rolledAway, context.now());
     await pruneReleases(layout, state, context.settings.keepReleases, context.log);
-    print(`rolled back to ${targetId} (revision ${shortRevision(target.revision)}); revision ${shortRevision(rolledAway?.revision ?? '')} is held back until the remote changes or "repo-deploy retry"`);
+    const held = state.heldBack ? `revision ${shortRevision(state.heldBack.revision)} ${alreadyHeld ? `stays held back (${alreadyHeld.reason})` : 'is held back'} until the remote changes or "repo-deploy retry"` : 'nothing is held back';
+    print(`rolled back to ${targetId} (revision ${shortRevision(target.revision)}); ${held}`);
   });
 }
 
@@ -195,7 +197,7 @@ export async function checkConfigCommand(context: AgentContext, print: Print): P
   print(`live:     ${settings.local}${live ? ` -> releases/${live}` : ' (nothing deployed yet)'}`);
   print(`cache:    ${settings.cache}`);
   for (const [phase, directory] of [['pre-update', settings.preHooks], ['post-update', settings.postHooks]] as const) {
-    const hooks = await listHooks(directory, context.log);
+    const hooks = await listHooks(directory, context.log, { strict: true });
     print(`${phase} hooks (${directory}): ${hooks.length ? hooks.join(', ') : 'none'}`);
   }
   print(`schedule: ${settings.schedule}`);

@@ -6,7 +6,7 @@
 import { constants } from 'node:fs';
 import { access, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DeployError, systemErrorCode, type ErrorKind } from './errors.js';
+import { DeployError, systemErrorCode, usageError, type ErrorKind } from './errors.js';
 import type { Logger } from './log.js';
 import { inheritedEnvironment } from './child-environment.js';
 import { runProcess, type ProcessResult } from './process.js';
@@ -79,14 +79,21 @@ export function skippedHookName(name: string): string | undefined {
 // Each skipped executable is said once per process, not at every check.
 const reportedSkips = new Set<string>();
 
-/** The hooks a directory holds, in the order they run. A missing directory holds none. */
-export async function listHooks(directory: string, log?: Logger): Promise<string[]> {
+/**
+ * The hooks a directory holds, in the order they run. A missing directory holds none. A file
+ * that is not executable is a gate an operator believes in but that would never run: `strict`
+ * (at start and in check-config) refuses it; while running, it is skipped with an ERROR line.
+ * `NAME.disabled` is the way to keep a hook off.
+ */
+export async function listHooks(directory: string, log?: Logger, { strict = false }: { strict?: boolean } = {}): Promise<string[]> {
   let names: string[];
   try {
     names = await readdir(directory);
   } catch (error) {
-    if (systemErrorCode(error) === 'ENOENT') return [];
-    throw new DeployError('usage', `cannot read hook directory ${directory}: ${systemErrorCode(error) ?? String(error)}`);
+    const code = systemErrorCode(error);
+    if (code === 'ENOENT') return [];
+    if (code === 'ENOTDIR') throw usageError(`the hook directory ${directory} is a file, not a directory`, `give a directory of hooks (mkdir -p ${directory}.d and move the script there)`);
+    throw new DeployError('usage', `cannot read hook directory ${directory}: ${code ?? String(error)}`);
   }
   const candidates = names.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const hooks: string[] = [];
@@ -106,10 +113,29 @@ export async function listHooks(directory: string, log?: Logger): Promise<string
       await access(path, constants.X_OK);
       hooks.push(name);
     } catch {
-      log?.warn(`hook ${path} is not executable and is skipped; chmod +x it to run it`);
+      const fix = `chmod +x ${path} to run it, or rename it to ${name}.disabled to keep it off`;
+      if (strict) throw usageError(`the hook ${path} is not executable, so it would never run`, fix);
+      log?.error(`the hook ${path} is not executable and does NOT run; ${fix}`);
     }
   }
   return hooks;
+}
+
+/**
+ * Before a run or the daemon starts: each hook directory is a directory (or a missing default)
+ * and every hook in it can run. A missing default directory means no hooks: said once at info
+ * level by the daemon, at debug level by -f (a cron line should be quiet when nothing happens).
+ */
+export async function checkHookDirectories(settings: { preHooks: string; postHooks: string }, log: Logger, { once }: { once: boolean }): Promise<void> {
+  for (const [phase, directory] of [['pre-update', settings.preHooks], ['post-update', settings.postHooks]] as const) {
+    if (!(await stat(directory).then(() => true, () => false))) {
+      const line = `no ${phase} hooks: the default directory ${directory} does not exist`;
+      if (once) log.debug(line);
+      else log.info(line);
+      continue;
+    }
+    await listHooks(directory, log, { strict: true });
+  }
 }
 
 /** What a hook (or the health check, which runs like one) sees: the agent's environment, secrets removed, and the release's variables. */
@@ -154,11 +180,6 @@ export async function runHooks(options: RunHooksOptions): Promise<void> {
 }
 
 /** Said once at start: a default hook directory that does not exist means no hooks of that phase. */
-export async function announceMissingHookDirectories(settings: { preHooks: string; postHooks: string }, log: Logger): Promise<void> {
-  for (const [phase, directory] of [['pre-update', settings.preHooks], ['post-update', settings.postHooks]] as const) {
-    if (!(await stat(directory).then(() => true, () => false))) log.info(`no ${phase} hooks: the default directory ${directory} does not exist`);
-  }
-}
 
 /** How much of one hook run's output reaches the log: a hook printing 100 MB must not write 100 MB of log. */
 class OutputBudget {

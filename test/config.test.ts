@@ -8,6 +8,7 @@ import { parseConfigText } from '../src/config-file.js';
 import { loadSettings, parseByteSize } from '../src/config.js';
 import { environmentName, knownSettingKeys, maximumSeconds, settingSpecs, type SettingKey } from '../src/settings-schema.js';
 import { makeSandbox, runCli, writeHook } from './helpers/cli.js';
+import { startAgent } from './helpers/daemon.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { zipTree } from './helpers/zips.js';
 
@@ -146,20 +147,31 @@ test('a hook directory named by a flag, the environment or the config that does 
   await assert.rejects(readlink(sandbox.live), 'nothing was deployed');
 });
 
-test('a default hook directory that does not exist means no hooks, said once at start at info level', async (t) => {
+test('a default hook directory that does not exist means no hooks: -f from cron says so only under -v; the daemon says it once at start', async (t) => {
   const root = await temporaryDirectory(t);
   const archive = await zipTree({ 'index.html': 'v1\n' }, join(root, 'app.zip'), root);
-  const defaults = ['/etc/repo-deploy/pre-update.d', '/etc/repo-deploy/post-update.d'];
+  const defaults = ['/etc/repo-deploy/pre-update.d', '/etc/repo-deploy/post-update.d'] as const;
   if ((await Promise.all(defaults.map((path) => stat(path).then(() => true, () => false)))).some(Boolean)) {
     t.skip('this machine has /etc/repo-deploy hook directories; the default-directory case needs them absent');
     return;
   }
-  const result = await runCli(['-f', '-r', archive, '-l', join(root, 'www', 'current'), '--cache', join(root, 'cache')]);
-  assert.equal(result.code, 0, result.stderr);
-  for (const [phase, directory] of [['pre-update', defaults[0]], ['post-update', defaults[1]]]) {
-    const said = result.stderr.split('\n').filter((line) => line.includes(`no ${phase} hooks: the default directory ${directory} does not exist`));
-    assert.equal(said.length, 1, result.stderr);
-    assert.match(said[0] ?? '', /INFO/);
+  const args = ['-r', archive, '-l', join(root, 'www', 'current'), '--cache', join(root, 'cache')];
+  const said = (stderr: string, phase: string, directory: string) => stderr.split('\n').filter((line) => line.includes(`no ${phase} hooks: the default directory ${directory} does not exist`));
+  const quiet = await runCli(['-f', ...args]);
+  assert.equal(quiet.code, 0, quiet.stderr);
+  const verbose = await runCli(['-f', '-v', ...args]);
+  assert.equal(verbose.code, 0, verbose.stderr);
+  for (const [phase, directory] of [['pre-update', defaults[0]], ['post-update', defaults[1]]] as const) {
+    assert.deepEqual(said(quiet.stderr, phase, directory), [], quiet.stderr);
+    assert.equal(said(verbose.stderr, phase, directory).length, 1, verbose.stderr);
+    assert.match(said(verbose.stderr, phase, directory)[0] ?? '', /DEBUG/);
+  }
+  const daemon = startAgent(t, args);
+  await daemon.waitFor(/no post-update hooks: the default directory/);
+  const stopped = await daemon.stop();
+  for (const [phase, directory] of [['pre-update', defaults[0]], ['post-update', defaults[1]]] as const) {
+    assert.equal(said(stopped.stderr, phase, directory).length, 1, stopped.stderr);
+    assert.match(said(stopped.stderr, phase, directory)[0] ?? '', /INFO/);
   }
 });
 
