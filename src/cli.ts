@@ -110,7 +110,21 @@ function parser(argv: string[], yargs: typeof Yargs) {
     .exitProcess(false);
 }
 
+/**
+ * `repo-deploy status | head -1`: once the reader has gone, the rest of the output has nowhere to
+ * go, and that is no error: output ends quietly, with the command's own exit code.
+ */
+function endQuietlyOnClosedPipe(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
+}
+
 async function main(): Promise<number> {
+  endQuietlyOnClosedPipe();
   await delayPoint('start');
   const [{ default: yargs }, { hideBin }] = await Promise.all([import('yargs'), import('yargs/helpers')]);
   const argv = hideBin(process.argv);

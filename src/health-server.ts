@@ -5,6 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { usageError } from './errors.js';
 import type { Logger } from './log.js';
 import { webhookHandler, type WebhookOptions } from './webhook.js';
 import type { CheckReport } from './agent-context.js';
@@ -125,10 +126,19 @@ export async function startHealthServer(
   server.maxConnections = limits.maxConnections;
   server.setTimeout(limits.idleTimeoutMs, (socket) => socket.destroy());
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error: NodeJS.ErrnoException) => reject(listenError(error, address)));
     server.listen(address.port, address.host, resolve);
   });
   const bound = server.address() as AddressInfo;
   log.info(`serving /healthz, /metrics${webhook ? ' and POST /check' : ''} on http://${bound.address}:${bound.port}${webhook ? '' : '; POST /check (deploy on push) is off: set webhook-secret to turn it on'}`);
   return Object.assign(server, { flushRefusals: (final = false) => onCheck?.flushRefusals(final) });
+}
+
+/** A port that cannot be had is a setting to change (exit 2, which the unit does not restart on), not an internal error. */
+function listenError(error: NodeJS.ErrnoException, address: { host: string; port: number }): Error {
+  const where = `http-listen = ${address.host}:${address.port}`;
+  if (error.code === 'EADDRINUSE') return usageError(`${where}: the port is already in use by another process`, `choose another port for http-listen, or stop what listens there (ss -ltnp 'sport = :${address.port}' names it)`);
+  if (error.code === 'EADDRNOTAVAIL') return usageError(`${where}: this host has no address ${address.host}`, 'give one of its addresses (ip -brief address), or 127.0.0.1');
+  if (error.code === 'EACCES') return usageError(`${where}: ports below 1024 need root`, 'choose a port above 1024, or run the agent as root');
+  return error;
 }

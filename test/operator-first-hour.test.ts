@@ -1,11 +1,17 @@
 // An operator's first hour (issue 23): commands that must not do the wrong thing, and mistakes
 // that must end in one line naming the fix and the documented exit code, never a stack trace.
 import assert from 'node:assert/strict';
-import { chmod, rm, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { test } from 'node:test';
-import { runCli } from './helpers/cli.js';
+import { cliPath, runCli } from './helpers/cli.js';
 import { setup } from './helpers/zip-agent.js';
+
+const execFileAsync = promisify(execFile);
 
 test('a revision held back after max-attempts stays held back after a rollback: the next -f does not try it again', async (t) => {
   const s = await setup(t, 'max-attempts = 2\n');
@@ -70,4 +76,34 @@ test('a hook that is not executable: -f and check-config refuse it with the fix 
   const check = await runCli(['check-config', ...s.sandbox.args(s.remote).filter((argument) => argument !== '-f')]);
   assert.equal(check.code, 2, check.stderr);
   assert.match(check.stderr, /20-gate is not executable/);
+});
+
+test('status and releases piped into a reader that has gone (| head -1): output ends quietly, no EPIPE and no stack trace', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  const common = ['--cache', s.sandbox.cache, '-l', s.sandbox.live, '-c', s.sandbox.config];
+  for (const command of ['status', 'releases']) {
+    for (let round = 0; round < 3; round++) {
+      // `true` exits without reading: every write of the agent meets a closed pipe.
+      const { stdout, stderr } = await execFileAsync('bash', ['-c', `"$0" "$@" | true; echo "agent exit \${PIPESTATUS[0]}"`, process.execPath, cliPath, command, ...common]);
+      assert.equal(stdout.trim(), 'agent exit 0', stderr);
+      assert.doesNotMatch(stderr, /EPIPE|Error|at /, stderr);
+    }
+  }
+});
+
+test('http-listen on a port another process holds: exit 2 naming the setting and how to find the holder; the unit does not restart on exit 2', async (t) => {
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => holder.close(() => resolve())));
+  const port = (holder.address() as AddressInfo).port;
+  const s = await setup(t, `http-listen = 127.0.0.1:${port}\n`);
+  await s.publish('1');
+  const result = await runCli(s.daemonArgs());
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, new RegExp(`http-listen = 127\\.0\\.0\\.1:${port}: the port is already in use by another process; choose another port`));
+  assert.doesNotMatch(result.stderr, /EADDRINUSE|internal error|\n\s+at /);
+  const unit = await readFile(join(import.meta.dirname, '..', 'etc', 'repo-deploy.service'), 'utf8');
+  assert.match(unit, /^RestartPreventExitStatus=2$/m);
 });
