@@ -252,8 +252,10 @@ function readSecretSource(key: string, value: string, source: string): string {
       throw usageError(`${source}: cannot read the ${key} file ${value} (${reason})`, `give the path of a regular file of at most ${maxSecretFileBytes} bytes holding the secret, readable by the agent only`);
     }
   }
-  registerSecret(secret);
+  // Refused before it is registered: a refused value is never used, and registering "short"
+  // would mask the agent's own words ("is too ***").
   if (secret.length < 16) throw usageError(`${source}: ${key} is too short: a shared secret needs at least 16 characters`, 'make one with: openssl rand -hex 32');
+  registerSecret(secret);
   return secret;
 }
 

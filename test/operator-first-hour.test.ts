@@ -107,3 +107,19 @@ test('http-listen on a port another process holds: exit 2 naming the setting and
   const unit = await readFile(join(import.meta.dirname, '..', 'etc', 'repo-deploy.service'), 'utf8');
   assert.match(unit, /^RestartPreventExitStatus=2$/m);
 });
+
+test('webhook-secret = short: the refusal keeps its own words ("is too short"), masking only values', async (t) => {
+  const s = await setup(t, 'http-listen = 127.0.0.1:0\nwebhook-secret = short\n');
+  const result = await runCli(['check-config', ...s.sandbox.args(s.remote).filter((argument) => argument !== '-f')]);
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /webhook-secret is too short: a shared secret needs at least 16 characters/);
+  assert.doesNotMatch(result.stderr, /\*\*\*/);
+});
+
+test('small words: a one-file release says "extracted 1 file", not "1 files"', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  const result = await s.once();
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /extracted 1 file, 0 directories, 0 symlinks \(10 bytes\)/);
+});

@@ -24,6 +24,7 @@ import { redact } from '../redact.js';
 import { describeSignatureFailure, isShallow, verificationEnvironment } from '../verify/git-trust.js';
 import { VerificationError } from '../verify/refusal.js';
 import type { CheckContext, Fetcher, PendingRevision, RemoteState } from './types.js';
+import { counted } from '../counted.js';
 
 const targetRef = 'refs/repo-deploy/target';
 
@@ -192,7 +193,7 @@ export const gitFetcher = (remote: GitRepositoryRemote): Fetcher => ({
       async stage(directory) {
         await materialise(git, remote, commit, context, reused);
         const summary = await copyTree(remote.subdirectory ? join(mirror, remote.subdirectory) : mirror, directory, `commit ${commit.slice(0, 12)} of ${displayRemote}`);
-        context.log.info(`checked out ${summary.files} files and ${summary.symlinks} symlinks`);
+        context.log.info(`checked out ${counted(summary.files, 'file')} and ${counted(summary.symlinks, 'symlink')}`);
         await compactMirror(mirror, git, commit, context.log);
       },
       async dispose() {},

@@ -12,6 +12,7 @@ import { VerificationError } from '../verify/refusal.js';
 import { verifySshSignature } from '../verify/ssh-signature.js';
 import type { ProgressSink } from '../progress.js';
 import type { CheckContext, PendingRevision, RemoteState, Unchanged } from './types.js';
+import { counted } from '../counted.js';
 
 /**
  * Read through one buffer: a read stream's fresh 1 MiB chunk per read left the whole archive to
@@ -256,7 +257,7 @@ export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Pro
         context.progress,
       );
       await zip.verifyUnchanged?.();
-      context.log.info(`extracted ${summary.files} files, ${summary.directories} directories, ${summary.symlinks} symlinks (${summary.bytes} bytes)`);
+      context.log.info(`extracted ${counted(summary.files, 'file')}, ${counted(summary.directories, 'directory', 'directories')}, ${counted(summary.symlinks, 'symlink')} (${counted(summary.bytes, 'byte')})`);
       return { fileHashes: summary.fileHashes };
     },
     dispose,
