@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8';
 // back the stop handlers above, as every static import is loaded before any module runs.
 import type Yargs from 'yargs';
 import { defaultConfigPath, loadSettings, requireRemote, type Settings } from './config.js';
-import { DeployError, ExitCode, exitCodeOf, messageOf, noSpaceError } from './errors.js';
+import { DeployError, ExitCode, exitCodeOf, hostError, messageOf } from './errors.js';
 import { shortRevision } from './failures.js';
 import { createLogger, type Logger } from './log.js';
 import { redact } from './redact.js';
@@ -262,7 +262,7 @@ async function fetchOnce(context: AgentContext, log: Logger): Promise<number> {
 }
 
 function reportError(error: unknown, verbose: boolean): number {
-  const message = redact((noSpaceError(error) ?? { message: messageOf(error) }).message);
+  const message = redact((hostError(error) ?? { message: messageOf(error) }).message);
   process.stderr.write(`repo-deploy: ${message}\n`);
   // An unexpected error's stack helps a bug report; our own errors already say what to do.
   const unexpected = error instanceof DeployError ? (error.kind === 'internal' ? error.cause : undefined) : error;

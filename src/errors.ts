@@ -1,3 +1,7 @@
+import { readFileSync, statSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { dirname } from 'node:path';
+
 // Every failure the agent reports carries a code that maps to a documented exit status,
 // a message that names the thing and, where there is one, the fix. The kind alone decides what
 // follows: the exit code, and for the daemon whether it backs off (a `fetch` failure does; every
@@ -83,10 +87,67 @@ export function noSpaceLeft(where: string, detail?: string, cause?: unknown, hin
   return new DeployError('fetch', `no space left on the filesystem holding ${where}${detail ? `: ${detail}` : ''}`, { hint, cause });
 }
 
+const verbOfSyscall: Record<string, string> = { open: 'open', mkdir: 'create', rename: 'rename', unlink: 'remove', rmdir: 'remove', symlink: 'create', scandir: 'list', chmod: 'change the mode of' };
+
+/**
+ * A path this user may not write (or read), said as the operator needs it: who the agent runs as,
+ * who owns the path (or its nearest existing directory), and the two ways out. A usage error
+ * (exit 2): nothing was changed, and the next run fails the same way until someone acts.
+ */
+export function permissionError(error: unknown): DeployError | undefined {
+  const code = systemErrorCode(error);
+  if (code !== 'EACCES' && code !== 'EPERM') return undefined;
+  const path = typeof error === 'object' && error !== null && 'path' in error && typeof error.path === 'string' ? error.path : undefined;
+  if (path === undefined) return undefined;
+  const syscall = typeof error === 'object' && error !== null && 'syscall' in error && typeof error.syscall === 'string' ? error.syscall : 'open';
+  const owner = nearestOwner(path);
+  const where = owner === undefined ? '' : owner.path === path ? ` (owned by ${owner.user}, mode ${owner.mode})` : `: ${owner.path} is owned by ${owner.user}, mode ${owner.mode}`;
+  const me = currentUserName();
+  return new DeployError('usage', `permission denied: repo-deploy runs as ${me} and cannot ${verbOfSyscall[syscall] ?? syscall} ${path}${where}`, {
+    hint: `run it as ${owner ? `${owner.user}, who owns ${owner.path}` : 'the owner'}, or set cache and local to paths ${me} can write`,
+    cause: error,
+  });
+}
+
+function nearestOwner(path: string): { path: string; user: string; mode: string } | undefined {
+  for (let candidate = path; ; candidate = dirname(candidate)) {
+    try {
+      const info = statSync(candidate);
+      return { path: candidate, user: userNameOf(info.uid), mode: (info.mode & 0o7777).toString(8) };
+    } catch {
+      if (candidate === dirname(candidate)) return undefined;
+    }
+  }
+}
+
+function currentUserName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
+
+/** The name /etc/passwd gives a uid (an error path: read once, synchronously, when needed). */
+function userNameOf(uid: number): string {
+  try {
+    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((entry) => entry.split(':')[2] === String(uid));
+    if (line) return line.split(':')[0]!;
+  } catch {
+    // no passwd file: the number is all there is
+  }
+  return `uid ${uid}`;
+}
+
+/** A failure of the host (a full disk, a path this user may not write) said plainly, or undefined. */
+export function hostError(error: unknown): DeployError | undefined {
+  return noSpaceError(error) ?? permissionError(error);
+}
+
 /** The exit status for anything thrown: ours carry one, anything else is an internal error. */
 export function exitCodeOf(error: unknown): ExitCodeValue {
   if (error instanceof DeployError) return error.exitCode;
-  return noSpaceError(error)?.exitCode ?? ExitCode.internal;
+  return hostError(error)?.exitCode ?? ExitCode.internal;
 }
 
 /** A message for any thrown value, for logs and the terminal. */

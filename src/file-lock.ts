@@ -18,7 +18,7 @@ import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { DeployError, usageError } from './errors.js';
+import { DeployError, permissionError, usageError } from './errors.js';
 
 /** flock(1)'s exit status when `--nonblock` finds the lock held (chosen apart from its own errors). */
 const heldExitCode = 75;
@@ -44,6 +44,8 @@ async function openOwnLockFile(path: string): Promise<FileHandle> {
     // O_NONBLOCK: a FIFO planted at the name must not hang the open.
     handle = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
   } catch (error) {
+    const denied = permissionError(error);
+    if (denied) throw denied;
     throw usageError(`the lock file ${path} cannot be opened (${(error as Error).message})`, `remove whatever is at ${path}; repo-deploy creates the lock file itself`);
   }
   const info = await handle.stat();

@@ -5,7 +5,7 @@
 // before it runs, so a crash anywhere is finished or undone by the next start (recovery.ts).
 // Going back never needs free space: the link is pointed back first and the journal written
 // after, so a disk that the new release (or its hooks) filled cannot keep a failed release live.
-import { DeployError, messageOf, noSpaceError } from './errors.js';
+import { DeployError, hostError, messageOf, noSpaceError } from './errors.js';
 import { passHealthGate } from './health-gate.js';
 import { runHooks, type HookEnvironment, type HookPhase } from './hooks.js';
 import { pointLiveAt, readLiveRelease, releasePath, type Layout } from './releases.js';
@@ -261,5 +261,5 @@ function persistState(context: AgentContext, state: AgentState, beforeWrite?: ()
 
 export function asDeployError(error: unknown): DeployError {
   if (error instanceof DeployError) return error;
-  return noSpaceError(error) ?? new DeployError('internal', messageOf(error), { cause: error });
+  return hostError(error) ?? new DeployError('internal', messageOf(error), { cause: error });
 }

@@ -123,3 +123,31 @@ test('small words: a one-file release says "extracted 1 file", not "1 files"', a
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr, /extracted 1 file, 0 directories, 0 symlinks \(10 bytes\)/);
 });
+
+/** The CLI as the unprivileged user `nobody` (the tests run as root). */
+function runCliAsNobody(args: string[]) {
+  return execFileAsync('runuser', ['-u', 'nobody', '--', process.execPath, cliPath, ...args], { env: { PATH: process.env.PATH } }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+  );
+}
+
+test('a user who cannot write the cache or the live path: one line naming the path, its owner and the way out, exit 2; the live release stays', async (t) => {
+  const s = await setup(t);
+  await chmod(s.root, 0o755); // nobody may look in, as on a real server; the cache and live files stay root's
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  await s.publish('2');
+  const args = s.sandbox.args(s.remote);
+  for (const command of [args, ['status', ...args.filter((argument) => argument !== '-f')]]) {
+    const result = await runCliAsNobody(command);
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+    assert.match(result.stderr, /^repo-deploy: permission denied: repo-deploy runs as nobody and cannot open \S+ \(owned by root, mode 600\); run it as root, who owns \S+, or set cache and local to paths nobody can write$/m);
+    assert.doesNotMatch(result.stderr, /EACCES|at .*\.js:\d+/);
+  }
+  const freshCache = await runCliAsNobody(args.map((argument) => (argument === s.sandbox.cache ? join(s.root, 'cache-not-made') : argument)));
+  assert.equal(freshCache.code, 2, freshCache.stderr);
+  assert.match(freshCache.stderr, /cannot create \S+cache-not-made: \S+ is owned by root, mode 755/);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+});
