@@ -419,7 +419,9 @@ async function deploy(
   forgetFailures(state, revision);
   releaseHeldBack(state);
   await pruneReleases(layout, state, context.settings.keepReleases, log);
-  log.info(`deployed revision ${shortRevision(revision)} as release ${id}`, { release: id, revision });
+  const previousRevision = previous?.revision ? `, revision ${shortRevision(previous.revision)}` : '';
+  const replaced = liveRelease ? ` (was release ${liveRelease}${previousRevision}, kept for a rollback)` : '';
+  log.info(`deployed revision ${shortRevision(revision)} as release ${id}${replaced}`, { release: id, revision });
   return { result: 'updated', release: id, revision };
 }
 

@@ -1,7 +1,7 @@
 // An operator's first hour (issue 23): commands that must not do the wrong thing, and mistakes
 // that must end in one line naming the fix and the documented exit code, never a stack trace.
 import assert from 'node:assert/strict';
-import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { execFile } from 'node:child_process';
@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { cliPath, runCli } from './helpers/cli.js';
+import { temporaryDirectory } from './helpers/temp.js';
 import { setup } from './helpers/zip-agent.js';
 
 const execFileAsync = promisify(execFile);
@@ -150,4 +151,18 @@ test('a user who cannot write the cache or the live path: one line naming the pa
   assert.equal(freshCache.code, 2, freshCache.stderr);
   assert.match(freshCache.stderr, /cannot create \S+cache-not-made: \S+ is owned by root, mode 755/);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+});
+
+test('npm run demo run twice: the second run updates from build 1 to build 2 and keeps the old release', async (t) => {
+  const demo = await temporaryDirectory(t);
+  const run = () => execFileAsync(process.execPath, [join(cliPath, '..', '..', 'scripts', 'demo.mjs')], { env: { PATH: process.env.PATH, DEMO_DIR: demo } });
+  const first = await run();
+  assert.match(first.stdout, /First run: build 1/);
+  assert.match(first.stdout, /current -> releases\/\S+ {2}\(build 1\)/);
+  const second = await run();
+  assert.match(second.stdout, /Build 2 is published: the agent stages it as a new release and updates from build 1/);
+  assert.match(second.stderr, /deployed revision [0-9a-f]{12} as release \S+ \(was release \S+, revision [0-9a-f]{12}, kept for a rollback\)/);
+  assert.match(second.stderr, /\[50-announce\] now serving \S+ \(was: \S+releases\/\S+\)/);
+  assert.match(second.stdout, /current -> releases\/\S+ {2}\(build 2\)/);
+  assert.equal((await readdir(join(demo, 'www', 'releases'))).filter((name) => !name.startsWith('.')).length, 2);
 });
