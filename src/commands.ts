@@ -13,6 +13,7 @@ import type { CountOrPercent } from './settings-schema.js';
 import { listHooks } from './hooks.js';
 import { currentLockHolder } from './lock.js';
 import { operatorName } from './operator-name.js';
+import { resolveRevision } from './revision-prefix.js';
 import { clearPause, describePause, readPause, writePause } from './pause.js';
 import { layoutFor, listReleaseDirectories, newReleaseId, type Layout, pointLiveAt, readLiveRelease, releaseExists, releasePath } from './releases.js';
 import { ensureOwnDirectory } from './own-directory.js';
@@ -109,7 +110,7 @@ export async function releasesCommand(context: AgentContext, json: boolean, prin
 export async function rollbackCommand(context: AgentContext, requested: string | undefined, force: boolean, print: Print): Promise<void> {
   await withLockedState(context, async (state, layout) => {
     const liveRelease = await prepare(context, layout, state);
-    const targetId = requested ?? state.previous?.release;
+    const targetId = requested === undefined ? state.previous?.release : resolveRelease(requested, state.releases);
     if (!targetId) throw usageError('there is no previous release to roll back to', 'name one: repo-deploy releases lists them');
     const target = state.releases.find((release) => release.id === targetId);
     const onDisk = (await listReleaseDirectories(layout)).includes(targetId);
@@ -138,6 +139,20 @@ export async function rollbackCommand(context: AgentContext, requested: string |
     const held = state.heldBack ? `revision ${shortRevision(state.heldBack.revision)} ${alreadyHeld ? `stays held back (${alreadyHeld.reason})` : 'is held back'} until the remote changes or "repo-deploy retry"` : 'nothing is held back';
     print(`rolled back to ${targetId} (revision ${shortRevision(target.revision)}); ${held}`);
   });
+}
+
+/**
+ * The release an operator names: its id, a prefix of its id, or (as log lines show it) a prefix of
+ * its revision when one release holds that revision; several is a usage error naming them.
+ */
+function resolveRelease(typed: string, releases: AgentState['releases']): string {
+  if (releases.some((release) => release.id === typed)) return typed;
+  const byId = releases.filter((release) => release.id.startsWith(typed));
+  if (byId.length === 1) return byId[0]!.id;
+  const revision = byId.length === 0 ? resolveRevision(typed, releases.map((release) => release.revision)) : undefined;
+  const matches = byId.length > 0 ? byId : releases.filter((release) => release.revision === revision);
+  if (matches.length > 1) throw usageError(`"${typed}" names ${matches.length} releases (${matches.map((release) => release.id).join(', ')})`, 'give the whole release id');
+  return matches[0]?.id ?? typed;
 }
 
 /** A release to roll back to must still hold what was deployed (files deleted by hand would go live). */

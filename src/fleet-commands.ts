@@ -4,6 +4,7 @@ import { usageError } from './errors.js';
 import { shortRevision } from './failures.js';
 import { Fleet } from './fleet.js';
 import { operatorName } from './operator-name.js';
+import { resolveRevision } from './revision-prefix.js';
 
 type Print = (line: string) => void;
 
@@ -44,11 +45,12 @@ export function fleetHaltCommand(context: AgentContext, reason: string | undefin
   });
 }
 
-export function fleetResumeCommand(context: AgentContext, revision: string | undefined, print: Print): Promise<void> {
+export function fleetResumeCommand(context: AgentContext, typed: string | undefined, print: Print): Promise<void> {
   return withFleet(context, async (fleet) => {
+    const revision = typed === undefined ? undefined : (resolveRevision(typed, await fleet.knownRevisions()) ?? typed);
     const { wasHalted, revisionHalted } = await fleet.resume(revision);
     const parts = [wasHalted ? 'the fleet halt is lifted' : 'the fleet was not halted'];
-    if (revision) parts.push(revisionHalted ? `revision ${shortRevision(revision)} may roll out again (its failures are forgotten)` : `revision ${shortRevision(revision)} was not halted`);
+    if (revision) parts.push(revisionHalted ? `revision ${shortRevision(revision)} may roll out again (its failures are forgotten)` : `revision ${shortRevision(revision)} was not halted (fleet status shows the halted revisions)`);
     print(`${parts.join('; ')}`);
   });
 }

@@ -212,6 +212,20 @@ export class Fleet {
     });
   }
 
+  /** Every revision the fleet holds a record of (rolling out, halted, failed), for a prefix to name. */
+  knownRevisions(): Promise<string[]> {
+    return this.call(async () => {
+      const revisions = new Set<string>();
+      const current = await this.current();
+      if (current) revisions.add(current.revision);
+      const revisionPrefix = this.key('rev:');
+      for await (const keys of this.redis.scanStream({ match: `${revisionPrefix}*`, count: 500 }) as AsyncIterable<string[]>) {
+        for (const key of keys) revisions.add(key.slice(revisionPrefix.length, key.lastIndexOf(':')));
+      }
+      return [...revisions];
+    });
+  }
+
   status(now: Date): Promise<FleetStatus> {
     return this.call(async () => {
       const haltText = await this.redis.get(this.key('halt'));

@@ -160,11 +160,17 @@ test('canary = 1 and a gate that fails on the canary: no other server downloads 
   assert.match(status.stdout, /HALTED for the fleet: the canary failed; last on server-\d: the health check failed/);
   assert.match(status.stdout, /failed on server-\d: /);
 
+  const halted = /HALTED for the fleet: .*"repo-deploy fleet resume (\S+)"/.exec(status.stdout)?.[1] ?? '';
+
   await f.publish('3');
   const resume = await f.command('fleet', 'resume');
   assert.equal(resume.code, 0, resume.stderr);
   await f.waitForVersion('3');
   await stopAll(f);
+  // The halted revision, named by the 12 characters log lines show (a halt outlives the rollout).
+  const byPrefix = await f.command('fleet', 'resume', halted.replace(/^sha256:/, '').slice(0, 12));
+  assert.equal(byPrefix.code, 0, byPrefix.stderr);
+  assert.match(byPrefix.stdout, new RegExp(`revision ${halted.replace(/^sha256:/, '').slice(0, 12)} may roll out again`));
 });
 
 test('max-failed-hosts = 2: after two servers fail a revision, the rest never start it', async (t) => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { cliPath, runCli } from './helpers/cli.js';
+import { resolveRevision } from '../src/revision-prefix.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { setup } from './helpers/zip-agent.js';
 
@@ -165,4 +166,40 @@ test('npm run demo run twice: the second run updates from build 1 to build 2 and
   assert.match(second.stderr, /\[50-announce\] now serving \S+ \(was: \S+releases\/\S+\)/);
   assert.match(second.stdout, /current -> releases\/\S+ {2}\(build 2\)/);
   assert.equal((await readdir(join(demo, 'www', 'releases'))).filter((name) => !name.startsWith('.')).length, 2);
+});
+
+test('a revision named by the 12 characters log lines show: rollback takes it (or a release id prefix); an ambiguous or too short one is named, exit 2', async (t) => {
+  const s = await setup(t);
+  const common = ['--cache', s.sandbox.cache, '-l', s.sandbox.live, '-c', s.sandbox.config, '--pre-hooks', s.sandbox.preHooks, '--post-hooks', s.sandbox.postHooks];
+  await s.publish('1');
+  const first = await s.once();
+  const revision = /deployed revision ([0-9a-f]{12})/.exec(first.stderr)?.[1];
+  assert.ok(revision, first.stderr);
+  await s.publish('2');
+  assert.equal((await s.once()).code, 0);
+  await s.publish('3');
+  assert.equal((await s.once()).code, 0);
+
+  const byRevision = await runCli(['rollback', revision, ...common]);
+  assert.equal(byRevision.code, 0, byRevision.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+
+  const releases = JSON.parse((await runCli(['releases', '--json', ...common])).stdout) as Array<{ id: string }>;
+  const tooShort = await runCli(['rollback', 'zz', ...common]);
+  assert.equal(tooShort.code, 2);
+  assert.match(tooShort.stderr, /revision "zz" is too short to name one; give at least 4/);
+  const ambiguous = await runCli(['rollback', releases[0]!.id.slice(0, 4), ...common]);
+  assert.equal(ambiguous.code, 2);
+  assert.match(ambiguous.stderr, /names 3 releases \(.*\); give the whole release id/);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+});
+
+test('resolveRevision: a whole revision, a prefix with or without sha256:, none, and an ambiguous prefix listing what it matches', () => {
+  const known = ['sha256:e30f016b1a4a0000', 'sha256:e30f99990000', '4b825dc642cb6eb9a060e54bf8d69288fbee4904'];
+  assert.equal(resolveRevision('sha256:e30f016b1a4a0000', known), 'sha256:e30f016b1a4a0000');
+  assert.equal(resolveRevision('e30f016b1a4a', known), 'sha256:e30f016b1a4a0000');
+  assert.equal(resolveRevision('sha256:e30f01', known), 'sha256:e30f016b1a4a0000');
+  assert.equal(resolveRevision('4B825DC6', known), '4b825dc642cb6eb9a060e54bf8d69288fbee4904');
+  assert.equal(resolveRevision('deadbeef', known), undefined);
+  assert.throws(() => resolveRevision('e30f', known), /revision "e30f" is ambiguous: it begins 2 revisions \(e30f016b1a4a, e30f99990000\); give more of its characters/);
 });
