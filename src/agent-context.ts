@@ -31,8 +31,8 @@ export type CheckOutcome =
   | { result: 'reverted'; revision: string; error: DeployError }
   | { result: 'refused'; revision: string; error: DeployError }
   | { result: 'failed'; error: DeployError }
-  /** The agent was asked to stop and abandoned the update: not a failure of the revision. */
-  | { result: 'stopped'; revision: string }
+  /** The agent was asked to stop and abandoned the check or the update: not a failure (revision: when one was found). */
+  | { result: 'stopped'; revision?: string }
   /** A new revision that a pause, the deploy window or min-age keeps from being deployed yet. */
   | { result: 'waiting'; revision: string; gate: GateKind; reason: string; eligibleAt?: string };
 

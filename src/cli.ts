@@ -13,6 +13,7 @@ import { shortRevision } from './failures.js';
 import { createLogger, type Logger } from './log.js';
 import { redact } from './redact.js';
 import type { AgentContext, CheckOutcome } from './agent-context.js';
+import type { TerminalProgress } from './progress.js';
 import { agentVersion } from './version.js';
 import { defaultSchedule } from './settings-schema.js';
 import { delayPoint } from './test-pause.js';
@@ -165,7 +166,8 @@ async function main(): Promise<number> {
   } catch (error) {
     return reportError(error, verbose);
   }
-  const log = createLogger({ verbose: settings.verbose, format: settings.logFormat });
+  // A log line during a -f run on a terminal goes above its progress bar, never onto its line.
+  const log = createLogger({ verbose: settings.verbose, format: settings.logFormat, write: (line) => progressBar?.writeAbove(line) || process.stderr.write(line + '\n') });
   routeProcessWarnings(log);
   for (const warning of settings.warnings) log.warn(warning);
   const context: AgentContext = { settings, log, env: process.env, now: () => new Date(), signal: stopRequested, lockWaitMs: 15_000 };
@@ -238,13 +240,24 @@ async function runCommand(command: Command, parsed: Parsed, context: AgentContex
   return undefined;
 }
 
+/** The progress bar of a -f run on a terminal, once it is made; log lines are written above it. */
+let progressBar: TerminalProgress | undefined;
+
 /** -f: one check; SIGTERM/SIGINT end it safely and the run exits 0. */
 async function fetchOnce(context: AgentContext, log: Logger): Promise<number> {
   const { checkForUpdate } = await import('./update.js');
   // The handlers are stop-signals.ts's, installed first thing; a stop before this line was said by main.
-  stopRequested.addEventListener('abort', () => log.info(`${stopSignalName()} received: stopping the check safely`), { once: true });
   // A progress bar only for a person watching: a terminal, and plain-text logs.
   const progress = process.stderr.isTTY && context.settings.logFormat === 'text' ? await (await import('./progress.js')).terminalProgress(process.stderr) : undefined;
+  progressBar = progress;
+  stopRequested.addEventListener(
+    'abort',
+    () => {
+      progress?.stop(); // what was done stays on screen; the stop is said on a line of its own
+      log.info(`${stopSignalName()} received: stopping the check safely`);
+    },
+    { once: true },
+  );
   const outcome = await checkForUpdate({ ...context, lockWaitMs: 0, progress });
   if (stopRequested.aborted) {
     log.info('stopped; the live release is complete and unchanged by this run unless it said "deployed"');

@@ -10,9 +10,14 @@ export interface ProgressSink {
   stop(): void;
 }
 
+export interface TerminalProgress extends ProgressSink {
+  /** Writes a log line above a bar that is drawn (the bar is drawn again below it); false when none is. */
+  writeAbove(line: string): boolean;
+}
+
 const megabytes = (bytes: number) => (bytes / 1048576).toFixed(1);
 
-export async function terminalProgress(stream: NodeJS.WriteStream): Promise<ProgressSink> {
+export async function terminalProgress(stream: NodeJS.WriteStream): Promise<TerminalProgress> {
   const { SingleBar, Presets } = await import('./lazy/cli-progress.js');
   let bar: SingleBar | undefined;
   let done = 0;
@@ -35,6 +40,9 @@ export async function terminalProgress(stream: NodeJS.WriteStream): Promise<Prog
           hideCursor: true,
           clearOnComplete: false,
           etaBuffer: 50,
+          // Redrawn at every tick, not only when the figures change: a log line written above it
+          // (writeAbove) has taken its place.
+          forceRedraw: true,
         },
         Presets.shades_classic,
       );
@@ -47,6 +55,11 @@ export async function terminalProgress(stream: NodeJS.WriteStream): Promise<Prog
     stop() {
       bar?.stop();
       bar = undefined;
+    },
+    writeAbove(line) {
+      if (!bar) return false;
+      stream.write(`\r\x1b[2K${line}\n`);
+      return true;
     },
   };
 }

@@ -146,7 +146,7 @@ async function checkWithFleet(context: AgentContext, state: AgentState, check: (
     const { FleetRollout } = await import('./fleet-rollout.js');
     rollout = await FleetRollout.join(context);
   } catch (error) {
-    return failed(error, context.log);
+    return failed(error, context);
   }
   if (!rollout) return check(undefined);
   let outcome: CheckOutcome = { result: 'failed', error: new DeployError('internal', 'the check did not end') };
@@ -154,7 +154,7 @@ async function checkWithFleet(context: AgentContext, state: AgentState, check: (
     outcome = await check(rollout);
     return outcome;
   } catch (error) {
-    outcome = failed(error, context.log);
+    outcome = failed(error, context);
     return outcome;
   } finally {
     await rollout.finish(outcome, state);
@@ -227,7 +227,7 @@ async function askRemote(context: AgentContext, candidate: Candidate, deployed: 
   log.debug(`checking ${remoteKey}`);
   const quietUntil = state.remoteQuietUntil ? Date.parse(state.remoteQuietUntil) : 0;
   if (quietUntil > context.now().getTime()) {
-    return failed(fetchError(`${remoteKey} asked (Retry-After) not to be asked again before ${state.remoteQuietUntil}; no request was sent`, { hint: 'the live release is unchanged' }), log);
+    return failed(fetchError(`${remoteKey} asked (Retry-After) not to be asked again before ${state.remoteQuietUntil}; no request was sent`, { hint: 'the live release is unchanged' }), context);
   }
   state.remoteQuietUntil = undefined;
   try {
@@ -238,7 +238,7 @@ async function askRemote(context: AgentContext, candidate: Candidate, deployed: 
       // Honoured, but never for longer than max-backoff: a server must not silence the agent for days.
       state.remoteQuietUntil = new Date(context.now().getTime() + Math.min(error.retryAfterMs, context.settings.maxBackoffMs)).toISOString();
     }
-    return failed(error, log);
+    return failed(error, context);
   }
 }
 
@@ -389,7 +389,7 @@ async function deploy(
   await pausePoint('downloaded');
 
   const staged = await stageNewRelease(context, layout, state, pending, liveRelease);
-  if ('error' in staged) return failed(staged.error, log);
+  if ('error' in staged) return failed(staged.error, context, revision);
   const { id, createdAt } = staged;
   let result: SwitchResult;
   try {
@@ -406,7 +406,7 @@ async function deploy(
     // Thrown only before the swap (a journal write on a full disk): the release made for it goes.
     state.inProgress = undefined;
     await removeRelease(layout, id);
-    return failed(error, log);
+    return failed(error, context, revision);
   }
   if (!result.switched) {
     await removeRelease(layout, id);
@@ -512,10 +512,16 @@ export async function pruneReleases(layout: Layout, state: AgentState, keep: num
   state.releases = state.releases.filter((release) => !removed.has(release.id));
 }
 
-function failed(error: unknown, log: Logger): CheckOutcome {
+function failed(error: unknown, context: Pick<AgentContext, 'log' | 'signal'>, revision?: string): CheckOutcome {
   const failure = asDeployError(error);
   if (failure.kind === 'usage' || failure.kind === 'lock' || failure.kind === 'internal') throw failure;
-  log.error(failure.message);
+  if (context.signal.aborted) {
+    // A download or staging cut short by SIGTERM/SIGINT: a stop, never a failed check (no backoff,
+    // no /healthz failure, nothing counted against the revision).
+    context.log.info(`check stopped: the agent is stopping (${failure.message.replace(/; the live release is unchanged.*$/, '')}); the live release is unchanged`);
+    return { result: 'stopped', revision };
+  }
+  context.log.error(failure.message);
   return { result: 'failed', error: failure };
 }
 

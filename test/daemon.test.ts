@@ -108,6 +108,12 @@ test('SIGTERM during a stalled download: the agent exits 0 promptly and the live
   assert.doesNotMatch(result.stderr, /http-timeout|download-timeout/, 'ended by the stop, not by a time limit');
   assert.equal(await s.sandbox.liveTarget(), live);
   assert.deepEqual(await readdir(join(s.sandbox.cache, 'downloads')).catch(() => []), []);
+  // A stop is never a failure: no ERROR line, nothing counted, nothing for /healthz or the backoff.
+  assert.doesNotMatch(result.stderr, / ERROR /);
+  const status = JSON.parse((await runCli(['status', '--json', ...s.daemonArgs()])).stdout);
+  assert.equal(status.lastCheck.result, 'stopped');
+  assert.equal(status.consecutiveFailedChecks, 0);
+  assert.equal(status.lastError, null);
 });
 
 test('SIGTERM during a hook: a hook that finishes within stop-grace completes the update', async (t) => {

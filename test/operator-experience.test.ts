@@ -1,7 +1,7 @@
 // What an operator meets first: installing the package, --help, and watching a deploy.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { access, readdir } from 'node:fs/promises';
+import { access, readdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +40,33 @@ test('-f on a terminal shows download and extraction progress; not on a pipe', a
   const quiet = await runCli(piped.args(server.url('/app.zip')));
   assert.equal(quiet.code, 0);
   assert.doesNotMatch(quiet.stderr + quiet.stdout, /Downloading|Extracting|MB\/s/);
+});
+
+test('Ctrl-C during a download on a terminal: the stop is said on a line of its own, below the bar, as INFO; the check counts as stopped, not failed', async (t) => {
+  const root = await temporaryDirectory(t);
+  const server = await startHttpServer(t);
+  const started = join(root, 'download-started');
+  server.route('/app.zip', {
+    kind: 'custom',
+    respond: (_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/zip', 'content-length': String(8 * 1024 * 1024) });
+      response.write(Buffer.alloc(256 * 1024, 'PK\x03\x04'), () => void writeFile(started, '')); // and then nothing
+    },
+  });
+  const sandbox = await makeSandbox(join(root, 'terminal'));
+  const agent = [process.execPath, cliPath, ...sandbox.args(server.url('/app.zip'))].map(shellQuote).join(' ');
+  // On the pseudo-terminal `script` makes: start the run, wait until bytes flowed, press Ctrl-C (SIGINT).
+  const session = `${agent} & pid=$!; while [ ! -e ${shellQuote(started)} ]; do sleep 0.05; done; sleep 0.3; kill -INT $pid; wait $pid; echo "exit status $?"`;
+  const { stdout } = await run('script', ['-qec', session, '/dev/null'], { env: { PATH: process.env.PATH, HOME: root, TERM: 'xterm' } });
+  assert.match(stdout, /exit status 0/);
+  assert.match(stdout, /Downloading +\[/);
+  const lines = stdout.split(/\r?\n/);
+  const stopLine = lines.find((line) => line.includes('SIGINT received')) ?? '';
+  assert.match(stopLine.replace(/^(\r|\x1b\[[0-9;?]*[A-Za-z])*/, ''), /^\S+Z INFO  SIGINT received: stopping the check safely$/, JSON.stringify(stopLine));
+  assert.doesNotMatch(stdout, / ERROR /);
+  const status = JSON.parse((await runCli(['status', '--json', ...sandbox.args(server.url('/app.zip')).filter((argument) => argument !== '-f')])).stdout);
+  assert.equal(status.lastCheck.result, 'stopped');
+  assert.equal(status.consecutiveFailedChecks, 0);
 });
 
 test('npm pack gives a tarball that installs globally and runs --help without dev dependencies', async (t) => {
