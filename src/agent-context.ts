@@ -21,6 +21,11 @@ export interface AgentContext {
   progress?: ProgressSink;
   /** -f --ignore-window: an operator deploys now, whatever deploy-window says. */
   ignoreWindow?: boolean;
+  /**
+   * check-config: the check runs as a real one does (remote, held-back state, gates) and stops
+   * where an update would begin, saying "would-update"; nothing is kept or saved.
+   */
+  preview?: boolean;
 }
 
 export type CheckOutcome =
@@ -33,6 +38,8 @@ export type CheckOutcome =
   | { result: 'failed'; error: DeployError }
   /** The agent was asked to stop and abandoned the check or the update: not a failure (revision: when one was found). */
   | { result: 'stopped'; revision?: string }
+  /** Only in a preview (check-config): a new revision the next check would deploy. */
+  | { result: 'would-update'; revision: string; description: string }
   /** A new revision that a pause, the deploy window or min-age keeps from being deployed yet. */
   | { result: 'waiting'; revision: string; gate: GateKind; reason: string; eligibleAt?: string };
 

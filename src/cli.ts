@@ -28,6 +28,7 @@ const outcomeExitCodes: Record<CheckOutcome['result'], number> = {
   failed: ExitCode.fetchFailed,
   stopped: ExitCode.ok,
   waiting: ExitCode.ok,
+  'would-update': ExitCode.ok,
 };
 
 const exitCodeHelp =
@@ -162,6 +163,7 @@ async function main(): Promise<number> {
       },
       env: process.env,
       cwd: process.cwd(),
+      collectPathProblems: command === 'check-config',
     });
   } catch (error) {
     return reportError(error, verbose);
@@ -216,8 +218,7 @@ async function runCommand(command: Command, parsed: Parsed, context: AgentContex
       await commands.retryCommand(context, print);
       return ExitCode.ok;
     case 'check-config':
-      await commands.checkConfigCommand(context, print);
-      return ExitCode.ok;
+      return commands.checkConfigCommand(context, print);
     case 'adopt':
       await commands.adoptCommand(context, print);
       return ExitCode.ok;

@@ -1,13 +1,13 @@
 // The commands beside the default run: status, releases, rollback, retry, check-config, adopt,
 // verify, pause and resume. Each reads or changes the same state the agent keeps, under the same
 // lock where it changes anything (a pause has a file of its own, see pause.ts).
-import { lstat, realpath, rename } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, realpath, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { requireRemote } from './config.js';
 import { cacheLayoutFor } from './cache-layout.js';
-import { DeployError, systemErrorCode, usageError } from './errors.js';
+import { DeployError, ExitCode, hostError, systemErrorCode, usageError } from './errors.js';
 import { holdBackRolledAway, releaseHeldBack, shortRevision } from './failures.js';
-import { createFetcher } from './fetchers/registry.js';
 import { windowStateAt } from './deploy-window.js';
 import type { CountOrPercent } from './settings-schema.js';
 import { listHooks } from './hooks.js';
@@ -21,8 +21,10 @@ import { validateSchedule } from './schedule.js';
 import { loadState, recordLiveRelease, releaseStatus, type AgentState } from './state.js';
 import { switchRelease } from './switch-release.js';
 import { compareWithManifest, manifestPath, writeManifest } from './verify/manifest.js';
-import type { AgentContext } from './agent-context.js';
-import { liveRevision, prepare, pruneReleases, withLockedState } from './update.js';
+import type { AgentContext, CheckOutcome } from './agent-context.js';
+import type { Remote } from './remote.js';
+import { asDeployError } from './switch-release.js';
+import { prepare, previewCheck, pruneReleases, withLockedState } from './update.js';
 
 type Print = (line: string) => void;
 
@@ -201,33 +203,94 @@ export async function verifyCommand(context: AgentContext, print: Print): Promis
 }
 
 /** Validates the settings and asks the remote what it has, without deploying or changing the state. */
-export async function checkConfigCommand(context: AgentContext, print: Print): Promise<void> {
+/**
+ * Checks every part a run needs (settings, remote, schedule, live path, cache, hooks, fleet) and
+ * what the next check would do, each on a line of its own, ok or FAILED with the reason; one
+ * failure does not hide the next. Returns the exit status of the first failure, or 0.
+ */
+export async function checkConfigCommand(context: AgentContext, print: Print): Promise<number> {
   const { settings } = context;
-  const remote = requireRemote(settings);
-  await validateSchedule(settings.schedule);
-  const layout = layoutFor(settings.local);
-  const live = await readLiveRelease(layout); // a real directory at the live path is refused here
-  print(`config:   ${settings.configPath}`);
-  print(`remote:   ${remote.display} (${remote.kind})`);
-  print(`live:     ${settings.local}${live ? ` -> releases/${live}` : ' (nothing deployed yet)'}`);
-  print(`cache:    ${settings.cache}`);
-  for (const [phase, directory] of [['pre-update', settings.preHooks], ['post-update', settings.postHooks]] as const) {
-    const hooks = await listHooks(directory, context.log, { strict: true });
-    print(`${phase} hooks (${directory}): ${hooks.length ? hooks.join(', ') : 'none'}`);
-  }
-  print(`schedule: ${settings.schedule}`);
-  for (const line of await operatorControlLines(context)) print(line);
-  await withLockedState(context, async (state) => {
-    const fetcher = await createFetcher(remote);
-    const live = liveRevision(state, remote.display);
-    const checked = await fetcher.check({ settings, cache: cacheLayoutFor(settings.cache), deployed: live, live, log: context.log, signal: context.signal });
-    if (!checked.changed) {
-      print(`found:    the remote is reachable and has the live revision ${shortRevision(state.current?.revision ?? '')}`);
-      return;
+  const failures: Array<{ label: string; error: DeployError }> = [];
+  const part = async (label: string, check: () => Promise<string>): Promise<boolean> => {
+    try {
+      print(`ok      ${label}: ${await check()}`);
+      return true;
+    } catch (error) {
+      const failure = hostError(error) ?? asDeployError(error);
+      failures.push({ label, error: failure });
+      print(`FAILED  ${label}: ${failure.message}`);
+      return false;
     }
-    await checked.dispose();
-    print(`found:    the remote is reachable; revision ${shortRevision(checked.revision)} (${checked.description}) would be deployed at the next check`);
+  };
+  const pathProblem = (key: string) => settings.pathProblems.find((problem) => problem.key === key)?.error;
+  await part('config', async () => `${settings.configPath}${(await pathExists(settings.configPath)) ? '' : ' (absent: defaults, environment and flags only)'}`);
+  for (const key of ['ssh-key', 'ssh-known-hosts']) {
+    const problem = pathProblem(key);
+    if (problem) await part(key, () => Promise.reject(problem));
+  }
+  let remote: Remote | undefined;
+  await part('remote', async () => {
+    remote = requireRemote(settings);
+    return `${remote.display} (${remote.kind})`;
   });
+  await part('schedule', async () => {
+    await validateSchedule(settings.schedule);
+    return settings.schedule;
+  });
+  const layout = layoutFor(settings.local);
+  const liveUsable = await part('live', async () => {
+    const live = await readLiveRelease(layout); // a real directory at the live path is refused here
+    await writableHere(dirname(settings.local)); // where the releases and the link are made
+    return `${settings.local}${live ? ` -> releases/${live}` : ' (nothing deployed yet)'}`;
+  });
+  const cacheUsable = await part('cache', async () => `${settings.cache}${await writableHere(settings.cache)}`);
+  for (const [phase, directory] of [['pre-update', settings.preHooks], ['post-update', settings.postHooks]] as const) {
+    await part(`${phase} hooks`, async () => {
+      const problem = pathProblem(phase === 'pre-update' ? 'pre-hooks' : 'post-hooks');
+      if (problem) throw problem;
+      const hooks = await listHooks(directory, context.log, { strict: true });
+      return `${directory}: ${hooks.length ? hooks.join(', ') : 'none'}`;
+    });
+  }
+  for (const [label, check] of operatorControlParts(context)) await part(label, check);
+  if (remote && liveUsable && cacheUsable) await part('found', async () => describePreview(await previewCheck(context)));
+  if (failures.length === 0) return ExitCode.ok;
+  process.stderr.write(`repo-deploy: check-config: ${failures.length} ${failures.length === 1 ? 'part' : 'parts'} failed (${failures.map((failure) => failure.label).join(', ')}); each FAILED line above says why and what to do\n`);
+  return failures[0]!.error.exitCode;
+}
+
+const pathExists = (path: string) => access(path).then(() => true, () => false);
+
+/** " (writable)", or why this user cannot make or write the directory (a permission error, thrown). */
+async function writableHere(directory: string): Promise<string> {
+  for (let candidate = directory; ; candidate = dirname(candidate)) {
+    try {
+      await access(candidate, constants.W_OK);
+      return candidate === directory ? ' (writable)' : ` (made at the first run, in ${candidate})`;
+    } catch (error) {
+      if (systemErrorCode(error) !== 'ENOENT' || candidate === dirname(candidate)) throw Object.assign(error as Error, { path: candidate, syscall: 'open' });
+    }
+  }
+}
+
+/** The preview of the next check, in an operator's words; a failure or a refusal is thrown. */
+function describePreview(outcome: CheckOutcome): string {
+  switch (outcome.result) {
+    case 'unchanged':
+      if (outcome.heldBackSinceRollback) return `the remote is reachable; its revision ${shortRevision(outcome.heldBackSinceRollback)} is held back since a rollback ("repo-deploy retry" deploys it)`;
+      return outcome.revision ? `the remote is reachable and has the live revision ${shortRevision(outcome.revision)}` : 'the remote is reachable and has nothing new';
+    case 'would-update':
+      return `the remote is reachable; revision ${shortRevision(outcome.revision)} (${outcome.description}) would be deployed at the next check`;
+    case 'waiting':
+      return `the remote is reachable; revision ${shortRevision(outcome.revision)} is not deployed yet: it ${outcome.reason}`;
+    case 'held-back':
+      return `the remote is reachable; its revision ${shortRevision(outcome.revision)} is held back after repeated failures and is not tried again until the remote changes or "repo-deploy retry"`;
+    case 'failed':
+    case 'refused':
+      throw outcome.error;
+    default:
+      return `the next check would end: ${outcome.result}`;
+  }
 }
 
 /**
@@ -286,30 +349,58 @@ export async function resumeCommand(context: AgentContext, print: Print): Promis
   print(`resumed (was ${describePause(pause)}); ${next} (systemctl reload repo-deploy, or SIGHUP, checks now)`);
 }
 
-/** check-config's account of the operator's controls: deploy window, min-age, webhook, pause. */
-async function operatorControlLines(context: AgentContext): Promise<string[]> {
+/** check-config's parts for the operator's controls: deploy window, min-age, webhook, pause, health gate, fleet. */
+function operatorControlParts(context: AgentContext): Array<[string, () => Promise<string>]> {
   const { settings } = context;
-  const lines: string[] = [];
-  if (settings.deployWindow.length === 0) lines.push('deploy window: none (updates may start at any check)');
-  else {
-    const window = await windowStateAt(settings.deployWindow, settings.deployWindowTimezone, context.now());
-    const now = window.open ? `open now, until ${window.closesAt.toISOString()}` : `closed now${window.opensAt ? `, opens at ${window.opensAt.toISOString()}` : ''}`;
-    lines.push(`deploy window: ${settings.deployWindow.map((entry) => `"${entry.text}"`).join('; ')} (time zone ${settings.deployWindowTimezone ?? 'of the system'}): ${now}`);
-  }
-  lines.push(`min-age:  ${settings.minAgeMs > 0 ? `${settings.minAgeMs / 1000} s after this agent first sees a revision` : 'off'}`);
-  if (!settings.webhookSecret) lines.push('webhook:  off (set webhook-secret to turn on POST /check)');
-  else if (!settings.httpListen) lines.push('webhook:  webhook-secret is set, but http-listen is not: POST /check cannot be reached');
-  else lines.push(`webhook:  POST /check on ${settings.httpListen.host}:${settings.httpListen.port}, at most one accepted every ${settings.webhookMinIntervalMs / 1000} s`);
-  const pause = await readPause(cacheLayoutFor(settings.cache));
-  lines.push(`paused:   ${pause ? describePause(pause) : 'no'}`);
-  lines.push(`health:   ${settings.healthCheck ? `${settings.healthCheck}${settings.healthSettleMs ? `, passing for ${settings.healthSettleMs / 1000} s (every ${settings.healthIntervalMs / 1000} s)` : ''}` : 'no health gate'}`);
-  if (!settings.fleetRedis) lines.push('fleet:    none (this server deploys on its own)');
-  else {
-    const { Fleet } = await import('./fleet.js');
-    const limit = (value: CountOrPercent) => ('count' in value ? String(value.count) : `${value.percent}%`);
-    const fleet = await Fleet.connect(settings); // a usage of its own: unreachable is an error here
-    lines.push(`fleet:    ${settings.fleetName} on ${fleet.display} (reachable) as ${fleet.host}; max-parallel ${limit(settings.maxParallel)}, canary ${limit(settings.canary)}, max-failed-hosts ${settings.maxFailedHosts}, fleet-lease ${settings.fleetLeaseMs / 1000} s${settings.fleetFailOpen ? ', fail open' : ''}`);
-    await fleet.close();
-  }
-  return lines;
+  return [
+    [
+      'deploy window',
+      async () => {
+        if (settings.deployWindow.length === 0) return 'none (updates may start at any check)';
+        const window = await windowStateAt(settings.deployWindow, settings.deployWindowTimezone, context.now());
+        const now = window.open ? `open now, until ${window.closesAt.toISOString()}` : `closed now${window.opensAt ? `, opens at ${window.opensAt.toISOString()}` : ''}`;
+        return `${settings.deployWindow.map((entry) => `"${entry.text}"`).join('; ')} (time zone ${settings.deployWindowTimezone ?? 'of the system'}): ${now}`;
+      },
+    ],
+    ['min-age', async () => (settings.minAgeMs > 0 ? `${settings.minAgeMs / 1000} s after this agent first sees a revision` : 'off')],
+    [
+      'webhook',
+      async () => {
+        if (!settings.webhookSecret) return 'off (set webhook-secret to turn on POST /check)';
+        if (!settings.httpListen) return 'webhook-secret is set, but http-listen is not: POST /check cannot be reached (set http-listen = 127.0.0.1:PORT)';
+        return `POST /check on ${settings.httpListen.host}:${settings.httpListen.port}, at most one accepted every ${settings.webhookMinIntervalMs / 1000} s`;
+      },
+    ],
+    [
+      'paused',
+      async () => {
+        const pause = await readPause(cacheLayoutFor(settings.cache));
+        return pause ? describePause(pause) : 'no';
+      },
+    ],
+    ['health', async () => (settings.healthCheck ? `${settings.healthCheck}${settings.healthSettleMs ? `, passing for ${settings.healthSettleMs / 1000} s (every ${settings.healthIntervalMs / 1000} s)` : ''}` : 'no health gate')],
+    [
+      'fleet',
+      async () => {
+        if (!settings.fleetRedis) return 'none (this server deploys on its own)';
+        const { Fleet } = await import('./fleet.js');
+        const limit = (value: CountOrPercent) => ('count' in value ? String(value.count) : `${value.percent}%`);
+        let fleet: Awaited<ReturnType<typeof Fleet.connect>>;
+        try {
+          fleet = await Fleet.connect(settings);
+        } catch (error) {
+          // Said as what it is here, not in the words of an update that would not start.
+          const failure = asDeployError(error);
+          throw new DeployError(failure.kind, failure.hint ? failure.message.slice(0, -(failure.hint.length + 2)) : failure.message, { hint: 'start it, or check fleet-redis (address, password, TLS)', cause: error });
+        }
+        try {
+          const { halt: halted, current, progress } = await fleet.status(context.now());
+          const revisionHalt = current && progress?.halted ? `; revision ${shortRevision(current.revision)} HALTED for the fleet: ${progress.halted.reason} ("repo-deploy fleet resume ${shortRevision(current.revision)}" lets it roll again)` : '';
+          return `${settings.fleetName} on ${fleet.display} (reachable) as ${fleet.host}; max-parallel ${limit(settings.maxParallel)}, canary ${limit(settings.canary)}, max-failed-hosts ${settings.maxFailedHosts}, fleet-lease ${settings.fleetLeaseMs / 1000} s${settings.fleetFailOpen ? ', fail open' : ''}${halted ? `; HALTED since ${halted.at} by ${halted.by} ("repo-deploy fleet resume" lifts it)` : ''}${revisionHalt}`;
+        } finally {
+          await fleet.close();
+        }
+      },
+    ],
+  ];
 }

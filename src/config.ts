@@ -5,7 +5,7 @@ import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { closestKey, readConfigFile, type RawSetting } from './config-file.js';
 import { parseDeployWindows, parseTimeZone, validateDeployWindows } from './deploy-window.js';
-import { messageOf, systemErrorCode, usageError } from './errors.js';
+import { type DeployError, messageOf, systemErrorCode, usageError } from './errors.js';
 import { registerSecret } from './redact.js';
 import { NotASmallFile, readSmallRegularFile } from './small-file.js';
 import { parseRemote, type Remote } from './remote.js';
@@ -19,6 +19,8 @@ export type Settings = SchemaSettings & {
   verbose: boolean;
   /** Said once the logger exists: a config file that exposes a secret, a misspelled variable. */
   warnings: string[];
+  /** Named paths that do not exist, by setting, kept for check-config to report with every other part (else thrown). */
+  pathProblems: Array<{ key: string; error: DeployError }>;
 };
 
 /** The flags of the original command line that carry a setting. */
@@ -36,6 +38,8 @@ export interface LoadOptions {
   flags: SettingFlags;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** check-config: a named path that does not exist is returned in pathProblems, not thrown. */
+  collectPathProblems?: boolean;
 }
 
 interface SourcedValue {
@@ -54,7 +58,7 @@ const flagOfKey: Partial<Record<SettingKey, keyof SettingFlags>> = {
   'post-hooks': 'postHooks',
 };
 
-export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Settings> {
+export async function loadSettings({ flags, env, cwd, collectPathProblems = false }: LoadOptions): Promise<Settings> {
   const namedConfig = flags.config ?? env[environmentName('config')];
   const configPath = resolve(cwd, namedConfig ?? defaultConfigPath);
   const fileSettings = await readConfigFile(configPath, namedConfig !== undefined, knownSettingKeys);
@@ -85,7 +89,8 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
   }
   // The one place values meet their types: each was read by its own spec's kind just above.
   const schemaSettings = values as SchemaSettings;
-  await checkNamedPaths(schemaSettings, sources);
+  const pathProblems = await checkNamedPaths(schemaSettings, sources);
+  if (pathProblems[0] && !collectPathProblems) throw pathProblems[0].error;
   const secretFiles = settingSpecs
     .filter((spec) => spec.kind === 'secret-source')
     .flatMap((spec) => {
@@ -113,6 +118,7 @@ export async function loadSettings({ flags, env, cwd }: LoadOptions): Promise<Se
     configPath,
     verbose: flags.verbose === true || verboseFromEnv === '1' || verboseFromEnv === 'true',
     warnings,
+    pathProblems,
   };
 }
 
@@ -123,21 +129,23 @@ const pathExists = (path: string) => stat(path).then(() => true, () => false);
  * or the file (a typo there would otherwise mean "no hooks" in silence; only the default
  * directories may be missing), and the SSH key and known-hosts files.
  */
-async function checkNamedPaths(settings: SchemaSettings, sources: Map<string, string>): Promise<void> {
+async function checkNamedPaths(settings: SchemaSettings, sources: Map<string, string>): Promise<Settings['pathProblems']> {
+  const problems: Settings['pathProblems'] = [];
   for (const [key, directory] of [['pre-hooks', settings.preHooks], ['post-hooks', settings.postHooks]] as const) {
     const source = sources.get(key);
     if (source !== 'default' && !(await pathExists(directory))) {
-      throw usageError(`${source}: the ${key} directory ${directory} does not exist`, `create it (mkdir -p ${directory}), or remove the setting to run no ${key.replace('-hooks', '-update')} hooks`);
+      problems.push({ key, error: usageError(`${source}: the ${key} directory ${directory} does not exist`, `create it (mkdir -p ${directory}), or remove the setting to run no ${key.replace('-hooks', '-update')} hooks`) });
     }
   }
   const { sshKey, sshKnownHosts } = settings;
   if (sshKey && !(await pathExists(sshKey))) {
-    throw usageError(`${sources.get('ssh-key')}: the ssh-key file ${sshKey} does not exist`, 'give the path of the private key git should use over SSH');
+    problems.push({ key: 'ssh-key', error: usageError(`${sources.get('ssh-key')}: the ssh-key file ${sshKey} does not exist`, 'give the path of the private key git should use over SSH') });
   }
   // With accept-new, ssh creates the file at the first contact; with yes, nothing could ever match.
   if (sshKnownHosts && settings.sshStrictHostKeyChecking === 'yes' && !(await pathExists(sshKnownHosts))) {
-    throw usageError(`${sources.get('ssh-known-hosts')}: the ssh-known-hosts file ${sshKnownHosts} does not exist`, 'fill it with ssh-keyscan -p PORT HOST, or set ssh-strict-host-key-checking = accept-new for a first contact');
+    problems.push({ key: 'ssh-known-hosts', error: usageError(`${sources.get('ssh-known-hosts')}: the ssh-known-hosts file ${sshKnownHosts} does not exist`, 'fill it with ssh-keyscan -p PORT HOST, or set ssh-strict-host-key-checking = accept-new for a first contact') });
   }
+  return problems;
 }
 
 // REPO_DEPLOY_* variables that are not settings: the hook variables (a hook may run repo-deploy

@@ -76,8 +76,8 @@ export class Fleet {
   }
 
   unreachable(error: unknown): DeployError {
-    return new DeployError('fetch', `the fleet's Redis at ${this.display} cannot be reached (${redact(messageOf(error))}): no update starts`, {
-      hint: 'the live release is unchanged; the next check tries again (fleet-fail-open = yes deploys without the fleet)',
+    return new DeployError('fetch', `the fleet's Redis at ${this.display} cannot be reached (${redact(messageOf(error))})`, {
+      hint: 'no update starts; the live release is unchanged; the next check tries again (fleet-fail-open = yes deploys without the fleet)',
     });
   }
 

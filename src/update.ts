@@ -27,7 +27,7 @@ import { manifestPath, writeManifest } from './verify/manifest.js';
 import { trustFingerprint, VerificationError } from './verify/refusal.js';
 
 /** Runs `work` with the agent's locks and state, saving the state afterwards. */
-export async function withLockedState<T>(context: AgentContext, work: (state: AgentState, layout: Layout) => Promise<T>): Promise<T> {
+export async function withLockedState<T>(context: AgentContext, work: (state: AgentState, layout: Layout) => Promise<T>, { save = true }: { save?: boolean } = {}): Promise<T> {
   const { settings, log } = context;
   const layout = layoutFor(settings.local);
   const releaseLock = await acquireLocks({ cacheDirectory: settings.cache, livePath: layout.live, waitMs: context.lockWaitMs, log });
@@ -36,7 +36,9 @@ export async function withLockedState<T>(context: AgentContext, work: (state: Ag
     let result: T;
     try {
       result = await work(state, layout);
+      if (!save) return result;
     } catch (error) {
+      if (!save) throw error;
       // The work's own failure is what the run reports; a state that cannot be saved as well is logged.
       const notSaved = await saveStateAtEnd(settings.cache, state, layout);
       if (notSaved) log.error(notSaved.message);
@@ -95,6 +97,29 @@ export async function checkForUpdate(context: AgentContext): Promise<CheckReport
     recordCheck(state, outcome, context.now());
     return { ...outcome, failedChecksInARow: state.consecutiveFailedChecks };
   });
+}
+
+/**
+ * What the next check would do, by the check's own code path (the remote, the held-back state,
+ * pause, deploy window, min-age), stopping where an update would begin. Changes nothing: no
+ * recovery, no download kept, no state saved, no fleet slot taken (check-config reports the fleet).
+ */
+export async function previewCheck(context: AgentContext): Promise<CheckOutcome> {
+  const remote = requireRemote(context.settings);
+  const quiet = { ...context, preview: true, log: { debug() {}, info() {}, warn() {}, error() {} } };
+  return withLockedState(
+    context,
+    async (state, layout) => {
+      const liveRelease = await readLiveRelease(layout);
+      reconcileWithDisk(state, liveRelease, quiet.log);
+      try {
+        return await lockedCheck(quiet, remote, layout, state, liveRelease, undefined);
+      } catch (error) {
+        return { result: 'failed', error: asDeployError(error) };
+      }
+    },
+    { save: false },
+  );
 }
 
 /** What every locked operation starts with: the live link read, leftovers removed, a crash undone. */
@@ -279,6 +304,7 @@ async function admit(context: AgentContext, candidate: Candidate, revision: { re
     noteWaiting(context, state, next, gate);
     return waitingOutcome(next, gate);
   }
+  if (context.preview) return { result: 'would-update', revision: revision.revision, description: pending?.description ?? 'rolled out by the fleet' };
   state.waiting = undefined;
   const run = (download: PendingRevision) => (mayProceed?: () => string | undefined) => deploy(context, candidate.layout, state, download, candidate.remoteKey, candidate.liveRelease, mayProceed);
   if (pending) return rollout ? rollout.deploy(revision.revision, run(pending)) : run(pending)();

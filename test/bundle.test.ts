@@ -33,5 +33,5 @@ test('the bundle loads every lazily imported package with its named exports (a b
   await writeFile(join(directory, 'agent.cfg'), 'remote = file:///nonexistent\nschedule = 61 * * * *\n');
   const result = await runCli(['check-config', '-c', join(directory, 'agent.cfg')]);
   assert.equal(result.code, 2, result.stderr);
-  assert.match(result.stderr, /schedule "61 \* \* \* \*" is not a valid cron expression: minute "61"/);
+  assert.match(result.stdout, /^FAILED +schedule: schedule "61 \* \* \* \*" is not a valid cron expression: minute "61"/m);
 });

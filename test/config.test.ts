@@ -284,27 +284,29 @@ test('check-config lists the hooks per phase in order and fails on a real live f
   const common = ['-r', archive, '-l', sandbox.live, '--cache', sandbox.cache, '--pre-hooks', sandbox.preHooks, '--post-hooks', sandbox.postHooks];
   const good = await runCli(['check-config', ...common]);
   assert.equal(good.code, 0, good.stderr);
-  assert.match(good.stdout, /pre-update hooks \(.*pre-update\.d\): 10-first, 20-second\n/);
-  assert.match(good.stdout, /post-update hooks \(.*post-update\.d\): 50-reload\n/);
+  assert.match(good.stdout, /^ok +pre-update hooks: .*pre-update\.d: 10-first, 20-second\n/m);
+  assert.match(good.stdout, /^ok +post-update hooks: .*post-update\.d: 50-reload\n/m);
+  assert.doesNotMatch(good.stdout, /FAILED/);
 
   await writeFile(sandbox.config, 'schedule = 61 * * * *\n');
   for (const command of [['check-config'], ['-f']]) {
     const badSchedule = await runCli([...command, '-c', sandbox.config, ...common]);
     assert.equal(badSchedule.code, 2, `${command}: ${badSchedule.stderr}`);
-    assert.match(badSchedule.stderr, /schedule "61 \* \* \* \*" is not a valid cron expression/);
+    assert.match(badSchedule.stdout + badSchedule.stderr, /schedule "61 \* \* \* \*" is not a valid cron expression/);
   }
   await writeFile(sandbox.config, `ssh-key = ${join(root, 'no-key')}\n`);
   const noKey = await runCli(['check-config', '-c', sandbox.config, ...common]);
   assert.equal(noKey.code, 2);
-  assert.match(noKey.stderr, /ssh-key file .*no-key does not exist/);
+  assert.match(noKey.stdout, /^FAILED +ssh-key: .*ssh-key file .*no-key does not exist/m);
   await writeFile(sandbox.config, `ssh-known-hosts = ${join(root, 'no-known-hosts')}\n`);
   const noKnownHosts = await runCli(['check-config', '-c', sandbox.config, ...common]);
   assert.equal(noKnownHosts.code, 2);
-  assert.match(noKnownHosts.stderr, /ssh-known-hosts file .*no-known-hosts does not exist; fill it with ssh-keyscan/);
+  assert.match(noKnownHosts.stdout, /^FAILED +ssh-known-hosts: .*ssh-known-hosts file .*no-known-hosts does not exist; fill it with ssh-keyscan/m);
   await writeFile(sandbox.config, '');
   await mkdir(sandbox.live);
   const realFolder = await runCli(['check-config', ...common]);
   assert.equal(realFolder.code, 2);
-  assert.match(realFolder.stderr, /the live path .* is a real directory/);
+  assert.match(realFolder.stdout, /^FAILED +live: the live path .* is a real directory/m);
+  assert.match(realFolder.stderr, /check-config: 1 part failed \(live\)/);
   await assert.rejects(readlink(sandbox.live));
 });

@@ -284,6 +284,8 @@ test('status, releases, rollback (hooks in phase rollback; the rolled-away revis
   const after = await s.once();
   assert.equal(after.code, 0, after.stderr);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n', 'the rolled-away revision is not redeployed');
+  const checkHeld = await runCli(['check-config', '-r', s.remote, ...common]);
+  assert.match(checkHeld.stdout, /found: the remote is reachable; its revision [0-9a-f]{12} is held back since a rollback \("repo-deploy retry" deploys it\)/);
   await s.publish('3');
   const checkChanged = await runCli(['check-config', '-r', s.remote, ...common]);
   assert.match(checkChanged.stdout, /would be deployed at the next check/);

@@ -284,9 +284,17 @@ test('a fleet whose Redis cannot be reached: -f fails closed (exit 3, nothing de
   const sandbox = await makeSandbox(root, `fleet-redis = ${closed}\nfleet-name = web\n`);
   const failed = await runCli(sandbox.args(origin.url('/app.zip')));
   assert.equal(failed.code, 3, failed.stderr);
-  assert.match(failed.stderr, /the fleet's Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0 cannot be reached .*: no update starts/);
+  assert.match(failed.stderr, /the fleet's Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0 cannot be reached \(.*\); no update starts/);
   assert.ok(!failed.stderr.includes('closed-port-secret-42'));
   await assert.rejects(sandbox.liveFile('index.html'), /ENOENT/, 'nothing was deployed');
+  // check-config goes on past the unreachable Redis: every other part is checked and reported.
+  const check = await runCli(['check-config', ...sandbox.args(origin.url('/app.zip')).filter((argument) => argument !== '-f')]);
+  assert.equal(check.code, 3, check.stderr);
+  assert.match(check.stdout, /^FAILED +fleet: the fleet's Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0 cannot be reached .*; start it, or check fleet-redis/m);
+  assert.doesNotMatch(check.stdout, /no update starts|the live release is unchanged/);
+  assert.match(check.stdout, /^ok +found: the remote is reachable; revision [0-9a-f]{12} \(.*\) would be deployed at the next check$/m);
+  assert.match(check.stderr, /check-config: 1 part failed \(fleet\)/);
+  assert.ok(!(check.stdout + check.stderr).includes('closed-port-secret-42'));
 
   await writeFile(sandbox.config, `fleet-redis = ${closed}\nfleet-name = web\nfleet-fail-open = yes\n`);
   const open = await runCli(sandbox.args(origin.url('/app.zip')));

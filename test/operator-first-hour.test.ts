@@ -29,6 +29,12 @@ test('a revision held back after max-attempts stays held back after a rollback: 
   const held = await s.once();
   assert.equal(held.code, 7, held.stderr);
   await rm(join(s.root, 'post-exit'));
+  // check-config judges by the check's own code path: held back, not "would be deployed".
+  const stateBefore = await readFile(join(s.sandbox.cache, 'state.json'), 'utf8');
+  const check = await runCli(['check-config', '-r', s.remote, ...common]);
+  assert.equal(check.code, 0, check.stderr);
+  assert.match(check.stdout, /^ok +found: the remote is reachable; its revision [0-9a-f]{12} is held back after repeated failures/m);
+  assert.equal(await readFile(join(s.sandbox.cache, 'state.json'), 'utf8'), stateBefore, 'check-config changes no state');
 
   const rollback = await runCli(['rollback', ...common]);
   assert.equal(rollback.code, 0, rollback.stderr);
@@ -77,7 +83,7 @@ test('a hook that is not executable: -f and check-config refuse it with the fix 
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
   const check = await runCli(['check-config', ...s.sandbox.args(s.remote).filter((argument) => argument !== '-f')]);
   assert.equal(check.code, 2, check.stderr);
-  assert.match(check.stderr, /20-gate is not executable/);
+  assert.match(check.stdout, /^FAILED +pre-update hooks: .*20-gate is not executable/m);
 });
 
 test('status and releases piped into a reader that has gone (| head -1): output ends quietly, no EPIPE and no stack trace', async (t) => {
@@ -202,4 +208,35 @@ test('resolveRevision: a whole revision, a prefix with or without sha256:, none,
   assert.equal(resolveRevision('4B825DC6', known), '4b825dc642cb6eb9a060e54bf8d69288fbee4904');
   assert.equal(resolveRevision('deadbeef', known), undefined);
   assert.throws(() => resolveRevision('e30f', known), /revision "e30f" is ambiguous: it begins 2 revisions \(e30f016b1a4a, e30f99990000\); give more of its characters/);
+});
+
+test('check-config with three mistakes (a bad schedule, a missing hook directory, an unreachable remote): each is a FAILED line, every other part is still checked, exit 2 at the end', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  await writeFile(s.sandbox.config, 'schedule = 61 * * * *\n');
+  s.server.route('/app.zip', { kind: 'status', status: 503 });
+  const args = s.sandbox.args(s.remote).filter((argument) => argument !== '-f').map((argument) => (argument === s.sandbox.postHooks ? join(s.root, 'no-such-hooks') : argument));
+  const check = await runCli(['check-config', ...args]);
+  assert.equal(check.code, 2, check.stderr);
+  assert.match(check.stdout, /^FAILED +schedule: schedule "61 \* \* \* \*" is not a valid cron expression/m);
+  assert.match(check.stdout, /^FAILED +post-update hooks: .*the post-hooks directory \S+no-such-hooks does not exist; create it/m);
+  assert.match(check.stdout, /^FAILED +found: cannot download .*503/m);
+  for (const part of ['config', 'remote', 'live', 'cache', 'pre-update hooks', 'deploy window', 'paused', 'fleet']) assert.match(check.stdout, new RegExp(`^ok +${part}: `, 'm'));
+  assert.match(check.stderr, /^repo-deploy: check-config: 3 parts failed \(schedule, post-update hooks, found\); each FAILED line above says why and what to do$/m);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+});
+
+test('check-config while paused says the new revision waits for the pause, as the next check would, and deploys nothing', async (t) => {
+  const s = await setup(t);
+  const common = s.daemonArgs();
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  assert.equal((await runCli(['pause', '--reason', 'incident 4711', ...common])).code, 0);
+  await s.publish('2');
+  const check = await runCli(['check-config', ...common]);
+  assert.equal(check.code, 0, check.stderr);
+  assert.match(check.stdout, /^ok +found: the remote is reachable; revision [0-9a-f]{12} is not deployed yet: it waits: the agent is paused since \S+ by \S+: incident 4711/m);
+  assert.doesNotMatch(check.stdout, /would be deployed/);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
 });
