@@ -62,7 +62,7 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
   print(`last success:   ${report.lastSuccessAt ?? 'never'}`);
   print(`last error:     ${report.lastError ? `${report.lastError.at} ${report.lastError.message}` : 'none'}`);
   print(`failed checks:  ${report.consecutiveFailedChecks} in a row`);
-  print(`held back:      ${report.heldBack ? `${shortRevision(report.heldBack.revision)} (${report.heldBack.reason} since ${report.heldBack.since}); "repo-deploy retry" tries it again` : 'none'}`);
+  print(`held back:      ${report.heldBack ? `${shortRevision(report.heldBack.revision)} (${describeHold(state)}); "repo-deploy retry" tries it again` : 'none'}`);
   print(`paused:         ${pause ? `${describePause(pause)} ("repo-deploy resume" ends it)` : 'no'}`);
   print(`waiting:        ${state.waiting ? `revision ${shortRevision(state.waiting.revision)} ${state.waiting.reason}` : 'none'}`);
   if (window) print(`deploy window:  ${window.open ? `open until ${window.closesAt.toISOString()}` : `closed${window.opensAt ? `, opens at ${window.opensAt.toISOString()}` : ''}`}`);
@@ -106,6 +106,14 @@ export async function releasesCommand(context: AgentContext, json: boolean, prin
   for (const row of [...rows].reverse()) {
     print(`${row.live ? '*' : ' '} ${row.id}  revision ${shortRevision(row.revision)}  deployed ${row.deployedAt ?? '-'}  ${row.live ? 'live' : row.status}${row.onDisk ? '' : ' (missing on disk)'}`);
   }
+}
+
+/** Why and since when a revision is held back: "failed 3 times since <first failure>; last: <reason>". */
+function describeHold(state: AgentState): string {
+  const held = state.heldBack!;
+  const failures = state.failures.find((failure) => failure.revision === held.revision);
+  if (held.reason === 'failed' && failures) return `failed ${failures.count} times since ${held.since}; last at ${failures.lastAt}: ${failures.lastError}`;
+  return `${held.reason} since ${held.since}`;
 }
 
 /** Swaps back to the previous (or a named) release with the hooks in phase "rollback". */

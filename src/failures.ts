@@ -17,14 +17,15 @@ export function recordFailure(
 ): boolean {
   let record = state.failures.find((failure) => failure.revision === revision);
   if (!record) {
-    record = { revision, count: 0, lastAt: '', lastError: '' };
+    record = { revision, count: 0, firstAt: now.toISOString(), lastAt: '', lastError: '' };
     state.failures.push(record);
   }
   record.count++;
   record.lastAt = now.toISOString();
   record.lastError = message;
   if (record.count >= maxAttempts) {
-    state.heldBack = { revision, remoteState, reason: 'failed', since: now.toISOString(), lastError: message };
+    // "failed since": the first failure of the run, when the trouble began.
+    state.heldBack = { revision, remoteState, reason: 'failed', since: record.firstAt ?? now.toISOString(), lastError: message };
     log.warn(
       `revision ${shortRevision(revision)} failed ${record.count} times in a row and is held back: it is not tried again until the remote changes, or until you run "repo-deploy retry"`,
       { revision },

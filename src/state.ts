@@ -32,6 +32,8 @@ export interface DeployedRecord {
 export interface FailureRecord {
   revision: string;
   count: number;
+  /** The first failure of this run of failures (absent in states written before it was kept). */
+  firstAt?: string;
   lastAt: string;
   lastError: string;
 }

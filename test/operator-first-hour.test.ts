@@ -35,6 +35,10 @@ test('a revision held back after max-attempts stays held back after a rollback: 
   assert.equal(check.code, 0, check.stderr);
   assert.match(check.stdout, /^ok +found: the remote is reachable; its revision [0-9a-f]{12} is held back after repeated failures/m);
   assert.equal(await readFile(join(s.sandbox.cache, 'state.json'), 'utf8'), stateBefore, 'check-config changes no state');
+  // "failed since" is when the trouble began: the first of the failures, not the last.
+  const heldLine = /^held back: +[0-9a-f]{12} \(failed 2 times since (\S+); last at (\S+): post-update hook 10-record failed with exit code 1\); "repo-deploy retry" tries it again$/m.exec((await runCli(['status', ...common])).stdout);
+  assert.ok(heldLine, 'status shows the held-back revision with its failures');
+  assert.ok(heldLine[1]! < heldLine[2]!, `first failure ${heldLine[1]} before the last ${heldLine[2]}`);
 
   const rollback = await runCli(['rollback', ...common]);
   assert.equal(rollback.code, 0, rollback.stderr);
