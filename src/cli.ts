@@ -10,7 +10,7 @@ import type Yargs from 'yargs';
 import { defaultConfigPath, loadSettings, requireRemote, type Settings } from './config.js';
 import { DeployError, ExitCode, exitCodeOf, hostError, messageOf } from './errors.js';
 import { shortRevision } from './failures.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, oneLine, type Logger } from './log.js';
 import { redact } from './redact.js';
 import type { AgentContext, CheckOutcome } from './agent-context.js';
 import type { TerminalProgress } from './progress.js';
@@ -276,7 +276,7 @@ async function fetchOnce(context: AgentContext, log: Logger): Promise<number> {
 }
 
 function reportError(error: unknown, verbose: boolean): number {
-  const message = redact((hostError(error) ?? { message: messageOf(error) }).message);
+  const message = redact(oneLine((hostError(error) ?? { message: messageOf(error) }).message));
   process.stderr.write(`repo-deploy: ${message}\n`);
   // An unexpected error's stack helps a bug report; our own errors already say what to do.
   const unexpected = error instanceof DeployError ? (error.kind === 'internal' ? error.cause : undefined) : error;

@@ -20,6 +20,9 @@ export interface LoggerOptions {
   now?: () => Date;
 }
 
+/** An event is one line, whatever a library's message holds (OpenSSL's errors end in a newline). */
+export const oneLine = (text: string) => text.replace(/[ \t]*[\r\n]+[ \t]*/g, ' ').trim();
+
 const levelOrder: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export function createLogger(options: LoggerOptions): Logger {
@@ -37,7 +40,7 @@ export function createLogger(options: LoggerOptions): Logger {
       return;
     }
     const suffix = defined.map(([key, value]) => ` ${key}=${formatValue(value)}`).join('');
-    write(redact(`${time} ${level.toUpperCase().padEnd(5)} ${message}${suffix}`));
+    write(redact(`${time} ${level.toUpperCase().padEnd(5)} ${oneLine(message)}${suffix}`));
   }
 
   return {

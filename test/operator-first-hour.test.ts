@@ -244,3 +244,16 @@ test('check-config while paused says the new revision waits for the pause, as th
   assert.doesNotMatch(check.stdout, /would be deployed/);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
 });
+
+test('https:// to a server that speaks plain HTTP: one log line naming the failed TLS handshake (no OpenSSL dump across lines), exit 3, the live release stays', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  const result = await runCli(s.sandbox.args(s.remote.replace(/^http:/, 'https:')));
+  assert.equal(result.code, 3, result.stderr);
+  const lines = result.stderr.trim().split('\n');
+  assert.ok(lines.every((line) => /^\d{4}-\d\d-\d\dT\S+Z (INFO|WARN|ERROR|DEBUG) /.test(line)), result.stderr);
+  assert.match(result.stderr, /ERROR cannot download https:\/\/127\.0\.0\.1:\d+\/app\.zip: the TLS handshake failed: wrong version number \(ERR_SSL_WRONG_VERSION_NUMBER\); the server may not speak TLS on this port \(plain http:\/\/\?\); the live release is unchanged/);
+  assert.doesNotMatch(result.stderr, /SSL routines|\.c:\d+/);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+});

@@ -28,6 +28,15 @@ function prepareRequest(remote: HttpZipRemote): PreparedRequest {
   return { url: remote.url, headers };
 }
 
+const untrustedCertificateCodes = new Set(['DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+
+/** OpenSSL's "80EC…:error:0A00010B:SSL routines:ssl3_get_record:wrong version number:file.c:350:" said as its reason. */
+function openSslReason(message: string): string {
+  const fields = message.trim().split(':');
+  const routines = fields.findIndex((field) => field.endsWith(' routines'));
+  return routines >= 0 && fields[routines + 2] ? fields[routines + 2]! : message.trim();
+}
+
 function describeNetworkError(error: unknown, displayUrl: string, context: CheckContext, deadline: Deadline): DeployError {
   if (error instanceof DeployError) return error;
   const code = systemErrorCode(error) ?? systemErrorCode((error as { cause?: unknown })?.cause);
@@ -46,6 +55,10 @@ function describeNetworkError(error: unknown, displayUrl: string, context: Check
     reason = 'the server closed the connection before the whole archive arrived';
   } else if (code === 'UND_ERR_BODY_TIMEOUT') {
     reason = `the download stalled for longer than http-timeout (${seconds(context.settings.httpTimeoutMs)})`;
+  } else if (code?.startsWith('ERR_SSL_')) {
+    reason = `the TLS handshake failed: ${openSslReason(messageOf(error))} (${code})${code === 'ERR_SSL_WRONG_VERSION_NUMBER' ? '; the server may not speak TLS on this port (plain http://?)' : ''}`;
+  } else if (code && untrustedCertificateCodes.has(code)) {
+    reason = `the server's certificate is not trusted: ${messageOf(error)} (${code}); if it is signed by your own CA, give the agent its certificate with NODE_EXTRA_CA_CERTS=/path/ca.pem in its environment`;
   } else {
     reason = `${messageOf(error)}${code ? ` (${code})` : ''}`;
   }
