@@ -436,7 +436,7 @@ async function deploy(
   }
   if (!result.switched) {
     await removeRelease(layout, id);
-    return reportFailedSwitch(context, state, pending, result);
+    return reportFailedSwitch(context, state, pending, result, mayProceed !== undefined);
   }
 
   state.releases.push({ id, revision, createdAt, deployedAt: context.now().toISOString() });
@@ -496,7 +496,8 @@ async function stageNewRelease(
 }
 
 /** A switch that did not happen: stopped (not a failure), blocked by pre-update, or reverted. */
-function reportFailedSwitch(context: AgentContext, state: AgentState, pending: PendingRevision, result: Extract<SwitchResult, { switched: false }>): CheckOutcome {
+/** `inFleet`: the update ran in a fleet slot, where a server never tries a revision that failed on it again. */
+function reportFailedSwitch(context: AgentContext, state: AgentState, pending: PendingRevision, result: Extract<SwitchResult, { switched: false }>, inFleet: boolean): CheckOutcome {
   const { log } = context;
   const { revision } = pending;
   if (result.abandoned) {
@@ -514,7 +515,7 @@ function reportFailedSwitch(context: AgentContext, state: AgentState, pending: P
     return { result: 'stopped', revision };
   }
   const heldBack = recordFailure(state, revision, result.error.message, context.now(), context.settings.maxAttempts, pending.remoteState, log);
-  const next = heldBack ? 'it is now held back (see above)' : 'the next check tries again';
+  const next = heldBack ? 'it is now held back (see above)' : inFleet ? 'in a fleet this server does not try it again, and the fleet is told' : 'the next check tries again';
   if (result.stage === 'pre-update') {
     log.error(`update to ${shortRevision(revision)} blocked: ${result.error.message}; the live release is unchanged and ${next}`, { revision });
     return { result: 'blocked', revision, error: result.error };

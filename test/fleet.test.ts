@@ -159,6 +159,11 @@ test('canary = 1 and a gate that fails on the canary: no other server downloads 
   const status = await f.command('fleet', 'status');
   assert.match(status.stdout, /HALTED for the fleet: the canary failed; last on server-\d: the health check failed/);
   assert.match(status.stdout, /failed on server-\d: /);
+  // The canary's own words agree with the halt that follows: no "the next check tries again".
+  const canaryLines = f.members.flatMap((member) => member.agent?.lines ?? []).filter((line) => / ERROR update to \S+ reverted: /.test(line));
+  assert.equal(canaryLines.length, 1, canaryLines.join('\n'));
+  assert.match(canaryLines[0]!, /in a fleet this server does not try it again, and the fleet is told/);
+  assert.doesNotMatch(canaryLines[0]!, /the next check tries again/);
 
   const halted = /HALTED for the fleet: .*"repo-deploy fleet resume (\S+)"/.exec(status.stdout)?.[1] ?? '';
 
