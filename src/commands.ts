@@ -393,16 +393,14 @@ function operatorControlParts(context: AgentContext): Array<[string, () => Promi
         if (!settings.fleetRedis) return 'none (this server deploys on its own)';
         const { Fleet } = await import('./fleet.js');
         const limit = (value: CountOrPercent) => ('count' in value ? String(value.count) : `${value.percent}%`);
-        let fleet: Awaited<ReturnType<typeof Fleet.connect>>;
-        try {
-          fleet = await Fleet.connect(settings);
-        } catch (error) {
-          // Said as what it is here, not in the words of an update that would not start.
+        // An unreachable fleet is said as what it is here, not in the words of an update that would not start.
+        const inOwnWords = (error: unknown) => {
           const failure = asDeployError(error);
-          throw new DeployError(failure.kind, failure.hint ? failure.message.slice(0, -(failure.hint.length + 2)) : failure.message, { hint: 'start it, or check fleet-redis (address, password, TLS)', cause: error });
-        }
+          return new DeployError(failure.kind, failure.hint ? failure.message.slice(0, -(failure.hint.length + 2)) : failure.message, { hint: 'start it, or check fleet-redis (address, password, TLS)', cause: error });
+        };
+        const fleet = await Fleet.connect(settings).catch((error: unknown) => Promise.reject(inOwnWords(error)));
         try {
-          const { halt: halted, current, progress } = await fleet.status(context.now());
+          const { halt: halted, current, progress } = await fleet.status().catch((error: unknown) => Promise.reject(inOwnWords(error)));
           const revisionHalt = current && progress?.halted ? `; revision ${shortRevision(current.revision)} HALTED for the fleet: ${progress.halted.reason} ("repo-deploy fleet resume ${shortRevision(current.revision)}" lets it roll again)` : '';
           return `${settings.fleetName} on ${fleet.display} (reachable) as ${fleet.host}; max-parallel ${limit(settings.maxParallel)}, canary ${limit(settings.canary)}, max-failed-hosts ${settings.maxFailedHosts}, fleet-lease ${settings.fleetLeaseMs / 1000} s${settings.fleetFailOpen ? ', fail open' : ''}${halted ? `; HALTED since ${halted.at} by ${halted.by} ("repo-deploy fleet resume" lifts it)` : ''}${revisionHalt}`;
         } finally {

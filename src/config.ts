@@ -241,6 +241,8 @@ function interpret(spec: SettingSpec, sourced: SourcedValue | undefined, cwd: st
     case 'count-or-percent': {
       const match = /^(\d+)(%?)$/.exec(value.trim());
       if (!match || (match[2] && (Number(match[1]) < 1 || Number(match[1]) > 100))) throw bad('a number of servers or a percentage such as 25%');
+      // max-parallel = 0 would let no server ever start: the fleet would stall for good.
+      if (!match[2] && spec.minimum !== undefined && Number(match[1]) < spec.minimum) throw bad(`at least ${spec.minimum} (or a percentage such as 25%)`);
       return match[2] ? { percent: Number(match[1]) } : { count: Number(match[1]) };
     }
   }

@@ -20,14 +20,14 @@ async function withFleet<T>(context: AgentContext, work: (fleet: Fleet) => Promi
 
 export function fleetStatusCommand(context: AgentContext, json: boolean, print: Print): Promise<void> {
   return withFleet(context, async (fleet) => {
-    const status = await fleet.status(context.now());
+    const status = await fleet.status();
     if (json) return print(JSON.stringify(status, null, 2));
     print(`fleet:    ${context.settings.fleetName} on ${fleet.display}`);
     print(`halted:   ${status.halt ? `yes, since ${status.halt.at} by ${status.halt.by}${status.halt.reason ? `: ${status.halt.reason}` : ''} ("repo-deploy fleet resume" ends it)` : 'no'}`);
     if (status.current && status.progress) {
       const { committed, failed, inProgress, halted } = status.progress;
       print(`rolling:  revision ${shortRevision(status.current.revision)} (found by ${status.current.by}): ${committed.length} committed, ${inProgress.length} in progress, ${Object.keys(failed).length} failed`);
-      if (halted) print(`          HALTED for the fleet: ${halted.reason} ("repo-deploy fleet resume ${status.current.revision}" lets it roll again)`);
+      if (halted) print(`          HALTED for the fleet: ${halted.reason} ("repo-deploy fleet resume ${shortRevision(status.current.revision)}" lets it roll again)`);
       for (const [host, reason] of Object.entries(failed)) print(`          failed on ${host}: ${reason}`);
     } else {
       print('rolling:  nothing yet');
@@ -41,16 +41,21 @@ export function fleetStatusCommand(context: AgentContext, json: boolean, print: 
 export function fleetHaltCommand(context: AgentContext, reason: string | undefined, print: Print): Promise<void> {
   return withFleet(context, async (fleet) => {
     await fleet.halt(reason ?? '', operatorName(), context.now());
-    print(`fleet ${context.settings.fleetName} halted: no server of it starts an update until "repo-deploy fleet resume" (updates already past their pre-update hooks finish or revert)`);
+    print(`fleet ${context.settings.fleetName} halted: no server of it starts or swaps in an update until "repo-deploy fleet resume" (one already swapped in finishes its gate or reverts)`);
   });
 }
 
 export function fleetResumeCommand(context: AgentContext, typed: string | undefined, print: Print): Promise<void> {
   return withFleet(context, async (fleet) => {
-    const revision = typed === undefined ? undefined : (resolveRevision(typed, await fleet.knownRevisions()) ?? typed);
-    const { wasHalted, revisionHalted } = await fleet.resume(revision);
-    const parts = [wasHalted ? 'the fleet halt is lifted' : 'the fleet was not halted'];
-    if (revision) parts.push(revisionHalted ? `revision ${shortRevision(revision)} may roll out again (its failures are forgotten)` : `revision ${shortRevision(revision)} was not halted (fleet status shows the halted revisions)`);
-    print(`${parts.join('; ')}`);
+    if (typed === undefined) {
+      const { wasHalted } = await fleet.resume(undefined);
+      print(wasHalted ? 'the fleet halt is lifted' : 'the fleet was not halted');
+      return;
+    }
+    // Only what is named: a revision's resume leaves a fleet-wide halt in place.
+    const revision = resolveRevision(typed, await fleet.knownRevisions());
+    if (!revision) throw usageError(`the fleet has no record of revision "${typed}"`, '"repo-deploy fleet status" shows the revision the fleet rolls out and whether it is halted');
+    const { wasHalted } = await fleet.resume(revision);
+    print(wasHalted ? `revision ${shortRevision(revision)} may roll out again (its failures are forgotten)` : `revision ${shortRevision(revision)} was not halted; its failures, if any, are forgotten`);
   });
 }

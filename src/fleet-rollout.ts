@@ -21,6 +21,8 @@ export interface FleetPlan {
 
 export class FleetRollout {
   private scouting = false;
+  /** The fencing token of the slot `permit` was given, by revision. */
+  private readonly tokens = new Map<string, string>();
 
   private constructor(
     private readonly fleet: Fleet,
@@ -59,13 +61,14 @@ export class FleetRollout {
   async permit(revision: string): Promise<ClosedGate | undefined> {
     let permission;
     try {
-      permission = await this.fleet.begin(revision, this.context.now());
+      permission = await this.fleet.begin(revision);
     } catch (error) {
       if (!this.context.settings.fleetFailOpen) throw error;
       this.context.log.warn(`${messageOf(error)}; fleet-fail-open = yes: deploying without the fleet`);
       return undefined;
     }
     if (permission.go) {
+      this.tokens.set(revision, permission.token);
       this.context.log.info(`the fleet lets this server deploy ${shortRevision(revision)}${permission.canary ? ' as a canary' : ''}`, { revision });
       return undefined;
     }
@@ -73,15 +76,18 @@ export class FleetRollout {
   }
 
   /**
-   * Runs the update with the slot's lease renewed, then reports how it ended. `mayProceed`,
-   * asked before the swap, says why to abandon the update when the lease was lost.
+   * Runs the update with the slot's lease renewed, then reports how it ended. `mayProceed`, asked
+   * just before the swap, says why to abandon the update: a lease that lapsed (another server may
+   * hold the slot), or a halt of the fleet or of the revision since the update began; all three
+   * are asked of Redis in one step, with the slot renewed by it.
    */
-  async deploy(revision: string, update: (mayProceed: () => string | undefined) => Promise<CheckOutcome>): Promise<CheckOutcome> {
+  async deploy(revision: string, update: (mayProceed: () => Promise<string | undefined>) => Promise<CheckOutcome>): Promise<CheckOutcome> {
     const { log } = this.context;
+    const token = this.tokens.get(revision) ?? '';
     let lost: string | undefined;
     const renewEvery = Math.max(1000, Math.floor(this.context.settings.fleetLeaseMs / 3));
     const renewing = setInterval(() => {
-      this.fleet.renew(revision, this.context.now()).then(
+      this.fleet.renew(revision, token).then(
         (held) => {
           if (!held && !lost) lost = 'the fleet slot\'s lease was lost (fleet-lease passed without a renewal)';
         },
@@ -91,20 +97,35 @@ export class FleetRollout {
       );
     }, renewEvery);
     await this.fleet.heartbeat(this.context.now(), 'deploying', revision).catch(() => undefined);
+    const mayProceed = async () => {
+      try {
+        return (await this.fleet.preSwap(revision, token)) ?? lost;
+      } catch (error) {
+        return `the fleet could not confirm the slot before the swap: ${messageOf(error)}`;
+      }
+    };
     let outcome: CheckOutcome;
     try {
-      outcome = await update(() => lost);
+      outcome = await update(mayProceed);
     } finally {
       clearInterval(renewing);
     }
     try {
-      if (outcome.result === 'updated') await this.fleet.commit(revision);
-      else if (outcome.result === 'blocked' || outcome.result === 'reverted') {
+      if (outcome.result === 'updated') {
+        if (!(await this.fleet.commit(revision, token))) {
+          log.error(
+            `revision ${shortRevision(revision)} went live here, but this server's fleet slot lapsed before its gate ended (paused longer than fleet-lease?) and another server may have held it meanwhile: the fleet does not count this server as committed`,
+            { revision },
+          );
+        }
+      } else if (outcome.result === 'blocked' || outcome.result === 'reverted') {
         const halt = await this.fleet.fail(revision, outcome.error.message, this.context.now());
         if (halt) log.error(`revision ${shortRevision(revision)} is now halted for the whole fleet: ${halt}`, { revision });
       } else await this.fleet.release(revision);
     } catch (error) {
       log.error(`${messageOf(error)}: this server's result for ${shortRevision(revision)} could not be reported; its slot frees itself within fleet-lease`);
+    } finally {
+      this.tokens.delete(revision);
     }
     return outcome;
   }

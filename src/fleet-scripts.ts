@@ -1,11 +1,15 @@
 // The fleet's coordination, as Lua scripts Redis runs atomically: no read-then-write race
-// between servers. Times are the caller's milliseconds (every member passes its own clock; a
-// lease is long, 60 s by default, so ordinary clock skew does not matter). Keys (see
+// between servers. Every expiry is reckoned on Redis's own clock (TIME), never a member's: a
+// member whose clock ran 10 s ahead expired another's live slot, and two were in their gates at
+// once. Keys (see
 // docs/fleet.md), all under `repo-deploy:{<fleet-name>}:` so a Redis Cluster keeps them in one
 // slot:
 //   members          ZSET host -> heartbeat expiry (ms): the live members
 //   member:<host>    HASH state, live, revision, reason, seen  (TTL 7 days)
 //   slots            ZSET host -> lease expiry (ms): servers between pre-update and the gate's end
+//   slot-tokens      HASH host -> fencing token of its slot (from `fence`): a member whose lease
+//                    lapsed and was given to another cannot renew, swap or commit with its old one
+//   fence            STRING counter of fencing tokens
 //   scout            STRING host (PX lease): the one server that may download an unknown revision
 //   current          HASH revision, remote, remoteState, by, at: the revision the fleet rolls out
 //   halt             STRING JSON {reason, by, at}: `fleet halt`, until `fleet resume`
@@ -15,13 +19,23 @@
 //   rev:<r>:halted   STRING JSON {reason, host, at}: the revision is halted fleet-wide
 // Per-revision keys live 30 days after their last write.
 
-/** Whether `host` may start an update to the revision now; else why it waits. */
-export const beginScript = `
+/** Redis's clock in milliseconds, as every script reckons expiry. */
+const serverNow = `
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+`;
+
+/**
+ * Whether \`host\` may start an update to the revision now, with its slot's fencing token; else
+ * why it waits. KEYS: halt, rev halted, rev failed, rev committed, rev canaries, slots, members,
+ * fence, slot-tokens. ARGV: host, lease, max-parallel count and percent, canary count and percent.
+ */
+export const beginScript = `${serverNow}
 local halt = redis.call('GET', KEYS[1])
 if halt then return {'halted-fleet', halt} end
 local halted = redis.call('GET', KEYS[2])
 if halted then return {'halted-revision', halted} end
-local host, now, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local host, lease = ARGV[1], tonumber(ARGV[2])
 local failedHere = redis.call('HGET', KEYS[3], host)
 if failedHere then return {'failed-here', failedHere} end
 local live = redis.call('ZCOUNT', KEYS[7], '(' .. now, '+inf')
@@ -34,7 +48,7 @@ local function limit(count, percent, floor1)
   end
   return count
 end
-local canaries = limit(tonumber(ARGV[6]), tonumber(ARGV[7]), true)
+local canaries = limit(tonumber(ARGV[5]), tonumber(ARGV[6]), true)
 local committed = redis.call('SCARD', KEYS[4])
 local isCanary = false
 if canaries > 0 and committed < canaries then
@@ -49,37 +63,82 @@ if canaries > 0 and committed < canaries then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
 if not redis.call('ZSCORE', KEYS[6], host) then
-  local parallel = limit(tonumber(ARGV[4]), tonumber(ARGV[5]), true)
+  local parallel = limit(tonumber(ARGV[3]), tonumber(ARGV[4]), true)
   local busy = redis.call('ZCARD', KEYS[6])
   if busy >= parallel then return {'wait-slot', tostring(busy), tostring(parallel)} end
 end
 redis.call('ZADD', KEYS[6], now + lease, host)
 if isCanary then redis.call('ZADD', KEYS[5], now + lease, host) end
+local token = redis.call('INCR', KEYS[8])
+redis.call('HSET', KEYS[9], host, token)
 for i = 3, 5 do redis.call('PEXPIRE', KEYS[i], 2592000000) end
-return {'go', isCanary and 'canary' or 'slot'}
+return {'go', isCanary and 'canary' or 'slot', tostring(token)}
 `;
 
-/** Extends a held slot (and canary place); 0 when the lease was already lost. */
-export const renewScript = `
-local host, now, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local expiry = redis.call('ZSCORE', KEYS[1], host)
-if not expiry or tonumber(expiry) <= now then
-  redis.call('ZREM', KEYS[1], host)
-  return 0
+/** Whether \`host\` still holds its slot under \`token\`, unexpired; a lapsed one is removed. KEYS[1] slots, KEYS[2] slot-tokens. */
+const holdsSlot = `
+local function holdsSlot(host, token, now)
+  local expiry = redis.call('ZSCORE', KEYS[1], host)
+  if redis.call('HGET', KEYS[2], host) ~= token then return false end
+  if not expiry or tonumber(expiry) <= now then
+    redis.call('ZREM', KEYS[1], host)
+    return false
+  end
+  return true
 end
+`;
+
+/** Extends a held slot (and canary place); 0 when the lease was lost. KEYS: slots, slot-tokens, rev canaries. ARGV: host, lease, token. */
+export const renewScript = `${serverNow}${holdsSlot}
+local host, lease, token = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+if not holdsSlot(host, token, now) then return 0 end
 redis.call('ZADD', KEYS[1], now + lease, host)
-local canary = redis.call('ZSCORE', KEYS[2], host)
-if canary and canary ~= 'inf' then redis.call('ZADD', KEYS[2], now + lease, host) end
+local canary = redis.call('ZSCORE', KEYS[3], host)
+if canary and canary ~= 'inf' then redis.call('ZADD', KEYS[3], now + lease, host) end
 return 1
 `;
 
-/** The gate passed: the slot is freed and the host counts as committed (a canary for good). */
-export const commitScript = `
-local host = ARGV[1]
+/**
+ * Asked just before the swap: the slot still held under its token (and renewed), the fleet not
+ * halted, the revision not halted, all in one step, so a halt or a lapsed lease stops a swap
+ * that has not happened. KEYS: slots, slot-tokens, rev canaries, halt, rev halted. ARGV: host, lease, token.
+ */
+export const preSwapScript = `${serverNow}${holdsSlot}
+local host, lease, token = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local halt = redis.call('GET', KEYS[4])
+if halt then return {'halted-fleet', halt} end
+local halted = redis.call('GET', KEYS[5])
+if halted then return {'halted-revision', halted} end
+if not holdsSlot(host, token, now) then return {'lost'} end
+redis.call('ZADD', KEYS[1], now + lease, host)
+local canary = redis.call('ZSCORE', KEYS[3], host)
+if canary and canary ~= 'inf' then redis.call('ZADD', KEYS[3], now + lease, host) end
+return {'go'}
+`;
+
+/**
+ * The gate passed: the slot is freed and the host counts as committed (a canary for good); 0,
+ * and nothing counted, when the slot had lapsed (another member may have had it meanwhile).
+ * KEYS: slots, slot-tokens, rev committed, rev canaries. ARGV: host, token.
+ */
+export const commitScript = `${serverNow}${holdsSlot}
+local host, token = ARGV[1], ARGV[2]
+if not holdsSlot(host, token, now) then return 0 end
 redis.call('ZREM', KEYS[1], host)
-redis.call('SADD', KEYS[2], host)
-if redis.call('ZSCORE', KEYS[3], host) then redis.call('ZADD', KEYS[3], '+inf', host) end
-redis.call('PEXPIRE', KEYS[2], 2592000000)
+redis.call('HDEL', KEYS[2], host)
+redis.call('SADD', KEYS[3], host)
+if redis.call('ZSCORE', KEYS[4], host) then redis.call('ZADD', KEYS[4], '+inf', host) end
+redis.call('PEXPIRE', KEYS[3], 2592000000)
+return 1
+`;
+
+/** A member's heartbeat, its expiry on Redis's clock. KEYS: members, member:<host>. ARGV: host, lease, state, live, reason, seen. */
+export const heartbeatScript = `${serverNow}
+local host, lease = ARGV[1], tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now + lease, host)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 604800000)
+redis.call('HSET', KEYS[2], 'state', ARGV[3], 'live', ARGV[4], 'reason', ARGV[5], 'seen', ARGV[6])
+redis.call('PEXPIRE', KEYS[2], 604800000)
 return 1
 `;
 
@@ -89,7 +148,7 @@ return 1
  * Returns the halt record, or false.
  */
 export const failScript = `
-local host, reason, now, maxFailed = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local host, reason, at, maxFailed = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 redis.call('ZREM', KEYS[1], host)
 redis.call('HSET', KEYS[2], host, reason)
 redis.call('PEXPIRE', KEYS[2], 2592000000)
@@ -98,7 +157,7 @@ redis.call('ZREM', KEYS[3], host)
 local failed = redis.call('HLEN', KEYS[2])
 if wasCanary or failed >= maxFailed then
   local why = wasCanary and 'the canary failed' or (tostring(failed) .. ' servers failed it (max-failed-hosts ' .. ARGV[4] .. ')')
-  local record = cjson.encode({reason = why .. '; last on ' .. host .. ': ' .. reason, host = host, at = now})
+  local record = cjson.encode({reason = why .. '; last on ' .. host .. ': ' .. reason, host = host, at = at})
   redis.call('SET', KEYS[4], record, 'PX', 2592000000, 'NX')
   return redis.call('GET', KEYS[4])
 end

@@ -3,9 +3,10 @@
 // retries): with the fleet unreachable, no update starts, unless fleet-fail-open is set.
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
-import { DeployError, messageOf } from './errors.js';
+import { DeployError, messageOf, systemErrorCode } from './errors.js';
+import { oneLine } from './log.js';
 import { redact } from './redact.js';
-import { beginScript, commitScript, failScript, releaseScoutScript, releaseScript, renewScript } from './fleet-scripts.js';
+import { beginScript, commitScript, failScript, heartbeatScript, preSwapScript, releaseScoutScript, releaseScript, renewScript } from './fleet-scripts.js';
 import type { RemoteState } from './fetchers/types.js';
 import type { Settings } from './config.js';
 import type { CountOrPercent } from './settings-schema.js';
@@ -20,7 +21,8 @@ export interface FleetRevision {
   by: string;
 }
 
-export type Permission = { go: true; canary: boolean } | { go: false; reason: string; halted: boolean };
+/** `token`: the slot's fencing token, presented to renew, swap and commit. */
+export type Permission = { go: true; canary: boolean; token: string } | { go: false; reason: string; halted: boolean };
 
 export interface FleetMember {
   host: string;
@@ -31,11 +33,12 @@ export interface FleetMember {
   seen: string;
 }
 
+/** As `fleet status --json` prints it: every field always there, null when unset. */
 export interface FleetStatus {
-  halt: { reason: string; by: string; at: string } | undefined;
-  current: FleetRevision | undefined;
+  halt: { reason: string; by: string; at: string } | null;
+  current: FleetRevision | null;
   members: FleetMember[];
-  progress: { committed: string[]; failed: Record<string, string>; inProgress: string[]; halted: { reason: string; host: string; at: string } | undefined } | undefined;
+  progress: { committed: string[]; failed: Record<string, string>; inProgress: string[]; halted: { reason: string; host: string; at: string } | null } | null;
 }
 
 export class Fleet {
@@ -64,8 +67,12 @@ export class Fleet {
       enableReadyCheck: false, // an INFO per connection, and so per check, for nothing: connect() resolves once connected
       retryStrategy: () => null,
     });
-    redis.on('error', () => undefined); // reported through the failing command instead
     const fleet = new Fleet(redis, settings, display);
+    // The connection's own error says why (WRONGPASS, a TLS failure); the command that then
+    // fails says only "Connection is closed.", so the reason is kept for the report.
+    redis.on('error', (error: Error) => {
+      fleet.connectionError ??= error;
+    });
     try {
       await redis.connect();
     } catch (error) {
@@ -75,8 +82,11 @@ export class Fleet {
     return fleet;
   }
 
+  private connectionError: Error | undefined;
+
   unreachable(error: unknown): DeployError {
-    return new DeployError('fetch', `the fleet's Redis at ${this.display} cannot be reached (${redact(messageOf(error))})`, {
+    const reason = this.connectionError ? describeConnectionError(this.connectionError) : messageOf(error);
+    return new DeployError('fetch', `the fleet's Redis at ${this.display} cannot be reached (${redact(oneLine(reason))})`, {
       hint: 'no update starts; the live release is unchanged; the next check tries again (fleet-fail-open = yes deploys without the fleet)',
     });
   }
@@ -105,13 +115,7 @@ export class Fleet {
   heartbeat(now: Date, state: MemberState, live: string, reason = ''): Promise<void> {
     const lease = 3 * this.settings.fleetLeaseMs;
     return this.call(async () => {
-      await this.redis
-        .multi()
-        .zadd(this.key('members'), now.getTime() + lease, this.host)
-        .zremrangebyscore(this.key('members'), '-inf', now.getTime() - 7 * 86_400_000)
-        .hset(this.key(`member:${this.host}`), { state, live, reason, seen: now.toISOString() })
-        .pexpire(this.key(`member:${this.host}`), 7 * 86_400_000)
-        .exec();
+      await this.redis.eval(heartbeatScript, 2, this.key('members'), this.key(`member:${this.host}`), this.host, lease, state, live, reason, now.toISOString());
     });
   }
 
@@ -140,19 +144,19 @@ export class Fleet {
     });
   }
 
-  begin(revision: string, now: Date): Promise<Permission> {
+  begin(revision: string): Promise<Permission> {
     const { maxParallel, canary } = this.settings;
     const keys = this.revisionKeys(revision);
     return this.call(async () => {
       const answer = (await this.redis.eval(
         beginScript,
-        7,
-        this.key('halt'), keys.halted, keys.failed, keys.committed, keys.canaries, this.key('slots'), this.key('members'),
-        this.host, now.getTime(), this.settings.fleetLeaseMs,
+        9,
+        this.key('halt'), keys.halted, keys.failed, keys.committed, keys.canaries, this.key('slots'), this.key('members'), this.key('fence'), this.key('slot-tokens'),
+        this.host, this.settings.fleetLeaseMs,
         countOf(maxParallel), percentOf(maxParallel), countOf(canary), percentOf(canary),
       )) as string[];
       const [verdict, first = '', second = ''] = answer;
-      if (verdict === 'go') return { go: true, canary: first === 'canary' };
+      if (verdict === 'go') return { go: true, canary: first === 'canary', token: second };
       if (verdict === 'halted-fleet') {
         const halt = JSON.parse(first) as { reason: string; by: string; at: string };
         return { go: false, halted: true, reason: `waits: the fleet is halted since ${halt.at} by ${halt.by}${halt.reason ? `: ${halt.reason}` : ''}; "repo-deploy fleet resume" lets it roll on` };
@@ -168,15 +172,27 @@ export class Fleet {
   }
 
   /** Extends this member's slot; false when the lease was lost (it then no longer counts on it). */
-  renew(revision: string, now: Date): Promise<boolean> {
-    return this.call(async () => (await this.redis.eval(renewScript, 2, this.key('slots'), this.revisionKeys(revision).canaries, this.host, now.getTime(), this.settings.fleetLeaseMs)) === 1);
+  renew(revision: string, token: string): Promise<boolean> {
+    return this.call(async () => (await this.redis.eval(renewScript, 3, this.key('slots'), this.key('slot-tokens'), this.revisionKeys(revision).canaries, this.host, this.settings.fleetLeaseMs, token)) === 1);
   }
 
-  commit(revision: string): Promise<void> {
+  /** Just before the swap: undefined when it may go ahead (the slot renewed), else why not. */
+  preSwap(revision: string, token: string): Promise<string | undefined> {
     const keys = this.revisionKeys(revision);
     return this.call(async () => {
-      await this.redis.eval(commitScript, 3, this.key('slots'), keys.committed, keys.canaries, this.host);
+      const [verdict, record = '{}'] = (await this.redis.eval(preSwapScript, 5, this.key('slots'), this.key('slot-tokens'), keys.canaries, this.key('halt'), keys.halted, this.host, this.settings.fleetLeaseMs, token)) as string[];
+      if (verdict === 'go') return undefined;
+      if (verdict === 'lost') return 'the fleet slot\'s lease lapsed (fleet-lease passed without a renewal), so another server may hold it';
+      const halt = JSON.parse(record) as { reason?: string; by?: string; at?: string };
+      if (verdict === 'halted-fleet') return `the fleet was halted${halt.by ? ` by ${halt.by}` : ''}${halt.reason ? `: ${halt.reason}` : ''}`;
+      return `revision ${revision.replace(/^sha256:/, '').slice(0, 12)} was halted for the fleet: ${halt.reason ?? ''}`;
     });
+  }
+
+  /** The gate passed: counted as committed; false (nothing counted) when the slot had lapsed meanwhile. */
+  commit(revision: string, token: string): Promise<boolean> {
+    const keys = this.revisionKeys(revision);
+    return this.call(async () => (await this.redis.eval(commitScript, 4, this.key('slots'), this.key('slot-tokens'), keys.committed, keys.canaries, this.host, token)) === 1);
   }
 
   /** Reports a failed update; returns the fleet-wide halt it caused, if any. */
@@ -200,15 +216,13 @@ export class Fleet {
     });
   }
 
-  /** Lifts `fleet halt`; with a revision, also that revision's halt and its failures. */
-  resume(revision: string | undefined): Promise<{ wasHalted: boolean; revisionHalted: boolean }> {
+  /** Lifts `fleet halt`; with a revision, only that revision's halt and its failures (the fleet's halt stays). */
+  resume(revision: string | undefined): Promise<{ wasHalted: boolean }> {
     return this.call(async () => {
-      const wasHalted = (await this.redis.del(this.key('halt'))) > 0;
-      if (!revision) return { wasHalted, revisionHalted: false };
+      if (!revision) return { wasHalted: (await this.redis.del(this.key('halt'))) > 0 };
       const keys = this.revisionKeys(revision);
-      const revisionHalted = (await this.redis.del(keys.halted)) > 0;
-      await this.redis.del(keys.failed);
-      return { wasHalted, revisionHalted };
+      const [halted] = (await this.redis.multi().del(keys.halted).del(keys.failed).exec()) ?? [];
+      return { wasHalted: Number(halted?.[1]) > 0 };
     });
   }
 
@@ -226,8 +240,10 @@ export class Fleet {
     });
   }
 
-  status(now: Date): Promise<FleetStatus> {
+  status(): Promise<FleetStatus> {
     return this.call(async () => {
+      const [seconds, micros] = await this.redis.time();
+      const now = new Date(Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)); // Redis's clock, as the scripts reckon
       const haltText = await this.redis.get(this.key('halt'));
       const current = await this.current();
       const hosts = await this.redis.zrange(this.key('members'), 0, -1, 'WITHSCORES');
@@ -237,7 +253,7 @@ export class Fleet {
         const fields = await this.redis.hgetall(this.key(`member:${host}`));
         members.push({ host, alive: Number(hosts[index + 1]) > now.getTime(), state: fields.state ?? 'unknown', live: fields.live ?? '', reason: fields.reason ?? '', seen: fields.seen ?? '' });
       }
-      let progress: FleetStatus['progress'];
+      let progress: FleetStatus['progress'] = null;
       if (current) {
         const keys = this.revisionKeys(current.revision);
         const haltedText = await this.redis.get(keys.halted);
@@ -245,16 +261,24 @@ export class Fleet {
           committed: (await this.redis.smembers(keys.committed)).sort(),
           failed: await this.redis.hgetall(keys.failed),
           inProgress: (await this.redis.zrangebyscore(this.key('slots'), `(${now.getTime()}`, '+inf')).sort(),
-          halted: haltedText ? JSON.parse(haltedText) : undefined,
+          halted: haltedText ? JSON.parse(haltedText) : null,
         };
       }
-      return { halt: haltText ? JSON.parse(haltText) : undefined, current, members, progress };
+      return { halt: haltText ? JSON.parse(haltText) : null, current: current ?? null, members, progress };
     });
   }
 
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+/** ioredis's and OpenSSL's words for a failed connection, as an operator reads them. */
+function describeConnectionError(error: Error): string {
+  const code = systemErrorCode(error);
+  if (/WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(error.message)) return `the password or user was refused: ${error.message}; check fleet-redis`;
+  if (code?.startsWith('ERR_SSL_') || code?.startsWith('ERR_TLS_') || /certificate|SSL routines/i.test(error.message)) return `TLS failed: ${error.message}${code ? ` (${code})` : ''}`;
+  return `${error.message}${code && !error.message.includes(code) ? ` (${code})` : ''}`;
 }
 
 const countOf = (value: CountOrPercent) => ('count' in value ? value.count : 0);

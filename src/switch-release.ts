@@ -22,8 +22,8 @@ export interface SwitchRequest {
   previousRevision: string;
   /** A release made for this switch is removed if the switch fails; a rollback's target is kept. */
   removeOnFailure: boolean;
-  /** Asked after the pre-update hooks: a reason not to swap (a fleet slot's lease was lost), or undefined. */
-  mayProceed?: () => string | undefined;
+  /** Asked after the pre-update hooks, just before the swap: a reason not to swap (a fleet slot lost, a fleet halt), or undefined. */
+  mayProceed?: () => Promise<string | undefined>;
 }
 
 /**
@@ -78,7 +78,7 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
     log.info(`the agent is stopping: release ${request.release} is not made live; the next start tries again`);
     return { switched: false, stage: 'pre-update', error: new DeployError('pre-hook', 'the agent is stopping'), stopped: true };
   }
-  const veto = request.mayProceed?.();
+  const veto = await request.mayProceed?.();
   if (veto) {
     state.inProgress = undefined;
     return { switched: false, stage: 'pre-update', error: new DeployError('fetch', `${veto}; the update was abandoned before the swap`, { hint: 'the live release is unchanged; the next check asks the fleet again' }), stopped: false, abandoned: true };

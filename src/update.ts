@@ -306,7 +306,7 @@ async function admit(context: AgentContext, candidate: Candidate, revision: { re
   }
   if (context.preview) return { result: 'would-update', revision: revision.revision, description: pending?.description ?? 'rolled out by the fleet' };
   state.waiting = undefined;
-  const run = (download: PendingRevision) => (mayProceed?: () => string | undefined) => deploy(context, candidate.layout, state, download, candidate.remoteKey, candidate.liveRelease, mayProceed);
+  const run = (download: PendingRevision) => (mayProceed?: () => Promise<string | undefined>) => deploy(context, candidate.layout, state, download, candidate.remoteKey, candidate.liveRelease, mayProceed);
   if (pending) return rollout ? rollout.deploy(revision.revision, run(pending)) : run(pending)();
   // A revision the fleet rolls out, not yet downloaded here: fetched now, against what is live.
   let fetched: CheckResult;
@@ -406,7 +406,7 @@ async function deploy(
   pending: PendingRevision,
   remoteKey: string,
   liveRelease: string | undefined,
-  mayProceed?: () => string | undefined,
+  mayProceed?: () => Promise<string | undefined>,
 ): Promise<CheckOutcome> {
   const { log } = context;
   const { revision } = pending;

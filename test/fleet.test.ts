@@ -221,7 +221,7 @@ test('kill -9 of a server holding the slot: the slot frees itself within fleet-l
   await stopAll(f);
 });
 
-test('fleet halt stops a rollout before the next server starts; resume lets it finish', async (t) => {
+test('fleet halt stops a rollout before the next server starts, and the swap of the one in its pre-update hooks; resume lets it finish', async (t) => {
   // The first server to start version 2 waits in its pre-update hook until the test has halted
   // the fleet, so the halt lands while that update runs, however slow the machine.
   const f = await fleet(t, 3, 'max-parallel = 1\n', 'if grep -q "version 2" "$CURRENT_CONFIG/index.html"; then while [ ! -e $FLEET/go ]; do sleep 0.05; done; fi');
@@ -230,11 +230,14 @@ test('fleet halt stops a rollout before the next server starts; resume lets it f
   await f.nextStart(startsBefore);
   const halt = await f.command('fleet', 'halt', '--reason', 'errors in the logs');
   assert.equal(halt.code, 0, halt.stderr);
-  // Each server but the one updating has since been told the fleet is halted; then that one finishes.
+  // Each server but the one updating has since been told the fleet is halted; that one, past its
+  // pre-update hooks, finds the halt just before its swap and abandons the update.
   const started = (await f.starts()).at(-1)?.split(' ')[1];
   for (const member of f.members.filter((candidate) => candidate.host !== started)) await member.agent?.waitFor(/the fleet is halted since .*: errors in the logs/, 30_000);
   await writeFile(join(f.root, 'go'), '');
-  await f.waitForVersion('2', f.members.filter((candidate) => candidate.host === started));
+  const updating = f.members.find((candidate) => candidate.host === started)!;
+  await updating.agent?.waitFor(/the fleet was halted by \S+: errors in the logs; the update was abandoned before the swap/, 30_000);
+  assert.equal(await f.liveVersion(updating), '1', 'the halted revision was not swapped in');
   // The slot is free now: wait until every other server has checked again since, then count.
   const freedAt = new Date().toISOString();
   for (;;) {

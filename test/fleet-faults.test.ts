@@ -1,0 +1,172 @@
+// A fleet under faults (issue 29), against a real redis-server and real agents: a member whose
+// clock runs ahead, a halt while a member runs its pre-update hooks, a member paused (SIGSTOP)
+// past fleet-lease in its gate. The invariants: never more than max-parallel servers between
+// their swap and their commit; a halted revision is swapped in by no server after the halt.
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeSandbox, runCli, writeHook, type Sandbox } from './helpers/cli.js';
+import { startAgent } from './helpers/daemon.js';
+import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
+import { startRedis, type TestRedis } from './helpers/redis-server.js';
+import { temporaryDirectory } from './helpers/temp.js';
+import { zipTree } from './helpers/zips.js';
+
+interface Rig {
+  root: string;
+  redis: TestRedis;
+  origin: TestHttpServer;
+  publish(version: string): Promise<void>;
+  member(host: string, settings?: string): Promise<Sandbox & { daemonArgs: string[]; once: (env?: NodeJS.ProcessEnv) => ReturnType<typeof runCli> }>;
+  fleetStatus(): Promise<{ progress?: { committed: string[]; inProgress: string[] } }>;
+}
+
+async function rig(t: TestContext, fleetSettings: string): Promise<Rig> {
+  const root = await temporaryDirectory(t);
+  const redis = await startRedis(t);
+  const origin = await startHttpServer(t);
+  const archive = join(root, 'app.zip');
+  origin.route('/app.zip', { kind: 'file', path: archive });
+  const members: Sandbox[] = [];
+  const value: Rig = {
+    root,
+    redis,
+    origin,
+    async publish(version) {
+      await zipTree({ 'index.html': `version ${version}\n` }, join(root, 'next.zip'), root);
+      await rename(join(root, 'next.zip'), archive);
+    },
+    async member(host, settings = '') {
+      const sandbox = await makeSandbox(join(root, host), `fleet-redis = ${redis.url}\nfleet-name = web\nhost-id = ${host}\n${fleetSettings}${settings}`);
+      members.push(sandbox);
+      const args = sandbox.args(origin.url('/app.zip'));
+      return { ...sandbox, daemonArgs: args.filter((argument) => argument !== '-f'), once: (env = {}) => runCli(args, env) };
+    },
+    async fleetStatus() {
+      return JSON.parse((await runCli(['fleet', 'status', '--json', '-c', members[0]!.config])).stdout);
+    },
+  };
+  return value;
+}
+
+/** A hook that says it runs, then waits until the test creates `release`. */
+const waitingHook = (release: string) => `echo "inside, waiting"\nwhile [ ! -e "${release}" ]; do sleep 0.05; done`;
+
+/** LD_PRELOAD for libfaketime (Debian's faketime package): a process whose clock runs `offset` ahead. */
+function clockAhead(offset: string): NodeJS.ProcessEnv {
+  for (const directory of ['/usr/lib/x86_64-linux-gnu/faketime', '/usr/lib/aarch64-linux-gnu/faketime', '/usr/lib/faketime']) {
+    try {
+      if (readdirSync(directory).includes('libfaketime.so.1')) return { LD_PRELOAD: join(directory, 'libfaketime.so.1'), FAKETIME: offset, DONT_FAKE_MONOTONIC: '1' };
+    } catch {
+      // not this layout
+    }
+  }
+  throw new Error('libfaketime.so.1 not found: install Debian\'s faketime package (.ci/run does)');
+}
+
+test('a member whose clock runs 10 minutes ahead does not expire the slot another member holds: it waits (max-parallel 1 holds)', async (t) => {
+  const r = await rig(t, 'max-parallel = 1\n');
+  const a = await r.member('server-a');
+  const b = await r.member('server-b');
+  const release = join(r.root, 'release-a');
+  await writeHook(a.preHooks, '10-hold', waitingHook(release));
+  await r.publish('1');
+  const holder = startAgent(t, a.daemonArgs);
+  await holder.waitFor(/\[10-hold\] inside, waiting/);
+
+  const ahead = await b.once(clockAhead('+600s'));
+  assert.equal(ahead.code, 0, ahead.stderr);
+  assert.match(ahead.stderr, /waits for a slot of the rolling update: 1 of 1 servers are updating/);
+  await assert.rejects(b.liveFile('index.html'), /ENOENT/, 'the member ahead deployed nothing while the slot was held');
+  assert.deepEqual((await r.fleetStatus()).progress?.inProgress, ['server-a']);
+
+  await writeFile(release, '');
+  await holder.waitFor(/deployed revision/);
+  await holder.stop();
+});
+
+test('fleet halt while a member runs its pre-update hooks: it does not swap the revision in; the update is abandoned, not counted as a failure', async (t) => {
+  const r = await rig(t, 'max-parallel = 1\n');
+  const a = await r.member('server-a');
+  await r.publish('1');
+  assert.equal((await a.once()).code, 0);
+  const release = join(r.root, 'release-a');
+  await writeHook(a.preHooks, '10-hold', waitingHook(release));
+  await r.publish('2');
+  const run = startAgent(t, [...a.daemonArgs, '-f']);
+  await run.waitFor(/\[10-hold\] inside, waiting/);
+  const halt = await runCli(['fleet', 'halt', '--reason', 'errors in eu-west', '-c', a.config]);
+  assert.equal(halt.code, 0, halt.stderr);
+  await writeFile(release, '');
+  const result = await run.done;
+  assert.match(result.stderr, /the fleet was halted by \S+: errors in eu-west; the update was abandoned before the swap/);
+  assert.match(result.stderr, /not counted as a failure of the revision/);
+  assert.equal(await a.liveFile('index.html'), 'version 1\n', 'the halted revision was not swapped in');
+
+  assert.equal((await runCli(['fleet', 'resume', '-c', a.config])).code, 0);
+  assert.equal((await a.once()).code, 0);
+  assert.equal(await a.liveFile('index.html'), 'version 2\n', 'resumed, it rolls on');
+});
+
+test('a member paused (SIGSTOP) in its gate past fleet-lease: another takes the slot; the first, resumed, is not counted as committed and says so', async (t) => {
+  const r = await rig(t, 'max-parallel = 1\nfleet-lease = 3\n');
+  const release = join(r.root, 'release-gate');
+  const a = await r.member('server-a', `health-check = sh -c 'echo "gate waiting"; while [ ! -e "${release}" ]; do sleep 0.05; done'\nhealth-timeout = 600\n`);
+  const b = await r.member('server-b');
+  await r.publish('1');
+  const first = startAgent(t, [...a.daemonArgs, '-f']);
+  await first.waitFor(/running the health check|gate waiting/);
+  process.kill(first.child.pid!, 'SIGSTOP');
+  try {
+    // B waits for the slot until A's lease lapses on Redis's clock, then deploys and commits.
+    for (;;) {
+      const attempt = await b.once();
+      assert.equal(attempt.code, 0, attempt.stderr);
+      if (/deployed revision/.test(attempt.stderr)) break;
+      assert.match(attempt.stderr, /waits for a slot of the rolling update/);
+      await sleep(250);
+    }
+  } finally {
+    process.kill(first.child.pid!, 'SIGCONT');
+  }
+  // B's begin removed A's lapsed slot: whatever A's renewals find on waking, its commit is refused.
+  await writeFile(release, '');
+  const result = await first.done;
+  assert.match(result.stderr, / ERROR revision [0-9a-f]{12} went live here, but this server's fleet slot lapsed before its gate ended .* the fleet does not count this server as committed/);
+  assert.deepEqual((await r.fleetStatus()).progress?.committed, ['server-b']);
+});
+
+test('fleet settings and commands say only true things: max-parallel = 0 is refused; resume REVISION lifts only that revision and refuses one the fleet never saw; status --json always has halt and halted', async (t) => {
+  const r = await rig(t, 'max-parallel = 1\n');
+  const a = await r.member('server-a');
+  const zero = await a.once({ REPO_DEPLOY_MAX_PARALLEL: '0' });
+  assert.equal(zero.code, 2, zero.stderr);
+  assert.match(zero.stderr, /max-parallel = "0" is not at least 1/);
+
+  const wrongPassword = await runCli(['check-config', ...a.daemonArgs], { REPO_DEPLOY_FLEET_REDIS: r.redis.url.replace(r.redis.password, 'not-the-password') });
+  assert.equal(wrongPassword.code, 3, wrongPassword.stderr);
+  assert.match(wrongPassword.stdout, /^FAILED +fleet: .*cannot be reached \(the password or user was refused: WRONGPASS/m);
+
+  const empty = await r.fleetStatus();
+  assert.ok('halt' in empty && (empty as { halt: unknown }).halt === null, JSON.stringify(empty));
+  assert.equal((empty as { progress: unknown }).progress, null);
+
+  await r.publish('1');
+  assert.equal((await a.once()).code, 0);
+  const revision = JSON.parse((await runCli(['status', '--json', ...a.daemonArgs])).stdout).live.revision as string;
+  assert.equal((await runCli(['fleet', 'halt', '--reason', 'maintenance', '-c', a.config])).code, 0);
+  const named = await runCli(['fleet', 'resume', revision.replace(/^sha256:/, '').slice(0, 12), '-c', a.config]);
+  assert.equal(named.code, 0, named.stderr);
+  assert.match(named.stdout, /revision [0-9a-f]{12} was not halted/);
+  const status = await r.fleetStatus() as { halt: { reason: string } | null; progress: { halted: unknown } | null };
+  assert.equal(status.halt?.reason, 'maintenance', 'resuming a revision leaves the fleet halt in place');
+  assert.equal(status.progress?.halted, null);
+
+  const unknown = await runCli(['fleet', 'resume', 'deadbeefcafe', '-c', a.config]);
+  assert.equal(unknown.code, 2, unknown.stderr);
+  assert.match(unknown.stderr, /the fleet has no record of revision "deadbeefcafe"/);
+  assert.equal((await r.fleetStatus() as { halt: unknown }).halt !== null, true, 'still halted');
+});
