@@ -103,6 +103,8 @@ function parser(argv: string[], yargs: typeof Yargs) {
     .option('fetch', { alias: 'f', type: 'boolean', default: false, describe: 'Check once, deploy if changed, exit' })
     .option('ignore-window', { type: 'boolean', default: false, describe: 'With -f: deploy now even outside deploy-window (an operator\'s override; a pause still holds)' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, global: true, describe: 'Debug logging' })
+    // --pre-hook must be refused as "pre-hook", not as "pre-hook, preHook": the code reads the dashed names.
+    .parserConfiguration({ 'camel-case-expansion': false })
     .epilog(exitCodeHelp)
     .version(agentVersion)
     .strict()
@@ -110,6 +112,31 @@ function parser(argv: string[], yargs: typeof Yargs) {
     .alias('help', 'h')
     .wrap(Math.min(110, process.stdout.columns || 110))
     .exitProcess(false);
+}
+
+const commandNames = ['status', 'releases', 'rollback', 'retry', 'check-config', 'adopt', 'pause', 'resume', 'fleet', 'verify'];
+const flagNames = ['config', 'cache', 'pre-hooks', 'post-hooks', 'remote', 'local', 'fetch', 'ignore-window', 'verbose', 'json', 'force', 'reason', 'help', 'version'];
+
+/**
+ * yargs' "Unknown argument: pre-hook" said as an operator needs it: which flag or command was not
+ * known, and the one closest that is ("did you mean --pre-hooks?").
+ */
+async function withSuggestion(message: string, argv: string[]): Promise<string> {
+  const unknown = /^Unknown arguments?: (.+)$/.exec(message);
+  if (!unknown) return message;
+  const { closestKey } = await import('./config-file.js');
+  return unknown[1]!
+    .split(', ')
+    .map((name) => {
+      const asFlag = argv.some((argument) => argument === `--${name}` || argument.startsWith(`--${name}=`) || argument === `-${name}`);
+      if (asFlag) {
+        const suggestion = closestKey(name, flagNames);
+        return `unknown option ${name.length === 1 ? '-' : '--'}${name}${suggestion ? `; did you mean --${suggestion}?` : ''}`;
+      }
+      const suggestion = closestKey(name, commandNames);
+      return `unknown command "${name}"${suggestion ? `; did you mean "${suggestion}"?` : ''}`;
+    })
+    .join('; ');
 }
 
 /**
@@ -137,7 +164,7 @@ async function main(): Promise<number> {
     })
     .parseAsync();
   if (usageFailure !== undefined) {
-    process.stderr.write(`repo-deploy: ${usageFailure}; see repo-deploy --help\n`);
+    process.stderr.write(`repo-deploy: ${await withSuggestion(usageFailure, argv)}; see repo-deploy --help\n`);
     return ExitCode.usage;
   }
   if (parsed.help || parsed.version) return ExitCode.ok;

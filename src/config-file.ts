@@ -34,7 +34,8 @@ export function parseConfigText(text: string, fileName: string, knownKeys: Reado
       const suggestion = closestKey(key, knownKeys);
       throw usageError(
         `${fileName}:${line}: unknown key "${shortened(trimmed.slice(0, equals).trim())}"${suggestion ? `; did you mean "${suggestion}"?` : ''}`,
-        `the known keys are: ${[...knownKeys].join(', ')}`,
+        // One suggestion, the closest; the whole list (54 keys on one line) helped no one.
+        suggestion ? undefined : 'the README ("Config file") and etc/repo-deploy.cfg list every key',
       );
     }
     const earlier = settings.get(key);

@@ -257,3 +257,26 @@ test('https:// to a server that speaks plain HTTP: one log line naming the faile
   assert.doesNotMatch(result.stderr, /SSL routines|\.c:\d+/);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
 });
+
+test('typos: a flag (--pre-hook), a command (statsu) and a config key (shedule) each get one line with the closest fix and exit 2; one far from everything gets none', async (t) => {
+  const flag = await runCli(['-f', '--pre-hook', '/tmp']);
+  assert.equal(flag.code, 2, flag.stderr);
+  assert.equal(flag.stderr, 'repo-deploy: unknown option --pre-hook; did you mean --pre-hooks?; see repo-deploy --help\n');
+  const command = await runCli(['statsu']);
+  assert.equal(command.code, 2, command.stderr);
+  assert.equal(command.stderr, 'repo-deploy: unknown command "statsu"; did you mean "status"?; see repo-deploy --help\n');
+  const far = await runCli(['-f', '--zzzzqq']);
+  assert.equal(far.code, 2, far.stderr);
+  assert.equal(far.stderr, 'repo-deploy: unknown option --zzzzqq; see repo-deploy --help\n');
+
+  const directory = await temporaryDirectory(t);
+  const config = join(directory, 'agent.cfg');
+  await writeFile(config, 'remote = /tmp/app.zip\nshedule = * * * * *\n');
+  const key = await runCli(['check-config', '-c', config]);
+  assert.equal(key.code, 2, key.stderr);
+  assert.match(key.stderr, /^repo-deploy: \S+agent\.cfg:2: unknown key "shedule"; did you mean "schedule"\?\n$/);
+  await writeFile(config, 'remote = /tmp/app.zip\nzzzzqq = 1\n');
+  const none = await runCli(['check-config', '-c', config]);
+  assert.match(none.stderr, /unknown key "zzzzqq"; the README \("Config file"\) and etc\/repo-deploy\.cfg list every key\n$/);
+  assert.ok(none.stderr.length < 300, 'not every key on one line');
+});
