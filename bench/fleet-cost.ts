@@ -31,7 +31,7 @@ async function memberCheck(settings: Settings, live: string, rollingOut: string 
   await fleet.heartbeat(now, 'idle', live);
   const current = await fleet.current();
   const scouting = await fleet.scout();
-  if (rollingOut && current?.revision === rollingOut) await fleet.begin(rollingOut, now);
+  if (rollingOut && current?.revision === rollingOut) await fleet.begin(rollingOut);
   await fleet.heartbeat(now, rollingOut ? 'waiting' : 'idle', live);
   if (scouting) await fleet.releaseScout();
   await fleet.close();

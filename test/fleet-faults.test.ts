@@ -15,13 +15,19 @@ import { startRedis, type TestRedis } from './helpers/redis-server.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { zipTree } from './helpers/zips.js';
 
+/** What `fleet status --json` prints, as far as these tests read it. */
+interface FleetStatusJson {
+  halt: { reason: string } | null;
+  progress: { committed: string[]; inProgress: string[]; halted: unknown } | null;
+}
+
 interface Rig {
   root: string;
   redis: TestRedis;
   origin: TestHttpServer;
   publish(version: string): Promise<void>;
   member(host: string, settings?: string): Promise<Sandbox & { daemonArgs: string[]; once: (env?: NodeJS.ProcessEnv) => ReturnType<typeof runCli> }>;
-  fleetStatus(): Promise<{ progress?: { committed: string[]; inProgress: string[] } }>;
+  fleetStatus(): Promise<FleetStatusJson>;
 }
 
 async function rig(t: TestContext, fleetSettings: string): Promise<Rig> {
@@ -151,8 +157,8 @@ test('fleet settings and commands say only true things: max-parallel = 0 is refu
   assert.match(wrongPassword.stdout, /^FAILED +fleet: .*cannot be reached \(the password or user was refused: WRONGPASS/m);
 
   const empty = await r.fleetStatus();
-  assert.ok('halt' in empty && (empty as { halt: unknown }).halt === null, JSON.stringify(empty));
-  assert.equal((empty as { progress: unknown }).progress, null);
+  assert.ok('halt' in empty && empty.halt === null, JSON.stringify(empty));
+  assert.equal(empty.progress, null);
 
   await r.publish('1');
   assert.equal((await a.once()).code, 0);
@@ -161,12 +167,12 @@ test('fleet settings and commands say only true things: max-parallel = 0 is refu
   const named = await runCli(['fleet', 'resume', revision.replace(/^sha256:/, '').slice(0, 12), '-c', a.config]);
   assert.equal(named.code, 0, named.stderr);
   assert.match(named.stdout, /revision [0-9a-f]{12} was not halted/);
-  const status = await r.fleetStatus() as { halt: { reason: string } | null; progress: { halted: unknown } | null };
+  const status = await r.fleetStatus();
   assert.equal(status.halt?.reason, 'maintenance', 'resuming a revision leaves the fleet halt in place');
   assert.equal(status.progress?.halted, null);
 
   const unknown = await runCli(['fleet', 'resume', 'deadbeefcafe', '-c', a.config]);
   assert.equal(unknown.code, 2, unknown.stderr);
   assert.match(unknown.stderr, /the fleet has no record of revision "deadbeefcafe"/);
-  assert.equal((await r.fleetStatus() as { halt: unknown }).halt !== null, true, 'still halted');
+  assert.notEqual((await r.fleetStatus()).halt, null, 'still halted');
 });
