@@ -45,6 +45,9 @@ function parser(argv: string[], yargs: typeof Yargs) {
     .usage('$0 [options]\n$0 <command> [options]\n\nPolls one remote, stages each new version as a release, runs the hooks and swaps the live path atomically.')
     .command('$0', 'Run the agent: a daemon on the schedule, or one check with -f', (command) =>
       command
+        // The agent's own flags: only here, so `rollback --help` does not offer -f.
+        .option('fetch', { alias: 'f', type: 'boolean', default: false, describe: 'Check once, deploy if changed, exit' })
+        .option('ignore-window', { type: 'boolean', default: false, describe: 'With -f: deploy now even outside deploy-window (an operator\'s override; a pause still holds)' })
         .example('$0 -f -r https://ci.example.com/app.zip -l /srv/app/current', 'Deploy once from an HTTP zip')
         .example('$0 -f -r git@github.com:org/app.git/web#main', 'Deploy the web/ directory of a branch once')
         .example('$0 -c /etc/repo-deploy/repo-deploy.cfg', 'Run as a daemon with a config file'),
@@ -100,8 +103,6 @@ function parser(argv: string[], yargs: typeof Yargs) {
     .option('post-hooks', { type: 'string', global: true, describe: 'Post-update hook directory [default: /etc/repo-deploy/post-update.d]' })
     .option('remote', { alias: 'r', type: 'string', global: true, describe: 'The remote (git URL, http(s)/s3 zip, local zip)' })
     .option('local', { alias: 'l', type: 'string', global: true, describe: 'The live path [default: /var/deploy/current]' })
-    .option('fetch', { alias: 'f', type: 'boolean', default: false, describe: 'Check once, deploy if changed, exit' })
-    .option('ignore-window', { type: 'boolean', default: false, describe: 'With -f: deploy now even outside deploy-window (an operator\'s override; a pause still holds)' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, global: true, describe: 'Debug logging' })
     // --pre-hook must be refused as "pre-hook", not as "pre-hook, preHook": the code reads the dashed names.
     .parserConfiguration({ 'camel-case-expansion': false })

@@ -280,3 +280,14 @@ test('typos: a flag (--pre-hook), a command (statsu) and a config key (shedule) 
   assert.match(none.stderr, /unknown key "zzzzqq"; the README \("Config file"\) and etc\/repo-deploy\.cfg list every key\n$/);
   assert.ok(none.stderr.length < 300, 'not every key on one line');
 });
+
+test('a command\'s --help lists only what applies to it: rollback --help has no -f or --ignore-window; the agent\'s own --help has them', async () => {
+  const rollback = await runCli(['rollback', '--help']);
+  assert.equal(rollback.code, 0, rollback.stderr);
+  assert.match(rollback.stdout, /--force/);
+  assert.match(rollback.stdout, /-c, --config/);
+  assert.doesNotMatch(rollback.stdout, /--fetch|--ignore-window/);
+  const agent = await runCli(['--help']);
+  assert.match(agent.stdout, /-f, --fetch/);
+  assert.match(agent.stdout, /--ignore-window/);
+});
