@@ -6,7 +6,7 @@ import { access, lstat, realpath, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { requireRemote } from './config.js';
 import { cacheLayoutFor } from './cache-layout.js';
-import { DeployError, ExitCode, hostError, systemErrorCode, usageError } from './errors.js';
+import { DeployError, ExitCode, hostError, systemErrorCode, usageError, withoutRetryHint } from './errors.js';
 import { holdBackRolledAway, releaseHeldBack, shortRevision } from './failures.js';
 import { windowStateAt } from './deploy-window.js';
 import type { CountOrPercent } from './settings-schema.js';
@@ -226,7 +226,7 @@ export async function checkConfigCommand(context: AgentContext, print: Print): P
     } catch (error) {
       const failure = hostError(error) ?? asDeployError(error);
       failures.push({ label, error: failure });
-      print(`FAILED  ${label}: ${failure.message}`);
+      print(`FAILED  ${label}: ${withoutRetryHint(failure.message)}`);
       return false;
     }
   };

@@ -66,6 +66,15 @@ export class DeployError extends Error {
   }
 }
 
+/**
+ * The hint of a failed check that changed nothing: true of a check or an update, not of
+ * check-config (which never deploys), so check-config leaves it out (`withoutRetryHint`).
+ */
+export const retryHint = 'the live release is unchanged; the next check tries again';
+
+/** A message as check-config says it: without the retry hint (in any of its forms), which speaks of a check. */
+export const withoutRetryHint = (message: string) => message.replace(/(;| and) (the live release is unchanged(;| and) )?the next check tries again/, '');
+
 export const usageError = (message: string, hint?: string) => new DeployError('usage', message, { hint });
 export const fetchError = (message: string, options?: DeployErrorOptions) => new DeployError('fetch', message, options);
 

@@ -225,7 +225,8 @@ test('check-config with three mistakes (a bad schedule, a missing hook directory
   assert.equal(check.code, 2, check.stderr);
   assert.match(check.stdout, /^FAILED +schedule: schedule "61 \* \* \* \*" is not a valid cron expression/m);
   assert.match(check.stdout, /^FAILED +post-update hooks: .*the post-hooks directory \S+no-such-hooks does not exist; create it/m);
-  assert.match(check.stdout, /^FAILED +found: cannot download .*503/m);
+  assert.match(check.stdout, /^FAILED +found: cannot download .*503$/m);
+  assert.doesNotMatch(check.stdout, /next check|no update starts/, 'check-config is not a check: it speaks of no next one');
   for (const part of ['config', 'remote', 'live', 'cache', 'pre-update hooks', 'deploy window', 'paused', 'fleet']) assert.match(check.stdout, new RegExp(`^ok +${part}: `, 'm'));
   assert.match(check.stderr, /^repo-deploy: check-config: 3 parts failed \(schedule, post-update hooks, found\); each FAILED line above says why and what to do$/m);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');

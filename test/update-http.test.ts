@@ -296,7 +296,7 @@ test('a local zip, as a path and as a file:// URL, deploys and then re-checks wi
   assert.equal((await s.readHookLog()).length, 2, `the same archive is not deployed twice: ${again.stderr} ${(await s.readHookLog()).join('|')}`);
   await s.publish('2');
   const updated = await runCli(s.sandbox.args(path));
-  assert.equal(updated.code, 0);
+  assert.equal(updated.code, 0, updated.stderr);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n');
   const missing = await runCli(s.sandbox.args(join(s.root, 'missing.zip')));
   assert.equal(missing.code, 3);

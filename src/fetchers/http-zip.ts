@@ -3,7 +3,7 @@
 // nothing: the original emptied the live directory on a 404.
 import { rm } from 'node:fs/promises';
 import { EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
-import { DeployError, fetchError, messageOf, systemErrorCode } from '../errors.js';
+import { DeployError, fetchError, messageOf, systemErrorCode, retryHint } from '../errors.js';
 import { registerSecret } from '../redact.js';
 import type { HttpZipRemote } from '../remote.js';
 import { agentVersion } from '../version.js';
@@ -63,7 +63,7 @@ function describeNetworkError(error: unknown, displayUrl: string, context: Check
     reason = `${messageOf(error)}${code ? ` (${code})` : ''}`;
   }
   return fetchError(`cannot download ${displayUrl}: ${reason}`, {
-    hint: 'the live release is unchanged; the next check tries again',
+    hint: retryHint,
     cause: error,
   });
 }
@@ -88,7 +88,7 @@ function statusError(statusCode: number, displayUrl: string, maxRedirects: numbe
     404: 'check the URL, or whether the build that publishes the archive ran',
   };
   return fetchError(`cannot download ${displayUrl}: the server answered HTTP ${statusCode}`, {
-    hint: hints[statusCode] ?? 'the live release is unchanged; the next check tries again',
+    hint: hints[statusCode] ?? retryHint,
     retryAfterMs: statusCode === 429 || statusCode === 503 ? retryAfterMs : undefined,
   });
 }

@@ -7,7 +7,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createNewFileFlags } from '../atomic-file.js';
 import { newDownloadFile } from '../cache-layout.js';
-import { DeployError, fetchError, systemErrorCode } from '../errors.js';
+import { DeployError, fetchError, systemErrorCode, retryHint } from '../errors.js';
 import { VerificationError } from '../verify/refusal.js';
 import { verifySshSignature } from '../verify/ssh-signature.js';
 import type { ProgressSink } from '../progress.js';
@@ -92,7 +92,7 @@ export async function downloadToFile(
     if (arrived === 0 || slowSpans >= 2) {
       const seconds = `${limits.progressWindowMs / 1000} seconds`;
       const what = arrived === 0 ? `the download stalled for longer than http-timeout (${seconds})` : `the download slowed to a trickle (under ${minimumProgressBytes} bytes in http-timeout, ${seconds})`;
-      measure.destroy(fetchError(`cannot download ${limits.display}: ${what}`, { hint: 'the live release is unchanged; the next check tries again' }));
+      measure.destroy(fetchError(`cannot download ${limits.display}: ${what}`, { hint: retryHint }));
     }
     bytesAtLastTick = bytes;
   }, limits.progressWindowMs);
@@ -170,7 +170,7 @@ function closedEarly(error: unknown): boolean {
 /** A body that ended before the size its server announced: the origin died or closed mid-download. */
 function truncated(incoming: IncomingArchive, bytes: number): DeployError {
   return fetchError(`cannot deploy ${incoming.display}: the download is truncated (${bytes} of ${incoming.announcedBytes} bytes)`, {
-    hint: 'the live release is unchanged; the next check tries again',
+    hint: retryHint,
   });
 }
 

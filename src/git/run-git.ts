@@ -5,7 +5,7 @@
 // running. Credentials reach git through the environment, never its arguments.
 import { inheritedEnvironment } from '../child-environment.js';
 import type { Settings } from '../config.js';
-import { DeployError, fetchError } from '../errors.js';
+import { DeployError, fetchError, retryHint } from '../errors.js';
 import type { Logger } from '../log.js';
 import { runProcess } from '../process.js';
 import { redact, registerSecret } from '../redact.js';
@@ -74,7 +74,7 @@ const diagnoses: Diagnosis[] = [
   { pattern: /Authentication failed|could not read (Username|Password)|terminal prompts disabled|HTTP 401|The requested URL returned error: 40[13]|Permission denied \(publickey|Permission denied, please try again/i, reason: 'authentication failed', hint: 'check the user and token in the URL, or ssh-key and the server\'s authorized keys' },
   { pattern: /couldn't find remote ref|not our ref|unadvertised object|no such remote ref/i, reason: 'the branch, tag or commit was not found', hint: 'check the part after # in the remote' },
   { pattern: /does not appear to be a git repository|Repository not found|repository '.*' not found|not found: did you run git update-server-info|HTTP 404|returned error: 404|No such file or directory/i, reason: 'the repository was not found', hint: 'check the repository URL or path' },
-  { pattern: /Could not resolve host|Failed to connect|Couldn't connect to server|Connection refused|Connection timed out|unable to connect|Network is unreachable|Connection reset|early EOF|the remote end hung up|RPC failed|Operation timed out|HTTP 5\d\d|returned error: 5\d\d/i, reason: 'the server could not be reached', hint: 'the live release is unchanged; the next check tries again' },
+  { pattern: /Could not resolve host|Failed to connect|Couldn't connect to server|Connection refused|Connection timed out|unable to connect|Network is unreachable|Connection reset|early EOF|the remote end hung up|RPC failed|Operation timed out|HTTP 5\d\d|returned error: 5\d\d/i, reason: 'the server could not be reached', hint: retryHint },
 ];
 
 /** A git command that failed: `gitSaid` is git's own words, for a message that wraps them in its own. */
@@ -120,7 +120,7 @@ function describeGitFailure(
   }
   if (timedOut) {
     return fetchError(`${prefix}: it took longer than git-timeout (${context.settings.gitTimeoutMs / 1000} seconds) and was ended with its child processes`, {
-      hint: 'the live release is unchanged; the next check tries again',
+      hint: retryHint,
     });
   }
   if (aborted) return fetchError(`${prefix}: the agent is stopping`);
@@ -131,5 +131,5 @@ function describeGitFailure(
       return new GitFailure(`${prefix}: ${diagnosis.reason} (${detail})`, detail, diagnosis.hint);
     }
   }
-  return new GitFailure(`${prefix}: ${detail}`, detail, 'the live release is unchanged; the next check tries again (-v shows all of git\'s output)');
+  return new GitFailure(`${prefix}: ${detail}`, detail, `${retryHint} (-v shows all of git's output)`);
 }
