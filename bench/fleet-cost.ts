@@ -26,7 +26,7 @@ async function redisStats(redis: Redis): Promise<{ commands: number; cpuMicrosec
 
 /** One check of a member, as FleetRollout.join/plan/permit/finish make it: a connection of its own. */
 async function memberCheck(settings: Settings, live: string, rollingOut: string | undefined): Promise<void> {
-  const fleet = await Fleet.connect(settings);
+  const fleet = await Fleet.connect(settings, `bench-instance-${settings.hostId}`);
   const now = new Date();
   await fleet.heartbeat(now, 'idle', live);
   const current = await fleet.current();

@@ -398,9 +398,13 @@ function operatorControlParts(context: AgentContext): Array<[string, () => Promi
           const failure = asDeployError(error);
           return new DeployError(failure.kind, failure.hint ? failure.message.slice(0, -(failure.hint.length + 2)) : failure.message, { hint: 'start it, or check fleet-redis (address, password, TLS)', cause: error });
         };
-        const fleet = await Fleet.connect(settings).catch((error: unknown) => Promise.reject(inOwnWords(error)));
+        const { existingFleetInstanceId } = await import('./fleet-instance.js');
+        const instance = existingFleetInstanceId(settings.cache) ?? '';
+        const fleet = await Fleet.connect(settings, instance).catch((error: unknown) => Promise.reject(inOwnWords(error)));
         try {
-          const { halt: halted, current, progress } = await fleet.status().catch((error: unknown) => Promise.reject(inOwnWords(error)));
+          const { halt: halted, current, progress, members } = await fleet.status().catch((error: unknown) => Promise.reject(inOwnWords(error)));
+          const holder = members.find((member) => member.host === fleet.host && member.alive && member.instance && member.instance !== instance);
+          if (holder?.instance) throw fleet.nameClash(holder.instance);
           const revisionHalt = current && progress?.halted ? `; revision ${shortRevision(current.revision)} HALTED for the fleet: ${progress.halted.reason} ("repo-deploy fleet resume ${shortRevision(current.revision)}" lets it roll again)` : '';
           return `${settings.fleetName} on ${fleet.display} (reachable) as ${fleet.host}; max-parallel ${limit(settings.maxParallel)}, canary ${limit(settings.canary)}, max-failed-hosts ${settings.maxFailedHosts}, fleet-lease ${settings.fleetLeaseMs / 1000} s${settings.fleetFailOpen ? ', fail open' : ''}${halted ? `; HALTED since ${halted.at} by ${halted.by} ("repo-deploy fleet resume" lifts it)` : ''}${revisionHalt}`;
         } finally {

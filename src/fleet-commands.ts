@@ -34,6 +34,7 @@ export function fleetStatusCommand(context: AgentContext, json: boolean, print: 
     }
     for (const member of status.members) {
       print(`${member.alive ? ' ' : '?'} ${member.host.padEnd(24)} ${member.state.padEnd(9)} live ${shortRevision(member.live)}  seen ${member.seen}${member.alive ? '' : ' (no heartbeat within fleet-lease)'}${member.reason ? `  ${member.reason}` : ''}`);
+      if (member.clash) print(`  CLASH: another agent (instance ${member.clash.instance.slice(0, 8)}, at ${member.clash.at}) tried to use the name ${member.host}, held by ${member.instance?.slice(0, 8) ?? '?'}: two servers share one host name; give one of them its own host-id`);
     }
   });
 }

@@ -10,6 +10,7 @@ import { messageOf } from './errors.js';
 import { shortRevision } from './failures.js';
 import type { RemoteState } from './fetchers/types.js';
 import { Fleet, type FleetRevision, type MemberState } from './fleet.js';
+import { fleetInstanceId } from './fleet-instance.js';
 import type { AgentState } from './state.js';
 
 export interface FleetPlan {
@@ -32,7 +33,7 @@ export class FleetRollout {
   /** Joins the fleet for one check; undefined when it cannot be reached and fleet-fail-open is set. */
   static async join(context: AgentContext): Promise<FleetRollout | undefined> {
     try {
-      return new FleetRollout(await Fleet.connect(context.settings), context);
+      return new FleetRollout(await Fleet.connect(context.settings, await fleetInstanceId(context.settings.cache)), context);
     } catch (error) {
       if (!context.settings.fleetFailOpen) throw error;
       context.log.warn(`${messageOf(error)}; fleet-fail-open = yes: this check goes on without the fleet`);

@@ -5,7 +5,8 @@
 // docs/fleet.md), all under `repo-deploy:{<fleet-name>}:` so a Redis Cluster keeps them in one
 // slot:
 //   members          ZSET host -> heartbeat expiry (ms): the live members
-//   member:<host>    HASH state, live, revision, reason, seen  (TTL 7 days)
+//   member:<host>    HASH state, live, reason, seen, instance (the agent that holds the name),
+//                    clash (JSON {instance, at}: another agent tried to use the name)  (TTL 7 days)
 //   slots            ZSET host -> lease expiry (ms): servers between pre-update and the gate's end
 //   slot-tokens      HASH host -> fencing token of its slot (from `fence`): a member whose lease
 //                    lapsed and was given to another cannot renew, swap or commit with its old one
@@ -28,9 +29,12 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 /**
  * Whether \`host\` may start an update to the revision now, with its slot's fencing token; else
  * why it waits. KEYS: halt, rev halted, rev failed, rev committed, rev canaries, slots, members,
- * fence, slot-tokens. ARGV: host, lease, max-parallel count and percent, canary count and percent.
+ * fence, slot-tokens, member:<host>. ARGV: host, lease, max-parallel count and percent, canary
+ * count and percent, instance.
  */
 export const beginScript = `${serverNow}
+local owner = redis.call('HGET', KEYS[10], 'instance')
+if owner and owner ~= ARGV[7] then return {'clash', owner} end
 local halt = redis.call('GET', KEYS[1])
 if halt then return {'halted-fleet', halt} end
 local halted = redis.call('GET', KEYS[2])
@@ -132,14 +136,25 @@ redis.call('PEXPIRE', KEYS[3], 2592000000)
 return 1
 `;
 
-/** A member's heartbeat, its expiry on Redis's clock. KEYS: members, member:<host>. ARGV: host, lease, state, live, reason, seen. */
+/**
+ * A member's heartbeat, its expiry on Redis's clock. The name belongs to the agent (instance)
+ * that holds it while its heartbeat lasts: another agent under the same name is refused
+ * ({'clash', owner}) and noted on the member, so \`fleet status\` shows it. KEYS: members,
+ * member:<host>. ARGV: host, lease, state, live, reason, seen, instance.
+ */
 export const heartbeatScript = `${serverNow}
-local host, lease = ARGV[1], tonumber(ARGV[2])
+local host, lease, instance = ARGV[1], tonumber(ARGV[2]), ARGV[7]
+local owner = redis.call('HGET', KEYS[2], 'instance')
+local expiry = redis.call('ZSCORE', KEYS[1], host)
+if owner and owner ~= instance and expiry and tonumber(expiry) > now then
+  redis.call('HSET', KEYS[2], 'clash', cjson.encode({instance = instance, at = now}))
+  return {'clash', owner}
+end
 redis.call('ZADD', KEYS[1], now + lease, host)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 604800000)
-redis.call('HSET', KEYS[2], 'state', ARGV[3], 'live', ARGV[4], 'reason', ARGV[5], 'seen', ARGV[6])
+redis.call('HSET', KEYS[2], 'state', ARGV[3], 'live', ARGV[4], 'reason', ARGV[5], 'seen', ARGV[6], 'instance', instance)
 redis.call('PEXPIRE', KEYS[2], 604800000)
-return 1
+return {'ok'}
 `;
 
 /**

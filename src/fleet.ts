@@ -27,6 +27,10 @@ export type Permission = { go: true; canary: boolean; token: string } | { go: fa
 export interface FleetMember {
   host: string;
   alive: boolean;
+  /** The agent that holds the name (a random id from its cache), null before any heartbeat with one. */
+  instance: string | null;
+  /** Another agent that tried to use the same name within the last three leases. */
+  clash: { instance: string; at: string } | null;
   state: string;
   live: string;
   reason: string;
@@ -49,13 +53,15 @@ export class Fleet {
     private readonly redis: Redis,
     private readonly settings: Settings,
     readonly display: string,
+    /** This agent's fleet identity (fleet-instance.ts); commands that only read or halt have none. */
+    private readonly instance: string,
   ) {
     this.host = settings.hostId ?? hostname();
     this.prefix = `repo-deploy:{${settings.fleetName}}:`;
   }
 
   /** Connects (fails fast with a fetch error naming the address, never the password). */
-  static async connect(settings: Settings): Promise<Fleet> {
+  static async connect(settings: Settings, instance = ''): Promise<Fleet> {
     const url = settings.fleetRedis as string;
     const display = redact(url); // the password was registered as a secret with the settings, too
     const redis = new Redis(url, {
@@ -67,7 +73,7 @@ export class Fleet {
       enableReadyCheck: false, // an INFO per connection, and so per check, for nothing: connect() resolves once connected
       retryStrategy: () => null,
     });
-    const fleet = new Fleet(redis, settings, display);
+    const fleet = new Fleet(redis, settings, display, instance);
     // The connection's own error says why (WRONGPASS, a TLS failure); the command that then
     // fails says only "Connection is closed.", so the reason is kept for the report.
     redis.on('error', (error: Error) => {
@@ -110,12 +116,19 @@ export class Fleet {
 
   /**
    * Registers this member as alive, with what it is doing, for three leases: heartbeats come with
-   * checks, and a member on a one-minute schedule must not drop out between two of them.
+   * checks, and a member on a one-minute schedule must not drop out between two of them. Throws a
+   * usage error when another live agent holds this server's name.
    */
-  heartbeat(now: Date, state: MemberState, live: string, reason = ''): Promise<void> {
+  async heartbeat(now: Date, state: MemberState, live: string, reason = ''): Promise<void> {
     const lease = 3 * this.settings.fleetLeaseMs;
-    return this.call(async () => {
-      await this.redis.eval(heartbeatScript, 2, this.key('members'), this.key(`member:${this.host}`), this.host, lease, state, live, reason, now.toISOString());
+    const [verdict, owner = ''] = await this.call(async () => (await this.redis.eval(heartbeatScript, 2, this.key('members'), this.key(`member:${this.host}`), this.host, lease, state, live, reason, now.toISOString(), this.instance)) as string[]);
+    if (verdict === 'clash') throw this.nameClash(owner);
+  }
+
+  /** The usage error of a second agent under a live member's name. */
+  nameClash(owner: string): DeployError {
+    return new DeployError('usage', `another agent (instance ${owner.slice(0, 8)}) is a live member of fleet ${this.settings.fleetName} under this server's name "${this.host}", and this one is ${this.instance ? this.instance.slice(0, 8) : 'new (no fleet-instance in its cache yet)'}: two servers share one host name (a cloned VM?)`, {
+      hint: 'set host-id to a name of its own on one of them; until then this server takes no part in the fleet\'s rollouts (the name frees itself within 3 x fleet-lease once the other agent stops)',
     });
   }
 
@@ -150,12 +163,13 @@ export class Fleet {
     return this.call(async () => {
       const answer = (await this.redis.eval(
         beginScript,
-        9,
-        this.key('halt'), keys.halted, keys.failed, keys.committed, keys.canaries, this.key('slots'), this.key('members'), this.key('fence'), this.key('slot-tokens'),
+        10,
+        this.key('halt'), keys.halted, keys.failed, keys.committed, keys.canaries, this.key('slots'), this.key('members'), this.key('fence'), this.key('slot-tokens'), this.key(`member:${this.host}`),
         this.host, this.settings.fleetLeaseMs,
-        countOf(maxParallel), percentOf(maxParallel), countOf(canary), percentOf(canary),
+        countOf(maxParallel), percentOf(maxParallel), countOf(canary), percentOf(canary), this.instance,
       )) as string[];
       const [verdict, first = '', second = ''] = answer;
+      if (verdict === 'clash') throw this.nameClash(first);
       if (verdict === 'go') return { go: true, canary: first === 'canary', token: second };
       if (verdict === 'halted-fleet') {
         const halt = JSON.parse(first) as { reason: string; by: string; at: string };
@@ -251,7 +265,9 @@ export class Fleet {
       for (let index = 0; index < hosts.length; index += 2) {
         const host = hosts[index] as string;
         const fields = await this.redis.hgetall(this.key(`member:${host}`));
-        members.push({ host, alive: Number(hosts[index + 1]) > now.getTime(), state: fields.state ?? 'unknown', live: fields.live ?? '', reason: fields.reason ?? '', seen: fields.seen ?? '' });
+        const clash = fields.clash ? (JSON.parse(fields.clash) as { instance: string; at: number }) : undefined;
+        const recentClash = clash && clash.at > now.getTime() - 3 * this.settings.fleetLeaseMs ? { instance: clash.instance, at: new Date(clash.at).toISOString() } : null;
+        members.push({ host, alive: Number(hosts[index + 1]) > now.getTime(), instance: fields.instance ?? null, clash: recentClash, state: fields.state ?? 'unknown', live: fields.live ?? '', reason: fields.reason ?? '', seen: fields.seen ?? '' });
       }
       let progress: FleetStatus['progress'] = null;
       if (current) {

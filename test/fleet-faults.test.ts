@@ -18,6 +18,7 @@ import { zipTree } from './helpers/zips.js';
 /** What `fleet status --json` prints, as far as these tests read it. */
 interface FleetStatusJson {
   halt: { reason: string } | null;
+  members: Array<{ host: string; instance: string | null; clash: { instance: string } | null }>;
   progress: { committed: string[]; inProgress: string[]; halted: unknown } | null;
 }
 
@@ -26,7 +27,8 @@ interface Rig {
   redis: TestRedis;
   origin: TestHttpServer;
   publish(version: string): Promise<void>;
-  member(host: string, settings?: string): Promise<Sandbox & { daemonArgs: string[]; once: (env?: NodeJS.ProcessEnv) => ReturnType<typeof runCli> }>;
+  /** A member named `host` (host-id), in its own directory (`directory`, default the name). */
+  member(host: string, settings?: string, directory?: string): Promise<Sandbox & { daemonArgs: string[]; once: (env?: NodeJS.ProcessEnv) => ReturnType<typeof runCli> }>;
   fleetStatus(): Promise<FleetStatusJson>;
 }
 
@@ -45,8 +47,8 @@ async function rig(t: TestContext, fleetSettings: string): Promise<Rig> {
       await zipTree({ 'index.html': `version ${version}\n` }, join(root, 'next.zip'), root);
       await rename(join(root, 'next.zip'), archive);
     },
-    async member(host, settings = '') {
-      const sandbox = await makeSandbox(join(root, host), `fleet-redis = ${redis.url}\nfleet-name = web\nhost-id = ${host}\n${fleetSettings}${settings}`);
+    async member(host, settings = '', directory = host) {
+      const sandbox = await makeSandbox(join(root, directory), `fleet-redis = ${redis.url}\nfleet-name = web\nhost-id = ${host}\n${fleetSettings}${settings}`);
       members.push(sandbox);
       const args = sandbox.args(origin.url('/app.zip'));
       return { ...sandbox, daemonArgs: args.filter((argument) => argument !== '-f'), once: (env = {}) => runCli(args, env) };
@@ -175,4 +177,43 @@ test('fleet settings and commands say only true things: max-parallel = 0 is refu
   assert.equal(unknown.code, 2, unknown.stderr);
   assert.match(unknown.stderr, /the fleet has no record of revision "deadbeefcafe"/);
   assert.notEqual((await r.fleetStatus()).halt, null, 'still halted');
+});
+
+test('two servers under one host name (a cloned VM): the second is refused while the first is alive, deploys nothing, and fleet status shows the clash; once the first stops, the name frees itself', async (t) => {
+  const r = await rig(t, 'max-parallel = 1\nfleet-lease = 3\n');
+  const a = await r.member('server-a');
+  const clone = await r.member('server-a', '', 'clone-of-a');
+  const release = join(r.root, 'release-a');
+  await writeHook(a.preHooks, '10-hold', waitingHook(release));
+  await r.publish('1');
+  const holder = startAgent(t, [...a.daemonArgs, '-f']);
+  await holder.waitFor(/\[10-hold\] inside, waiting/);
+
+  // Before: the clone found "its" slot held and went ahead: two servers updating under max-parallel 1.
+  const refused = await clone.once();
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /another agent \(instance [0-9a-f]{8}\) is a live member of fleet web under this server's name "server-a", and this one is [0-9a-f]{8}: two servers share one host name .*set host-id to a name of its own on one of them/);
+  await assert.rejects(clone.liveFile('index.html'), /ENOENT/, 'the clone deployed nothing');
+  const check = await runCli(['check-config', ...clone.daemonArgs]);
+  assert.equal(check.code, 2, check.stdout + check.stderr);
+  assert.match(check.stdout, /^FAILED +fleet: another agent \(instance [0-9a-f]{8}\) is a live member of fleet web under this server's name "server-a"/m);
+  const status = await r.fleetStatus();
+  assert.equal(status.members.length, 1);
+  assert.ok(status.members[0]!.clash, JSON.stringify(status.members));
+  assert.notEqual(status.members[0]!.clash.instance, status.members[0]!.instance);
+  const text = await runCli(['fleet', 'status', '-c', a.config]);
+  assert.match(text.stdout, /CLASH: another agent \(instance [0-9a-f]{8}, at \S+\) tried to use the name server-a/);
+
+  await writeFile(release, '');
+  assert.equal((await holder.done).code, 0);
+  assert.equal(await a.liveFile('index.html'), 'version 1\n');
+  // A replaced server (a new cache, so a new instance) under the old name takes it over once the
+  // old agent's heartbeat lapses (3 x fleet-lease on Redis's clock).
+  for (;;) {
+    const attempt = await clone.once();
+    if (attempt.code === 0) break;
+    assert.equal(attempt.code, 2, attempt.stderr);
+    await sleep(500);
+  }
+  assert.equal(await clone.liveFile('index.html'), 'version 1\n');
 });
