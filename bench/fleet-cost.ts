@@ -72,7 +72,7 @@ export async function measureFleetCost(sizes: number[]): Promise<FleetCost[]> {
       await measureRound(undefined); // every member registered once, as after a day of checks
       const idle = await measureRound(undefined);
       const publisher = await Fleet.connect(members[0] as Settings);
-      await publisher.publishCurrent({ revision: 'sha256:next', remote: 'bench', remoteState: { etag: '"x"' }, by: 'member-0' }, new Date());
+      await publisher.publishCurrent({ revision: 'sha256:next', remote: 'bench', remoteState: { etag: '"x"' }, by: 'member-0' }, new Date(), (await publisher.current())?.seq ?? '');
       await publisher.close();
       const rollout = await measureRound('sha256:next');
       results.push({ members: size, idleCommandsPerCheck: idle.commands, idleCpuMicrosecondsPerCheck: idle.cpu, rolloutCommandsPerCheck: rollout.commands, rolloutCpuMicrosecondsPerCheck: rollout.cpu });

@@ -22,6 +22,10 @@ export interface FleetPlan {
 
 export class FleetRollout {
   private scouting = false;
+  /** Renews the scout role while this member asks the remote and downloads (a slow download outlasts fleet-lease). */
+  private scoutRenewal: NodeJS.Timeout | undefined;
+  /** \`current\`'s publication count when this check read it: a scout publishes only over that. */
+  private seenSeq = '';
   /** The fencing token of the slot `permit` was given, by revision. */
   private readonly tokens = new Map<string, string>();
 
@@ -46,16 +50,32 @@ export class FleetRollout {
     const live = state.current?.revision ?? '';
     await this.fleet.heartbeat(now, state.waiting ? 'waiting' : 'idle', live, state.waiting?.reason);
     const current = await this.fleet.current();
+    this.seenSeq = current?.seq ?? '';
     const known = current && current.remote === remoteKey && current.revision !== live ? current : undefined;
     this.scouting = await this.fleet.scout();
+    if (this.scouting) {
+      const renewEvery = Math.max(1000, Math.floor(this.context.settings.fleetLeaseMs / 3));
+      this.scoutRenewal = setInterval(() => void this.fleet.renewScout().catch(() => undefined), renewEvery);
+    }
     if (!this.scouting) this.context.log.debug(`another member of the fleet is asking the remote; ${known ? `the fleet rolls out ${shortRevision(known.revision)}` : 'nothing new for this server'}`);
     return { askRemote: this.scouting, known };
   }
 
-  /** A revision this member found (it is the scout): the fleet rolls it out from now on. */
-  async discovered(revision: string, remote: string, remoteState: RemoteState): Promise<void> {
-    await this.fleet.publishCurrent({ revision, remote, remoteState, by: this.fleet.host }, this.context.now());
-    this.context.log.info(`revision ${shortRevision(revision)} is new to the fleet: rolling it out`, { revision });
+  /**
+   * A revision this member found (it is the scout): the fleet rolls it out from now on, unless
+   * another scout published a revision since this check read \`current\` (this one was slowed past
+   * its lease): then that one stands, and the revision returned is what the fleet rolls out.
+   */
+  async discovered(revision: string, remote: string, remoteState: RemoteState): Promise<{ published: true } | { published: false; revision: string; by: string }> {
+    const published = await this.fleet.publishCurrent({ revision, remote, remoteState, by: this.fleet.host }, this.context.now(), this.seenSeq);
+    if (published.published) this.context.log.info(`revision ${shortRevision(revision)} is new to the fleet: rolling it out`, { revision });
+    else {
+      this.context.log.info(
+        `revision ${shortRevision(revision)} was found here, but meanwhile ${published.by || 'another member'} published ${shortRevision(published.revision)} for the fleet (this server's scout lease lapsed during its check): ${shortRevision(revision)} is not rolled out, and the fleet's revision is deployed at a later check`,
+        { revision },
+      );
+    }
+    return published;
   }
 
   /** Undefined when this member may start the update now; else why it waits. */
@@ -140,6 +160,7 @@ export class FleetRollout {
   async finish(outcome: CheckOutcome, state: AgentState): Promise<void> {
     const states: Partial<Record<CheckOutcome['result'], MemberState>> = { waiting: 'waiting', blocked: 'failed', reverted: 'failed', failed: 'failed', refused: 'failed', 'held-back': 'failed' };
     const reason = outcome.result === 'waiting' ? outcome.reason : 'error' in outcome ? outcome.error.message : '';
+    clearInterval(this.scoutRenewal);
     try {
       await this.fleet.heartbeat(this.context.now(), states[outcome.result] ?? 'idle', state.current?.revision ?? '', reason);
       if (this.scouting) await this.fleet.releaseScout();

@@ -12,7 +12,8 @@
 //                    lapsed and was given to another cannot renew, swap or commit with its old one
 //   fence            STRING counter of fencing tokens
 //   scout            STRING host (PX lease): the one server that may download an unknown revision
-//   current          HASH revision, remote, remoteState, by, at: the revision the fleet rolls out
+//   current          HASH revision, remote, remoteState, by, at, seq: the revision the fleet rolls
+//                    out; seq counts publications, so a scout publishes only over what it read
 //   halt             STRING JSON {reason, by, at}: `fleet halt`, until `fleet resume`
 //   rev:<r>:canaries ZSET host -> lease expiry, or +inf once committed
 //   rev:<r>:committed SET hosts that passed the gate
@@ -185,6 +186,28 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 local canary = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if canary and canary ~= 'inf' then redis.call('ZREM', KEYS[2], ARGV[1]) end
 return 1
+`;
+
+/**
+ * Publishes the revision the fleet rolls out, only when \`current\` is still what the scout read
+ * (its seq): a scout slowed past its lease must not set back a newer revision another scout
+ * published meanwhile. KEYS: current. ARGV: seq read ('' for none), revision, remote,
+ * remoteState, by, at. Returns {'ok', seq} or {'stale', revision, by}.
+ */
+export const publishScript = `
+local seq = redis.call('HGET', KEYS[1], 'seq') or ''
+if seq ~= ARGV[1] then
+  return {'stale', redis.call('HGET', KEYS[1], 'revision') or '', redis.call('HGET', KEYS[1], 'by') or ''}
+end
+local next = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('HSET', KEYS[1], 'revision', ARGV[2], 'remote', ARGV[3], 'remoteState', ARGV[4], 'by', ARGV[5], 'at', ARGV[6])
+return {'ok', tostring(next)}
+`;
+
+/** Extends the scout role while its holder downloads; 0 when another member holds it now. */
+export const renewScoutScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 `;
 
 /** Gives up the scout role if this host still holds it. */

@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { DeployError, messageOf, systemErrorCode } from './errors.js';
 import { oneLine } from './log.js';
 import { redact } from './redact.js';
-import { beginScript, commitScript, failScript, heartbeatScript, preSwapScript, releaseScoutScript, releaseScript, renewScript } from './fleet-scripts.js';
+import { beginScript, commitScript, failScript, heartbeatScript, preSwapScript, publishScript, releaseScoutScript, releaseScript, renewScoutScript, renewScript } from './fleet-scripts.js';
 import type { RemoteState } from './fetchers/types.js';
 import type { Settings } from './config.js';
 import type { CountOrPercent } from './settings-schema.js';
@@ -19,6 +19,8 @@ export interface FleetRevision {
   remote: string;
   remoteState: RemoteState;
   by: string;
+  /** How many times \`current\` was published when this was read ('' before the first). */
+  seq?: string;
 }
 
 /** `token`: the slot's fencing token, presented to renew, swap and commit. */
@@ -136,19 +138,29 @@ export class Fleet {
     return this.call(async () => {
       const fields = await this.redis.hgetall(this.key('current'));
       if (!fields.revision) return undefined;
-      return { revision: fields.revision, remote: fields.remote ?? '', remoteState: JSON.parse(fields.remoteState ?? '{}') as RemoteState, by: fields.by ?? '' };
+      return { revision: fields.revision, remote: fields.remote ?? '', remoteState: JSON.parse(fields.remoteState ?? '{}') as RemoteState, by: fields.by ?? '', seq: fields.seq ?? '' };
     });
   }
 
-  publishCurrent(revision: FleetRevision, now: Date): Promise<void> {
+  /**
+   * Publishes the revision the fleet rolls out, over \`seenSeq\` (what the scout read) only;
+   * otherwise says what was published meanwhile.
+   */
+  publishCurrent(revision: FleetRevision, now: Date, seenSeq: string): Promise<{ published: true } | { published: false; revision: string; by: string }> {
     return this.call(async () => {
-      await this.redis.hset(this.key('current'), { revision: revision.revision, remote: revision.remote, remoteState: JSON.stringify(revision.remoteState), by: this.host, at: now.toISOString() });
+      const [verdict, current = '', by = ''] = (await this.redis.eval(publishScript, 1, this.key('current'), seenSeq, revision.revision, revision.remote, JSON.stringify(revision.remoteState), this.host, now.toISOString())) as string[];
+      return verdict === 'ok' ? { published: true } : { published: false, revision: current, by };
     });
   }
 
   /** Takes the scout role: the only member that may ask the remote about a revision the fleet does not know yet. */
   scout(): Promise<boolean> {
     return this.call(async () => (await this.redis.set(this.key('scout'), this.host, 'PX', this.settings.fleetLeaseMs, 'NX')) === 'OK');
+  }
+
+  /** Keeps the scout role while this member downloads; false when another member holds it now. */
+  renewScout(): Promise<boolean> {
+    return this.call(async () => (await this.redis.eval(renewScoutScript, 1, this.key('scout'), this.host, this.settings.fleetLeaseMs)) === 1);
   }
 
   releaseScout(): Promise<void> {

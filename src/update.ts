@@ -238,7 +238,9 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
       held.remoteState = checked.remoteState;
       return heldBackOutcome(state, held.revision, log);
     }
-    if (rollout && checked.revision !== plan.known?.revision) await rollout.discovered(checked.revision, remoteKey, checked.remoteState);
+    if (rollout && checked.revision !== plan.known?.revision && !(await rollout.discovered(checked.revision, remoteKey, checked.remoteState)).published) {
+      return { result: 'unchanged', release: state.current?.release, revision: state.current?.revision };
+    }
     return await admit(context, candidate, checked, checked);
   } finally {
     await checked.dispose();

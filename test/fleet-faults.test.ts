@@ -3,7 +3,7 @@
 // past fleet-lease in its gate. The invariants: never more than max-parallel servers between
 // their swap and their commit; a halted revision is swapped in by no server after the halt.
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -19,6 +19,7 @@ import { zipTree } from './helpers/zips.js';
 interface FleetStatusJson {
   halt: { reason: string } | null;
   members: Array<{ host: string; instance: string | null; clash: { instance: string } | null }>;
+  current: { revision: string; by: string } | null;
   progress: { committed: string[]; inProgress: string[]; halted: unknown } | null;
 }
 
@@ -216,4 +217,61 @@ test('two servers under one host name (a cloned VM): the second is refused while
     await sleep(500);
   }
   assert.equal(await clone.liveFile('index.html'), 'version 1\n');
+});
+
+test('a scout slowed past its lease (SIGSTOP during its download) does not set the fleet back: the revision another scout published meanwhile stands, and no server deploys the older one', async (t) => {
+  const r = await rig(t, 'fleet-lease = 3\n');
+  const a = await r.member('server-a');
+  const b = await r.member('server-b');
+  await r.publish('1');
+  assert.equal((await a.once()).code, 0);
+  assert.equal((await b.once()).code, 0);
+
+  // The next download is held after its first bytes until the test lets it go.
+  let letGo!: () => void;
+  const released = new Promise<void>((resolve) => (letGo = resolve));
+  let heldStarted!: () => void;
+  const held = new Promise<void>((resolve) => (heldStarted = resolve));
+  let holdNext = true;
+  r.origin.route('/app.zip', {
+    kind: 'custom',
+    respond(_request, response) {
+      const body = readFileSync(join(r.root, 'app.zip'));
+      response.writeHead(200, { 'content-type': 'application/zip', 'content-length': String(body.length) });
+      if (!holdNext) return void response.end(body);
+      holdNext = false;
+      response.write(body.subarray(0, 64));
+      heldStarted();
+      void released.then(() => response.end(body.subarray(64)));
+    },
+  });
+  await r.publish('2');
+  const slow = startAgent(t, [...a.daemonArgs, '-f']);
+  await held;
+  process.kill(slow.child.pid!, 'SIGSTOP');
+  try {
+    await r.publish('3');
+    // B becomes the scout once A's scout lease lapses on Redis's clock, and deploys version 3.
+    for (;;) {
+      const attempt = await b.once();
+      assert.equal(attempt.code, 0, attempt.stderr);
+      if (/is new to the fleet/.test(attempt.stderr)) break;
+      await sleep(250);
+    }
+    assert.equal(await b.liveFile('index.html'), 'version 3\n');
+  } finally {
+    process.kill(slow.child.pid!, 'SIGCONT');
+    letGo();
+  }
+  const result = await slow.done;
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /revision [0-9a-f]{12} was found here, but meanwhile server-b published [0-9a-f]{12} for the fleet .* is not rolled out/);
+  assert.equal(await a.liveFile('index.html'), 'version 1\n', 'the slow scout did not deploy version 2');
+  const liveB = JSON.parse((await runCli(['status', '--json', ...b.daemonArgs])).stdout).live.revision as string;
+  assert.equal((await r.fleetStatus()).current?.revision, liveB, 'the fleet still rolls out version 3');
+
+  assert.equal((await b.once()).code, 0);
+  assert.equal(await b.liveFile('index.html'), 'version 3\n', 'B was not sent back to version 2');
+  assert.equal((await a.once()).code, 0);
+  assert.equal(await a.liveFile('index.html'), 'version 3\n');
 });
