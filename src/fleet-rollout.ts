@@ -12,6 +12,7 @@ import type { RemoteState } from './fetchers/types.js';
 import { Fleet, type FleetRevision, type MemberState } from './fleet.js';
 import { fleetInstanceId } from './fleet-instance.js';
 import type { AgentState } from './state.js';
+import type { FleetSlot } from './switch-release.js';
 
 export interface FleetPlan {
   /** Whether this member is the scout and may ask the remote. */
@@ -26,8 +27,8 @@ export class FleetRollout {
   private scoutRenewal: NodeJS.Timeout | undefined;
   /** \`current\`'s publication count when this check read it: a scout publishes only over that. */
   private seenSeq = '';
-  /** The fencing token of the slot `permit` was given, by revision. */
-  private readonly tokens = new Map<string, string>();
+  /** The fencing token of the slot `permit` was given, and whether as a canary, by revision. */
+  private readonly slots = new Map<string, { token: string; canary: boolean }>();
 
   private constructor(
     private readonly fleet: Fleet,
@@ -49,6 +50,7 @@ export class FleetRollout {
     const now = this.context.now();
     const live = state.current?.revision ?? '';
     await this.fleet.heartbeat(now, state.waiting ? 'waiting' : 'idle', live, state.waiting?.reason);
+    await this.reportCrashes(state);
     const current = await this.fleet.current();
     this.seenSeq = current?.seq ?? '';
     const known = current && current.remote === remoteKey && current.revision !== live ? current : undefined;
@@ -59,6 +61,23 @@ export class FleetRollout {
     }
     if (!this.scouting) this.context.log.debug(`another member of the fleet is asking the remote; ${known ? `the fleet rolls out ${shortRevision(known.revision)}` : 'nothing new for this server'}`);
     return { askRemote: this.scouting, known };
+  }
+
+  /**
+   * Tells the fleet of updates that failed by a crash after their swap (journaled with the switch,
+   * found by recovery), as a failed hook would have: a revision that kills its host is halted.
+   * A report that cannot be sent is kept for the next check; one for another fleet (the config
+   * changed) cannot be delivered and is dropped.
+   */
+  private async reportCrashes(state: AgentState): Promise<void> {
+    const name = this.context.settings.fleetName;
+    for (const report of (state.fleetReports ?? []).filter((entry) => entry.fleet === name)) {
+      const halt = await this.fleet.fail(report.revision, report.reason, new Date(report.at), report.canary);
+      state.fleetReports = state.fleetReports?.filter((entry) => entry !== report);
+      this.context.log.error(`told the fleet that revision ${shortRevision(report.revision)} failed on this server: ${report.reason}`, { revision: report.revision });
+      if (halt) this.context.log.error(`revision ${shortRevision(report.revision)} is now halted for the whole fleet: ${halt}`, { revision: report.revision });
+    }
+    state.fleetReports = undefined;
   }
 
   /**
@@ -89,7 +108,7 @@ export class FleetRollout {
       return undefined;
     }
     if (permission.go) {
-      this.tokens.set(revision, permission.token);
+      this.slots.set(revision, { token: permission.token, canary: permission.canary });
       this.context.log.info(`the fleet lets this server deploy ${shortRevision(revision)}${permission.canary ? ' as a canary' : ''}`, { revision });
       return undefined;
     }
@@ -102,9 +121,9 @@ export class FleetRollout {
    * hold the slot), or a halt of the fleet or of the revision since the update began; all three
    * are asked of Redis in one step, with the slot renewed by it.
    */
-  async deploy(revision: string, update: (mayProceed: () => Promise<string | undefined>) => Promise<CheckOutcome>): Promise<CheckOutcome> {
+  async deploy(revision: string, update: (slot: FleetSlot) => Promise<CheckOutcome>): Promise<CheckOutcome> {
     const { log } = this.context;
-    const token = this.tokens.get(revision) ?? '';
+    const { token, canary } = this.slots.get(revision) ?? { token: '', canary: false };
     let lost: string | undefined;
     const renewEvery = Math.max(1000, Math.floor(this.context.settings.fleetLeaseMs / 3));
     const renewing = setInterval(() => {
@@ -127,7 +146,7 @@ export class FleetRollout {
     };
     let outcome: CheckOutcome;
     try {
-      outcome = await update(mayProceed);
+      outcome = await update({ fleet: this.context.settings.fleetName ?? '', canary, mayProceed });
     } finally {
       clearInterval(renewing);
     }
@@ -146,7 +165,7 @@ export class FleetRollout {
     } catch (error) {
       log.error(`${messageOf(error)}: this server's result for ${shortRevision(revision)} could not be reported; its slot frees itself within fleet-lease`);
     } finally {
-      this.tokens.delete(revision);
+      this.slots.delete(revision);
     }
     return outcome;
   }

@@ -159,16 +159,17 @@ return {'ok'}
 `;
 
 /**
- * The update failed (blocked, reverted, failed the gate): the slot is freed, the failure noted,
- * and the revision halted for the fleet when a canary failed or max-failed-hosts is reached.
- * Returns the halt record, or false.
+ * The update failed (blocked, reverted, failed the gate, or the agent crashed after its swap):
+ * the slot is freed, the failure noted, and the revision halted for the fleet when a canary
+ * failed or max-failed-hosts is reached. ARGV[5] '1': the host was a canary (said by a crash
+ * report, whose canary place may have lapsed meanwhile). Returns the halt record, or false.
  */
 export const failScript = `
 local host, reason, at, maxFailed = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 redis.call('ZREM', KEYS[1], host)
 redis.call('HSET', KEYS[2], host, reason)
 redis.call('PEXPIRE', KEYS[2], 2592000000)
-local wasCanary = redis.call('ZSCORE', KEYS[3], host)
+local wasCanary = redis.call('ZSCORE', KEYS[3], host) or ARGV[5] == '1'
 redis.call('ZREM', KEYS[3], host)
 local failed = redis.call('HLEN', KEYS[2])
 if wasCanary or failed >= maxFailed then

@@ -222,10 +222,10 @@ export class Fleet {
   }
 
   /** Reports a failed update; returns the fleet-wide halt it caused, if any. */
-  fail(revision: string, reason: string, now: Date): Promise<string | undefined> {
+  fail(revision: string, reason: string, now: Date, canary = false): Promise<string | undefined> {
     const keys = this.revisionKeys(revision);
     return this.call(async () => {
-      const halted = (await this.redis.eval(failScript, 4, this.key('slots'), keys.failed, keys.canaries, keys.halted, this.host, reason, now.toISOString(), this.settings.maxFailedHosts)) as string | null;
+      const halted = (await this.redis.eval(failScript, 4, this.key('slots'), keys.failed, keys.canaries, keys.halted, this.host, reason, now.toISOString(), this.settings.maxFailedHosts, canary ? '1' : '0')) as string | null;
       return halted ? (JSON.parse(halted) as { reason: string }).reason : undefined;
     });
   }

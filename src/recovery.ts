@@ -30,7 +30,12 @@ export async function recoverInterruptedSwitch(context: AgentContext, layout: La
     const revert = await revertSwitch(context, layout, state);
     if (revert.failure) throw revert.failure;
     if (journal.kind === 'update') {
-      recordFailure(state, journal.revision, `${what} was interrupted during ${journal.step}`, context.now(), context.settings.maxAttempts, {}, log);
+      const reason = `${what} was interrupted during ${journal.step}`;
+      recordFailure(state, journal.revision, reason, context.now(), context.settings.maxAttempts, {}, log);
+      // A revision that kills its host must count against it in the fleet, as a failed hook does.
+      if (journal.fleet) {
+        state.fleetReports = [...(state.fleetReports ?? []), { fleet: journal.fleet.name, revision: journal.revision, canary: journal.fleet.canary, reason: `${reason} (the agent stopped or crashed after the swap)`, at: context.now().toISOString() }];
+      }
     }
   } else {
     log.warn(`${what} was interrupted during ${journal.step}, before the swap; the live release is unchanged`, {

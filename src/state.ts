@@ -56,6 +56,17 @@ export interface UpdateInProgress {
   startedAt: string;
   /** The hook running now, whose process group a crash of the agent would leave behind. */
   hookProcess?: RunningHook;
+  /** The fleet whose slot the update runs in: a crash after the swap is reported to it. */
+  fleet?: { name: string; canary: boolean };
+}
+
+/** A failed update the fleet has not been told of yet (the agent crashed after the swap). */
+export interface FleetReport {
+  fleet: string;
+  revision: string;
+  canary: boolean;
+  reason: string;
+  at: string;
 }
 
 export interface RunningHook {
@@ -115,6 +126,8 @@ export interface AgentState {
   /** A revision not to deploy again until the remote changes or `repo-deploy retry`. */
   heldBack?: HeldBackRevision;
   waiting?: WaitingRevision;
+  /** Failures to report to the fleet at the next check that joins it. */
+  fleetReports?: FleetReport[];
 }
 
 const stateFilePath = (cacheDirectory: string) => cacheLayoutFor(cacheDirectory).stateFile;

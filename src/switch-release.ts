@@ -22,8 +22,17 @@ export interface SwitchRequest {
   previousRevision: string;
   /** A release made for this switch is removed if the switch fails; a rollback's target is kept. */
   removeOnFailure: boolean;
+  /** The fleet slot the update runs in, when in a fleet. */
+  fleetSlot?: FleetSlot;
+}
+
+/** An update's place in a fleet rollout. */
+export interface FleetSlot {
+  /** The fleet-name: a crash after the swap is reported to this fleet when the agent next joins it. */
+  fleet: string;
+  canary: boolean;
   /** Asked after the pre-update hooks, just before the swap: a reason not to swap (a fleet slot lost, a fleet halt), or undefined. */
-  mayProceed?: () => Promise<string | undefined>;
+  mayProceed: () => Promise<string | undefined>;
 }
 
 /**
@@ -53,6 +62,7 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
       previousRevision: request.previousRevision,
       removeOnFailure: request.removeOnFailure,
       startedAt: state.inProgress?.startedAt ?? context.now().toISOString(),
+      fleet: request.fleetSlot ? { name: request.fleetSlot.fleet, canary: request.fleetSlot.canary } : undefined,
     };
     await persistState(context, state);
   };
@@ -78,7 +88,7 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
     log.info(`the agent is stopping: release ${request.release} is not made live; the next start tries again`);
     return { switched: false, stage: 'pre-update', error: new DeployError('pre-hook', 'the agent is stopping'), stopped: true };
   }
-  const veto = await request.mayProceed?.();
+  const veto = await request.fleetSlot?.mayProceed();
   if (veto) {
     state.inProgress = undefined;
     return { switched: false, stage: 'pre-update', error: new DeployError('fetch', `${veto}; the update was abandoned before the swap`, { hint: 'the live release is unchanged; the next check asks the fleet again' }), stopped: false, abandoned: true };

@@ -17,7 +17,7 @@ import { recoverInterruptedSwitch } from './recovery.js';
 import type { Remote } from './remote.js';
 import { layoutFor, listReleaseDirectories, newReleaseId, releaseNameTime, readLiveRelease, releaseExists, releasePath, removeLeftovers, removeRelease, stageRelease, type Layout } from './releases.js';
 import { loadState, recordLiveRelease, saveState, type AgentState, type WaitingRevision } from './state.js';
-import { asDeployError, switchRelease, type SwitchResult } from './switch-release.js';
+import { asDeployError, switchRelease, type FleetSlot, type SwitchResult } from './switch-release.js';
 import { ensureOwnDirectory } from './own-directory.js';
 import { closedGate, forgetWaiting, noteWaiting, refreshWaiting, waitingFor, type ClosedGate } from './deploy-gates.js';
 import { readPause } from './pause.js';
@@ -308,7 +308,7 @@ async function admit(context: AgentContext, candidate: Candidate, revision: { re
   }
   if (context.preview) return { result: 'would-update', revision: revision.revision, description: pending?.description ?? 'rolled out by the fleet' };
   state.waiting = undefined;
-  const run = (download: PendingRevision) => (mayProceed?: () => Promise<string | undefined>) => deploy(context, candidate.layout, state, download, candidate.remoteKey, candidate.liveRelease, mayProceed);
+  const run = (download: PendingRevision) => (fleetSlot?: FleetSlot) => deploy(context, candidate.layout, state, download, candidate.remoteKey, candidate.liveRelease, fleetSlot);
   if (pending) return rollout ? rollout.deploy(revision.revision, run(pending)) : run(pending)();
   // A revision the fleet rolls out, not yet downloaded here: fetched now, against what is live.
   let fetched: CheckResult;
@@ -408,7 +408,7 @@ async function deploy(
   pending: PendingRevision,
   remoteKey: string,
   liveRelease: string | undefined,
-  mayProceed?: () => Promise<string | undefined>,
+  fleetSlot?: FleetSlot,
 ): Promise<CheckOutcome> {
   const { log } = context;
   const { revision } = pending;
@@ -428,7 +428,7 @@ async function deploy(
       previousRelease: liveRelease,
       previousRevision: previous?.revision ?? '',
       removeOnFailure: true,
-      mayProceed,
+      fleetSlot,
     });
   } catch (error) {
     // Thrown only before the swap (a journal write on a full disk): the release made for it goes.
@@ -438,7 +438,7 @@ async function deploy(
   }
   if (!result.switched) {
     await removeRelease(layout, id);
-    return reportFailedSwitch(context, state, pending, result, mayProceed !== undefined);
+    return reportFailedSwitch(context, state, pending, result, fleetSlot !== undefined);
   }
 
   state.releases.push({ id, revision, createdAt, deployedAt: context.now().toISOString() });

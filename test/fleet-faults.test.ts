@@ -4,7 +4,7 @@
 // their swap and their commit; a halted revision is swapped in by no server after the halt.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -274,4 +274,37 @@ test('a scout slowed past its lease (SIGSTOP during its download) does not set t
   assert.equal(await b.liveFile('index.html'), 'version 3\n', 'B was not sent back to version 2');
   assert.equal((await a.once()).code, 0);
   assert.equal(await a.liveFile('index.html'), 'version 3\n');
+});
+
+test('a canary killed (kill -9) in its gate is reported to the fleet when its agent next runs: the revision is halted, and no other server deploys it', async (t) => {
+  const r = await rig(t, 'canary = 1\nmax-parallel = 1\nfleet-lease = 3\n');
+  const gateFile = join(r.root, 'gate-a');
+  const a = await r.member('server-a', `health-check = sh -c 'echo "gate waiting"; while [ ! -e "${gateFile}" ]; do sleep 0.05; done'\nhealth-timeout = 600\n`);
+  const b = await r.member('server-b');
+  await r.publish('1');
+  await writeFile(gateFile, '');
+  assert.equal((await a.once()).code, 0);
+  assert.equal((await b.once()).code, 0);
+  await rm(gateFile);
+
+  await r.publish('2');
+  const canary = startAgent(t, [...a.daemonArgs, '-f']);
+  await canary.waitFor(/health gate: running the health check/);
+  process.kill(canary.child.pid!, 'SIGKILL');
+  await canary.done;
+
+  // The agent's next run reverts the interrupted switch and tells the fleet.
+  await writeFile(gateFile, '');
+  const next = await a.once();
+  assert.match(next.stderr, /interrupted during gate; reverting/);
+  assert.match(next.stderr, / ERROR told the fleet that revision [0-9a-f]{12} failed on this server: an update to release \S+ was interrupted during gate \(the agent stopped or crashed after the swap\)/);
+  assert.match(next.stderr, /is now halted for the whole fleet: the canary failed/);
+  assert.equal(await a.liveFile('index.html'), 'version 1\n');
+  assert.ok((await r.fleetStatus()).progress?.halted, 'fleet status shows the revision halted');
+
+  const other = await b.once();
+  assert.equal(other.code, 0, other.stderr);
+  assert.match(other.stderr, /is halted for the fleet: the canary failed/);
+  assert.equal(await b.liveFile('index.html'), 'version 1\n', 'no other server deployed the revision that killed its canary');
+  assert.equal(JSON.parse(await readFile(join(a.cache, 'state.json'), 'utf8')).fleetReports, undefined, 'the report was delivered once');
 });
