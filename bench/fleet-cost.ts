@@ -29,6 +29,7 @@ async function memberCheck(settings: Settings, live: string, rollingOut: string 
   const fleet = await Fleet.connect(settings, `bench-instance-${settings.hostId}`);
   const now = new Date();
   await fleet.heartbeat(now, 'idle', live);
+  await fleet.epoch(undefined, now);
   const current = await fleet.current();
   const scouting = await fleet.scout();
   if (rollingOut && current?.revision === rollingOut) await fleet.begin(rollingOut);

@@ -85,9 +85,9 @@ function parser(argv: string[], yargs: typeof Yargs) {
     .command('resume', 'Deploy again after repo-deploy pause (what waited is deployed at the next check)', (command) =>
       command.example('$0 resume && systemctl reload repo-deploy', 'Resume and check now (the reload sends SIGHUP)'),
     )
-    .command('fleet <action> [revision]', 'The fleet (fleet-redis): status [--json], halt [--reason TEXT] (no server starts an update), resume [REVISION]', (command) =>
+    .command('fleet <action> [revision]', 'The fleet (fleet-redis): status [--json], halt [--reason TEXT] (no server starts an update), resume [REVISION], init (accept the fleet after its Redis lost its data)', (command) =>
       command
-        .positional('action', { choices: ['status', 'halt', 'resume'] as const, describe: 'What to do' })
+        .positional('action', { choices: ['status', 'halt', 'resume', 'init'] as const, describe: 'What to do' })
         .positional('revision', { type: 'string', describe: 'With resume: a revision halted after failures, to roll out again' })
         .option('json', { type: 'boolean', default: false, describe: 'With status: print JSON' })
         .option('reason', { type: 'string', describe: 'With halt: why, shown by fleet status' })
@@ -254,6 +254,7 @@ async function runCommand(command: Command, parsed: Parsed, context: AgentContex
       const fleetCommands = await import('./fleet-commands.js');
       if (parsed.action === 'status') await fleetCommands.fleetStatusCommand(context, Boolean(parsed.json), print);
       else if (parsed.action === 'halt') await fleetCommands.fleetHaltCommand(context, parsed.reason as string | undefined, print);
+      else if (parsed.action === 'init') await fleetCommands.fleetInitCommand(context, print);
       else await fleetCommands.fleetResumeCommand(context, parsed.revision as string | undefined, print);
       return ExitCode.ok;
     }

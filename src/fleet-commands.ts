@@ -60,3 +60,11 @@ export function fleetResumeCommand(context: AgentContext, typed: string | undefi
     print(wasHalted ? `revision ${shortRevision(revision)} may roll out again (its failures are forgotten)` : `revision ${shortRevision(revision)} was not halted; its failures, if any, are forgotten`);
   });
 }
+
+/** Accepts the fleet's records as they are after Redis lost its data: members write back the halts they remember. */
+export function fleetInitCommand(context: AgentContext, print: Print): Promise<void> {
+  return withFleet(context, async (fleet) => {
+    const epoch = await fleet.init(operatorName(), context.now());
+    print(`fleet ${context.settings.fleetName} initialised (epoch ${epoch.id}): each server accepts it at its next check and writes back the halts it remembers; "repo-deploy fleet status" shows them once written`);
+  });
+}

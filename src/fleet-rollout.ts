@@ -11,7 +11,7 @@ import { shortRevision } from './failures.js';
 import type { RemoteState } from './fetchers/types.js';
 import { Fleet, type FleetRevision, type MemberState } from './fleet.js';
 import { fleetInstanceId } from './fleet-instance.js';
-import type { AgentState } from './state.js';
+import type { AgentState, FleetMemory } from './state.js';
 import type { FleetSlot } from './switch-release.js';
 
 export interface FleetPlan {
@@ -27,6 +27,8 @@ export class FleetRollout {
   private scoutRenewal: NodeJS.Timeout | undefined;
   /** \`current\`'s publication count when this check read it: a scout publishes only over that. */
   private seenSeq = '';
+  /** What this member remembers of the fleet (in its state), kept up to date by this check. */
+  private memory: FleetMemory = { name: '', epoch: '', halted: {} };
   /** The fencing token of the slot `permit` was given, and whether as a canary, by revision. */
   private readonly slots = new Map<string, { token: string; canary: boolean }>();
 
@@ -50,6 +52,7 @@ export class FleetRollout {
     const now = this.context.now();
     const live = state.current?.revision ?? '';
     await this.fleet.heartbeat(now, state.waiting ? 'waiting' : 'idle', live, state.waiting?.reason);
+    await this.checkEpoch(state);
     await this.reportCrashes(state);
     const current = await this.fleet.current();
     this.seenSeq = current?.seq ?? '';
@@ -64,16 +67,39 @@ export class FleetRollout {
   }
 
   /**
+   * Fails closed when the fleet's Redis lost its data (the epoch this member knew is gone or was
+   * made again by a member that never knew it): its halts went with it, and a halted revision
+   * would roll on. After \`fleet init\` (a new epoch an operator accepted), the halts this member
+   * remembers are written back.
+   */
+  private async checkEpoch(state: AgentState): Promise<void> {
+    const name = this.context.settings.fleetName ?? '';
+    const memory = state.fleet?.name === name ? state.fleet : undefined;
+    const now = this.context.now();
+    const found = await this.fleet.epoch(memory?.epoch, now);
+    if (found.verdict === 'lost') throw this.fleet.recordsLost(memory?.epoch ?? '', found.epoch !== undefined);
+    if (found.verdict === 'reinitialised' && memory) {
+      const count = Object.keys(memory.halted).length + (memory.halt ? 1 : 0);
+      await this.fleet.reassertHalts(memory.halt, memory.halted, now);
+      this.context.log.warn(`fleet ${name} was initialised again${found.epoch.operator ? ` by ${found.epoch.operator}` : ''} at ${found.epoch.at} ("repo-deploy fleet init"); ${count ? `the ${count} halt${count > 1 ? 's' : ''} this server remembers ${count > 1 ? 'were' : 'was'} written back` : 'this server remembers no halt'}`);
+    }
+    this.memory = { name, epoch: found.epoch.id, halt: memory?.halt, halted: { ...memory?.halted } };
+    state.fleet = this.memory;
+  }
+
+  /**
    * Tells the fleet of updates that failed by a crash after their swap (journaled with the switch,
    * found by recovery), as a failed hook would have: a revision that kills its host is halted.
    * A report that cannot be sent is kept for the next check; one for another fleet (the config
    * changed) cannot be delivered and is dropped.
    */
   private async reportCrashes(state: AgentState): Promise<void> {
+    if (this.context.preview) return; // check-config saves no state: a report sent now would be sent again
     const name = this.context.settings.fleetName;
     for (const report of (state.fleetReports ?? []).filter((entry) => entry.fleet === name)) {
       const halt = await this.fleet.fail(report.revision, report.reason, new Date(report.at), report.canary);
       state.fleetReports = state.fleetReports?.filter((entry) => entry !== report);
+      if (halt) this.memory.halted[report.revision] = halt;
       this.context.log.error(`told the fleet that revision ${shortRevision(report.revision)} failed on this server: ${report.reason}`, { revision: report.revision });
       if (halt) this.context.log.error(`revision ${shortRevision(report.revision)} is now halted for the whole fleet: ${halt}`, { revision: report.revision });
     }
@@ -107,6 +133,12 @@ export class FleetRollout {
       this.context.log.warn(`${messageOf(error)}; fleet-fail-open = yes: deploying without the fleet`);
       return undefined;
     }
+    // Remembered for a Redis that loses its data: what begin said of the fleet and the revision.
+    if (permission.go || !permission.halted) {
+      this.memory.halt = undefined;
+      delete this.memory.halted[revision];
+    } else if (permission.fleetHalt) this.memory.halt = permission.fleetHalt;
+    else if (permission.revisionHalt) this.memory.halted[revision] = permission.revisionHalt;
     if (permission.go) {
       this.slots.set(revision, { token: permission.token, canary: permission.canary });
       this.context.log.info(`the fleet lets this server deploy ${shortRevision(revision)}${permission.canary ? ' as a canary' : ''}`, { revision });
@@ -160,6 +192,7 @@ export class FleetRollout {
         }
       } else if (outcome.result === 'blocked' || outcome.result === 'reverted') {
         const halt = await this.fleet.fail(revision, outcome.error.message, this.context.now());
+        if (halt) this.memory.halted[revision] = halt;
         if (halt) log.error(`revision ${shortRevision(revision)} is now halted for the whole fleet: ${halt}`, { revision });
       } else await this.fleet.release(revision);
     } catch (error) {

@@ -15,6 +15,9 @@
 //   current          HASH revision, remote, remoteState, by, at, seq: the revision the fleet rolls
 //                    out; seq counts publications, so a scout publishes only over what it read
 //   halt             STRING JSON {reason, by, at}: `fleet halt`, until `fleet resume`
+//   epoch            STRING JSON {id, by: first-use | init, at}: written once; its loss (a restart
+//                    without persistence, FLUSHALL, a failover that lost writes) is noticed by
+//                    every member that knew it, which then fails closed until `fleet init`
 //   rev:<r>:canaries ZSET host -> lease expiry, or +inf once committed
 //   rev:<r>:committed SET hosts that passed the gate
 //   rev:<r>:failed   HASH host -> reason
@@ -203,6 +206,20 @@ end
 local next = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[1], 'revision', ARGV[2], 'remote', ARGV[3], 'remoteState', ARGV[4], 'by', ARGV[5], 'at', ARGV[6])
 return {'ok', tostring(next)}
+`;
+
+/**
+ * The fleet's epoch, as a member that knew \`ARGV[1]\` ('' for none) finds it: {'ok', record},
+ * {'new', record} (written now, on first use, by a member that knew none), or {'lost'} (gone).
+ * KEYS: epoch. ARGV: known id, new id, at.
+ */
+export const epochScript = `
+local current = redis.call('GET', KEYS[1])
+if current then return {'ok', current} end
+if ARGV[1] ~= '' then return {'lost'} end
+local record = cjson.encode({id = ARGV[2], by = 'first-use', at = ARGV[3]})
+redis.call('SET', KEYS[1], record)
+return {'new', record}
 `;
 
 /** Extends the scout role while its holder downloads; 0 when another member holds it now. */

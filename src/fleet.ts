@@ -1,12 +1,13 @@
 // The agent's side of a fleet rollout, coordinated through Redis (ioredis; the scripts are in
 // fleet-scripts.ts). Every call fails fast (a short command timeout, no offline queue, no
 // retries): with the fleet unreachable, no update starts, unless fleet-fail-open is set.
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import { DeployError, messageOf, systemErrorCode } from './errors.js';
 import { oneLine } from './log.js';
 import { redact } from './redact.js';
-import { beginScript, commitScript, failScript, heartbeatScript, preSwapScript, publishScript, releaseScoutScript, releaseScript, renewScoutScript, renewScript } from './fleet-scripts.js';
+import { beginScript, commitScript, epochScript, failScript, heartbeatScript, preSwapScript, publishScript, releaseScoutScript, releaseScript, renewScoutScript, renewScript } from './fleet-scripts.js';
 import type { RemoteState } from './fetchers/types.js';
 import type { Settings } from './config.js';
 import type { CountOrPercent } from './settings-schema.js';
@@ -23,8 +24,24 @@ export interface FleetRevision {
   seq?: string;
 }
 
-/** `token`: the slot's fencing token, presented to renew, swap and commit. */
-export type Permission = { go: true; canary: boolean; token: string } | { go: false; reason: string; halted: boolean };
+export interface FleetEpoch {
+  id: string;
+  /** \`first-use\`: made by the first member of a fleet; \`init\`: by \`fleet init\`. */
+  by: 'first-use' | 'init';
+  at: string;
+  operator?: string;
+}
+
+export interface HaltRecord {
+  reason: string;
+  by: string;
+  at: string;
+}
+
+/** \`token\`: the slot's fencing token, presented to renew, swap and commit. */
+export type Permission =
+  | { go: true; canary: boolean; token: string }
+  | { go: false; reason: string; halted: boolean; fleetHalt?: HaltRecord; revisionHalt?: string };
 
 export interface FleetMember {
   host: string;
@@ -134,6 +151,65 @@ export class Fleet {
     });
   }
 
+  /**
+   * The fleet's epoch against the one this member knew: the same (or new to this member), a new
+   * one an operator accepted with \`fleet init\` (\`reinitialised\`), or \`lost\`: the key is gone, or
+   * was made again on first use by a member that never knew the old one. Lost means Redis lost its
+   * data, halts included.
+   */
+  epoch(known: string | undefined, now: Date): Promise<{ verdict: 'same' | 'reinitialised'; epoch: FleetEpoch } | { verdict: 'lost'; epoch?: FleetEpoch }> {
+    return this.call(async () => {
+      const [verdict, record = '{}'] = (await this.redis.eval(epochScript, 1, this.key('epoch'), known ?? '', randomBytes(8).toString('hex'), now.toISOString())) as string[];
+      if (verdict === 'lost') return { verdict: 'lost' };
+      const epoch = JSON.parse(record) as FleetEpoch;
+      if (Fleet.epochLost(known, epoch)) return { verdict: 'lost', epoch };
+      return !known || epoch.id === known ? { verdict: 'same', epoch } : { verdict: 'reinitialised', epoch };
+    });
+  }
+
+  /** The epoch as Redis has it, read only (check-config). */
+  readEpoch(): Promise<FleetEpoch | undefined> {
+    return this.call(async () => {
+      const record = await this.redis.get(this.key('epoch'));
+      return record ? (JSON.parse(record) as FleetEpoch) : undefined;
+    });
+  }
+
+  /** Whether an epoch found in Redis means the records this member knew (\`known\`) were lost. */
+  static epochLost(known: string | undefined, found: FleetEpoch | undefined): boolean {
+    return Boolean(known) && (!found || (found.id !== known && found.by !== 'init'));
+  }
+
+  /** The records this member knew under epoch \`known\` are gone: the error every check fails with until \`fleet init\`. */
+  recordsLost(known: string, replaced: boolean): DeployError {
+    return new DeployError(
+      'fetch',
+      `the fleet's Redis at ${this.display} has lost fleet ${this.settings.fleetName}'s records (the epoch ${known} this server knew is ${replaced ? 'replaced by one made on first use' : 'gone'}: a restart without persistence, FLUSHALL, or a failover that lost writes), and any halt with them: no update starts`,
+      { hint: 'look at "repo-deploy fleet status", then run "repo-deploy fleet init" once to accept the fleet as it is; every server writes back the halts it remembers (docs/fleet.md says which Redis persistence a fleet needs)' },
+    );
+  }
+
+  /** \`fleet init\`: a new epoch, which members that knew the old one accept (re-asserting the halts they remember). */
+  init(by: string, now: Date): Promise<FleetEpoch> {
+    const epoch: FleetEpoch = { id: randomBytes(8).toString('hex'), by: 'init', at: now.toISOString(), operator: by };
+    return this.call(async () => {
+      await this.redis.set(this.key('epoch'), JSON.stringify(epoch));
+      return epoch;
+    });
+  }
+
+  /** Writes back halts a member remembers, after Redis lost them; an existing halt is left as it is. */
+  reassertHalts(fleetHalt: HaltRecord | undefined, revisions: Record<string, string>, now: Date): Promise<void> {
+    return this.call(async () => {
+      const batch = this.redis.multi();
+      if (fleetHalt) batch.set(this.key('halt'), JSON.stringify(fleetHalt), 'NX');
+      for (const [revision, reason] of Object.entries(revisions)) {
+        batch.set(this.revisionKeys(revision).halted, JSON.stringify({ reason, host: this.host, at: now.toISOString() }), 'PX', 2592000000, 'NX');
+      }
+      await batch.exec();
+    });
+  }
+
   current(): Promise<FleetRevision | undefined> {
     return this.call(async () => {
       const fields = await this.redis.hgetall(this.key('current'));
@@ -184,12 +260,12 @@ export class Fleet {
       if (verdict === 'clash') throw this.nameClash(first);
       if (verdict === 'go') return { go: true, canary: first === 'canary', token: second };
       if (verdict === 'halted-fleet') {
-        const halt = JSON.parse(first) as { reason: string; by: string; at: string };
-        return { go: false, halted: true, reason: `waits: the fleet is halted since ${halt.at} by ${halt.by}${halt.reason ? `: ${halt.reason}` : ''}; "repo-deploy fleet resume" lets it roll on` };
+        const halt = JSON.parse(first) as HaltRecord;
+        return { go: false, halted: true, fleetHalt: halt, reason: `waits: the fleet is halted since ${halt.at} by ${halt.by}${halt.reason ? `: ${halt.reason}` : ''}; "repo-deploy fleet resume" lets it roll on` };
       }
       if (verdict === 'halted-revision') {
         const halt = JSON.parse(first) as { reason: string; host: string };
-        return { go: false, halted: true, reason: `is halted for the fleet: ${halt.reason}; it is not deployed until the remote changes or "repo-deploy fleet resume ${revision}"` };
+        return { go: false, halted: true, revisionHalt: halt.reason, reason: haltedRevisionReason(revision, halt.reason) };
       }
       if (verdict === 'failed-here') return { go: false, halted: true, reason: `failed on this server (${first}); in a fleet a server does not try a revision again, the others go on ("repo-deploy fleet resume ${revision}" lets it try again)` };
       if (verdict === 'wait-canary') return { go: false, halted: false, reason: `waits for the canary: ${first} of ${second} healthy` };
@@ -308,6 +384,10 @@ function describeConnectionError(error: Error): string {
   if (code?.startsWith('ERR_SSL_') || code?.startsWith('ERR_TLS_') || /certificate|SSL routines/i.test(error.message)) return `TLS failed: ${error.message}${code ? ` (${code})` : ''}`;
   return `${error.message}${code && !error.message.includes(code) ? ` (${code})` : ''}`;
 }
+
+/** Why a halted revision waits, in one place for a halt read from Redis and one remembered here. */
+export const haltedRevisionReason = (revision: string, reason: string) =>
+  `is halted for the fleet: ${reason}; it is not deployed until the remote changes or "repo-deploy fleet resume ${revision}"`;
 
 const countOf = (value: CountOrPercent) => ('count' in value ? value.count : 0);
 const percentOf = (value: CountOrPercent) => ('percent' in value ? value.percent : 0);

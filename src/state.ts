@@ -128,6 +128,18 @@ export interface AgentState {
   waiting?: WaitingRevision;
   /** Failures to report to the fleet at the next check that joins it. */
   fleetReports?: FleetReport[];
+  /** What this member knows of its fleet, kept so that a Redis that lost its data is noticed and its halts are not lost with it. */
+  fleet?: FleetMemory;
+}
+
+export interface FleetMemory {
+  name: string;
+  /** The fleet's epoch id as last seen. */
+  epoch: string;
+  /** The fleet halt as last seen, if any. */
+  halt?: { reason: string; by: string; at: string };
+  /** Halted revisions as last seen: revision -> reason. */
+  halted: Record<string, string>;
 }
 
 const stateFilePath = (cacheDirectory: string) => cacheLayoutFor(cacheDirectory).stateFile;

@@ -308,3 +308,47 @@ test('a canary killed (kill -9) in its gate is reported to the fleet when its ag
   assert.equal(await b.liveFile('index.html'), 'version 1\n', 'no other server deployed the revision that killed its canary');
   assert.equal(JSON.parse(await readFile(join(a.cache, 'state.json'), 'utf8')).fleetReports, undefined, 'the report was delivered once');
 });
+
+test('Redis restarted without persistence after a failed canary and a fleet halt: every member fails closed instead of rolling the halted revision out; after fleet init the halts they remember are written back', async (t) => {
+  const r = await rig(t, 'canary = 1\nmax-parallel = 1\n');
+  const a = await r.member('server-a');
+  const b = await r.member('server-b');
+  await r.publish('1');
+  assert.equal((await a.once()).code, 0);
+  assert.equal((await b.once()).code, 0);
+  // Version 2 fails its canary (A's post-update hook) and is halted; B sees the halt.
+  await writeHook(a.postHooks, '20-fails', '[ "$REPO_DEPLOY_PHASE" = post-update ] && exit 1 || exit 0');
+  await r.publish('2');
+  assert.equal((await a.once()).code, 5);
+  const halted = await b.once();
+  assert.match(halted.stderr, /is halted for the fleet: the canary failed/);
+  assert.equal((await runCli(['fleet', 'halt', '--reason', 'incident 42', '-c', a.config])).code, 0);
+  assert.match((await b.once()).stderr, /the fleet is halted since .*: incident 42/);
+
+  // Redis comes back empty. Before: B deployed version 2 at its next check.
+  await r.redis.stop();
+  await r.redis.start();
+  for (const member of [b, a]) {
+    const lost = await member.once();
+    assert.equal(lost.code, 3, lost.stderr);
+    assert.match(lost.stderr, /the fleet's Redis at \S+ has lost fleet web's records \(the epoch [0-9a-f]+ this server knew is gone: .*\), and any halt with them: no update starts; look at "repo-deploy fleet status", then run "repo-deploy fleet init"/);
+    assert.doesNotMatch(lost.stderr, /redis-pass-/, 'the password is never shown');
+    assert.equal(await member.liveFile('index.html'), 'version 1\n');
+  }
+
+  const check = await runCli(['check-config', ...b.daemonArgs]);
+  assert.equal(check.code, 3, check.stdout + check.stderr);
+  assert.match(check.stdout, /^FAILED +fleet: the fleet's Redis at \S+ has lost fleet web's records/m);
+  const init = await runCli(['fleet', 'init', '-c', b.config]);
+  assert.equal(init.code, 0, init.stderr);
+  const after = await b.once();
+  assert.equal(after.code, 0, after.stderr);
+  assert.match(after.stderr, /fleet web was initialised again by \S+ at \S+ \("repo-deploy fleet init"\); the 2 halts this server remembers were written back/);
+  assert.equal(await b.liveFile('index.html'), 'version 1\n', 'the halted revision did not roll on');
+  const status = await r.fleetStatus();
+  assert.equal(status.halt?.reason, 'incident 42', 'the fleet halt is back');
+  assert.equal((await runCli(['fleet', 'resume', '-c', a.config])).code, 0);
+  const resumed = await b.once();
+  assert.match(resumed.stderr, /is halted for the fleet: the canary failed/, 'the revision halt is back too');
+  assert.equal(await b.liveFile('index.html'), 'version 1\n');
+});

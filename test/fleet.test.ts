@@ -258,7 +258,7 @@ test('fleet halt stops a rollout before the next server starts, and the swap of 
   assert.ok(!check.stdout.includes(f.redis.password));
 });
 
-test('Redis stopped mid-rollout and restarted: no update starts without it, nothing is left half-way, the rollout finishes, the password shows nowhere', async (t) => {
+test('Redis stopped mid-rollout and restarted empty: no update starts without it, nor after it comes back without its records, until fleet init; nothing is left half-way, the rollout finishes, the password shows nowhere', async (t) => {
   const f = await fleet(t, 3, 'max-parallel = 1\nretry-backoff = 1\nmax-backoff = 2\n', 'sleep 1');
   const startsBefore = await f.allOnVersion1();
   await f.publish('2');
@@ -271,6 +271,11 @@ test('Redis stopped mid-rollout and restarted: no update starts without it, noth
   for (const member of f.members) await member.agent?.waitFor(unreachable, 30_000, member.agent.lines.length);
   assert.equal((await f.starts()).length, startsWhileDown, 'no update started while the fleet was unreachable');
   await f.redis.start();
+  // The test's Redis keeps nothing: every server notices its records are gone and still starts nothing.
+  const lost = /the fleet's Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0 has lost fleet \S+'s records/;
+  for (const member of f.members) await member.agent?.waitFor(lost, 30_000);
+  assert.equal((await f.starts()).length, startsWhileDown, 'no update started while the fleet\'s records were lost');
+  assert.equal((await f.command('fleet', 'init')).code, 0);
   await f.waitForVersion('2');
   const output = await stopAll(f);
   assert.ok(!output.includes(f.redis.password), 'the Redis password is in no output');
