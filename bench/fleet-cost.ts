@@ -55,7 +55,7 @@ export async function measureFleetCost(sizes: number[]): Promise<FleetCost[]> {
     const admin = new Redis(url);
     const results: FleetCost[] = [];
     for (const size of sizes) {
-      const base = await loadSettings({ flags: {}, env: { REPO_DEPLOY_FLEET_REDIS: url, REPO_DEPLOY_FLEET_NAME: `bench-${size}`, REPO_DEPLOY_MAX_PARALLEL: '2' }, cwd: process.cwd() });
+      const base = await loadSettings({ flags: {}, env: { REPO_DEPLOY_FLEET_REDIS: url, REPO_DEPLOY_FLEET_NAME: `bench-${size}`, REPO_DEPLOY_MAX_PARALLEL: '2', REPO_DEPLOY_REMOTE: 'https://ci.example.com/builds/app.zip' }, cwd: process.cwd() });
       const members: Settings[] = Array.from({ length: size }, (_, index) => ({ ...base, hostId: `member-${index}` }));
       // At least 1,000 member checks at every size: Redis's CPU counters also take in its own
       // background work, which swamped the 10 checks of a small fleet (1,840 us a check in one

@@ -409,6 +409,8 @@ function operatorControlParts(context: AgentContext): Array<[string, () => Promi
           const known = memory && memory.name === settings.fleetName ? memory.epoch : undefined;
           const epoch = await fleet.readEpoch();
           if (Fleet.epochLost(known, epoch)) throw fleet.recordsLost(known ?? '', epoch !== undefined);
+          const policy = await fleet.readPolicy();
+          if (policy) fleet.refuseOtherPolicy(policy);
           const revisionHalt = current && progress?.halted ? `; revision ${shortRevision(current.revision)} HALTED for the fleet: ${progress.halted.reason} ("repo-deploy fleet resume ${shortRevision(current.revision)}" lets it roll again)` : '';
           return `${settings.fleetName} on ${fleet.display} (reachable) as ${fleet.host}; max-parallel ${limit(settings.maxParallel)}, canary ${limit(settings.canary)}, max-failed-hosts ${settings.maxFailedHosts}, fleet-lease ${settings.fleetLeaseMs / 1000} s${settings.fleetFailOpen ? ', fail open' : ''}${halted ? `; HALTED since ${halted.at} by ${halted.by} ("repo-deploy fleet resume" lifts it)` : ''}${revisionHalt}`;
         } finally {

@@ -68,3 +68,11 @@ export function fleetInitCommand(context: AgentContext, print: Print): Promise<v
     print(`fleet ${context.settings.fleetName} initialised (epoch ${epoch.id}): each server accepts it at its next check and writes back the halts it remembers; "repo-deploy fleet status" shows them once written`);
   });
 }
+
+/** Makes this config's remote and rollout settings the fleet's; members whose config differs are refused until they agree. */
+export function fleetConfigureCommand(context: AgentContext, print: Print): Promise<void> {
+  return withFleet(context, async (fleet) => {
+    const policy = await fleet.configure(operatorName(), context.now());
+    print(`fleet ${context.settings.fleetName} now takes these settings: ${Object.entries(policy).map(([key, value]) => `${key} = ${value}`).join(', ')}; a member whose config differs is refused (exit 2) until it agrees`);
+  });
+}

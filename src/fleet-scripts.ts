@@ -15,6 +15,9 @@
 //   current          HASH revision, remote, remoteState, by, at, seq: the revision the fleet rolls
 //                    out; seq counts publications, so a scout publishes only over what it read
 //   halt             STRING JSON {reason, by, at}: `fleet halt`, until `fleet resume`
+//   policy           STRING JSON: the settings every member shares (remote, max-parallel, canary,
+//                    max-failed-hosts, fleet-lease, by, at), written by the first member or by
+//                    `fleet configure`
 //   epoch            STRING JSON {id, by: first-use | init, at}: written once; its loss (a restart
 //                    without persistence, FLUSHALL, a failover that lost writes) is noticed by
 //                    every member that knew it, which then fails closed until `fleet init`
@@ -209,17 +212,20 @@ return {'ok', tostring(next)}
 `;
 
 /**
- * The fleet's epoch, as a member that knew \`ARGV[1]\` ('' for none) finds it: {'ok', record},
- * {'new', record} (written now, on first use, by a member that knew none), or {'lost'} (gone).
- * KEYS: epoch. ARGV: known id, new id, at.
+ * The fleet's epoch, as a member that knew \`ARGV[1]\` ('' for none) finds it: {'ok', record,
+ * policy}, {'new', record, policy} (written now, on first use, by a member that knew none), or
+ * {'lost'} (gone). The fleet's policy comes with it, written first by this member if there is
+ * none. KEYS: epoch, policy. ARGV: known id, new id, at, this member's policy (JSON).
  */
 export const epochScript = `
 local current = redis.call('GET', KEYS[1])
-if current then return {'ok', current} end
-if ARGV[1] ~= '' then return {'lost'} end
+if not current and ARGV[1] ~= '' then return {'lost'} end
+redis.call('SET', KEYS[2], ARGV[4], 'NX')
+local policy = redis.call('GET', KEYS[2])
+if current then return {'ok', current, policy} end
 local record = cjson.encode({id = ARGV[2], by = 'first-use', at = ARGV[3]})
 redis.call('SET', KEYS[1], record)
-return {'new', record}
+return {'new', record, policy}
 `;
 
 /** Extends the scout role while its holder downloads; 0 when another member holds it now. */

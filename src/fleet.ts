@@ -11,6 +11,7 @@ import { beginScript, commitScript, epochScript, failScript, heartbeatScript, pr
 import type { RemoteState } from './fetchers/types.js';
 import type { Settings } from './config.js';
 import type { CountOrPercent } from './settings-schema.js';
+import { fleetPolicyOf, policyDifferences, type FleetPolicy } from './fleet-policy.js';
 
 export type MemberState = 'idle' | 'waiting' | 'deploying' | 'gate' | 'failed';
 
@@ -129,6 +130,7 @@ export class Fleet {
     try {
       return await work();
     } catch (error) {
+      if (error instanceof DeployError) throw error; // a refusal decided on Redis's answer, not a connection failure
       throw this.unreachable(error);
     }
   }
@@ -159,11 +161,39 @@ export class Fleet {
    */
   epoch(known: string | undefined, now: Date): Promise<{ verdict: 'same' | 'reinitialised'; epoch: FleetEpoch } | { verdict: 'lost'; epoch?: FleetEpoch }> {
     return this.call(async () => {
-      const [verdict, record = '{}'] = (await this.redis.eval(epochScript, 1, this.key('epoch'), known ?? '', randomBytes(8).toString('hex'), now.toISOString())) as string[];
+      const policy = JSON.stringify({ ...fleetPolicyOf(this.settings), by: this.host, at: now.toISOString() });
+      const [verdict, record = '{}', fleetPolicy = '{}'] = (await this.redis.eval(epochScript, 2, this.key('epoch'), this.key('policy'), known ?? '', randomBytes(8).toString('hex'), now.toISOString(), policy)) as string[];
       if (verdict === 'lost') return { verdict: 'lost' };
+      this.refuseOtherPolicy(JSON.parse(fleetPolicy) as Partial<FleetPolicy> & { by?: string; at?: string });
       const epoch = JSON.parse(record) as FleetEpoch;
       if (Fleet.epochLost(known, epoch)) return { verdict: 'lost', epoch };
       return !known || epoch.id === known ? { verdict: 'same', epoch } : { verdict: 'reinitialised', epoch };
+    });
+  }
+
+  /** A usage error naming each setting where this member's config differs from the fleet's policy. */
+  refuseOtherPolicy(policy: Partial<FleetPolicy> & { by?: string; at?: string }): void {
+    const differences = policyDifferences(fleetPolicyOf(this.settings), policy);
+    if (differences.length === 0) return;
+    throw new DeployError('usage', `this server's config differs from fleet ${this.settings.fleetName}'s settings (set by ${policy.by ?? '?'} at ${policy.at ?? '?'}): ${differences.join(', ')}`, {
+      hint: 'make the configs agree, or run "repo-deploy fleet configure" on the server whose settings the fleet should take; until then this server takes no part in the fleet',
+    });
+  }
+
+  /** The fleet's policy as Redis has it, read only (check-config). */
+  async readPolicy(): Promise<(Partial<FleetPolicy> & { by?: string; at?: string }) | undefined> {
+    return this.call(async () => {
+      const text = await this.redis.get(this.key('policy'));
+      return text ? JSON.parse(text) : undefined;
+    });
+  }
+
+  /** \`fleet configure\`: this config's settings become the fleet's. */
+  configure(by: string, now: Date): Promise<FleetPolicy> {
+    const policy = fleetPolicyOf(this.settings);
+    return this.call(async () => {
+      await this.redis.set(this.key('policy'), JSON.stringify({ ...policy, by, at: now.toISOString() }));
+      return policy;
     });
   }
 

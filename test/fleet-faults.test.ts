@@ -352,3 +352,34 @@ test('Redis restarted without persistence after a failed canary and a fleet halt
   assert.match(resumed.stderr, /is halted for the fleet: the canary failed/, 'the revision halt is back too');
   assert.equal(await b.liveFile('index.html'), 'version 1\n');
 });
+
+test('members of one fleet with other settings (max-parallel 3 where the fleet has 1, another remote): each is refused naming the difference, deploys nothing, until the configs agree or fleet configure', async (t) => {
+  const r = await rig(t, '');
+  const a = await r.member('server-a', 'max-parallel = 1\n');
+  const b = await r.member('server-b', 'max-parallel = 3\n');
+  await r.publish('1');
+  assert.equal((await a.once()).code, 0);
+
+  const refused = await b.once();
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /this server's config differs from fleet web's settings \(set by server-a at \S+\): max-parallel = 3 \(the fleet's: 1\); make the configs agree, or run "repo-deploy fleet configure"/);
+  await assert.rejects(b.liveFile('index.html'), /ENOENT/);
+  const check = await runCli(['check-config', ...b.daemonArgs]);
+  assert.equal(check.code, 2, check.stdout);
+  assert.match(check.stdout, /^FAILED +fleet: this server's config differs from fleet web's settings .*max-parallel = 3 \(the fleet's: 1\)/m);
+
+  // Another remote: refused too, naming it (before, it published its own revisions as the fleet's).
+  const elsewhere = await runCli([...b.daemonArgs.map((argument) => (argument === r.origin.url('/app.zip') ? r.origin.url('/other.zip') : argument)), '-f'], { REPO_DEPLOY_MAX_PARALLEL: '1' });
+  assert.equal(elsewhere.code, 2, elsewhere.stderr);
+  assert.match(elsewhere.stderr, /remote = http:\/\/127\.0\.0\.1:\d+\/other\.zip \(the fleet's: http:\/\/127\.0\.0\.1:\d+\/app\.zip\)/);
+
+  // The operator makes B's settings the fleet's: B deploys, A (max-parallel 1) is refused now.
+  const configure = await runCli(['fleet', 'configure', ...b.daemonArgs]);
+  assert.equal(configure.code, 0, configure.stderr);
+  assert.match(configure.stdout, /max-parallel = 3/);
+  assert.equal((await b.once()).code, 0);
+  assert.equal(await b.liveFile('index.html'), 'version 1\n');
+  const nowA = await a.once();
+  assert.equal(nowA.code, 2, nowA.stderr);
+  assert.match(nowA.stderr, /max-parallel = 1 \(the fleet's: 3\)/);
+});
