@@ -232,7 +232,7 @@ export async function checkConfigCommand(context: AgentContext, print: Print): P
   };
   const pathProblem = (key: string) => settings.pathProblems.find((problem) => problem.key === key)?.error;
   await part('config', async () => `${settings.configPath}${(await pathExists(settings.configPath)) ? '' : ' (absent: defaults, environment and flags only)'}`);
-  for (const key of ['ssh-key', 'ssh-known-hosts']) {
+  for (const key of ['ssh-key', 'ssh-known-hosts', 'fleet-tls-ca', 'fleet-tls-cert', 'fleet-tls-key']) {
     const problem = pathProblem(key);
     if (problem) await part(key, () => Promise.reject(problem));
   }

@@ -102,6 +102,13 @@ export async function loadSettings({ flags, env, cwd, collectPathProblems = fals
   if (schemaSettings.fleetRedis && !/^[A-Za-z0-9._-]+$/.test(schemaSettings.fleetName ?? '')) {
     throw usageError(schemaSettings.fleetName ? `fleet-name = "${schemaSettings.fleetName}" may hold only letters, digits, ".", "_" and "-"` : 'fleet-redis is set, but fleet-name is not', 'name the fleet: fleet-name = web-production');
   }
+  const { fleetTlsCa, fleetTlsCert, fleetTlsKey } = schemaSettings;
+  if ((fleetTlsCa || fleetTlsCert || fleetTlsKey) && !schemaSettings.fleetRedis?.startsWith('rediss://')) {
+    throw usageError(`${fleetTlsCa ? 'fleet-tls-ca' : fleetTlsCert ? 'fleet-tls-cert' : 'fleet-tls-key'} is set, but fleet-redis is not a rediss:// (TLS) URL`, 'use rediss://host:port for a Redis that speaks TLS, or remove the fleet-tls-* settings');
+  }
+  if ((fleetTlsCert === undefined) !== (fleetTlsKey === undefined)) {
+    throw usageError(`fleet-tls-cert and fleet-tls-key go together, but only ${fleetTlsCert ? 'fleet-tls-cert' : 'fleet-tls-key'} is set`, 'set both for a client certificate, or neither');
+  }
   if (schemaSettings.deployWindow.length > 0) await validateDeployWindows(schemaSettings.deployWindow, schemaSettings.deployWindowTimezone);
 
   const { awsAccessKey, awsSecretKey } = schemaSettings;
@@ -144,6 +151,9 @@ async function checkNamedPaths(settings: SchemaSettings, sources: Map<string, st
   // With accept-new, ssh creates the file at the first contact; with yes, nothing could ever match.
   if (sshKnownHosts && settings.sshStrictHostKeyChecking === 'yes' && !(await pathExists(sshKnownHosts))) {
     problems.push({ key: 'ssh-known-hosts', error: usageError(`${sources.get('ssh-known-hosts')}: the ssh-known-hosts file ${sshKnownHosts} does not exist`, 'fill it with ssh-keyscan -p PORT HOST, or set ssh-strict-host-key-checking = accept-new for a first contact') });
+  }
+  for (const [key, path] of [['fleet-tls-ca', settings.fleetTlsCa], ['fleet-tls-cert', settings.fleetTlsCert], ['fleet-tls-key', settings.fleetTlsKey]] as const) {
+    if (path && !(await pathExists(path))) problems.push({ key, error: usageError(`${sources.get(key)}: the ${key} file ${path} does not exist`, 'give the path of a PEM file') });
   }
   return problems;
 }

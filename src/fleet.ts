@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
-import { DeployError, messageOf, systemErrorCode } from './errors.js';
+import { DeployError, messageOf, systemErrorCode, usageError } from './errors.js';
+import { NotASmallFile, readSmallRegularFile } from './small-file.js';
 import { oneLine } from './log.js';
 import { redact } from './redact.js';
 import { beginScript, commitScript, epochScript, failScript, heartbeatScript, preSwapScript, publishScript, releaseScoutScript, releaseScript, renewScoutScript, renewScript } from './fleet-scripts.js';
@@ -85,6 +86,7 @@ export class Fleet {
     const url = settings.fleetRedis as string;
     const display = redact(url); // the password was registered as a secret with the settings, too
     const redis = new Redis(url, {
+      ...(url.startsWith('rediss://') ? { tls: tlsFiles(settings) } : {}),
       lazyConnect: true,
       connectTimeout: 3000,
       commandTimeout: 3000,
@@ -405,6 +407,20 @@ export class Fleet {
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+/** The fleet-tls-* files as TLS options (a private CA, a client certificate); each read whole, bounded. */
+function tlsFiles(settings: Settings): { ca?: string; cert?: string; key?: string } {
+  const read = (key: string, path: string | undefined) => {
+    if (!path) return undefined;
+    try {
+      return readSmallRegularFile(path, 1 << 20);
+    } catch (error) {
+      throw usageError(`cannot read the ${key} file ${path}: ${error instanceof NotASmallFile ? error.message : messageOf(error)}`, 'give the path of a PEM file the agent may read');
+    }
+  };
+  const options = { ca: read('fleet-tls-ca', settings.fleetTlsCa), cert: read('fleet-tls-cert', settings.fleetTlsCert), key: read('fleet-tls-key', settings.fleetTlsKey) };
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
 }
 
 /** ioredis's and OpenSSL's words for a failed connection, as an operator reads them. */
