@@ -113,6 +113,13 @@ export class Fleet {
   private connectionError: Error | undefined;
 
   unreachable(error: unknown): DeployError {
+    const kindOfServer = wrongKindOfServer(messageOf(error));
+    if (kindOfServer) {
+      // Not a fault a retry cures: the URL names a server the fleet cannot use.
+      return new DeployError('usage', `the fleet's Redis at ${this.display} ${kindOfServer} (it answered "${redact(oneLine(messageOf(error))).slice(0, 120)}")`, {
+        hint: 'point fleet-redis at a standalone Redis primary (Redis Cluster and Sentinel are not supported: see docs/fleet.md); no update starts until then',
+      });
+    }
     const reason = this.connectionError ? describeConnectionError(this.connectionError) : messageOf(error);
     return new DeployError('fetch', `the fleet's Redis at ${this.display} cannot be reached (${redact(oneLine(reason))})`, {
       hint: 'no update starts; the live release is unchanged; the next check tries again (fleet-fail-open = yes deploys without the fleet)',
@@ -421,6 +428,13 @@ function tlsFiles(settings: Settings): { ca?: string; cert?: string; key?: strin
   };
   const options = { ca: read('fleet-tls-ca', settings.fleetTlsCa), cert: read('fleet-tls-cert', settings.fleetTlsCert), key: read('fleet-tls-key', settings.fleetTlsKey) };
   return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
+}
+
+/** What a reply error says of the server: a Cluster node, or a read-only replica; undefined for anything else. */
+function wrongKindOfServer(message: string): string | undefined {
+  if (/^(MOVED|ASK|CLUSTERDOWN|CROSSSLOT)\b/.test(message)) return 'is a Redis Cluster node';
+  if (/^READONLY\b/.test(message)) return 'is a read-only replica, not the primary';
+  return undefined;
 }
 
 /** ioredis's and OpenSSL's words for a failed connection, as an operator reads them. */

@@ -3,6 +3,7 @@
 // past fleet-lease in its gate. The invariants: never more than max-parallel servers between
 // their swap and their commit; a halted revision is swapped in by no server after the halt.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { makeSandbox, runCli, writeHook, type Sandbox } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
 import { startHttpServer, type TestHttpServer } from './helpers/http-server.js';
 import { startRedis, type TestRedis } from './helpers/redis-server.js';
+import { freePort } from './helpers/git-servers.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { zipTree } from './helpers/zips.js';
 
@@ -382,4 +384,33 @@ test('members of one fleet with other settings (max-parallel 3 where the fleet h
   const nowA = await a.once();
   assert.equal(nowA.code, 2, nowA.stderr);
   assert.match(nowA.stderr, /max-parallel = 1 \(the fleet's: 3\)/);
+});
+
+test('fleet-redis naming a Redis Cluster node or a read-only replica: exit 2 saying which, nothing deployed (Cluster and Sentinel are not supported)', async (t) => {
+  const r = await rig(t, '');
+  const a = await r.member('server-a');
+  await r.publish('1');
+  const spawnRedis = async (args: string[]) => {
+    const port = await freePort();
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: 'ignore' });
+    t.after(() => {
+      if (child.exitCode === null) process.kill(child.pid!, 'SIGKILL');
+    });
+    for (let tries = 0; (await runCli(['fleet', 'status', '-c', a.config], { REPO_DEPLOY_FLEET_REDIS: `redis://127.0.0.1:${port}/0` })).stderr.includes('ECONNREFUSED'); tries++) {
+      assert.ok(tries < 100, 'redis-server did not start');
+      await sleep(50);
+    }
+    return port;
+  };
+  const clusterNode = await spawnRedis(['--cluster-enabled', 'yes', '--cluster-config-file', join(r.root, 'nodes.conf')]);
+  const cluster = await a.once({ REPO_DEPLOY_FLEET_REDIS: `redis://127.0.0.1:${clusterNode}/0` });
+  assert.equal(cluster.code, 2, cluster.stderr);
+  assert.match(cluster.stderr, /the fleet's Redis at redis:\/\/127\.0\.0\.1:\d+\/0 is a Redis Cluster node \(it answered "CLUSTERDOWN Hash slot not served"\); point fleet-redis at a standalone Redis primary/);
+
+  const replica = await spawnRedis(['--replicaof', '127.0.0.1', String(r.redis.port), '--masterauth', r.redis.password, '--requirepass', r.redis.password]);
+  const readOnly = await a.once({ REPO_DEPLOY_FLEET_REDIS: r.redis.url.replace(`:${r.redis.port}/`, `:${replica}/`) });
+  assert.equal(readOnly.code, 2, readOnly.stderr);
+  assert.match(readOnly.stderr, /is a read-only replica, not the primary \(it answered "READONLY You can't write against a read only replica/);
+  assert.doesNotMatch(readOnly.stderr, new RegExp(r.redis.password));
+  await assert.rejects(a.liveFile('index.html'), /ENOENT/);
 });
