@@ -27,6 +27,8 @@ export function fleetStatusCommand(context: AgentContext, json: boolean, print: 
     if (status.current && status.progress) {
       const { committed, failed, inProgress, halted } = status.progress;
       print(`rolling:  revision ${shortRevision(status.current.revision)} (found by ${status.current.by}): ${committed.length} committed, ${inProgress.length} in progress, ${Object.keys(failed).length} failed`);
+      if (status.progress.promoted) print(`          promoted by ${status.progress.promoted.by} at ${status.progress.promoted.at}: the rest follows the canaries`);
+      else if (context.settings.canaryPromote === 'manual') print(`          canary-promote = manual: after the canaries, the rest waits for "repo-deploy fleet promote"`);
       if (halted) print(`          HALTED for the fleet: ${halted.reason} ("repo-deploy fleet resume ${shortRevision(status.current.revision)}" lets it roll again)`);
       for (const [host, reason] of Object.entries(failed)) print(`          failed on ${host}: ${reason}`);
     } else {
@@ -74,5 +76,15 @@ export function fleetConfigureCommand(context: AgentContext, print: Print): Prom
   return withFleet(context, async (fleet) => {
     const policy = await fleet.configure(operatorName(), context.now());
     print(`fleet ${context.settings.fleetName} now takes these settings: ${Object.entries(policy).map(([key, value]) => `${key} = ${value}`).join(', ')}; a member whose config differs is refused (exit 2) until it agrees`);
+  });
+}
+
+/** canary-promote = manual: lets the rest of the fleet follow the canaries with the revision (default: the one rolling out). */
+export function fleetPromoteCommand(context: AgentContext, typed: string | undefined, print: Print): Promise<void> {
+  return withFleet(context, async (fleet) => {
+    const revision = typed === undefined ? (await fleet.current())?.revision : resolveRevision(typed, await fleet.knownRevisions());
+    if (!revision) throw usageError(typed === undefined ? 'the fleet rolls out no revision yet' : `the fleet has no record of revision "${typed}"`, '"repo-deploy fleet status" shows the revision the fleet rolls out');
+    await fleet.promote(revision, operatorName(), context.now());
+    print(`revision ${shortRevision(revision)} is promoted: the rest of fleet ${context.settings.fleetName} follows the canaries, max-parallel at a time`);
   });
 }

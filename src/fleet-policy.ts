@@ -8,7 +8,7 @@ import { requireRemote } from './config.js';
 import type { CountOrPercent } from './settings-schema.js';
 
 /** The fleet's shared settings, as written to Redis (every value a string, in the config file's words). */
-export type FleetPolicy = Record<'remote' | 'max-parallel' | 'canary' | 'max-failed-hosts' | 'fleet-lease', string>;
+export type FleetPolicy = Record<'remote' | 'max-parallel' | 'canary' | 'canary-promote' | 'bake-time' | 'max-failed-hosts' | 'fleet-lease', string>;
 
 const asWritten = (value: CountOrPercent) => ('count' in value ? String(value.count) : `${value.percent}%`);
 
@@ -17,6 +17,8 @@ export function fleetPolicyOf(settings: Settings): FleetPolicy {
     remote: requireRemote(settings).display,
     'max-parallel': asWritten(settings.maxParallel),
     canary: asWritten(settings.canary),
+    'canary-promote': settings.canaryPromote,
+    'bake-time': String(settings.bakeTimeMs / 1000),
     'max-failed-hosts': String(settings.maxFailedHosts),
     'fleet-lease': String(settings.fleetLeaseMs / 1000),
   };

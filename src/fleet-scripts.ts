@@ -25,6 +25,8 @@
 //   rev:<r>:committed SET hosts that passed the gate
 //   rev:<r>:failed   HASH host -> reason
 //   rev:<r>:halted   STRING JSON {reason, host, at}: the revision is halted fleet-wide
+//   rev:<r>:committed-at STRING when (ms, Redis's clock) a server last committed it: bake-time counts from here
+//   rev:<r>:promoted STRING JSON {by, at}: \`fleet promote\` (canary-promote = manual)
 // Per-revision keys live 30 days after their last write.
 
 /** Redis's clock in milliseconds, as every script reckons expiry. */
@@ -36,8 +38,9 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 /**
  * Whether \`host\` may start an update to the revision now, with its slot's fencing token; else
  * why it waits. KEYS: halt, rev halted, rev failed, rev committed, rev canaries, slots, members,
- * fence, slot-tokens, member:<host>. ARGV: host, lease, max-parallel count and percent, canary
- * count and percent, instance.
+ * fence, slot-tokens, member:<host>, rev promoted, rev committed-at. ARGV: host, lease,
+ * max-parallel count and percent, canary count and percent, instance, bake-time (ms), '1' when
+ * canary-promote is manual.
  */
 export const beginScript = `${serverNow}
 local owner = redis.call('HGET', KEYS[10], 'instance')
@@ -73,7 +76,16 @@ if canaries > 0 and committed < canaries then
   isCanary = true
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
-if not redis.call('ZSCORE', KEYS[6], host) then
+local holding = redis.call('ZSCORE', KEYS[6], host)
+if not isCanary and canaries > 0 and ARGV[9] == '1' and not redis.call('GET', KEYS[11]) then
+  return {'wait-promote', tostring(committed), tostring(canaries)}
+end
+local bake = tonumber(ARGV[8])
+local lastCommit = redis.call('GET', KEYS[12])
+if bake > 0 and lastCommit and not holding and now < tonumber(lastCommit) + bake then
+  return {'wait-bake', tostring(now - tonumber(lastCommit)), tostring(tonumber(lastCommit) + bake - now)}
+end
+if not holding then
   local parallel = limit(tonumber(ARGV[3]), tonumber(ARGV[4]), true)
   local busy = redis.call('ZCARD', KEYS[6])
   if busy >= parallel then return {'wait-slot', tostring(busy), tostring(parallel)} end
@@ -99,10 +111,15 @@ local function holdsSlot(host, token, now)
 end
 `;
 
-/** Extends a held slot (and canary place); 0 when the lease was lost. KEYS: slots, slot-tokens, rev canaries. ARGV: host, lease, token. */
+/**
+ * Extends a held slot (and canary place), and the member's heartbeat with it: a member in a long
+ * hook is alive (its name is not free for another agent); 0 when the lease was lost. KEYS: slots,
+ * slot-tokens, rev canaries, members. ARGV: host, lease, token, heartbeat lease.
+ */
 export const renewScript = `${serverNow}${holdsSlot}
 local host, lease, token = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if not holdsSlot(host, token, now) then return 0 end
+redis.call('ZADD', KEYS[4], 'GT', now + tonumber(ARGV[4]), host)
 redis.call('ZADD', KEYS[1], now + lease, host)
 local canary = redis.call('ZSCORE', KEYS[3], host)
 if canary and canary ~= 'inf' then redis.call('ZADD', KEYS[3], now + lease, host) end
@@ -128,9 +145,10 @@ return {'go'}
 `;
 
 /**
- * The gate passed: the slot is freed and the host counts as committed (a canary for good); 0,
- * and nothing counted, when the slot had lapsed (another member may have had it meanwhile).
- * KEYS: slots, slot-tokens, rev committed, rev canaries. ARGV: host, token.
+ * The gate passed: the slot is freed and the host counts as committed (a canary for good), and
+ * bake-time counts from now; 0, and nothing counted, when the slot had lapsed (another member
+ * may have had it meanwhile). KEYS: slots, slot-tokens, rev committed, rev canaries, rev
+ * committed-at. ARGV: host, token.
  */
 export const commitScript = `${serverNow}${holdsSlot}
 local host, token = ARGV[1], ARGV[2]
@@ -140,6 +158,7 @@ redis.call('HDEL', KEYS[2], host)
 redis.call('SADD', KEYS[3], host)
 if redis.call('ZSCORE', KEYS[4], host) then redis.call('ZADD', KEYS[4], '+inf', host) end
 redis.call('PEXPIRE', KEYS[3], 2592000000)
+redis.call('SET', KEYS[5], now, 'PX', 2592000000)
 return 1
 `;
 

@@ -50,7 +50,7 @@ export interface FleetMember {
   alive: boolean;
   /** The agent that holds the name (a random id from its cache), null before any heartbeat with one. */
   instance: string | null;
-  /** Another agent that tried to use the same name within the last three leases. */
+  /** Another agent that tried to use the same name recently (within 15 minutes, or three leases if longer). */
   clash: { instance: string; at: string } | null;
   state: string;
   live: string;
@@ -63,7 +63,14 @@ export interface FleetStatus {
   halt: { reason: string; by: string; at: string } | null;
   current: FleetRevision | null;
   members: FleetMember[];
-  progress: { committed: string[]; failed: Record<string, string>; inProgress: string[]; halted: { reason: string; host: string; at: string } | null } | null;
+  progress: {
+    committed: string[];
+    failed: Record<string, string>;
+    inProgress: string[];
+    halted: { reason: string; host: string; at: string } | null;
+    /** \`fleet promote\` of this revision (canary-promote = manual). */
+    promoted: { by: string; at: string } | null;
+  } | null;
 }
 
 export class Fleet {
@@ -132,7 +139,14 @@ export class Fleet {
 
   private revisionKeys(revision: string) {
     const base = `rev:${revision}:`;
-    return { canaries: this.key(`${base}canaries`), committed: this.key(`${base}committed`), failed: this.key(`${base}failed`), halted: this.key(`${base}halted`) };
+    return {
+      canaries: this.key(`${base}canaries`),
+      committed: this.key(`${base}committed`),
+      failed: this.key(`${base}failed`),
+      halted: this.key(`${base}halted`),
+      promoted: this.key(`${base}promoted`),
+      committedAt: this.key(`${base}committed-at`),
+    };
   }
 
   private async call<T>(work: () => Promise<T>): Promise<T> {
@@ -290,10 +304,10 @@ export class Fleet {
     return this.call(async () => {
       const answer = (await this.redis.eval(
         beginScript,
-        10,
-        this.key('halt'), keys.halted, keys.failed, keys.committed, keys.canaries, this.key('slots'), this.key('members'), this.key('fence'), this.key('slot-tokens'), this.key(`member:${this.host}`),
+        12,
+        this.key('halt'), keys.halted, keys.failed, keys.committed, keys.canaries, this.key('slots'), this.key('members'), this.key('fence'), this.key('slot-tokens'), this.key(`member:${this.host}`), keys.promoted, keys.committedAt,
         this.host, this.settings.fleetLeaseMs,
-        countOf(maxParallel), percentOf(maxParallel), countOf(canary), percentOf(canary), this.instance,
+        countOf(maxParallel), percentOf(maxParallel), countOf(canary), percentOf(canary), this.instance, this.settings.bakeTimeMs, this.settings.canaryPromote === 'manual' ? '1' : '0',
       )) as string[];
       const [verdict, first = '', second = ''] = answer;
       if (verdict === 'clash') throw this.nameClash(first);
@@ -308,13 +322,15 @@ export class Fleet {
       }
       if (verdict === 'failed-here') return { go: false, halted: true, reason: `failed on this server (${first}); in a fleet a server does not try a revision again, the others go on ("repo-deploy fleet resume ${revision}" lets it try again)` };
       if (verdict === 'wait-canary') return { go: false, halted: false, reason: `waits for the canary: ${first} of ${second} healthy` };
+      if (verdict === 'wait-promote') return { go: false, halted: false, reason: `waits for "repo-deploy fleet promote": the canary passed its gate (${first} of ${second}), and canary-promote = manual` };
+      if (verdict === 'wait-bake') return { go: false, halted: false, reason: `waits for bake-time: a server committed it ${Math.floor(Number(first) / 1000)} s ago, the next may start in ${Math.ceil(Number(second) / 1000)} s` };
       return { go: false, halted: false, reason: `waits for a slot of the rolling update: ${first} of ${second} servers are updating` };
     });
   }
 
   /** Extends this member's slot; false when the lease was lost (it then no longer counts on it). */
   renew(revision: string, token: string): Promise<boolean> {
-    return this.call(async () => (await this.redis.eval(renewScript, 3, this.key('slots'), this.key('slot-tokens'), this.revisionKeys(revision).canaries, this.host, this.settings.fleetLeaseMs, token)) === 1);
+    return this.call(async () => (await this.redis.eval(renewScript, 4, this.key('slots'), this.key('slot-tokens'), this.revisionKeys(revision).canaries, this.key('members'), this.host, this.settings.fleetLeaseMs, token, 3 * this.settings.fleetLeaseMs)) === 1);
   }
 
   /** Just before the swap: undefined when it may go ahead (the slot renewed), else why not. */
@@ -333,7 +349,7 @@ export class Fleet {
   /** The gate passed: counted as committed; false (nothing counted) when the slot had lapsed meanwhile. */
   commit(revision: string, token: string): Promise<boolean> {
     const keys = this.revisionKeys(revision);
-    return this.call(async () => (await this.redis.eval(commitScript, 4, this.key('slots'), this.key('slot-tokens'), keys.committed, keys.canaries, this.host, token)) === 1);
+    return this.call(async () => (await this.redis.eval(commitScript, 5, this.key('slots'), this.key('slot-tokens'), keys.committed, keys.canaries, keys.committedAt, this.host, token)) === 1);
   }
 
   /** Reports a failed update; returns the fleet-wide halt it caused, if any. */
@@ -348,6 +364,13 @@ export class Fleet {
   release(revision: string): Promise<void> {
     return this.call(async () => {
       await this.redis.eval(releaseScript, 2, this.key('slots'), this.revisionKeys(revision).canaries, this.host);
+    });
+  }
+
+  /** \`fleet promote\`: the rest of the fleet may follow the canaries with this revision. */
+  promote(revision: string, by: string, now: Date): Promise<void> {
+    return this.call(async () => {
+      await this.redis.set(this.revisionKeys(revision).promoted, JSON.stringify({ by, at: now.toISOString() }), 'PX', 2592000000);
     });
   }
 
@@ -393,14 +416,17 @@ export class Fleet {
         const host = hosts[index] as string;
         const fields = await this.redis.hgetall(this.key(`member:${host}`));
         const clash = fields.clash ? (JSON.parse(fields.clash) as { instance: string; at: number }) : undefined;
-        const recentClash = clash && clash.at > now.getTime() - 3 * this.settings.fleetLeaseMs ? { instance: clash.instance, at: new Date(clash.at).toISOString() } : null;
+        // Shown while the other agent keeps trying (each of its checks renews it), and a while after.
+        const recentClash = clash && clash.at > now.getTime() - Math.max(3 * this.settings.fleetLeaseMs, 15 * 60_000) ? { instance: clash.instance, at: new Date(clash.at).toISOString() } : null;
         members.push({ host, alive: Number(hosts[index + 1]) > now.getTime(), instance: fields.instance ?? null, clash: recentClash, state: fields.state ?? 'unknown', live: fields.live ?? '', reason: fields.reason ?? '', seen: fields.seen ?? '' });
       }
       let progress: FleetStatus['progress'] = null;
       if (current) {
         const keys = this.revisionKeys(current.revision);
         const haltedText = await this.redis.get(keys.halted);
+        const promotedText = await this.redis.get(keys.promoted);
         progress = {
+          promoted: promotedText ? JSON.parse(promotedText) : null,
           committed: (await this.redis.smembers(keys.committed)).sort(),
           failed: await this.redis.hgetall(keys.failed),
           inProgress: (await this.redis.zrangebyscore(this.key('slots'), `(${now.getTime()}`, '+inf')).sort(),

@@ -3,7 +3,8 @@
 // past fleet-lease in its gate. The invariants: never more than max-parallel servers between
 // their swap and their commit; a halted revision is swapped in by no server after the halt.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readdirSync, readFileSync } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -413,4 +414,39 @@ test('fleet-redis naming a Redis Cluster node or a read-only replica: exit 2 say
   assert.match(readOnly.stderr, /is a read-only replica, not the primary \(it answered "READONLY You can't write against a read only replica/);
   assert.doesNotMatch(readOnly.stderr, new RegExp(r.redis.password));
   await assert.rejects(a.liveFile('index.html'), /ENOENT/);
+});
+
+test('canary-promote = manual and bake-time: after the canary commits, the rest waits for fleet promote, then each next server waits bake-time after the last commit', async (t) => {
+  const r = await rig(t, 'canary = 1\ncanary-promote = manual\nbake-time = 600\n');
+  const a = await r.member('server-a');
+  const b = await r.member('server-b');
+  const c = await r.member('server-c');
+  await r.publish('1');
+  assert.equal((await a.once()).code, 0, 'the canary deploys');
+  const revision = JSON.parse((await runCli(['status', '--json', ...a.daemonArgs])).stdout).live.revision as string;
+  const committedAt = `repo-deploy:{web}:rev:${revision}:committed-at`;
+  const redisCli = (...args: string[]) => promisify(execFile)('redis-cli', ['-p', String(r.redis.port), '-a', r.redis.password, '--no-auth-warning', ...args]);
+
+  const unpromoted = await b.once();
+  assert.equal(unpromoted.code, 0, unpromoted.stderr);
+  assert.match(unpromoted.stderr, /waits for "repo-deploy fleet promote": the canary passed its gate \(1 of 1\), and canary-promote = manual/);
+  await assert.rejects(b.liveFile('index.html'), /ENOENT/);
+  assert.match((await runCli(['fleet', 'status', '-c', a.config])).stdout, /after the canaries, the rest waits for "repo-deploy fleet promote"/);
+
+  const promote = await runCli(['fleet', 'promote', '-c', a.config]);
+  assert.equal(promote.code, 0, promote.stderr);
+  assert.match(promote.stdout, /revision [0-9a-f]{12} is promoted/);
+  // Promoted, but the canary committed less than bake-time (600 s, on Redis's clock) ago.
+  const baking = await b.once();
+  assert.match(baking.stderr, /waits for bake-time: a server committed it \d+ s ago, the next may start in \d+ s/);
+  await assert.rejects(b.liveFile('index.html'), /ENOENT/);
+  // Ten minutes pass for the fleet: the commit's time is moved back (the test's clock for Redis).
+  const { stdout: at } = await redisCli('GET', committedAt);
+  await redisCli('SET', committedAt, String(Number(at.trim()) - 600_000), 'KEEPTTL');
+  assert.equal((await b.once()).code, 0);
+  assert.equal(await b.liveFile('index.html'), 'version 1\n', 'baked: the next server deploys');
+  // B's commit starts the bake again: C waits.
+  assert.match((await c.once()).stderr, /waits for bake-time/);
+  await assert.rejects(c.liveFile('index.html'), /ENOENT/);
+  assert.match((await runCli(['fleet', 'status', '-c', a.config])).stdout, /promoted by \S+ at \S+/);
 });
