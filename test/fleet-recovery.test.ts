@@ -1,0 +1,187 @@
+// A fleet under faults, continued (issue 29), against a real redis-server and real agents: a
+// member killed after its swap, Redis restarted empty, members with other settings, a Cluster node
+// or a replica named as the fleet's Redis, a manual promote and a bake time. Split from
+// fleet-faults.test.ts so that each file stays well inside the runner's per-file timeout.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runCli, writeHook } from './helpers/cli.js';
+import { startAgent } from './helpers/daemon.js';
+import { freePort } from './helpers/git-servers.js';
+import { rig } from './helpers/fleet-rig.js';
+
+test('a canary killed (kill -9) in its gate is reported to the fleet when its agent next runs: the revision is halted, and no other server deploys it', async (t) => {
+  const r = await rig(t, 'canary = 1\nmax-parallel = 1\nfleet-lease = 3\n');
+  const gateFile = join(r.root, 'gate-a');
+  const a = await r.member('server-a', `health-check = sh -c 'echo "gate waiting"; while [ ! -e "${gateFile}" ]; do sleep 0.05; done'\nhealth-timeout = 600\n`);
+  const b = await r.member('server-b');
+  await r.publish('1');
+  await writeFile(gateFile, '');
+  assert.equal((await a.once()).code, 0);
+  assert.equal((await b.once()).code, 0);
+  await rm(gateFile);
+
+  await r.publish('2');
+  const canary = startAgent(t, [...a.daemonArgs, '-f']);
+  await canary.waitFor(/health gate: running the health check/);
+  process.kill(canary.child.pid!, 'SIGKILL');
+  await canary.done;
+
+  // The agent's next run reverts the interrupted switch and tells the fleet.
+  await writeFile(gateFile, '');
+  const next = await a.once();
+  assert.match(next.stderr, /interrupted during gate; reverting/);
+  assert.match(next.stderr, / ERROR told the fleet that revision [0-9a-f]{12} failed on this server: an update to release \S+ was interrupted during gate \(the agent stopped or crashed after the swap\)/);
+  assert.match(next.stderr, /is now halted for the whole fleet: the canary failed/);
+  assert.equal(await a.liveFile('index.html'), 'version 1\n');
+  assert.ok((await r.fleetStatus()).progress?.halted, 'fleet status shows the revision halted');
+
+  const other = await b.once();
+  assert.equal(other.code, 0, other.stderr);
+  assert.match(other.stderr, /is halted for the fleet: the canary failed/);
+  assert.equal(await b.liveFile('index.html'), 'version 1\n', 'no other server deployed the revision that killed its canary');
+  assert.equal(JSON.parse(await readFile(join(a.cache, 'state.json'), 'utf8')).fleetReports, undefined, 'the report was delivered once');
+});
+
+test('Redis restarted without persistence after a failed canary and a fleet halt: every member fails closed instead of rolling the halted revision out; after fleet init the halts they remember are written back', async (t) => {
+  const r = await rig(t, 'canary = 1\nmax-parallel = 1\n');
+  const a = await r.member('server-a');
+  const b = await r.member('server-b');
+  await r.publish('1');
+  assert.equal((await a.once()).code, 0);
+  assert.equal((await b.once()).code, 0);
+  // Version 2 fails its canary (A's post-update hook) and is halted; B sees the halt.
+  await writeHook(a.postHooks, '20-fails', '[ "$REPO_DEPLOY_PHASE" = post-update ] && exit 1 || exit 0');
+  await r.publish('2');
+  assert.equal((await a.once()).code, 5);
+  const halted = await b.once();
+  assert.match(halted.stderr, /is halted for the fleet: the canary failed/);
+  assert.equal((await runCli(['fleet', 'halt', '--reason', 'incident 42', '-c', a.config])).code, 0);
+  assert.match((await b.once()).stderr, /the fleet is halted since .*: incident 42/);
+
+  // Redis comes back empty. Before: B deployed version 2 at its next check.
+  await r.redis.stop();
+  await r.redis.start();
+  for (const member of [b, a]) {
+    const lost = await member.once();
+    assert.equal(lost.code, 3, lost.stderr);
+    assert.match(lost.stderr, /the fleet's Redis at \S+ has lost fleet web's records \(the epoch [0-9a-f]+ this server knew is gone: .*\), and any halt with them: no update starts; look at "repo-deploy fleet status", then run "repo-deploy fleet init"/);
+    assert.doesNotMatch(lost.stderr, /redis-pass-/, 'the password is never shown');
+    assert.equal(await member.liveFile('index.html'), 'version 1\n');
+  }
+
+  const check = await runCli(['check-config', ...b.daemonArgs]);
+  assert.equal(check.code, 3, check.stdout + check.stderr);
+  assert.match(check.stdout, /^FAILED +fleet: the fleet's Redis at \S+ has lost fleet web's records/m);
+  const init = await runCli(['fleet', 'init', '-c', b.config]);
+  assert.equal(init.code, 0, init.stderr);
+  const after = await b.once();
+  assert.equal(after.code, 0, after.stderr);
+  assert.match(after.stderr, /fleet web was initialised again by \S+ at \S+ \("repo-deploy fleet init"\); the 2 halts this server remembers were written back/);
+  assert.equal(await b.liveFile('index.html'), 'version 1\n', 'the halted revision did not roll on');
+  const status = await r.fleetStatus();
+  assert.equal(status.halt?.reason, 'incident 42', 'the fleet halt is back');
+  assert.equal((await runCli(['fleet', 'resume', '-c', a.config])).code, 0);
+  const resumed = await b.once();
+  assert.match(resumed.stderr, /is halted for the fleet: the canary failed/, 'the revision halt is back too');
+  assert.equal(await b.liveFile('index.html'), 'version 1\n');
+});
+
+test('members of one fleet with other settings (max-parallel 3 where the fleet has 1, another remote): each is refused naming the difference, deploys nothing, until the configs agree or fleet configure', async (t) => {
+  const r = await rig(t, '');
+  const a = await r.member('server-a', 'max-parallel = 1\n');
+  const b = await r.member('server-b', 'max-parallel = 3\n');
+  await r.publish('1');
+  assert.equal((await a.once()).code, 0);
+
+  const refused = await b.once();
+  assert.equal(refused.code, 2, refused.stderr);
+  assert.match(refused.stderr, /this server's config differs from fleet web's settings \(set by server-a at \S+\): max-parallel = 3 \(the fleet's: 1\); make the configs agree, or run "repo-deploy fleet configure"/);
+  await assert.rejects(b.liveFile('index.html'), /ENOENT/);
+  const check = await runCli(['check-config', ...b.daemonArgs]);
+  assert.equal(check.code, 2, check.stdout);
+  assert.match(check.stdout, /^FAILED +fleet: this server's config differs from fleet web's settings .*max-parallel = 3 \(the fleet's: 1\)/m);
+
+  // Another remote: refused too, naming it (before, it published its own revisions as the fleet's).
+  const elsewhere = await runCli([...b.daemonArgs.map((argument) => (argument === r.origin.url('/app.zip') ? r.origin.url('/other.zip') : argument)), '-f'], { REPO_DEPLOY_MAX_PARALLEL: '1' });
+  assert.equal(elsewhere.code, 2, elsewhere.stderr);
+  assert.match(elsewhere.stderr, /remote = http:\/\/127\.0\.0\.1:\d+\/other\.zip \(the fleet's: http:\/\/127\.0\.0\.1:\d+\/app\.zip\)/);
+
+  // The operator makes B's settings the fleet's: B deploys, A (max-parallel 1) is refused now.
+  const configure = await runCli(['fleet', 'configure', ...b.daemonArgs]);
+  assert.equal(configure.code, 0, configure.stderr);
+  assert.match(configure.stdout, /max-parallel = 3/);
+  assert.equal((await b.once()).code, 0);
+  assert.equal(await b.liveFile('index.html'), 'version 1\n');
+  const nowA = await a.once();
+  assert.equal(nowA.code, 2, nowA.stderr);
+  assert.match(nowA.stderr, /max-parallel = 1 \(the fleet's: 3\)/);
+});
+
+test('fleet-redis naming a Redis Cluster node or a read-only replica: exit 2 saying which, nothing deployed (Cluster and Sentinel are not supported)', async (t) => {
+  const r = await rig(t, '');
+  const a = await r.member('server-a');
+  await r.publish('1');
+  const spawnRedis = async (args: string[]) => {
+    const port = await freePort();
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: 'ignore' });
+    t.after(() => {
+      if (child.exitCode === null) process.kill(child.pid!, 'SIGKILL');
+    });
+    for (let tries = 0; (await runCli(['fleet', 'status', '-c', a.config], { REPO_DEPLOY_FLEET_REDIS: `redis://127.0.0.1:${port}/0` })).stderr.includes('ECONNREFUSED'); tries++) {
+      assert.ok(tries < 100, 'redis-server did not start');
+      await sleep(50);
+    }
+    return port;
+  };
+  const clusterNode = await spawnRedis(['--cluster-enabled', 'yes', '--cluster-config-file', join(r.root, 'nodes.conf')]);
+  const cluster = await a.once({ REPO_DEPLOY_FLEET_REDIS: `redis://127.0.0.1:${clusterNode}/0` });
+  assert.equal(cluster.code, 2, cluster.stderr);
+  assert.match(cluster.stderr, /the fleet's Redis at redis:\/\/127\.0\.0\.1:\d+\/0 is a Redis Cluster node \(it answered "CLUSTERDOWN Hash slot not served"\); point fleet-redis at a standalone Redis primary/);
+
+  const replica = await spawnRedis(['--replicaof', '127.0.0.1', String(r.redis.port), '--masterauth', r.redis.password, '--requirepass', r.redis.password]);
+  const readOnly = await a.once({ REPO_DEPLOY_FLEET_REDIS: r.redis.url.replace(`:${r.redis.port}/`, `:${replica}/`) });
+  assert.equal(readOnly.code, 2, readOnly.stderr);
+  assert.match(readOnly.stderr, /is a read-only replica, not the primary \(it answered "READONLY You can't write against a read only replica/);
+  assert.doesNotMatch(readOnly.stderr, new RegExp(r.redis.password));
+  await assert.rejects(a.liveFile('index.html'), /ENOENT/);
+});
+
+test('canary-promote = manual and bake-time: after the canary commits, the rest waits for fleet promote, then each next server waits bake-time after the last commit', async (t) => {
+  const r = await rig(t, 'canary = 1\ncanary-promote = manual\nbake-time = 600\n');
+  const a = await r.member('server-a');
+  const b = await r.member('server-b');
+  const c = await r.member('server-c');
+  await r.publish('1');
+  assert.equal((await a.once()).code, 0, 'the canary deploys');
+  const revision = JSON.parse((await runCli(['status', '--json', ...a.daemonArgs])).stdout).live.revision as string;
+  const committedAt = `repo-deploy:{web}:rev:${revision}:committed-at`;
+  const redisCli = (...args: string[]) => promisify(execFile)('redis-cli', ['-p', String(r.redis.port), '-a', r.redis.password, '--no-auth-warning', ...args]);
+
+  const unpromoted = await b.once();
+  assert.equal(unpromoted.code, 0, unpromoted.stderr);
+  assert.match(unpromoted.stderr, /waits for "repo-deploy fleet promote": the canary passed its gate \(1 of 1\), and canary-promote = manual/);
+  await assert.rejects(b.liveFile('index.html'), /ENOENT/);
+  assert.match((await runCli(['fleet', 'status', '-c', a.config])).stdout, /after the canaries, the rest waits for "repo-deploy fleet promote"/);
+
+  const promote = await runCli(['fleet', 'promote', '-c', a.config]);
+  assert.equal(promote.code, 0, promote.stderr);
+  assert.match(promote.stdout, /revision [0-9a-f]{12} is promoted/);
+  // Promoted, but the canary committed less than bake-time (600 s, on Redis's clock) ago.
+  const baking = await b.once();
+  assert.match(baking.stderr, /waits for bake-time: a server committed it \d+ s ago, the next may start in \d+ s/);
+  await assert.rejects(b.liveFile('index.html'), /ENOENT/);
+  // Ten minutes pass for the fleet: the commit's time is moved back (the test's clock for Redis).
+  const { stdout: at } = await redisCli('GET', committedAt);
+  await redisCli('SET', committedAt, String(Number(at.trim()) - 600_000), 'KEEPTTL');
+  assert.equal((await b.once()).code, 0);
+  assert.equal(await b.liveFile('index.html'), 'version 1\n', 'baked: the next server deploys');
+  // B's commit starts the bake again: C waits.
+  assert.match((await c.once()).stderr, /waits for bake-time/);
+  await assert.rejects(c.liveFile('index.html'), /ENOENT/);
+  assert.match((await runCli(['fleet', 'status', '-c', a.config])).stdout, /promoted by \S+ at \S+/);
+});
