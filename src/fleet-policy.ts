@@ -8,7 +8,7 @@ import { requireRemote } from './config.js';
 import type { CountOrPercent } from './settings-schema.js';
 
 /** The fleet's shared settings, as written to Redis (every value a string, in the config file's words). */
-export type FleetPolicy = Record<'remote' | 'max-parallel' | 'canary' | 'canary-promote' | 'bake-time' | 'max-failed-hosts' | 'fleet-lease', string>;
+export type FleetPolicy = Record<'remote' | 'max-parallel' | 'min-healthy' | 'canary' | 'canary-promote' | 'bake-time' | 'max-failed-hosts' | 'fleet-lease', string>;
 
 const asWritten = (value: CountOrPercent) => ('count' in value ? String(value.count) : `${value.percent}%`);
 
@@ -16,6 +16,7 @@ export function fleetPolicyOf(settings: Settings): FleetPolicy {
   return {
     remote: requireRemote(settings).display,
     'max-parallel': asWritten(settings.maxParallel),
+    'min-healthy': asWritten(settings.minHealthy),
     canary: asWritten(settings.canary),
     'canary-promote': settings.canaryPromote,
     'bake-time': String(settings.bakeTimeMs / 1000),

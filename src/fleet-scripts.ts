@@ -40,7 +40,7 @@ local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
  * why it waits. KEYS: halt, rev halted, rev failed, rev committed, rev canaries, slots, members,
  * fence, slot-tokens, member:<host>, rev promoted, rev committed-at. ARGV: host, lease,
  * max-parallel count and percent, canary count and percent, instance, bake-time (ms), '1' when
- * canary-promote is manual.
+ * canary-promote is manual, min-healthy count and percent (live members not updating, after this one starts).
  */
 export const beginScript = `${serverNow}
 local owner = redis.call('HGET', KEYS[10], 'instance')
@@ -89,6 +89,8 @@ if not holding then
   local parallel = limit(tonumber(ARGV[3]), tonumber(ARGV[4]), true)
   local busy = redis.call('ZCARD', KEYS[6])
   if busy >= parallel then return {'wait-slot', tostring(busy), tostring(parallel)} end
+  local healthy = limit(tonumber(ARGV[10]), tonumber(ARGV[11]), false)
+  if healthy > 0 and live - busy - 1 < healthy then return {'wait-healthy', tostring(live - busy), tostring(healthy), tostring(live)} end
 end
 redis.call('ZADD', KEYS[6], now + lease, host)
 if isCanary then redis.call('ZADD', KEYS[5], now + lease, host) end

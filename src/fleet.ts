@@ -299,7 +299,7 @@ export class Fleet {
   }
 
   begin(revision: string): Promise<Permission> {
-    const { maxParallel, canary } = this.settings;
+    const { maxParallel, canary, minHealthy } = this.settings;
     const keys = this.revisionKeys(revision);
     return this.call(async () => {
       const answer = (await this.redis.eval(
@@ -308,8 +308,9 @@ export class Fleet {
         this.key('halt'), keys.halted, keys.failed, keys.committed, keys.canaries, this.key('slots'), this.key('members'), this.key('fence'), this.key('slot-tokens'), this.key(`member:${this.host}`), keys.promoted, keys.committedAt,
         this.host, this.settings.fleetLeaseMs,
         countOf(maxParallel), percentOf(maxParallel), countOf(canary), percentOf(canary), this.instance, this.settings.bakeTimeMs, this.settings.canaryPromote === 'manual' ? '1' : '0',
+        countOf(minHealthy), percentOf(minHealthy),
       )) as string[];
-      const [verdict, first = '', second = ''] = answer;
+      const [verdict, first = '', second = '', third = ''] = answer;
       if (verdict === 'clash') throw this.nameClash(first);
       if (verdict === 'go') return { go: true, canary: first === 'canary', token: second };
       if (verdict === 'halted-fleet') {
@@ -322,6 +323,7 @@ export class Fleet {
       }
       if (verdict === 'failed-here') return { go: false, halted: true, reason: `failed on this server (${first}); in a fleet a server does not try a revision again, the others go on ("repo-deploy fleet resume ${revision}" lets it try again)` };
       if (verdict === 'wait-canary') return { go: false, halted: false, reason: `waits for the canary: ${first} of ${second} healthy` };
+      if (verdict === 'wait-healthy') return { go: false, halted: false, reason: `waits for min-healthy: ${first} of ${third} live servers are not updating, and one more starting would leave fewer than ${second}` };
       if (verdict === 'wait-promote') return { go: false, halted: false, reason: `waits for "repo-deploy fleet promote": the canary passed its gate (${first} of ${second}), and canary-promote = manual` };
       if (verdict === 'wait-bake') return { go: false, halted: false, reason: `waits for bake-time: a server committed it ${Math.floor(Number(first) / 1000)} s ago, the next may start in ${Math.ceil(Number(second) / 1000)} s` };
       return { go: false, halted: false, reason: `waits for a slot of the rolling update: ${first} of ${second} servers are updating` };

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { runCli, writeHook } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
 import { freePort } from './helpers/git-servers.js';
-import { rig } from './helpers/fleet-rig.js';
+import { rig, waitingHook } from './helpers/fleet-rig.js';
 
 test('a canary killed (kill -9) in its gate is reported to the fleet when its agent next runs: the revision is halted, and no other server deploys it', async (t) => {
   const r = await rig(t, 'canary = 1\nmax-parallel = 1\nfleet-lease = 3\n');
@@ -184,4 +184,31 @@ test('canary-promote = manual and bake-time: after the canary commits, the rest 
   assert.match((await c.once()).stderr, /waits for bake-time/);
   await assert.rejects(c.liveFile('index.html'), /ENOENT/);
   assert.match((await runCli(['fleet', 'status', '-c', a.config])).stdout, /promoted by \S+ at \S+/);
+});
+
+test('min-healthy = 60%: with two of three servers updating, the third waits (max-parallel 3 would let it go); it deploys once they are done', async (t) => {
+  const r = await rig(t, 'max-parallel = 3\nmin-healthy = 60%\n');
+  const members = [await r.member('server-a'), await r.member('server-b'), await r.member('server-c')];
+  await r.publish('1');
+  for (const member of members) assert.equal((await member.once()).code, 0);
+  const [a, b, c] = members as [typeof members[0], typeof members[0], typeof members[0]];
+  const release = join(r.root, 'release');
+  await writeHook(a.preHooks, '10-hold', waitingHook(release));
+  await writeHook(b.preHooks, '10-hold', waitingHook(release));
+  await r.publish('2');
+  const first = startAgent(t, [...a.daemonArgs, '-f']);
+  await first.waitFor(/\[10-hold\] inside, waiting/);
+  const second = startAgent(t, [...b.daemonArgs, '-f']);
+  await second.waitFor(/\[10-hold\] inside, waiting/);
+
+  const third = await c.once();
+  assert.equal(third.code, 0, third.stderr);
+  assert.match(third.stderr, /waits for min-healthy: 1 of 3 live servers are not updating, and one more starting would leave fewer than 1/);
+  assert.equal(await c.liveFile('index.html'), 'version 1\n');
+
+  await writeFile(release, '');
+  assert.equal((await first.done).code, 0);
+  assert.equal((await second.done).code, 0);
+  assert.equal((await c.once()).code, 0);
+  assert.equal(await c.liveFile('index.html'), 'version 2\n');
 });
