@@ -133,6 +133,25 @@ export class Fleet {
     });
   }
 
+  /**
+   * A JSON record read from the fleet's Redis. Only agents write there; something else (junk, an
+   * array, a number) is said as what it is, naming the key, never as an unreachable Redis.
+   */
+  private record<T>(text: string, name: string): T {
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      value = undefined;
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new DeployError('fetch', `the fleet's Redis at ${this.display} holds something repo-deploy did not write under ${this.key(name)} (${JSON.stringify(redact(oneLine(text)).slice(0, 60))}); no update starts`, {
+        hint: 'whoever can write to the fleet\'s Redis can steer the fleet: find who wrote it; "repo-deploy fleet init" writes the epoch anew, "fleet configure" the policy, "fleet resume" clears a halt',
+      });
+    }
+    return value as T;
+  }
+
   private key(name: string): string {
     return this.prefix + name;
   }
@@ -187,8 +206,8 @@ export class Fleet {
       const policy = JSON.stringify({ ...fleetPolicyOf(this.settings), by: this.host, at: now.toISOString() });
       const [verdict, record = '{}', fleetPolicy = '{}'] = (await this.redis.eval(epochScript, 2, this.key('epoch'), this.key('policy'), known ?? '', randomBytes(8).toString('hex'), now.toISOString(), policy)) as string[];
       if (verdict === 'lost') return { verdict: 'lost' };
-      this.refuseOtherPolicy(JSON.parse(fleetPolicy) as Partial<FleetPolicy> & { by?: string; at?: string });
-      const epoch = JSON.parse(record) as FleetEpoch;
+      this.refuseOtherPolicy(this.record<Partial<FleetPolicy> & { by?: string; at?: string }>(fleetPolicy, 'policy'));
+      const epoch = this.record<FleetEpoch>(record, 'epoch');
       if (Fleet.epochLost(known, epoch)) return { verdict: 'lost', epoch };
       return !known || epoch.id === known ? { verdict: 'same', epoch } : { verdict: 'reinitialised', epoch };
     });
@@ -207,7 +226,7 @@ export class Fleet {
   async readPolicy(): Promise<(Partial<FleetPolicy> & { by?: string; at?: string }) | undefined> {
     return this.call(async () => {
       const text = await this.redis.get(this.key('policy'));
-      return text ? JSON.parse(text) : undefined;
+      return text ? this.record<Partial<FleetPolicy> & { by?: string; at?: string }>(text, 'policy') : undefined;
     });
   }
 
@@ -224,7 +243,7 @@ export class Fleet {
   readEpoch(): Promise<FleetEpoch | undefined> {
     return this.call(async () => {
       const record = await this.redis.get(this.key('epoch'));
-      return record ? (JSON.parse(record) as FleetEpoch) : undefined;
+      return record ? this.record<FleetEpoch>(record, 'epoch') : undefined;
     });
   }
 
@@ -267,7 +286,7 @@ export class Fleet {
     return this.call(async () => {
       const fields = await this.redis.hgetall(this.key('current'));
       if (!fields.revision) return undefined;
-      return { revision: fields.revision, remote: fields.remote ?? '', remoteState: JSON.parse(fields.remoteState ?? '{}') as RemoteState, by: fields.by ?? '', seq: fields.seq ?? '' };
+      return { revision: fields.revision, remote: fields.remote ?? '', remoteState: this.record<RemoteState>(fields.remoteState ?? '{}', 'current'), by: fields.by ?? '', seq: fields.seq ?? '' };
     });
   }
 
@@ -314,11 +333,11 @@ export class Fleet {
       if (verdict === 'clash') throw this.nameClash(first);
       if (verdict === 'go') return { go: true, canary: first === 'canary', token: second };
       if (verdict === 'halted-fleet') {
-        const halt = JSON.parse(first) as HaltRecord;
+        const halt = this.record<HaltRecord>(first, 'halt');
         return { go: false, halted: true, fleetHalt: halt, reason: `waits: the fleet is halted since ${halt.at} by ${halt.by}${halt.reason ? `: ${halt.reason}` : ''}; "repo-deploy fleet resume" lets it roll on` };
       }
       if (verdict === 'halted-revision') {
-        const halt = JSON.parse(first) as { reason: string; host: string };
+        const halt = this.record<{ reason: string; host: string }>(first, `rev:${revision}:halted`);
         return { go: false, halted: true, revisionHalt: halt.reason, reason: haltedRevisionReason(revision, halt.reason) };
       }
       if (verdict === 'failed-here') return { go: false, halted: true, reason: `failed on this server (${first}); in a fleet a server does not try a revision again, the others go on ("repo-deploy fleet resume ${revision}" lets it try again)` };
@@ -342,7 +361,7 @@ export class Fleet {
       const [verdict, record = '{}'] = (await this.redis.eval(preSwapScript, 5, this.key('slots'), this.key('slot-tokens'), keys.canaries, this.key('halt'), keys.halted, this.host, this.settings.fleetLeaseMs, token)) as string[];
       if (verdict === 'go') return undefined;
       if (verdict === 'lost') return 'the fleet slot\'s lease lapsed (fleet-lease passed without a renewal), so another server may hold it';
-      const halt = JSON.parse(record) as { reason?: string; by?: string; at?: string };
+      const halt = this.record<{ reason?: string; by?: string; at?: string }>(record, verdict === 'halted-fleet' ? 'halt' : `rev:${revision}:halted`);
       if (verdict === 'halted-fleet') return `the fleet was halted${halt.by ? ` by ${halt.by}` : ''}${halt.reason ? `: ${halt.reason}` : ''}`;
       return `revision ${revision.replace(/^sha256:/, '').slice(0, 12)} was halted for the fleet: ${halt.reason ?? ''}`;
     });
@@ -359,7 +378,7 @@ export class Fleet {
     const keys = this.revisionKeys(revision);
     return this.call(async () => {
       const halted = (await this.redis.eval(failScript, 4, this.key('slots'), keys.failed, keys.canaries, keys.halted, this.host, reason, now.toISOString(), this.settings.maxFailedHosts, canary ? '1' : '0')) as string | null;
-      return halted ? (JSON.parse(halted) as { reason: string }).reason : undefined;
+      return halted ? this.record<{ reason: string }>(halted, `rev:${revision}:halted`).reason : undefined;
     });
   }
 
@@ -417,7 +436,7 @@ export class Fleet {
       for (let index = 0; index < hosts.length; index += 2) {
         const host = hosts[index] as string;
         const fields = await this.redis.hgetall(this.key(`member:${host}`));
-        const clash = fields.clash ? (JSON.parse(fields.clash) as { instance: string; at: number }) : undefined;
+        const clash = fields.clash ? this.record<{ instance: string; at: number }>(fields.clash, `member:${host}`) : undefined;
         // Shown while the other agent keeps trying (each of its checks renews it), and a while after.
         const recentClash = clash && clash.at > now.getTime() - Math.max(3 * this.settings.fleetLeaseMs, 15 * 60_000) ? { instance: clash.instance, at: new Date(clash.at).toISOString() } : null;
         members.push({ host, alive: Number(hosts[index + 1]) > now.getTime(), instance: fields.instance ?? null, clash: recentClash, state: fields.state ?? 'unknown', live: fields.live ?? '', reason: fields.reason ?? '', seen: fields.seen ?? '' });
@@ -428,14 +447,14 @@ export class Fleet {
         const haltedText = await this.redis.get(keys.halted);
         const promotedText = await this.redis.get(keys.promoted);
         progress = {
-          promoted: promotedText ? JSON.parse(promotedText) : null,
+          promoted: promotedText ? this.record(promotedText, `rev:${current.revision}:promoted`) : null,
           committed: (await this.redis.smembers(keys.committed)).sort(),
           failed: await this.redis.hgetall(keys.failed),
           inProgress: (await this.redis.zrangebyscore(this.key('slots'), `(${now.getTime()}`, '+inf')).sort(),
-          halted: haltedText ? JSON.parse(haltedText) : null,
+          halted: haltedText ? this.record(haltedText, `rev:${current.revision}:halted`) : null,
         };
       }
-      return { halt: haltText ? JSON.parse(haltText) : null, current: current ?? null, members, progress };
+      return { halt: haltText ? this.record(haltText, 'halt') : null, current: current ?? null, members, progress };
     });
   }
 

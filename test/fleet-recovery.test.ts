@@ -212,3 +212,29 @@ test('min-healthy = 60%: with two of three servers updating, the third waits (ma
   assert.equal((await c.once()).code, 0);
   assert.equal(await c.liveFile('index.html'), 'version 2\n');
 });
+
+test('junk in the fleet\'s Redis (keys repo-deploy did not write): each check fails closed naming the key, never "cannot be reached"; the command that writes it anew clears it', async (t) => {
+  const r = await rig(t, '');
+  const a = await r.member('server-a');
+  await r.publish('1');
+  assert.equal((await a.once()).code, 0);
+  await r.publish('2');
+  const redisCli = (...args: string[]) => promisify(execFile)('redis-cli', ['-p', String(r.redis.port), '-a', r.redis.password, '--no-auth-warning', ...args]);
+
+  for (const [key, junk, repair] of [
+    ['epoch', 'not json at all', ['fleet', 'init']],
+    ['policy', '[1,2,3]', ['fleet', 'configure']],
+    ['halt', '42', ['fleet', 'resume']],
+  ] as const) {
+    await redisCli('SET', `repo-deploy:{web}:${key}`, junk);
+    const check = await a.once();
+    assert.equal(check.code, 3, check.stderr);
+    assert.match(check.stderr, new RegExp(`holds something repo-deploy did not write under repo-deploy:\\{web\\}:${key} \\(".*"\\); no update starts; whoever can write to the fleet's Redis can steer the fleet`));
+    assert.doesNotMatch(check.stderr, /cannot be reached|Unexpected token/);
+    assert.equal(await a.liveFile('index.html'), 'version 1\n');
+    const repaired = await runCli([...repair, ...a.daemonArgs]);
+    assert.equal(repaired.code, 0, repaired.stderr);
+  }
+  assert.equal((await a.once()).code, 0);
+  assert.equal(await a.liveFile('index.html'), 'version 2\n');
+});
