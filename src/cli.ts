@@ -85,9 +85,9 @@ function parser(argv: string[], yargs: typeof Yargs) {
     .command('resume', 'Deploy again after repo-deploy pause (what waited is deployed at the next check)', (command) =>
       command.example('$0 resume && systemctl reload repo-deploy', 'Resume and check now (the reload sends SIGHUP)'),
     )
-    .command('fleet <action> [revision]', 'The fleet (fleet-redis): status [--json], halt [--reason TEXT] (no server starts an update), resume [REVISION], init (accept the fleet after its Redis lost its data), configure (this config\'s remote and rollout settings become the fleet\'s), promote [REVISION] (canary-promote = manual: the rest follows the canaries)', (command) =>
+    .command('fleet <action> [revision]', 'The fleet (fleet-redis): status [--json], halt [--reason TEXT] (no server starts an update), resume [REVISION], init (accept the fleet after its Redis lost its data), configure (this config\'s remote and rollout settings become the fleet\'s), promote [REVISION] (canary-promote = manual: the rest follows the canaries), rollback REVISION (every server goes back to it)', (command) =>
       command
-        .positional('action', { choices: ['status', 'halt', 'resume', 'init', 'configure', 'promote'] as const, describe: 'What to do' })
+        .positional('action', { choices: ['status', 'halt', 'resume', 'init', 'configure', 'promote', 'rollback'] as const, describe: 'What to do' })
         .positional('revision', { type: 'string', describe: 'With resume: a revision halted after failures, to roll out again; with promote: the revision to promote (default: the one rolling out)' })
         .option('json', { type: 'boolean', default: false, describe: 'With status: print JSON' })
         .option('reason', { type: 'string', describe: 'With halt: why, shown by fleet status' })
@@ -256,6 +256,7 @@ async function runCommand(command: Command, parsed: Parsed, context: AgentContex
       else if (parsed.action === 'halt') await fleetCommands.fleetHaltCommand(context, parsed.reason as string | undefined, print);
       else if (parsed.action === 'init') await fleetCommands.fleetInitCommand(context, print);
       else if (parsed.action === 'configure') await fleetCommands.fleetConfigureCommand(context, print);
+      else if (parsed.action === 'rollback') await fleetCommands.fleetRollbackCommand(context, parsed.revision as string | undefined, print);
       else if (parsed.action === 'promote') await fleetCommands.fleetPromoteCommand(context, parsed.revision as string | undefined, print);
       else await fleetCommands.fleetResumeCommand(context, parsed.revision as string | undefined, print);
       return ExitCode.ok;

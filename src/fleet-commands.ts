@@ -26,7 +26,7 @@ export function fleetStatusCommand(context: AgentContext, json: boolean, print: 
     print(`halted:   ${status.halt ? `yes, since ${status.halt.at} by ${status.halt.by}${status.halt.reason ? `: ${status.halt.reason}` : ''} ("repo-deploy fleet resume" ends it)` : 'no'}`);
     if (status.current && status.progress) {
       const { committed, failed, inProgress, halted } = status.progress;
-      print(`rolling:  revision ${shortRevision(status.current.revision)} (found by ${status.current.by}): ${committed.length} committed, ${inProgress.length} in progress, ${Object.keys(failed).length} failed`);
+      print(`rolling:  revision ${shortRevision(status.current.revision)} (${status.current.pinned ? `ROLLED BACK to it by ${status.current.pinned.by} at ${status.current.pinned.at}; "repo-deploy fleet resume" ends it` : `found by ${status.current.by}`}): ${committed.length} committed, ${inProgress.length} in progress, ${Object.keys(failed).length} failed`);
       if (status.progress.promoted) print(`          promoted by ${status.progress.promoted.by} at ${status.progress.promoted.at}: the rest follows the canaries`);
       else if (context.settings.canaryPromote === 'manual') print(`          canary-promote = manual: after the canaries, the rest waits for "repo-deploy fleet promote"`);
       if (halted) print(`          HALTED for the fleet: ${halted.reason} ("repo-deploy fleet resume ${shortRevision(status.current.revision)}" lets it roll again)`);
@@ -51,8 +51,9 @@ export function fleetHaltCommand(context: AgentContext, reason: string | undefin
 export function fleetResumeCommand(context: AgentContext, typed: string | undefined, print: Print): Promise<void> {
   return withFleet(context, async (fleet) => {
     if (typed === undefined) {
-      const { wasHalted } = await fleet.resume(undefined);
+      const { wasHalted, wasPinned } = await fleet.resume(undefined);
       print(wasHalted ? 'the fleet halt is lifted' : 'the fleet was not halted');
+      if (wasPinned) print('the fleet rollback ends: the remote\'s newest revision rolls out at the next checks');
       return;
     }
     // Only what is named: a revision's resume leaves a fleet-wide halt in place.
@@ -86,5 +87,23 @@ export function fleetPromoteCommand(context: AgentContext, typed: string | undef
     if (!revision) throw usageError(typed === undefined ? 'the fleet rolls out no revision yet' : `the fleet has no record of revision "${typed}"`, '"repo-deploy fleet status" shows the revision the fleet rolls out');
     await fleet.promote(revision, operatorName(), context.now());
     print(`revision ${shortRevision(revision)} is promoted: the rest of fleet ${context.settings.fleetName} follows the canaries, max-parallel at a time`);
+  });
+}
+
+/**
+ * Every member goes back to an earlier revision, from a release of its own, through the fleet's
+ * gated path (slots, canary, hooks in phase rollback, health gate); the remote's newer revisions
+ * wait until \`fleet resume\`.
+ */
+export function fleetRollbackCommand(context: AgentContext, typed: string | undefined, print: Print): Promise<void> {
+  return withFleet(context, async (fleet) => {
+    if (typed === undefined) throw usageError('fleet rollback needs the revision to go back to', '"repo-deploy releases" on a server lists the revisions it holds');
+    const revision = resolveRevision(typed, await fleet.knownRevisions());
+    if (!revision) throw usageError(`the fleet has no record of revision "${typed}"`, '"repo-deploy fleet status" and "repo-deploy releases" show the revisions');
+    const current = await fleet.current();
+    if (!current) throw usageError('the fleet has rolled nothing out yet', 'there is nothing to roll back');
+    await fleet.resume(revision); // the operator names it: a halt or failures of it are lifted
+    await fleet.pin(revision, current.remote, operatorName(), context.now());
+    print(`fleet ${context.settings.fleetName} rolls back to revision ${shortRevision(revision)}: each server switches to its own release of it at its next check, max-parallel at a time, with the hooks in phase rollback and the health gate; the remote's newer revisions wait until "repo-deploy fleet resume"`);
   });
 }

@@ -111,10 +111,12 @@ export class FleetRollout {
    * another scout published a revision since this check read \`current\` (this one was slowed past
    * its lease): then that one stands, and the revision returned is what the fleet rolls out.
    */
-  async discovered(revision: string, remote: string, remoteState: RemoteState): Promise<{ published: true } | { published: false; revision: string; by: string }> {
+  async discovered(revision: string, remote: string, remoteState: RemoteState): Promise<{ published: boolean }> {
     const published = await this.fleet.publishCurrent({ revision, remote, remoteState, by: this.fleet.host }, this.context.now(), this.seenSeq);
     if (published.published) this.context.log.info(`revision ${shortRevision(revision)} is new to the fleet: rolling it out`, { revision });
-    else {
+    else if (published.pinned) {
+      this.context.log.info(`the remote has revision ${shortRevision(revision)}, but fleet ${this.context.settings.fleetName} is rolled back to ${shortRevision(published.revision)} by ${published.by} ("repo-deploy fleet rollback"): it is not rolled out until "repo-deploy fleet resume"`, { revision });
+    } else {
       this.context.log.info(
         `revision ${shortRevision(revision)} was found here, but meanwhile ${published.by || 'another member'} published ${shortRevision(published.revision)} for the fleet (this server's scout lease lapsed during its check): ${shortRevision(revision)} is not rolled out, and the fleet's revision is deployed at a later check`,
         { revision },

@@ -12,8 +12,10 @@
 //                    lapsed and was given to another cannot renew, swap or commit with its old one
 //   fence            STRING counter of fencing tokens
 //   scout            STRING host (PX lease): the one server that may download an unknown revision
-//   current          HASH revision, remote, remoteState, by, at, seq: the revision the fleet rolls
-//                    out; seq counts publications, so a scout publishes only over what it read
+//   current          HASH revision, remote, remoteState, by, at, seq, pinned: the revision the fleet
+//                    rolls out; seq counts publications, so a scout publishes only over what it
+//                    read; pinned (JSON {by, at}): set by \`fleet rollback\`, no scout publishes
+//                    over it until \`fleet resume\`
 //   halt             STRING JSON {reason, by, at}: `fleet halt`, until `fleet resume`
 //   policy           STRING JSON: the settings every member shares (remote, max-parallel, canary,
 //                    max-failed-hosts, fleet-lease, by, at), written by the first member or by
@@ -223,6 +225,8 @@ return 1
  * remoteState, by, at. Returns {'ok', seq} or {'stale', revision, by}.
  */
 export const publishScript = `
+local pinned = redis.call('HGET', KEYS[1], 'pinned')
+if pinned then return {'pinned', redis.call('HGET', KEYS[1], 'revision') or '', pinned} end
 local seq = redis.call('HGET', KEYS[1], 'seq') or ''
 if seq ~= ARGV[1] then
   return {'stale', redis.call('HGET', KEYS[1], 'revision') or '', redis.call('HGET', KEYS[1], 'by') or ''}
@@ -247,6 +251,16 @@ if current then return {'ok', current, policy} end
 local record = cjson.encode({id = ARGV[2], by = 'first-use', at = ARGV[3]})
 redis.call('SET', KEYS[1], record)
 return {'new', record, policy}
+`;
+
+/**
+ * \`fleet rollback\`: the fleet rolls out an earlier revision, pinned (no scout publishes over it).
+ * KEYS: current. ARGV: revision, remote, by, at, pin record (JSON).
+ */
+export const pinScript = `
+redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('HSET', KEYS[1], 'revision', ARGV[1], 'remote', ARGV[2], 'remoteState', '{}', 'by', ARGV[3], 'at', ARGV[4], 'pinned', ARGV[5])
+return 1
 `;
 
 /** Extends the scout role while its holder downloads; 0 when another member holds it now. */

@@ -8,7 +8,7 @@ import { DeployError, messageOf, systemErrorCode, usageError } from './errors.js
 import { NotASmallFile, readSmallRegularFile } from './small-file.js';
 import { oneLine } from './log.js';
 import { redact } from './redact.js';
-import { beginScript, commitScript, epochScript, failScript, heartbeatScript, preSwapScript, publishScript, releaseScoutScript, releaseScript, renewScoutScript, renewScript } from './fleet-scripts.js';
+import { beginScript, commitScript, epochScript, failScript, heartbeatScript, pinScript, preSwapScript, publishScript, releaseScoutScript, releaseScript, renewScoutScript, renewScript } from './fleet-scripts.js';
 import type { RemoteState } from './fetchers/types.js';
 import type { Settings } from './config.js';
 import type { CountOrPercent } from './settings-schema.js';
@@ -24,6 +24,8 @@ export interface FleetRevision {
   by: string;
   /** How many times \`current\` was published when this was read ('' before the first). */
   seq?: string;
+  /** Set by \`fleet rollback\`: an earlier revision the members switch back to from their own releases. */
+  pinned?: { by: string; at: string };
 }
 
 export interface FleetEpoch {
@@ -286,7 +288,7 @@ export class Fleet {
     return this.call(async () => {
       const fields = await this.redis.hgetall(this.key('current'));
       if (!fields.revision) return undefined;
-      return { revision: fields.revision, remote: fields.remote ?? '', remoteState: this.record<RemoteState>(fields.remoteState ?? '{}', 'current'), by: fields.by ?? '', seq: fields.seq ?? '' };
+      return { revision: fields.revision, remote: fields.remote ?? '', remoteState: this.record<RemoteState>(fields.remoteState ?? '{}', 'current'), by: fields.by ?? '', seq: fields.seq ?? '', pinned: fields.pinned ? this.record<{ by: string; at: string }>(fields.pinned, 'current') : undefined };
     });
   }
 
@@ -294,10 +296,19 @@ export class Fleet {
    * Publishes the revision the fleet rolls out, over \`seenSeq\` (what the scout read) only;
    * otherwise says what was published meanwhile.
    */
-  publishCurrent(revision: FleetRevision, now: Date, seenSeq: string): Promise<{ published: true } | { published: false; revision: string; by: string }> {
+  publishCurrent(revision: FleetRevision, now: Date, seenSeq: string): Promise<{ published: true } | { published: false; revision: string; by: string; pinned: boolean }> {
     return this.call(async () => {
       const [verdict, current = '', by = ''] = (await this.redis.eval(publishScript, 1, this.key('current'), seenSeq, revision.revision, revision.remote, JSON.stringify(revision.remoteState), this.host, now.toISOString())) as string[];
-      return verdict === 'ok' ? { published: true } : { published: false, revision: current, by };
+      if (verdict === 'ok') return { published: true };
+      if (verdict === 'pinned') return { published: false, revision: current, by: this.record<{ by: string }>(by, 'current').by, pinned: true };
+      return { published: false, revision: current, by, pinned: false };
+    });
+  }
+
+  /** \`fleet rollback\`: every member goes back to \`revision\` through the gated path; scouts publish nothing over it until \`fleet resume\`. */
+  pin(revision: string, remote: string, by: string, now: Date): Promise<void> {
+    return this.call(async () => {
+      await this.redis.eval(pinScript, 1, this.key('current'), revision, remote, by, now.toISOString(), JSON.stringify({ by, at: now.toISOString() }));
     });
   }
 
@@ -402,9 +413,12 @@ export class Fleet {
   }
 
   /** Lifts `fleet halt`; with a revision, only that revision's halt and its failures (the fleet's halt stays). */
-  resume(revision: string | undefined): Promise<{ wasHalted: boolean }> {
+  resume(revision: string | undefined): Promise<{ wasHalted: boolean; wasPinned?: boolean }> {
     return this.call(async () => {
-      if (!revision) return { wasHalted: (await this.redis.del(this.key('halt'))) > 0 };
+      if (!revision) {
+        const [halted, pinned] = (await this.redis.multi().del(this.key('halt')).hdel(this.key('current'), 'pinned').exec()) ?? [];
+        return { wasHalted: Number(halted?.[1]) > 0, wasPinned: Number(pinned?.[1]) > 0 };
+      }
       const keys = this.revisionKeys(revision);
       const [halted] = (await this.redis.multi().del(keys.halted).del(keys.failed).exec()) ?? [];
       return { wasHalted: Number(halted?.[1]) > 0 };

@@ -113,7 +113,8 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
     await journal('post-update');
     await pausePoint('post-update');
     await runPhase(context, state, settings.postHooks, phase('post-update'), 'post-hook', forward, true);
-    if (request.kind === 'update' && settings.healthCheck) {
+    // The health gate: after an update, and after a rollback the fleet asked for (it goes through the fleet's gated path).
+    if ((request.kind === 'update' || request.fleetSlot) && settings.healthCheck) {
       await journal('gate');
       await pausePoint('gate');
       await runGate(context, state, settings.healthCheck, forward);

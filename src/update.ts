@@ -201,6 +201,8 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
   const live = liveRevision(state, remoteKey);
   const plan = rollout ? await rollout.plan(state, remoteKey) : { askRemote: true, known: undefined };
   const candidate = { layout, state, remoteKey, liveRelease, waiting, rollout, fetch: async (against: DeployedRevision | undefined) => (await createFetcher(remote)).check({ settings, cache, deployed: against, live, log, signal: context.signal, progress: context.progress }) };
+  // Rolled back by the fleet: what the remote has does not matter until "fleet resume".
+  if (plan.known?.pinned) return await admit(context, candidate, plan.known, undefined);
   if (!plan.askRemote) {
     // Another member is the scout: this one asks the remote nothing, and downloads only a
     // revision the fleet rolls out, once it holds a slot for it.
@@ -308,6 +310,7 @@ async function admit(context: AgentContext, candidate: Candidate, revision: { re
   }
   if (context.preview) return { result: 'would-update', revision: revision.revision, description: pending?.description ?? 'rolled out by the fleet' };
   state.waiting = undefined;
+  if (rollout && 'pinned' in revision && revision.pinned) return rollBackWithFleet(context, candidate, rollout, revision.revision);
   const run = (download: PendingRevision) => (fleetSlot?: FleetSlot) => deploy(context, candidate.layout, state, download, candidate.remoteKey, candidate.liveRelease, fleetSlot);
   if (pending) return rollout ? rollout.deploy(revision.revision, run(pending)) : run(pending)();
   // A revision the fleet rolls out, not yet downloaded here: fetched now, against what is live.
@@ -327,6 +330,44 @@ async function admit(context: AgentContext, candidate: Candidate, revision: { re
   } finally {
     if (fetched.changed) await fetched.dispose();
   }
+}
+
+/**
+ * \`fleet rollback\`: this member goes back to the fleet's earlier revision from a release of its
+ * own, in a fleet slot, with the hooks in phase \`rollback\` and the health gate, as an update
+ * would. A member without such a release on disk waits (the remote no longer has it).
+ */
+async function rollBackWithFleet(context: AgentContext, candidate: Candidate, rollout: FleetRollout, revision: string): Promise<CheckOutcome> {
+  const { layout, state, liveRelease } = candidate;
+  const onDisk = new Set(await listReleaseDirectories(layout));
+  const target = [...state.releases].reverse().find((release) => release.revision === revision && onDisk.has(release.id));
+  if (!target) {
+    await rollout.giveBack(revision).catch(() => undefined);
+    const gate = { gate: 'fleet' as const, reason: `is where the fleet is rolled back to ("repo-deploy fleet rollback"), but this server has no release of it on disk; it stays on ${shortRevision(state.current?.revision ?? '')} until the fleet moves on` };
+    context.log.warn(`revision ${shortRevision(revision)} ${gate.reason}`, { revision });
+    return waitingOutcome({ revision }, gate);
+  }
+  const previous = state.current;
+  return rollout.deploy(revision, async (fleetSlot) => {
+    const result = await switchRelease(context, layout, state, {
+      kind: 'rollback',
+      release: target.id,
+      revision,
+      previousRelease: liveRelease,
+      previousRevision: previous?.revision ?? '',
+      removeOnFailure: false,
+      fleetSlot,
+    });
+    if (!result.switched) {
+      const error = new DeployError(result.stage === 'pre-update' ? 'pre-hook' : 'post-hook', `the fleet's rollback to ${shortRevision(revision)} ${result.stage === 'pre-update' ? 'was blocked' : 'was reverted'}: ${result.error.message}`);
+      if (result.stopped || result.abandoned) return { result: 'failed', error };
+      context.log.error(error.message, { revision });
+      return result.stage === 'pre-update' ? { result: 'blocked', revision, error } : { result: 'reverted', revision, error };
+    }
+    recordLiveRelease(state, { release: target.id, revision, remoteState: {} }, 'rolled-back');
+    context.log.info(`rolled back with the fleet to revision ${shortRevision(revision)}, release ${target.id}${liveRelease ? ` (was release ${liveRelease})` : ''}`, { release: target.id, revision });
+    return { result: 'updated', release: target.id, revision };
+  });
 }
 
 /**

@@ -238,3 +238,46 @@ test('junk in the fleet\'s Redis (keys repo-deploy did not write): each check fa
   assert.equal((await a.once()).code, 0);
   assert.equal(await a.liveFile('index.html'), 'version 2\n');
 });
+
+test('fleet rollback REVISION: every server goes back to its own release of it through the gated path, the remote\'s newer revision waits until fleet resume; a server without that release waits', async (t) => {
+  const r = await rig(t, '');
+  const a = await r.member('server-a', 'health-check = true\n');
+  const b = await r.member('server-b', 'health-check = true\n');
+  await r.publish('1');
+  assert.equal((await a.once()).code, 0);
+  assert.equal((await b.once()).code, 0);
+  const first = (JSON.parse((await runCli(['status', '--json', ...a.daemonArgs])).stdout).live.revision as string).replace(/^sha256:/, '');
+  await r.publish('2');
+  assert.equal((await a.once()).code, 0);
+  assert.equal((await b.once()).code, 0);
+  assert.equal(await b.liveFile('index.html'), 'version 2\n');
+
+  const rollback = await runCli(['fleet', 'rollback', first.slice(0, 12), '-c', a.config]);
+  assert.equal(rollback.code, 0, rollback.stderr);
+  assert.match(rollback.stdout, /rolls back to revision [0-9a-f]{12}/);
+  for (const member of [a, b]) {
+    const back = await member.once();
+    assert.equal(back.code, 0, back.stderr);
+    assert.match(back.stderr, /the fleet lets this server deploy [0-9a-f]{12}/);
+    assert.match(back.stderr, /health gate: running the health check/, 'through the gate, as an update');
+    assert.match(back.stderr, /rolled back with the fleet to revision [0-9a-f]{12}, release \S+ \(was release \S+\)/);
+    assert.equal(await member.liveFile('index.html'), 'version 1\n');
+  }
+  // The remote still has version 2: it waits.
+  const stays = await a.once();
+  assert.equal(stays.code, 0, stays.stderr);
+  assert.match(stays.stderr, /is rolled back to [0-9a-f]{12} by \S+ \("repo-deploy fleet rollback"\): it is not rolled out until "repo-deploy fleet resume"/);
+  assert.equal(await a.liveFile('index.html'), 'version 1\n');
+  assert.match((await runCli(['fleet', 'status', '-c', a.config])).stdout, /ROLLED BACK to it by \S+/);
+  // A server that never had version 1 has nothing to go back to.
+  const c = await r.member('server-c');
+  const none = await c.once();
+  assert.equal(none.code, 0, none.stderr);
+  assert.match(none.stderr, /this server has no release of it on disk/);
+  await assert.rejects(c.liveFile('index.html'), /ENOENT/);
+
+  const resume = await runCli(['fleet', 'resume', '-c', a.config]);
+  assert.match(resume.stdout, /the fleet rollback ends/);
+  assert.equal((await a.once()).code, 0);
+  assert.equal(await a.liveFile('index.html'), 'version 2\n');
+});
