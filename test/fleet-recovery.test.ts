@@ -3,8 +3,7 @@
 // or a replica named as the fleet's Redis, a manual promote and a bake time. Split from
 // fleet-faults.test.ts so that each file stays well inside the runner's per-file timeout.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -160,7 +159,6 @@ test('canary-promote = manual and bake-time: after the canary commits, the rest 
   assert.equal((await a.once()).code, 0, 'the canary deploys');
   const revision = JSON.parse((await runCli(['status', '--json', ...a.daemonArgs])).stdout).live.revision as string;
   const committedAt = `repo-deploy:{web}:rev:${revision}:committed-at`;
-  const redisCli = (...args: string[]) => promisify(execFile)('redis-cli', ['-p', String(r.redis.port), '-a', r.redis.password, '--no-auth-warning', ...args]);
 
   const unpromoted = await b.once();
   assert.equal(unpromoted.code, 0, unpromoted.stderr);
@@ -176,8 +174,8 @@ test('canary-promote = manual and bake-time: after the canary commits, the rest 
   assert.match(baking.stderr, /waits for bake-time: a server committed it \d+ s ago, the next may start in \d+ s/);
   await assert.rejects(b.liveFile('index.html'), /ENOENT/);
   // Ten minutes pass for the fleet: the commit's time is moved back (the test's clock for Redis).
-  const { stdout: at } = await redisCli('GET', committedAt);
-  await redisCli('SET', committedAt, String(Number(at.trim()) - 600_000), 'KEEPTTL');
+  const at = await r.redisCli('GET', committedAt);
+  await r.redisCli('SET', committedAt, String(Number(at.trim()) - 600_000), 'KEEPTTL');
   assert.equal((await b.once()).code, 0);
   assert.equal(await b.liveFile('index.html'), 'version 1\n', 'baked: the next server deploys');
   // B's commit starts the bake again: C waits.
@@ -219,14 +217,13 @@ test('junk in the fleet\'s Redis (keys repo-deploy did not write): each check fa
   await r.publish('1');
   assert.equal((await a.once()).code, 0);
   await r.publish('2');
-  const redisCli = (...args: string[]) => promisify(execFile)('redis-cli', ['-p', String(r.redis.port), '-a', r.redis.password, '--no-auth-warning', ...args]);
 
   for (const [key, junk, repair] of [
     ['epoch', 'not json at all', ['fleet', 'init']],
     ['policy', '[1,2,3]', ['fleet', 'configure']],
     ['halt', '42', ['fleet', 'resume']],
   ] as const) {
-    await redisCli('SET', `repo-deploy:{web}:${key}`, junk);
+    await r.redisCli('SET', `repo-deploy:{web}:${key}`, junk);
     const check = await a.once();
     assert.equal(check.code, 3, check.stderr);
     assert.match(check.stderr, new RegExp(`holds something repo-deploy did not write under repo-deploy:\\{web\\}:${key} \\(".*"\\); no update starts; whoever can write to the fleet's Redis can steer the fleet`));

@@ -1,6 +1,8 @@
 // A fleet for fault tests: a real redis-server, an origin serving the zip, and members, each in
 // its own sandbox, with the fleet's settings shared and a member's own added.
+import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -26,6 +28,8 @@ export interface Rig {
   /** A member named `host` (host-id), in its own directory (`directory`, default the name). */
   member(host: string, settings?: string, directory?: string): Promise<Sandbox & { daemonArgs: string[]; once: (env?: NodeJS.ProcessEnv) => ReturnType<typeof runCli> }>;
   fleetStatus(): Promise<FleetStatusJson>;
+  /** redis-cli against the fleet's Redis (a test reading or forging what agents wrote); its stdout. */
+  redisCli(...args: string[]): Promise<string>;
 }
 
 export async function rig(t: TestContext, fleetSettings: string): Promise<Rig> {
@@ -48,6 +52,9 @@ export async function rig(t: TestContext, fleetSettings: string): Promise<Rig> {
       members.push(sandbox);
       const args = sandbox.args(origin.url('/app.zip'));
       return { ...sandbox, daemonArgs: args.filter((argument) => argument !== '-f'), once: (env = {}) => runCli(args, env) };
+    },
+    async redisCli(...args) {
+      return (await promisify(execFile)('redis-cli', ['-p', String(redis.port), '-a', redis.password, '--no-auth-warning', ...args])).stdout;
     },
     async fleetStatus() {
       return JSON.parse((await runCli(['fleet', 'status', '--json', '-c', members[0]!.config])).stdout);
