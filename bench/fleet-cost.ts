@@ -1,6 +1,7 @@
 // The fleet coordination's cost per member as the fleet grows: simulated members (the agent's
 // own Fleet client, the same calls in the same order as a check) against a real redis-server.
 // Redis counts the commands it ran and the CPU it used; both are divided by the members' checks.
+import { tmpdir } from 'node:os';
 import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,7 +41,7 @@ async function memberCheck(settings: Settings, live: string, rollingOut: string 
 
 export async function measureFleetCost(sizes: number[]): Promise<FleetCost[]> {
   const port = await freePort();
-  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxclients', '20000'], { stdio: 'ignore' });
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxclients', '20000', '--dir', tmpdir()], { stdio: 'ignore' });
   try {
     for (let tries = 0; ; tries++) {
       const up = await new Promise<boolean>((resolve) => {

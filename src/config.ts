@@ -7,6 +7,7 @@ import { closestKey, readConfigFile, type RawSetting } from './config-file.js';
 import { parseDeployWindows, parseTimeZone, validateDeployWindows } from './deploy-window.js';
 import { type DeployError, messageOf, systemErrorCode, usageError } from './errors.js';
 import { registerSecret } from './redact.js';
+import { parseRedisAddress } from './redis-address.js';
 import { NotASmallFile, readSmallRegularFile } from './small-file.js';
 import { parseRemote, type Remote } from './remote.js';
 import { environmentName, knownSettingKeys, maximumSeconds, settingSpecs, type SchemaSettings, type SettingKey, type SettingSpec } from './settings-schema.js';
@@ -238,14 +239,11 @@ function interpret(spec: SettingSpec, sourced: SourcedValue | undefined, cwd: st
     case 'timezone':
       return parseTimeZone(value, source);
     case 'redis-url': {
-      let password = '';
-      try {
-        if (!/^rediss?:\/\/[^/]/i.test(value)) throw new Error('not redis');
-        password = new URL(value).password;
-      } catch {
-        throw usageError(`${source}: ${spec.key} is not a redis:// or rediss:// URL`, 'write it as redis://[user:password@]host:port[/db]');
+      const address = parseRedisAddress(value);
+      if (!address) {
+        throw usageError(`${source}: ${spec.key} is not a redis://, rediss:// or redis-sentinel:// URL`, 'write it as redis://[user:password@]host:port[/db], or redis-sentinel://[user:password@]host:port[,host:port]/primary-name[/db]');
       }
-      registerSecret(decodeURIComponent(password));
+      registerSecret(address.kind === 'sentinel' ? address.password : decodeURIComponent(new URL(value).password));
       return value;
     }
     case 'count-or-percent': {

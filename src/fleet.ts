@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { Redis } from 'ioredis';
 import { DeployError, messageOf, systemErrorCode, usageError } from './errors.js';
 import { NotASmallFile, readSmallRegularFile } from './small-file.js';
+import { parseRedisAddress } from './redis-address.js';
 import { oneLine } from './log.js';
 import { redact } from './redact.js';
 import { beginScript, commitScript, epochScript, failScript, heartbeatScript, pinScript, preSwapScript, publishScript, releaseScoutScript, releaseScript, renewScoutScript, renewScript } from './fleet-scripts.js';
@@ -94,8 +95,7 @@ export class Fleet {
   static async connect(settings: Settings, instance = ''): Promise<Fleet> {
     const url = settings.fleetRedis as string;
     const display = redact(url); // the password was registered as a secret with the settings, too
-    const redis = new Redis(url, {
-      ...(url.startsWith('rediss://') ? { tls: tlsFiles(settings) } : {}),
+    const failFast = {
       lazyConnect: true,
       connectTimeout: 3000,
       commandTimeout: 3000,
@@ -103,7 +103,13 @@ export class Fleet {
       enableOfflineQueue: false,
       enableReadyCheck: false, // an INFO per connection, and so per check, for nothing: connect() resolves once connected
       retryStrategy: () => null,
-    });
+    };
+    const address = parseRedisAddress(url);
+    const redis =
+      address?.kind === 'sentinel'
+        ? // Each check asks the Sentinels (in turn, once) where the primary is now, and connects there.
+          new Redis({ ...failFast, sentinels: address.sentinels, name: address.name, username: address.username, password: address.password, db: address.db, role: 'master', sentinelRetryStrategy: () => null })
+        : new Redis(url, { ...(url.startsWith('rediss://') ? { tls: tlsFiles(settings) } : {}), ...failFast });
     const fleet = new Fleet(redis, settings, display, instance);
     // The connection's own error says why (WRONGPASS, a TLS failure); the command that then
     // fails says only "Connection is closed.", so the reason is kept for the report.
@@ -126,7 +132,7 @@ export class Fleet {
     if (kindOfServer) {
       // Not a fault a retry cures: the URL names a server the fleet cannot use.
       return new DeployError('usage', `the fleet's Redis at ${this.display} ${kindOfServer} (it answered "${redact(oneLine(messageOf(error))).slice(0, 120)}")`, {
-        hint: 'point fleet-redis at a standalone Redis primary (Redis Cluster and Sentinel are not supported: see docs/fleet.md); no update starts until then',
+        hint: 'point fleet-redis at a standalone Redis primary, or at its Sentinels with redis-sentinel:// (Redis Cluster is not supported: see docs/fleet.md); no update starts until then',
       });
     }
     const reason = this.connectionError ? describeConnectionError(this.connectionError) : messageOf(error);

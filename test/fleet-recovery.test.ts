@@ -127,7 +127,7 @@ test('fleet-redis naming a Redis Cluster node or a read-only replica: exit 2 say
   await r.publish('1');
   const spawnRedis = async (args: string[]) => {
     const port = await freePort();
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], { stdio: 'ignore' });
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', r.root, ...args], { stdio: 'ignore' });
     t.after(() => {
       if (child.exitCode === null) process.kill(child.pid!, 'SIGKILL');
     });

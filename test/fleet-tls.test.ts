@@ -33,7 +33,7 @@ async function tlsRedis(t: TestContext, directory: string): Promise<{ port: numb
   const client = await issue(directory, 'web-01');
   const port = await freePort();
   const child = spawn('redis-server', ['--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--tls-cert-file', server.cert, '--tls-key-file', server.key,
-    '--tls-ca-cert-file', join(directory, 'ca.pem'), '--tls-auth-clients', 'yes', '--requirepass', 'tls-secret', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    '--tls-ca-cert-file', join(directory, 'ca.pem'), '--tls-auth-clients', 'yes', '--requirepass', 'tls-secret', '--save', '', '--appendonly', 'no', '--dir', directory], { stdio: 'ignore' });
   t.after(() => {
     if (child.exitCode === null) process.kill(child.pid!, 'SIGKILL');
   });

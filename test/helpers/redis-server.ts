@@ -1,7 +1,10 @@
 // A real redis-server on a free loopback port, with a password, no persistence; stopped (by its
 // process id) when the test ends. stop() and start() let a test take it away mid-rollout.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './git-servers.js';
@@ -28,12 +31,15 @@ export async function startRedis(t: Pick<TestContext, 'after'>): Promise<TestRed
   const port = await freePort();
   const password = `redis-pass-${Math.random().toString(36).slice(2)}`;
   let child: ChildProcess | undefined;
+  const directory = mkdtempSync(join(tmpdir(), 'repo-deploy-redis-'));
   const redis: TestRedis = {
     url: `redis://:${password}@127.0.0.1:${port}/0`,
     password,
     port,
     async start() {
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+      // --dir: a server writes dump.rdb where it runs (a replica does, at each sync), and a later
+      // one started there loads it, --save '' or not: a test's server starts in a directory of its own.
+      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no', '--dir', directory], { stdio: 'ignore' });
       for (let tries = 0; !(await acceptsConnections(port)); tries++) {
         if (tries > 200) throw new Error('redis-server did not start');
         await sleep(25);
@@ -49,6 +55,9 @@ export async function startRedis(t: Pick<TestContext, 'after'>): Promise<TestRed
     },
   };
   await redis.start();
-  t.after(() => redis.stop());
+  t.after(async () => {
+    await redis.stop();
+    rmSync(directory, { recursive: true, force: true });
+  });
   return redis;
 }
