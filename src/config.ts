@@ -241,9 +241,9 @@ function interpret(spec: SettingSpec, sourced: SourcedValue | undefined, cwd: st
     case 'redis-url': {
       const address = parseRedisAddress(value);
       if (!address) {
-        throw usageError(`${source}: ${spec.key} is not a redis://, rediss:// or redis-sentinel:// URL`, 'write it as redis://[user:password@]host:port[/db], or redis-sentinel://[user:password@]host:port[,host:port]/primary-name[/db]');
+        throw usageError(`${source}: ${spec.key} is not a redis://, rediss://, redis-sentinel:// or redis-cluster:// URL`, 'write it as redis://host:port[/db], redis-sentinel://host:port[,host:port]/primary-name[/db] or redis-cluster://host:port[,host:port], with "user:password@" after the "//" when the server needs them');
       }
-      registerSecret(address.kind === 'sentinel' ? address.password : decodeURIComponent(new URL(value).password));
+      registerSecret(address.kind === 'standalone' ? decodeURIComponent(new URL(value).password) : address.password);
       return value;
     }
     case 'count-or-percent': {

@@ -2,8 +2,8 @@
 // between servers. Every expiry is reckoned on Redis's own clock (TIME), never a member's: a
 // member whose clock ran 10 s ahead expired another's live slot, and two were in their gates at
 // once. Keys (see
-// docs/fleet.md), all under `repo-deploy:{<fleet-name>}:` (one hash slot; Redis Cluster itself
-// is not supported, see docs/fleet.md "Which Redis"):
+// docs/fleet.md), all under `repo-deploy:{<fleet-name>}:` (one hash slot, so in a Redis Cluster
+// every script runs on the one primary that owns them):
 //   members          ZSET host -> heartbeat expiry (ms): the live members
 //   member:<host>    HASH state, live, reason, seen, instance (the agent that holds the name),
 //                    clash (JSON {instance, at}: another agent tried to use the name)  (TTL 7 days)

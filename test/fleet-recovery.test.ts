@@ -121,7 +121,7 @@ test('members of one fleet with other settings (max-parallel 3 where the fleet h
   assert.match(nowA.stderr, /max-parallel = 1 \(the fleet's: 3\)/);
 });
 
-test('fleet-redis naming a Redis Cluster node or a read-only replica: exit 2 saying which, nothing deployed (Cluster and Sentinel are not supported)', async (t) => {
+test('fleet-redis naming a Redis Cluster node or a read-only replica: exit 2 saying which and how to name it, nothing deployed', async (t) => {
   const r = await rig(t, '');
   const a = await r.member('server-a');
   await r.publish('1');
@@ -140,7 +140,7 @@ test('fleet-redis naming a Redis Cluster node or a read-only replica: exit 2 say
   const clusterNode = await spawnRedis(['--cluster-enabled', 'yes', '--cluster-config-file', join(r.root, 'nodes.conf')]);
   const cluster = await a.once({ REPO_DEPLOY_FLEET_REDIS: `redis://127.0.0.1:${clusterNode}/0` });
   assert.equal(cluster.code, 2, cluster.stderr);
-  assert.match(cluster.stderr, /the fleet's Redis at redis:\/\/127\.0\.0\.1:\d+\/0 is a Redis Cluster node \(it answered "CLUSTERDOWN Hash slot not served"\); point fleet-redis at a standalone Redis primary/);
+  assert.match(cluster.stderr, /the fleet's Redis at redis:\/\/127\.0\.0\.1:\d+\/0 is a Redis Cluster node \(it answered "CLUSTERDOWN Hash slot not served"\); name it as a Cluster: redis-cluster:\/\//);
 
   const replica = await spawnRedis(['--replicaof', '127.0.0.1', String(r.redis.port), '--masterauth', r.redis.password, '--requirepass', r.redis.password]);
   const readOnly = await a.once({ REPO_DEPLOY_FLEET_REDIS: r.redis.url.replace(`:${r.redis.port}/`, `:${replica}/`) });

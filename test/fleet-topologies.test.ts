@@ -1,7 +1,7 @@
-// A fleet whose Redis is found through Sentinel (issue 29 item 9): a real primary, a real replica
-// and a real Sentinel (redis-server --sentinel) on loopback. The agent asks the Sentinel where the
-// primary is at each check; when the primary dies and the Sentinel promotes the replica, the next
-// check deploys through the new primary, with the fleet's records it replicated (no "lost" epoch).
+// A fleet whose Redis is not one plain server (issue 29 item 9), all real and on loopback: a
+// primary with a replica and a Sentinel (redis-server --sentinel), where the agent asks the
+// Sentinel for the primary at each check and follows a failover; and a three-primary Redis
+// Cluster, where the fleet's keys share one hash slot and the client follows MOVED.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
@@ -85,7 +85,7 @@ test('a fleet found through Sentinel (redis-sentinel://): it deploys through the
 
   const bad = await runCli(args, { REPO_DEPLOY_FLEET_REDIS: 'redis-sentinel://127.0.0.1:notaport/fleetprimary' });
   assert.equal(bad.code, 2, bad.stderr);
-  assert.match(bad.stderr, /fleet-redis is not a redis:\/\/, rediss:\/\/ or redis-sentinel:\/\/ URL/);
+  assert.match(bad.stderr, /fleet-redis is not a redis:\/\/, rediss:\/\/, redis-sentinel:\/\/ or redis-cluster:\/\/ URL; write it as redis:\/\/host:port\[\/db\], .*with "user:password@" after the "\/\/"/);
 });
 
 test('redis-sentinel:// addresses: several Sentinels, default port, IPv6, credentials and db; malformed ones are refused', () => {
@@ -96,4 +96,45 @@ test('redis-sentinel:// addresses: several Sentinels, default port, IPv6, creden
   for (const bad of ['redis-sentinel://s1:26379', 'redis-sentinel://s1:99999/primary', 'redis-sentinel://s1:x/primary', 'redis-sentinel:///primary', 'http://s1/primary', 'redis-sentinel://s1/primary/db']) {
     assert.equal(parseRedisAddress(bad), undefined, bad);
   }
+});
+
+test('a fleet on a three-primary Redis Cluster (redis-cluster://, any node): it deploys, fleet status and fleet resume by prefix work, check-config is ok; a cluster node named as redis:// says how to name it', async (t) => {
+  const root = await temporaryDirectory(t);
+  const password = 'cluster-secret';
+  const ports = [await freePort(), await freePort(), await freePort()];
+  for (const port of ports) {
+    startServer(t, root, ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(root, `nodes-${port}.conf`),
+      '--requirepass', password, '--masterauth', password, '--save', '', '--appendonly', 'no', '--dir', root]);
+  }
+  for (const port of ports) await until(`node ${port} is up`, async () => (await ask(port, password, 'ping')) === 'PONG');
+  await run('redis-cli', ['-a', password, '--no-auth-warning', '--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '0', '--cluster-yes']);
+  for (const port of ports) await until(`node ${port} sees the cluster ok`, async () => (await ask(port, password, 'cluster', 'info')).includes('cluster_state:ok'));
+
+  const origin = await startHttpServer(t);
+  await zipTree({ 'index.html': 'version 1\n' }, join(root, 'app.zip'), root);
+  origin.route('/app.zip', { kind: 'file', path: join(root, 'app.zip') });
+  // Named through one node only; the fleet's slot may live on another.
+  const sandbox = await makeSandbox(join(root, 'web-01'), `fleet-redis = redis-cluster://:${password}@127.0.0.1:${ports[0]}\nfleet-name = web\nhost-id = web-01\n`);
+  const args = sandbox.args(origin.url('/app.zip'));
+  const deployed = await runCli(args);
+  assert.equal(deployed.code, 0, deployed.stderr);
+  assert.equal(await sandbox.liveFile('index.html'), 'version 1\n');
+  assert.doesNotMatch(deployed.stderr, new RegExp(password));
+  const status = await runCli(['fleet', 'status', '--json', '-c', sandbox.config]);
+  assert.equal(status.code, 0, status.stderr);
+  const parsed = JSON.parse(status.stdout) as { members: Array<{ host: string; alive: boolean }>; current: { revision: string } };
+  assert.deepEqual(parsed.members.map((member) => [member.host, member.alive]), [['web-01', true]]);
+  const resume = await runCli(['fleet', 'resume', parsed.current.revision.replace(/^sha256:/, '').slice(0, 12), '-c', sandbox.config]);
+  assert.equal(resume.code, 0, resume.stderr);
+  assert.match(resume.stdout, /revision [0-9a-f]{12} was not halted/);
+  const check = await runCli(['check-config', ...args.filter((argument) => argument !== '-f')]);
+  assert.equal(check.code, 0, check.stdout + check.stderr);
+  assert.match(check.stdout, /^ok +fleet: web on redis-cluster:\/\/:\*\*\*@127\.0\.0\.1:\d+ \(reachable\)/m);
+
+  // Each node, named as a plain redis:// server: the one without the fleet's slot answers MOVED.
+  const answers = [];
+  for (const port of ports) answers.push(await runCli(args, { REPO_DEPLOY_FLEET_REDIS: `redis://:${password}@127.0.0.1:${port}/0` }));
+  const moved = answers.find((answer) => answer.code === 2);
+  assert.ok(moved, answers.map((answer) => answer.stderr).join('\n'));
+  assert.match(moved.stderr, /is a Redis Cluster node \(it answered "MOVED \d+ 127\.0\.0\.1:\d+"\); name it as a Cluster: redis-cluster:\/\/host:port\[,host:port\] \(with "user:password@" after the "\/\/"\)/);
 });
