@@ -94,7 +94,6 @@ export class FleetRollout {
    * changed) cannot be delivered and is dropped.
    */
   private async reportCrashes(state: AgentState): Promise<void> {
-    if (this.context.preview) return; // check-config saves no state: a report sent now would be sent again
     const name = this.context.settings.fleetName;
     for (const report of (state.fleetReports ?? []).filter((entry) => entry.fleet === name)) {
       const halt = await this.fleet.fail(report.revision, report.reason, new Date(report.at), report.canary);
@@ -109,7 +108,8 @@ export class FleetRollout {
   /**
    * A revision this member found (it is the scout): the fleet rolls it out from now on, unless
    * another scout published a revision since this check read \`current\` (this one was slowed past
-   * its lease): then that one stands, and the revision returned is what the fleet rolls out.
+   * its lease: that one stands) or the fleet is rolled back (\`fleet rollback\`); \`published\` says
+   * which, and an unpublished revision is not deployed by this check.
    */
   async discovered(revision: string, remote: string, remoteState: RemoteState): Promise<{ published: boolean }> {
     const published = await this.fleet.publishCurrent({ revision, remote, remoteState, by: this.fleet.host }, this.context.now(), this.seenSeq);

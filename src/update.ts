@@ -360,7 +360,8 @@ async function rollBackWithFleet(context: AgentContext, candidate: Candidate, ro
     });
     if (!result.switched) {
       const error = new DeployError(result.stage === 'pre-update' ? 'pre-hook' : 'post-hook', `the fleet's rollback to ${shortRevision(revision)} ${result.stage === 'pre-update' ? 'was blocked' : 'was reverted'}: ${result.error.message}`);
-      if (result.stopped || result.abandoned) return { result: 'failed', error };
+      if (result.stopped) return { result: 'stopped', revision }; // not a failure; the next start asks the fleet again
+      if (result.abandoned) return { result: 'failed', error };
       context.log.error(error.message, { revision });
       return result.stage === 'pre-update' ? { result: 'blocked', revision, error } : { result: 'reverted', revision, error };
     }
