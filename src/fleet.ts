@@ -1,12 +1,11 @@
-// The agent's side of a fleet rollout, coordinated through Redis (ioredis; the scripts are in
-// fleet-scripts.ts). Every call fails fast (a short command timeout, no offline queue, no
-// retries): with the fleet unreachable, no update starts, unless fleet-fail-open is set.
+// The agent's side of a fleet rollout, coordinated through Redis (the scripts are in
+// fleet-scripts.ts, the client for each shape of Redis in redis-client.ts). Every call fails fast:
+// with the fleet unreachable, no update starts, unless fleet-fail-open is set.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Cluster, Redis } from 'ioredis';
-import { DeployError, messageOf, systemErrorCode, usageError } from './errors.js';
-import { NotASmallFile, readSmallRegularFile } from './small-file.js';
-import { parseRedisAddress } from './redis-address.js';
+import { DeployError, messageOf } from './errors.js';
+import { createRedisClient, describeConnectionError, wrongKindOfServer } from './redis-client.js';
 import { oneLine } from './log.js';
 import { redact } from './redact.js';
 import { beginScript, commitScript, epochScript, failScript, heartbeatScript, pinScript, preSwapScript, publishScript, releaseScoutScript, releaseScript, renewScoutScript, renewScript } from './fleet-scripts.js';
@@ -95,32 +94,7 @@ export class Fleet {
   static async connect(settings: Settings, instance = ''): Promise<Fleet> {
     const url = settings.fleetRedis as string;
     const display = redact(url); // the password was registered as a secret with the settings, too
-    const failFast = {
-      connectTimeout: 3000,
-      commandTimeout: 3000,
-      maxRetriesPerRequest: 0,
-      enableOfflineQueue: false,
-      enableReadyCheck: false, // an INFO per connection, and so per check, for nothing: connect() resolves once connected
-      retryStrategy: () => null,
-    };
-    const address = parseRedisAddress(url);
-    const redis =
-      address?.kind === 'sentinel'
-        ? // Each check asks the Sentinels (in turn, once) where the primary is now, and connects there.
-          new Redis({ ...failFast, lazyConnect: true, sentinels: address.sentinels, name: address.name, ...credentials(address), db: address.db, role: 'master', sentinelRetryStrategy: () => null })
-        : address?.kind === 'cluster'
-          ? // The fleet's keys share one hash slot: every script runs on the primary that owns it.
-            new Cluster(address.nodes, {
-              lazyConnect: true,
-              enableOfflineQueue: false,
-              enableReadyCheck: true, // connect() resolves once the slot map is known
-              clusterRetryStrategy: () => null,
-              maxRedirections: 3,
-              // No lazyConnect for the nodes (the Cluster connects them): with it set, false or true,
-              // connect() never settled in about half the runs (ioredis 5.11, 3-node cluster, measured).
-              redisOptions: { ...failFast, ...credentials(address) },
-            })
-          : new Redis(url, { ...(url.startsWith('rediss://') ? { tls: tlsFiles(settings) } : {}), ...failFast, lazyConnect: true });
+    const redis = createRedisClient(url, settings);
     const fleet = new Fleet(redis, settings, display, instance);
     // The connection's own error says why (WRONGPASS, a TLS failure); the command that then
     // fails says only "Connection is closed.", so the reason is kept for the report.
@@ -507,40 +481,6 @@ export class Fleet {
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
-}
-
-/** The user and password an address gives, as ioredis options: only those set. */
-function credentials(address: { username?: string; password?: string }): { username?: string; password?: string } {
-  return { ...(address.username ? { username: address.username } : {}), ...(address.password ? { password: address.password } : {}) };
-}
-
-/** The fleet-tls-* files as TLS options (a private CA, a client certificate); each read whole, bounded. */
-function tlsFiles(settings: Settings): { ca?: string; cert?: string; key?: string } {
-  const read = (key: string, path: string | undefined) => {
-    if (!path) return undefined;
-    try {
-      return readSmallRegularFile(path, 1 << 20);
-    } catch (error) {
-      throw usageError(`cannot read the ${key} file ${path}: ${error instanceof NotASmallFile ? error.message : messageOf(error)}`, 'give the path of a PEM file the agent may read');
-    }
-  };
-  const options = { ca: read('fleet-tls-ca', settings.fleetTlsCa), cert: read('fleet-tls-cert', settings.fleetTlsCert), key: read('fleet-tls-key', settings.fleetTlsKey) };
-  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined));
-}
-
-/** What a reply error says of the server: a Cluster node, or a read-only replica; undefined for anything else. */
-function wrongKindOfServer(message: string): string | undefined {
-  if (/^(MOVED|ASK|CLUSTERDOWN|CROSSSLOT)\b/.test(message)) return 'is a Redis Cluster node';
-  if (/^READONLY\b/.test(message)) return 'is a read-only replica, not the primary';
-  return undefined;
-}
-
-/** ioredis's and OpenSSL's words for a failed connection, as an operator reads them. */
-function describeConnectionError(error: Error): string {
-  const code = systemErrorCode(error);
-  if (/WRONGPASS|NOAUTH|invalid password|invalid username-password/i.test(error.message)) return `the password or user was refused: ${error.message}; check fleet-redis`;
-  if (code?.startsWith('ERR_SSL_') || code?.startsWith('ERR_TLS_') || /certificate|SSL routines/i.test(error.message)) return `TLS failed: ${error.message}${code ? ` (${code})` : ''}`;
-  return `${error.message}${code && !error.message.includes(code) ? ` (${code})` : ''}`;
 }
 
 /** Why a halted revision waits, in one place for a halt read from Redis and one remembered here. */
