@@ -17,9 +17,8 @@
 //                    read; pinned (JSON {by, at}): set by \`fleet rollback\`, no scout publishes
 //                    over it until \`fleet resume\`
 //   halt             STRING JSON {reason, by, at}: `fleet halt`, until `fleet resume`
-//   policy           STRING JSON: the settings every member shares (remote, max-parallel, canary,
-//                    max-failed-hosts, fleet-lease, by, at), written by the first member or by
-//                    `fleet configure`
+//   policy           STRING JSON: the settings every member shares (fleet-policy.ts), with by and
+//                    at; written by the first member or by `fleet configure`
 //   epoch            STRING JSON {id, by: first-use | init, at}: written once; its loss (a restart
 //                    without persistence, FLUSHALL, a failover that lost writes) is noticed by
 //                    every member that knew it, which then fails closed until `fleet init`
@@ -102,7 +101,10 @@ for i = 3, 5 do redis.call('PEXPIRE', KEYS[i], 2592000000) end
 return {'go', isCanary and 'canary' or 'slot', tostring(token)}
 `;
 
-/** Whether \`host\` still holds its slot under \`token\`, unexpired; a lapsed one is removed. KEYS[1] slots, KEYS[2] slot-tokens. */
+/**
+ * Whether \`host\` still holds its slot under \`token\`, unexpired (a lapsed one is removed), and
+ * how a held one is extended. KEYS[1] slots, KEYS[2] slot-tokens.
+ */
 const holdsSlot = `
 local function holdsSlot(host, token, now)
   local expiry = redis.call('ZSCORE', KEYS[1], host)
@@ -112,6 +114,13 @@ local function holdsSlot(host, token, now)
     return false
   end
   return true
+end
+
+-- Extends a held slot and its canary place, if not committed yet (renew and pre-swap, whose KEYS[3] is rev canaries).
+local function extendSlot(host, lease, now)
+  redis.call('ZADD', KEYS[1], now + lease, host)
+  local canary = redis.call('ZSCORE', KEYS[3], host)
+  if canary and canary ~= 'inf' then redis.call('ZADD', KEYS[3], now + lease, host) end
 end
 `;
 
@@ -124,9 +133,7 @@ export const renewScript = `${serverNow}${holdsSlot}
 local host, lease, token = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 if not holdsSlot(host, token, now) then return 0 end
 redis.call('ZADD', KEYS[4], 'GT', now + tonumber(ARGV[4]), host)
-redis.call('ZADD', KEYS[1], now + lease, host)
-local canary = redis.call('ZSCORE', KEYS[3], host)
-if canary and canary ~= 'inf' then redis.call('ZADD', KEYS[3], now + lease, host) end
+extendSlot(host, lease, now)
 return 1
 `;
 
@@ -142,9 +149,7 @@ if halt then return {'halted-fleet', halt} end
 local halted = redis.call('GET', KEYS[5])
 if halted then return {'halted-revision', halted} end
 if not holdsSlot(host, token, now) then return {'lost'} end
-redis.call('ZADD', KEYS[1], now + lease, host)
-local canary = redis.call('ZSCORE', KEYS[3], host)
-if canary and canary ~= 'inf' then redis.call('ZADD', KEYS[3], now + lease, host) end
+extendSlot(host, lease, now)
 return {'go'}
 `;
 
@@ -222,7 +227,8 @@ return 1
  * Publishes the revision the fleet rolls out, only when \`current\` is still what the scout read
  * (its seq): a scout slowed past its lease must not set back a newer revision another scout
  * published meanwhile. KEYS: current. ARGV: seq read ('' for none), revision, remote,
- * remoteState, by, at. Returns {'ok', seq} or {'stale', revision, by}.
+ * remoteState, by, at. Returns {'ok', seq}, {'stale', revision, by}, or {'pinned', revision,
+ * pin record} while \`fleet rollback\` holds the fleet at an earlier revision.
  */
 export const publishScript = `
 local pinned = redis.call('HGET', KEYS[1], 'pinned')

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { Cluster, Redis } from 'ioredis';
 import { DeployError, messageOf } from './errors.js';
 import { createRedisClient, describeConnectionError, wrongKindOfServer } from './redis-client.js';
+import { shortRevision } from './failures.js';
 import { oneLine } from './log.js';
 import { redact } from './redact.js';
 import { beginScript, commitScript, epochScript, failScript, heartbeatScript, pinScript, preSwapScript, publishScript, releaseScoutScript, releaseScript, renewScoutScript, renewScript } from './fleet-scripts.js';
@@ -350,7 +351,7 @@ export class Fleet {
       }
       if (verdict === 'halted-revision') {
         const halt = this.record<{ reason: string; host: string }>(first, `rev:${revision}:halted`);
-        return { go: false, halted: true, revisionHalt: halt.reason, reason: haltedRevisionReason(revision, halt.reason) };
+        return { go: false, halted: true, revisionHalt: halt.reason, reason: `is halted for the fleet: ${halt.reason}; it is not deployed until the remote changes or "repo-deploy fleet resume ${revision}"` };
       }
       if (verdict === 'failed-here') return { go: false, halted: true, reason: `failed on this server (${first}); in a fleet a server does not try a revision again, the others go on ("repo-deploy fleet resume ${revision}" lets it try again)` };
       if (verdict === 'wait-canary') return { go: false, halted: false, reason: `waits for the canary: ${first} of ${second} healthy` };
@@ -375,7 +376,7 @@ export class Fleet {
       if (verdict === 'lost') return 'the fleet slot\'s lease lapsed (fleet-lease passed without a renewal), so another server may hold it';
       const halt = this.record<{ reason?: string; by?: string; at?: string }>(record, verdict === 'halted-fleet' ? 'halt' : `rev:${revision}:halted`);
       if (verdict === 'halted-fleet') return `the fleet was halted${halt.by ? ` by ${halt.by}` : ''}${halt.reason ? `: ${halt.reason}` : ''}`;
-      return `revision ${revision.replace(/^sha256:/, '').slice(0, 12)} was halted for the fleet: ${halt.reason ?? ''}`;
+      return `revision ${shortRevision(revision)} was halted for the fleet: ${halt.reason ?? ''}`;
     });
   }
 
@@ -482,10 +483,6 @@ export class Fleet {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }
-
-/** Why a halted revision waits, in one place for a halt read from Redis and one remembered here. */
-export const haltedRevisionReason = (revision: string, reason: string) =>
-  `is halted for the fleet: ${reason}; it is not deployed until the remote changes or "repo-deploy fleet resume ${revision}"`;
 
 const countOf = (value: CountOrPercent) => ('count' in value ? value.count : 0);
 const percentOf = (value: CountOrPercent) => ('percent' in value ? value.percent : 0);
