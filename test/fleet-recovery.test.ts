@@ -3,8 +3,9 @@
 // or a replica named as the fleet's Redis, a manual promote and a bake time. Split from
 // fleet-faults.test.ts so that each file stays well inside the runner's per-file timeout.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -277,4 +278,31 @@ test('fleet rollback REVISION: every server goes back to its own release of it t
   assert.match(resume.stdout, /the fleet rollback ends/);
   assert.equal((await a.once()).code, 0);
   assert.equal(await a.liveFile('index.html'), 'version 2\n');
+});
+
+test('a fleet-instance file that lies (junk, a FIFO, a huge file): the agent never hangs on it and writes a fresh id; a fresh id is a new agent, refused while the old one\'s heartbeat lasts', async (t) => {
+  const r = await rig(t, '');
+  const a = await r.member('server-a');
+  await r.publish('1');
+  const instanceFile = join(a.cache, 'fleet-instance');
+  await mkdir(a.cache, { recursive: true, mode: 0o700 });
+  const plants = [
+    () => writeFile(instanceFile, 'not an id\n'),
+    () => promisify(execFile)('mkfifo', [instanceFile]),
+    () => writeFile(instanceFile, 'f'.repeat(1 << 20)),
+  ];
+  for (const [index, plant] of plants.entries()) {
+    await rm(instanceFile, { force: true });
+    await plant();
+    const run = await a.once();
+    assert.match(await readFile(instanceFile, 'utf8'), /^[0-9a-f]{32}\n$/, 'replaced by a fresh id, written whole');
+    if (index === 0) {
+      assert.equal(run.code, 0, run.stderr); // the first id this fleet sees
+    } else {
+      // The name is held by the id the previous run wrote, whose heartbeat is still live.
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(run.stderr, /another agent \(instance [0-9a-f]{8}\) is a live member of fleet web under this server's name "server-a"/);
+    }
+  }
+  assert.equal(await a.liveFile('index.html'), 'version 1\n', 'the release deployed under the first id stays live');
 });

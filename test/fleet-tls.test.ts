@@ -88,6 +88,13 @@ test('a fleet on rediss:// with a private CA and client certificates: fleet-tls-
   const plain = await runCli([...anonymous.args(origin.url('/app.zip'))], { REPO_DEPLOY_FLEET_REDIS: url.replace('rediss://', 'redis://') });
   assert.equal(plain.code, 2, plain.stderr);
   assert.match(plain.stderr, /fleet-tls-ca is set, but fleet-redis is not a rediss:\/\/ \(TLS\) URL/);
+  // A CA "file" that is a device or a FIFO: refused at once, never read forever.
+  await run('mkfifo', [join(root, 'ca.fifo')]);
+  for (const path of ['/dev/zero', join(root, 'ca.fifo')]) {
+    const odd = await runCli([...anonymous.args(origin.url('/app.zip'))], { REPO_DEPLOY_FLEET_TLS_CA: path });
+    assert.equal(odd.code, 2, odd.stderr);
+    assert.match(odd.stderr, new RegExp(`cannot read the fleet-tls-ca file ${path.replace(/[.]/g, '\\.')}: it is not a regular file`));
+  }
   const missing = await runCli([...anonymous.args(origin.url('/app.zip'))], { REPO_DEPLOY_FLEET_TLS_CA: join(root, 'nope.pem') });
   assert.equal(missing.code, 2, missing.stderr);
   assert.match(missing.stderr, /the fleet-tls-ca file \S+nope\.pem does not exist/);
