@@ -22,7 +22,7 @@ async function worker(library: Library, archive: string, destination: string): P
   let error = '';
   try {
     if (library === 'yauzl (ours)') {
-      const { extractZip } = await import('../src/extract.js');
+      const { extractZip } = await import('../src/remotes/extract.js');
       await extractZip(archive, destination, { maxUnpackedBytes: 64 * 1024 ** 3, maxEntries: 10_000_000 });
     } else if (library === 'unzipper Open.file') {
       const unzipper = await import('unzipper');

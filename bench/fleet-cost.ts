@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { loadSettings, type Settings } from '../src/config.js';
-import { Fleet } from '../src/fleet.js';
+import { loadSettings, type Settings } from '../src/settings/config.js';
+import { Fleet } from '../src/fleet/fleet.js';
 import { freePort } from '../test/helpers/git-servers.js';
 
 export interface FleetCost {

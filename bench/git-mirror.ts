@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { directorySize } from '../src/git/compact-mirror.js';
+import { directorySize } from '../src/remotes/git/compact-mirror.js';
 import { measure } from './measure.js';
 
 const run = promisify(execFile);

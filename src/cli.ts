@@ -2,21 +2,21 @@
 // The command line: parses, calls the core, prints err.message (the stack only with -v) and
 // sets the exit code. Flags keep the meaning they had in the original repo-deploy 1.0.8.
 // First of all: a stop from the first instant exits 0 (see stop-signals.ts).
-import { stopEndsTheProcess, stopRequested, stopSignalName } from './stop-signals.js';
+import { stopEndsTheProcess, stopRequested, stopSignalName } from './base/stop-signals.js';
 import { setFlagsFromString } from 'node:v8';
 // yargs is loaded when main runs (a tenth of a second of start-up): a static import would hold
 // back the stop handlers above, as every static import is loaded before any module runs.
 import type Yargs from 'yargs';
-import { defaultConfigPath, loadSettings, requireRemote, type Settings } from './config.js';
-import { DeployError, ExitCode, exitCodeOf, hostError, messageOf } from './errors.js';
-import { shortRevision } from './failures.js';
-import { createLogger, oneLine, type Logger } from './log.js';
-import { redact } from './redact.js';
-import type { AgentContext, CheckOutcome } from './agent-context.js';
-import type { TerminalProgress } from './progress.js';
-import { agentVersion } from './version.js';
-import { defaultSchedule } from './settings-schema.js';
-import { delayPoint } from './test-pause.js';
+import { defaultConfigPath, loadSettings, requireRemote, type Settings } from './settings/config.js';
+import { DeployError, ExitCode, exitCodeOf, hostError, messageOf } from './base/errors.js';
+import { shortRevision } from './release/failures.js';
+import { createLogger, oneLine, type Logger } from './base/log.js';
+import { redact } from './base/redact.js';
+import type { AgentContext, CheckOutcome } from './core/agent-context.js';
+import type { TerminalProgress } from './base/progress.js';
+import { agentVersion } from './base/version.js';
+import { defaultSchedule } from './core/settings-schema.js';
+import { delayPoint } from './base/test-pause.js';
 
 const outcomeExitCodes: Record<CheckOutcome['result'], number> = {
   unchanged: ExitCode.ok,
@@ -125,7 +125,7 @@ const flagNames = ['config', 'cache', 'pre-hooks', 'post-hooks', 'remote', 'loca
 async function withSuggestion(message: string, argv: string[]): Promise<string> {
   const unknown = /^Unknown arguments?: (.+)$/.exec(message);
   if (!unknown) return message;
-  const { closestKey } = await import('./config-file.js');
+  const { closestKey } = await import('./settings/config-file.js');
   return unknown[1]!
     .split(', ')
     .map((name) => {
@@ -210,14 +210,14 @@ async function main(): Promise<number> {
     // Checked in -f runs too: the cron line that works today must not hide a daemon that cannot
     // start. The built-in default is known to parse, and the parser (cron-parser with luxon) cost
     // an idle -f run 75 ms and 16 MiB to load.
-    if (settings.schedule !== defaultSchedule) await (await import('./schedule.js')).validateSchedule(settings.schedule);
-    await (await import('./hooks.js')).checkHookDirectories(settings, log, { once: Boolean(parsed.fetch) });
+    if (settings.schedule !== defaultSchedule) await (await import('./settings/schedule.js')).validateSchedule(settings.schedule);
+    await (await import('./release/hooks.js')).checkHookDirectories(settings, log, { once: Boolean(parsed.fetch) });
     if (stopRequested.aborted) {
       log.info(`${stopSignalName()} received while starting: stopping before the first check; nothing was changed`);
       return ExitCode.ok;
     }
     if (!parsed.fetch) {
-      const { runDaemon } = await import('./daemon.js');
+      const { runDaemon } = await import('./daemon/daemon.js');
       await runDaemon({ context, stopRequested });
       return ExitCode.ok;
     }
@@ -231,7 +231,7 @@ type Parsed = Awaited<ReturnType<ReturnType<typeof parser>['parseAsync']>>;
 
 /** The commands beside the agent's run; undefined for the run itself. */
 async function runCommand(command: Command, parsed: Parsed, context: AgentContext, print: (line: string) => void): Promise<number | undefined> {
-  const commands = await import('./commands.js');
+  const commands = await import('./operator/commands.js');
   switch (command) {
     case 'status':
       await commands.statusCommand(context, Boolean(parsed.json), print);
@@ -251,7 +251,7 @@ async function runCommand(command: Command, parsed: Parsed, context: AgentContex
       await commands.adoptCommand(context, print);
       return ExitCode.ok;
     case 'fleet': {
-      const fleetCommands = await import('./fleet-commands.js');
+      const fleetCommands = await import('./operator/fleet-commands.js');
       if (parsed.action === 'status') await fleetCommands.fleetStatusCommand(context, Boolean(parsed.json), print);
       else if (parsed.action === 'halt') await fleetCommands.fleetHaltCommand(context, parsed.reason as string | undefined, print);
       else if (parsed.action === 'init') await fleetCommands.fleetInitCommand(context, print);
@@ -278,10 +278,10 @@ let progressBar: TerminalProgress | undefined;
 
 /** -f: one check; SIGTERM/SIGINT end it safely and the run exits 0. */
 async function fetchOnce(context: AgentContext, log: Logger): Promise<number> {
-  const { checkForUpdate } = await import('./update.js');
+  const { checkForUpdate } = await import('./check/update.js');
   // The handlers are stop-signals.ts's, installed first thing; a stop before this line was said by main.
   // A progress bar only for a person watching: a terminal, and plain-text logs.
-  const progress = process.stderr.isTTY && context.settings.logFormat === 'text' ? await (await import('./progress.js')).terminalProgress(process.stderr) : undefined;
+  const progress = process.stderr.isTTY && context.settings.logFormat === 'text' ? await (await import('./base/progress.js')).terminalProgress(process.stderr) : undefined;
   progressBar = progress;
   stopRequested.addEventListener(
     'abort',

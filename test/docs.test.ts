@@ -7,7 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { settingSpecs } from '../src/settings-schema.js';
+import { settingSpecs } from '../src/core/settings-schema.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 

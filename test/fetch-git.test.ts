@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { chmod, mkdir, readdir, readFile, stat, writeFile, readlink, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { parseGitRemote } from '../src/git/url.js';
+import { parseGitRemote } from '../src/core/git-url.js';
 import { makeSandbox, runCli, writeRecordingHook, type Sandbox } from './helpers/cli.js';
 import { createRepository, git, type TestRepository } from './helpers/git-repos.js';
 import { makeCertificate, startGitDaemon, startGitHttpServer, startSshd, startStalledServer } from './helpers/git-servers.js';
@@ -325,7 +325,7 @@ test('SSH: the scp-like form user@host:path/app.git/sub#branch deploys (sshd on 
 test('seven deploys of a 200 KB file changed in every commit: the mirror stays within a few packs and a bounded size, and each deploy is whole', async (t) => {
   const s = await setup(t);
   const { randomBytes } = await import('node:crypto');
-  const { maxMirrorPacks, directorySize } = await import('../src/git/compact-mirror.js');
+  const { maxMirrorPacks, directorySize } = await import('../src/remotes/git/compact-mirror.js');
   const remote = `${s.repo.bare}/app#main`;
   const sizes: number[] = [];
   // The mirror is compacted after deploys 3, 5 and 7 (each adds two packs; more than 4 triggers it).

@@ -15,7 +15,7 @@ import { startHttpServer } from './helpers/http-server.js';
 import { startRedis } from './helpers/redis-server.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { zipTree } from './helpers/zips.js';
-import { parseRedisAddress } from '../src/redis-address.js';
+import { parseRedisAddress } from '../src/settings/redis-address.js';
 
 const run = promisify(execFile);
 

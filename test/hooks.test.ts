@@ -3,8 +3,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HookFailedError, listHooks, runHooks, type RunHooksOptions } from '../src/hooks.js';
-import { createLogger } from '../src/log.js';
+import { HookFailedError, listHooks, runHooks, type RunHooksOptions } from '../src/release/hooks.js';
+import { createLogger } from '../src/base/log.js';
 import { writeHook } from './helpers/cli.js';
 import { temporaryDirectory } from './helpers/temp.js';
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { cliPath, runCli } from './helpers/cli.js';
-import { resolveRevision } from '../src/revision-prefix.js';
+import { resolveRevision } from '../src/operator/revision-prefix.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { setup } from './helpers/zip-agent.js';
 

@@ -2,8 +2,8 @@
 // remote of its kind, with a display form that never carries a credential.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { redact } from '../src/redact.js';
-import { parseRemote } from '../src/remote.js';
+import { redact } from '../src/base/redact.js';
+import { parseRemote } from '../src/core/remote.js';
 
 test('each accepted remote form parses into its kind, with a credential-free display and its parts', () => {
   const http = parseRemote('https://deployer:pa55-word-http@downloads.example/builds/app.zip#ignored');

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
-import { AgentMetrics, defaultHttpLimits, startHealthServer, type HealthServer, type HttpLimits } from '../src/health-server.js';
-import { createLogger } from '../src/log.js';
-import { maxWebhookBodyBytes } from '../src/webhook.js';
+import { AgentMetrics, defaultHttpLimits, startHealthServer, type HealthServer, type HttpLimits } from '../src/daemon/health-server.js';
+import { createLogger } from '../src/base/log.js';
+import { maxWebhookBodyBytes } from '../src/daemon/webhook.js';
 
 const secret = 'webhook-secret-for-tests-0123456789';
 

@@ -4,10 +4,10 @@
 // commit must descend from the live one.
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cacheLayoutFor } from '../cache-layout.js';
-import type { Settings } from '../config.js';
-import { usageError } from '../errors.js';
-import { runProcess } from '../process.js';
+import { cacheLayoutFor } from '../core/cache-layout.js';
+import type { Settings } from '../core/settings.js';
+import { usageError } from '../base/errors.js';
+import { runProcess } from '../base/process.js';
 
 /** Environment additions for `git verify-commit` / `verify-tag`. */
 export async function verificationEnvironment(settings: Settings): Promise<NodeJS.ProcessEnv> {

@@ -6,7 +6,7 @@ import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync } 
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { writeFileAtomically } from '../atomic-file.js';
+import { writeFileAtomically } from '../base/atomic-file.js';
 
 export interface ManifestEntry {
   path: string;
@@ -76,7 +76,7 @@ export interface ManifestDifferences {
  */
 export async function compareWithManifest(liveDirectory: string, path: string, ignored: readonly string[] = []): Promise<ManifestDifferences> {
   // Loaded only when patterns are set: every check imports this module (to write manifests).
-  const isIgnored = ignored.length ? (await import('../lazy/picomatch.js')).picomatch([...ignored], { dot: true }) : () => false;
+  const isIgnored = ignored.length ? (await import('../base/lazy/picomatch.js')).picomatch([...ignored], { dot: true }) : () => false;
   const expected = (JSON.parse(await readFile(path, 'utf8')) as { entries: ManifestEntry[] }).entries.filter((entry) => !isIgnored(entry.path));
   const actual = new Map((await describeTree(liveDirectory)).filter((entry) => !isIgnored(entry.path)).map((entry) => [entry.path, entry]));
   const differences: ManifestDifferences = { changed: [], missing: [], extra: [] };

@@ -2,9 +2,9 @@
 // and the revision is remembered (held back) so it is not downloaded again at every check.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { Settings } from '../config.js';
-import { DeployError } from '../errors.js';
-import type { RemoteState } from '../fetchers/types.js';
+import type { Settings } from '../core/settings.js';
+import { DeployError } from '../base/errors.js';
+import type { RemoteState } from '../core/remote-contract.js';
 
 export class VerificationError extends DeployError {
   constructor(

@@ -1,7 +1,7 @@
 // Detached SSH signatures (`ssh-keygen -Y sign -n repo-deploy`), checked with ssh-keygen against
 // an OpenSSH allowed_signers file: find the principal whose key made the signature, then verify
 // the bytes under that principal and the repo-deploy namespace.
-import { runProcess } from '../process.js';
+import { runProcess } from '../base/process.js';
 
 export const signatureNamespace = 'repo-deploy';
 

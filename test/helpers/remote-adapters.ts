@@ -6,7 +6,7 @@
 import { copyFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import type { Settings } from '../../src/config.js';
+import type { Settings } from '../../src/core/settings.js';
 import { createRepository, git, type TestRepository } from './git-repos.js';
 import { startGitDaemon, startGitHttpServer, startStalledServer } from './git-servers.js';
 import { startHttpServer } from './http-server.js';

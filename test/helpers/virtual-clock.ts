@@ -1,7 +1,7 @@
 // A clock for the daemon under test: time stands still while the daemon works and jumps ahead
 // exactly as far as it sleeps, so tests assert exact instants and never depend on the machine's speed.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { DaemonClock } from '../../src/daemon.js';
+import type { DaemonClock } from '../../src/daemon/daemon.js';
 
 export class VirtualClock implements DaemonClock {
   constructor(private time: number) {}

@@ -1,0 +1,46 @@
+// The cache directory's layout, in one place, as releases.ts owns the live side: the state file,
+// the agent's lock, the pause file, the fleet instance id, the downloads directory (emptied at each check), one bare-ish mirror per git
+// repository, and the GnuPG home for gpg-keyring. Nothing else of the agent names these paths.
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { ensureOwnDirectory } from '../base/own-directory.js';
+
+export interface CacheLayout {
+  root: string;
+  stateFile: string;
+  lockFile: string;
+  /** Present while an operator has paused deploys (repo-deploy pause); written without the lock. */
+  pauseFile: string;
+  /** Archives being downloaded and detached signatures; nothing here outlives a check. */
+  downloads: string;
+  /** One mirror per repository URL (credentials removed), named by its hash. */
+  gitMirrors: string;
+  gnupgHome: string;
+  /** This agent's random identity in a fleet, so two servers under one host name are told apart. */
+  fleetInstanceFile: string;
+}
+
+export function cacheLayoutFor(cacheDirectory: string): CacheLayout {
+  return {
+    root: cacheDirectory,
+    stateFile: join(cacheDirectory, 'state.json'),
+    lockFile: join(cacheDirectory, 'agent.lock'),
+    pauseFile: join(cacheDirectory, 'paused.json'),
+    downloads: join(cacheDirectory, 'downloads'),
+    gitMirrors: join(cacheDirectory, 'git'),
+    gnupgHome: join(cacheDirectory, 'gnupg'),
+    fleetInstanceFile: join(cacheDirectory, 'fleet-instance'),
+  };
+}
+
+/** The mirror of one repository: the same URL always maps to the same directory. */
+export function gitMirrorPath(cache: CacheLayout, repository: string): string {
+  return join(cache.gitMirrors, createHash('sha256').update(repository).digest('hex').slice(0, 16));
+}
+
+/** A new file name in the downloads directory, which is created (and refused if it is a symlink). */
+export async function newDownloadFile(cache: CacheLayout, kind: 'download' | 'signature'): Promise<string> {
+  await ensureOwnDirectory(cache.downloads);
+  const suffix = kind === 'download' ? '.zip.part' : '.sig';
+  return join(cache.downloads, `${kind}-${randomBytes(6).toString('hex')}${suffix}`);
+}

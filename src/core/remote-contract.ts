@@ -1,0 +1,71 @@
+// The contract every fetcher fulfils. A fetcher answers one question cheaply ("has the remote
+// changed since what is live?") and, when it has, stages the new content into a directory.
+import type { CacheLayout } from './cache-layout.js';
+import type { Settings } from './settings.js';
+import type { Logger } from '../base/log.js';
+import type { ProgressSink } from '../base/progress.js';
+
+/** Whatever a fetcher needs to remember between checks (ETag, commit id...). Stored in the state file: never a secret. */
+export type RemoteState = Record<string, string>;
+
+export interface DeployedRevision {
+  revision: string;
+  /** What the fetcher remembered when this revision went live. */
+  remoteState: RemoteState;
+  /**
+   * Whether that was this same remote. Shortcuts that name a location (an ETag, a file's
+   * inode, a branch's commit) hold only then; content identities (a sha256, a tree id) always.
+   */
+  sameRemote: boolean;
+}
+
+export interface CheckContext {
+  settings: Settings;
+  /** Where downloads and git mirrors go. */
+  cache: CacheLayout;
+  /**
+   * What the remote is compared with: what is live, or a held-back revision (so it is not
+   * downloaded again). Undefined on a first deploy or after the cache was deleted.
+   */
+  deployed: DeployedRevision | undefined;
+  /** What is live, whatever is held back (for refuse-rewrites). */
+  live: DeployedRevision | undefined;
+  log: Logger;
+  /** Aborted when the agent is stopping or the check's time limit has passed. */
+  signal: AbortSignal;
+  /** Where to report bytes downloaded and extracted (a terminal's progress bar), if anywhere. */
+  progress?: ProgressSink;
+}
+
+export interface Unchanged {
+  changed: false;
+  /** Fresh remote state to remember (an updated Last-Modified, say), if any. */
+  remoteState?: RemoteState;
+}
+
+export interface PendingRevision {
+  changed: true;
+  /** Identifies the content: commit (and tree) id, archive sha256, object version. */
+  revision: string;
+  /** One line for the log: what changed and where it came from. */
+  description: string;
+  /** To remember once this revision is live. */
+  remoteState: RemoteState;
+  /**
+   * Writes the release's files into `directory` (which exists and is empty); may return the
+   * sha256 of files it wrote (by relative path), so the manifest need not read them back.
+   */
+  stage(directory: string): Promise<StagedFiles | void>;
+  /** Removes temporary files (downloads); called whatever happened. */
+  dispose(): Promise<void>;
+}
+
+export interface StagedFiles {
+  fileHashes: ReadonlyMap<string, string>;
+}
+
+export type CheckResult = Unchanged | PendingRevision;
+
+export interface Fetcher {
+  check(context: CheckContext): Promise<CheckResult>;
+}

@@ -1,0 +1,14 @@
+// The settings one app runs with, as the rest of the agent sees them: the schema's values plus
+// what is derived at start. Loading them (flags, environment, files) is settings/config.ts's job;
+// this type lives here, at the bottom, so fetchers, the fleet and the context need not import the loader.
+import type { DeployError } from '../base/errors.js';
+import type { SchemaSettings } from './settings-schema.js';
+
+export type Settings = SchemaSettings & {
+  configPath: string;
+  verbose: boolean;
+  /** Said once the logger exists: a config file that exposes a secret, a misspelled variable. */
+  warnings: string[];
+  /** Named paths that do not exist, by setting, kept for check-config to report with every other part (else thrown). */
+  pathProblems: Array<{ key: string; error: DeployError }>;
+};

@@ -1,0 +1,17 @@
+// Makes the fetcher for a parsed remote, loading that fetcher's module, and so its heavy
+// libraries (the AWS SDK), only when a remote of that kind is used.
+import type { Remote } from '../core/remote.js';
+import type { Fetcher } from '../core/remote-contract.js';
+
+export async function createFetcher(remote: Remote): Promise<Fetcher> {
+  switch (remote.kind) {
+    case 'http-zip':
+      return (await import('./http-zip.js')).httpZipFetcher(remote);
+    case 'local-zip':
+      return (await import('./local-zip.js')).localZipFetcher(remote);
+    case 'git':
+      return (await import('./git.js')).gitFetcher(remote);
+    case 's3-zip':
+      return (await import('./s3-zip.js')).s3ZipFetcher(remote);
+  }
+}

@@ -1,0 +1,190 @@
+// A zip object in S3 or an S3-compatible store, on the AWS SDK v3 (this module, and so the SDK,
+// is loaded only when an s3:// remote is configured). One conditional GetObject per check
+// (IfNoneMatch with the last ETag): "not modified" downloads nothing. The body is streamed to a
+// temp file in the cache, never held in memory, then extracted like any zip.
+import { readFile, rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { GetObjectCommand, S3Client, S3ServiceException, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { Settings } from '../core/settings.js';
+import { DeployError, fetchError, messageOf, systemErrorCode, usageError } from '../base/errors.js';
+import { registerSecret } from '../base/redact.js';
+import type { S3ZipRemote } from '../core/remote.js';
+import { newDownloadFile } from '../core/cache-layout.js';
+import { withDeadline, type Deadline } from '../base/deadline.js';
+import type { CheckContext, CheckResult, Fetcher, RemoteState } from '../core/remote-contract.js';
+import { downloadLimitsFor, downloadToFile, receiveArchive, zipCheckResult } from './zip-release.js';
+
+export interface StaticCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Where they came from, for the log (never the keys themselves). */
+  source: string;
+}
+
+/** The original tool's credential file: accessKey=... and secretKey=... lines. */
+export function accountKeyPath(): string {
+  return join(homedir(), '.amazon', 'account-key');
+}
+
+async function readAccountKeyFile(path: string): Promise<StaticCredentials | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if (systemErrorCode(error) === 'ENOENT') return undefined;
+    throw usageError(`cannot read the S3 credentials file ${path}: ${systemErrorCode(error) ?? 'unreadable'}`);
+  }
+  const values = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const trimmed = line.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) continue;
+    const equals = trimmed.indexOf('=');
+    if (equals <= 0) throw usageError(`the S3 credentials file ${path} is malformed`, 'it must hold accessKey=... and secretKey=... lines');
+    values.set(trimmed.slice(0, equals).trim(), trimmed.slice(equals + 1).trim());
+  }
+  const accessKeyId = values.get('accessKey');
+  const secretAccessKey = values.get('secretKey');
+  if (!accessKeyId || !secretAccessKey) {
+    throw usageError(`the S3 credentials file ${path} is malformed`, 'it must hold both an accessKey=... and a secretKey=... line');
+  }
+  registerSecret(secretAccessKey);
+  return { accessKeyId, secretAccessKey, source: path };
+}
+
+/** Config keys, else ~/.amazon/account-key, else undefined: the AWS default chain (environment, shared files, roles). */
+export async function resolveCredentials(settings: Settings): Promise<StaticCredentials | undefined> {
+  if (settings.awsAccessKey && settings.awsSecretKey) {
+    return { accessKeyId: settings.awsAccessKey, secretAccessKey: settings.awsSecretKey, source: 'the config (aws-access-key)' };
+  }
+  return readAccountKeyFile(accountKeyPath());
+}
+
+function createClient(settings: Settings, credentials: StaticCredentials | undefined): S3Client {
+  const config: S3ClientConfig = {
+    region: settings.awsRegion ?? (settings.s3Endpoint ? 'us-east-1' : undefined),
+    maxAttempts: 5, // throttling and 5xx are retried with the SDK's backoff, within download-timeout
+    requestHandler: { connectionTimeout: settings.httpTimeoutMs, requestTimeout: settings.httpTimeoutMs },
+  };
+  if (settings.s3Endpoint) {
+    config.endpoint = settings.s3Endpoint;
+    config.forcePathStyle = true;
+  }
+  if (credentials) config.credentials = { accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey };
+  return new S3Client(config);
+}
+
+const statusOf = (error: unknown): number | undefined =>
+  (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+
+/** S3's error codes, in the words an operator needs. */
+function describeS3Error(error: unknown, display: string, settings: Settings, timedOut: boolean): DeployError {
+  if (error instanceof DeployError) return error;
+  const name = error instanceof Error ? error.name : '';
+  const status = statusOf(error);
+  const unchanged = 'the live release is unchanged';
+  const failure = (reason: string, hint: string) =>
+    fetchError(`cannot download ${display}: ${reason}`, { hint: `${unchanged}; ${hint}`, cause: error });
+  switch (name) {
+    case 'NoSuchBucket':
+      return failure('the bucket does not exist', 'check the bucket name, aws-region and s3-endpoint');
+    case 'NoSuchKey':
+      return failure('the object does not exist', 'check the key, or whether the build that uploads it ran');
+    case 'AccessDenied':
+    case 'AllAccessDisabled':
+      return failure('access denied', 'the credentials need s3:GetObject on this object');
+    case 'InvalidAccessKeyId':
+    case 'SignatureDoesNotMatch':
+    case 'ExpiredToken':
+    case 'InvalidToken':
+      return failure(`the credentials were refused (${name})`, 'check aws-access-key/aws-secret-key, ~/.amazon/account-key or the AWS environment');
+    case 'PermanentRedirect':
+    case 'AuthorizationHeaderMalformed':
+    case 'IllegalLocationConstraintException':
+      return failure(`the bucket is not in this region or behind this endpoint (${name})`, 'set aws-region to the bucket\'s region, or fix s3-endpoint');
+    case 'CredentialsProviderError':
+      return failure('no S3 credentials were found', 'set aws-access-key and aws-secret-key, write ~/.amazon/account-key, or give the AWS environment credentials');
+  }
+  if (/Region is missing/i.test(messageOf(error))) {
+    return failure('no region is known', 'set aws-region (or AWS_REGION)');
+  }
+  if (timedOut) return failure(`it took longer than download-timeout (${settings.downloadTimeoutMs / 1000} seconds)`, 'the next check tries again');
+  if (name === 'SlowDown' || status === 429 || (status !== undefined && status >= 500)) {
+    return failure(`the store kept answering ${name || `HTTP ${status}`} after retries`, 'the next check tries again');
+  }
+  if (error instanceof S3ServiceException) {
+    return failure(`${name} (HTTP ${status ?? '?'})`, 'the next check tries again');
+  }
+  const code = systemErrorCode(error);
+  return failure(`the endpoint could not be reached (${code ?? messageOf(error)})`, 'check s3-endpoint and the network; the next check tries again');
+}
+
+export const s3ZipFetcher = (location: S3ZipRemote): Fetcher => ({
+  check: (context) => withDeadline(context.signal, context.settings.downloadTimeoutMs, (deadline) => checkWithin(location, context, deadline)),
+});
+
+async function checkWithin(location: S3ZipRemote, context: CheckContext, deadline: Deadline): Promise<CheckResult> {
+  const { settings } = context;
+  const { display } = location;
+  const credentials = await resolveCredentials(settings);
+  context.log.debug(`S3 credentials from ${credentials?.source ?? 'the AWS default chain'}`);
+  const client = createClient(settings, credentials);
+  const { signal } = deadline;
+  const remembered = context.deployed?.remoteState ?? {};
+  const path = await newDownloadFile(context.cache, 'download');
+  try {
+    let response;
+    try {
+      response = await client.send(
+        new GetObjectCommand({
+          Bucket: location.bucket,
+          Key: location.key,
+          IfNoneMatch: context.deployed?.sameRemote ? remembered.etag : undefined,
+        }),
+        { abortSignal: signal },
+      );
+    } catch (error) {
+      if (statusOf(error) === 304) {
+        context.log.debug(`${display}: not modified`);
+        return { changed: false };
+      }
+      throw describeS3Error(error, display, settings, deadline.timedOut());
+    }
+    const download = await receiveArchive(context, {
+      body: response.Body as Readable,
+      announcedBytes: response.ContentLength,
+      path,
+      signal,
+      display,
+      notAZip: { reason: 'the object is not a zip archive', hint: 'check the key: it must name the archive itself' },
+      describeError: (error) => describeS3Error(error, display, settings, deadline.timedOut()),
+    });
+    const remoteState: RemoteState = {};
+    if (response.ETag) remoteState.etag = response.ETag;
+    if (response.VersionId && response.VersionId !== 'null') remoteState.versionId = response.VersionId;
+    return await zipCheckResult(context, {
+      path,
+      display,
+      sha256: download.sha256,
+      fetchSignature: async (destination) => {
+        try {
+          const signature = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: `${location.key}.sig` }), { abortSignal: signal });
+          await downloadToFile(signature.Body as Readable, destination, signal, downloadLimitsFor(context, `${display}.sig`));
+          return true;
+        } catch (error) {
+          if (error instanceof Error && error.name === 'NoSuchKey') return false;
+          throw describeS3Error(error, `${display}.sig`, settings, deadline.timedOut());
+        }
+      },
+      revisionSuffix: remoteState.versionId ? `@${remoteState.versionId}` : undefined,
+      remoteState,
+      temporary: true,
+    });
+  } catch (error) {
+    await rm(path, { force: true });
+    throw error;
+  } finally {
+    client.destroy();
+  }
+}

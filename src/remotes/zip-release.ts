@@ -1,0 +1,265 @@
+// What every zip remote (HTTP, S3, local file) shares once the archive is on disk: its revision
+// is the sha256 of its bytes, so the same archive served again is never deployed twice, and it
+// is staged by the one safe extractor.
+import { createHash } from 'node:crypto';
+import { open, rm } from 'node:fs/promises';
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createNewFileFlags } from '../base/atomic-file.js';
+import { newDownloadFile } from '../core/cache-layout.js';
+import { DeployError, fetchError, systemErrorCode, retryHint } from '../base/errors.js';
+import { VerificationError } from '../verify/refusal.js';
+import { verifySshSignature } from '../verify/ssh-signature.js';
+import type { ProgressSink } from '../base/progress.js';
+import type { CheckContext, PendingRevision, RemoteState, Unchanged } from '../core/remote-contract.js';
+import { counted } from '../base/counted.js';
+
+/**
+ * Read through one buffer: a read stream's fresh 1 MiB chunk per read left the whole archive to
+ * the garbage collector, and the process's resident memory grew by 50 MB before it ran.
+ */
+export async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(1 << 20);
+  const file = await open(path, 'r');
+  try {
+    for (let read = 1; read > 0; ) {
+      ({ bytesRead: read } = await file.read(buffer, 0, buffer.length, null));
+      hash.update(buffer.subarray(0, read));
+    }
+  } finally {
+    await file.close();
+  }
+  return hash.digest('hex');
+}
+
+export const zipRevision = (sha256: string) => `sha256:${sha256}`;
+
+export interface Download {
+  path: string;
+  sha256: string;
+  bytes: number;
+  /** Whether the first bytes are a zip's local header or an empty zip's end record. */
+  looksLikeZip: boolean;
+}
+
+const zipMagic = [Buffer.from('PK\x03\x04', 'latin1'), Buffer.from('PK\x05\x06', 'latin1')];
+
+export interface DownloadLimits {
+  /** More bytes than this fail the download (max-download-size): an endless body must not fill the disk. */
+  maxBytes: number;
+  /** Spans of this length (http-timeout) with nothing, or twice in a row under minimumProgressBytes, fail the download. */
+  progressWindowMs: number;
+  /** The remote, redacted, for messages. */
+  display: string;
+}
+
+// A download slower than this per http-timeout is treated as stalled (1 byte every 10 s held the
+// lock for minutes when only the gap between two chunks was bounded).
+export const minimumProgressBytes = 1024;
+
+/** Streams a body to a file (never whole into memory), hashing and counting on the way. */
+export async function downloadToFile(
+  body: Readable | AsyncIterable<Uint8Array>,
+  path: string,
+  signal: AbortSignal,
+  limits: DownloadLimits,
+  progress?: { sink: ProgressSink | undefined; total: number },
+): Promise<Download> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  let head = Buffer.alloc(0);
+  let bytesAtLastTick = 0;
+  let slowSpans = 0;
+  const measure = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (bytes + chunk.length > limits.maxBytes) {
+        callback(tooLarge(limits));
+        return;
+      }
+      hash.update(chunk);
+      bytes += chunk.length;
+      if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
+      progress?.sink?.advance(chunk.length);
+      callback(null, chunk);
+    },
+  });
+  progress?.sink?.start('Downloading', progress.total);
+  const watchdog = setInterval(() => {
+    const arrived = bytes - bytesAtLastTick;
+    // A slow span can be a download's first or last: a trickle is two slow spans in a row.
+    slowSpans = arrived < minimumProgressBytes ? slowSpans + 1 : 0;
+    if (arrived === 0 || slowSpans >= 2) {
+      const seconds = `${limits.progressWindowMs / 1000} seconds`;
+      const what = arrived === 0 ? `the download stalled for longer than http-timeout (${seconds})` : `the download slowed to a trickle (under ${minimumProgressBytes} bytes in http-timeout, ${seconds})`;
+      measure.destroy(fetchError(`cannot download ${limits.display}: ${what}`, { hint: retryHint }));
+    }
+    bytesAtLastTick = bytes;
+  }, limits.progressWindowMs);
+  try {
+    const file = await open(path, createNewFileFlags, 0o600);
+    await pipeline(body, measure, file.createWriteStream({ highWaterMark: 1 << 20 }), { signal });
+  } finally {
+    clearInterval(watchdog);
+    progress?.sink?.stop();
+  }
+  return { path, sha256: hash.digest('hex'), bytes, looksLikeZip: zipMagic.some((magic) => head.equals(magic)) };
+}
+
+/** The download limits a remote's settings give. */
+export const downloadLimitsFor = (context: CheckContext, display: string): DownloadLimits => ({
+  maxBytes: context.settings.maxDownloadBytes,
+  progressWindowMs: context.settings.httpTimeoutMs,
+  display,
+});
+
+export function tooLarge(limits: DownloadLimits, declared?: number): DeployError {
+  return fetchError(`cannot download ${limits.display}: it is larger than max-download-size (${limits.maxBytes} bytes)${declared !== undefined ? `: the server announced ${declared}` : ''}`, {
+    hint: 'raise max-download-size (and max-unpacked-size) if the archive is genuine; the live release is unchanged',
+  });
+}
+
+export interface IncomingArchive {
+  body: Readable;
+  /** The size the server announced (Content-Length), if any. */
+  announcedBytes: number | undefined;
+  /** Where to write it (from newDownloadFile). */
+  path: string;
+  signal: AbortSignal;
+  /** The remote, redacted, for messages. */
+  display: string;
+  /** What to say when the bytes are not a zip (the words differ per kind of server). */
+  notAZip: { reason: string; hint?: string };
+  /** Turns a transfer failure into the remote kind's own plain words. */
+  describeError(error: unknown): Error;
+}
+
+/**
+ * The download skeleton HTTP and S3 share: refuse an announced size over max-download-size before
+ * reading, stream to the file within the limits, then refuse a truncated body and one that is not
+ * a zip. The caller removes the file if anything throws.
+ */
+export async function receiveArchive(context: CheckContext, incoming: IncomingArchive): Promise<Download> {
+  const limits = downloadLimitsFor(context, incoming.display);
+  if (incoming.announcedBytes !== undefined && incoming.announcedBytes > limits.maxBytes) {
+    incoming.body.destroy();
+    throw tooLarge(limits, incoming.announcedBytes);
+  }
+  let download: Download;
+  // Counted here too, so a body the origin cut short is said in our words whatever the client reported.
+  let received = 0;
+  const { progress } = context;
+  const counting: ProgressSink = { start: (label, total) => progress?.start(label, total), advance: (bytes) => ((received += bytes), progress?.advance(bytes)), stop: () => progress?.stop() };
+  try {
+    download = await downloadToFile(incoming.body, incoming.path, incoming.signal, limits, { sink: counting, total: incoming.announcedBytes ?? 0 });
+  } catch (error) {
+    const cutShort = closedEarly(error) && !incoming.signal.aborted && incoming.announcedBytes !== undefined && received < incoming.announcedBytes;
+    throw cutShort ? truncated(incoming, received) : incoming.describeError(error);
+  }
+  if (incoming.announcedBytes !== undefined && incoming.announcedBytes !== download.bytes) throw truncated(incoming, download.bytes);
+  if (!download.looksLikeZip) throw fetchError(`cannot deploy ${incoming.display}: ${incoming.notAZip.reason}`, { hint: incoming.notAZip.hint });
+  return download;
+}
+
+/** The connection ended under the body (not a timeout, a limit or a stop, which say so themselves). */
+function closedEarly(error: unknown): boolean {
+  const codes = [systemErrorCode(error), systemErrorCode((error as { cause?: unknown } | undefined)?.cause)];
+  return codes.some((code) => code === 'UND_ERR_SOCKET' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE');
+}
+
+/** A body that ended before the size its server announced: the origin died or closed mid-download. */
+function truncated(incoming: IncomingArchive, bytes: number): DeployError {
+  return fetchError(`cannot deploy ${incoming.display}: the download is truncated (${bytes} of ${incoming.announcedBytes} bytes)`, {
+    hint: retryHint,
+  });
+}
+
+export interface ZipOnDisk {
+  path: string;
+  /** The remote, redacted, for messages. */
+  display: string;
+  sha256: string;
+  /** Appended to the revision, e.g. an S3 object's version. */
+  revisionSuffix?: string;
+  remoteState: RemoteState;
+  /** Whether the file is a download of ours, to delete when done. */
+  temporary: boolean;
+  /** Throws if the archive changed since it was hashed; run before and after extraction. */
+  verifyUnchanged?: () => Promise<void>;
+  /** Writes `<remote>.sig` to `destination`; false when the remote has none. */
+  fetchSignature?: (destination: string) => Promise<boolean>;
+}
+
+/**
+ * The operator's trust settings, applied to the archive's bytes before anything is extracted:
+ * checksum pins one archive; allowed-signers requires a good detached SSH signature.
+ */
+async function verifyArchive(context: CheckContext, zip: ZipOnDisk, revision: string): Promise<void> {
+  const { settings } = context;
+  const { display } = zip;
+  const refuse = (reason: string) => new VerificationError(`refused ${display} (sha256 ${zip.sha256.slice(0, 12)}): ${reason}`, revision, zip.remoteState);
+  if (settings.checksum && settings.checksum !== zipRevision(zip.sha256)) {
+    throw refuse(`its sha256 is not the one pinned by checksum (${settings.checksum.slice(0, 19)}...)`);
+  }
+  if (!settings.allowedSigners) return;
+  if (!zip.fetchSignature) throw refuse('this remote cannot carry a signature');
+  // In our downloads directory: beside a local archive is the operator's own signature file.
+  const signaturePath = await newDownloadFile(context.cache, 'signature');
+  try {
+    if (!(await zip.fetchSignature(signaturePath))) throw refuse(`there is no signature ${display}.sig beside it`);
+    const signer = await verifySshSignature(settings.allowedSigners, zip.path, signaturePath).catch((error: Error) => {
+      throw refuse(error.message);
+    });
+    context.log.info(`archive ${display} is signed by ${signer}`, { revision });
+  } finally {
+    await rm(signaturePath, { force: true });
+  }
+}
+
+export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Promise<Unchanged | PendingRevision> {
+  const revision = zipRevision(zip.sha256) + (zip.revisionSuffix ?? '');
+  const dispose = async () => {
+    if (zip.temporary) await rm(zip.path, { force: true });
+  };
+  if (context.deployed?.revision === revision) {
+    await dispose();
+    const before = context.deployed.remoteState;
+    if (before.etagUnstable || (before.etag && zip.remoteState.etag && before.etag !== zip.remoteState.etag)) {
+      // Said once, then remembered: such a server makes every check download the whole archive.
+      if (!before.etagUnstable) {
+        context.log.info(`${zip.display} sent a new ETag for the same content (sha256 ${zip.sha256.slice(0, 12)}): the new validators are remembered, but a server whose ETag changes at every request makes each check download the whole archive; fix the server's ETag`);
+      }
+      zip.remoteState.etagUnstable = 'yes';
+    }
+    return { changed: false, remoteState: zip.remoteState };
+  }
+  try {
+    await verifyArchive(context, zip, revision);
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+  const { settings } = context;
+  return {
+    changed: true,
+    revision,
+    description: `archive ${zip.display} (sha256 ${zip.sha256.slice(0, 12)})`,
+    remoteState: zip.remoteState,
+    async stage(directory) {
+      await zip.verifyUnchanged?.();
+      // Loaded when a release is staged, not at every check (it brings the zip reader with it).
+      const { extractZip } = await import('./extract.js');
+      const summary = await extractZip(
+        zip.path,
+        directory,
+        { maxUnpackedBytes: settings.maxUnpackedBytes, maxEntries: settings.maxEntries },
+        zip.display,
+        context.progress,
+      );
+      await zip.verifyUnchanged?.();
+      context.log.info(`extracted ${counted(summary.files, 'file')}, ${counted(summary.directories, 'directory', 'directories')}, ${counted(summary.symlinks, 'symlink')} (${counted(summary.bytes, 'byte')})`);
+      return { fileHashes: summary.fileHashes };
+    },
+    dispose,
+  };
+}
