@@ -7,10 +7,11 @@ import { setFlagsFromString } from 'node:v8';
 // yargs is loaded when main runs (a tenth of a second of start-up): a static import would hold
 // back the stop handlers above, as every static import is loaded before any module runs.
 import type Yargs from 'yargs';
-import { defaultConfigPath, loadSettings, requireRemote, type Settings } from './settings/config.js';
-import { DeployError, ExitCode, exitCodeOf, hostError, messageOf } from './base/errors.js';
+import { defaultConfigPath, requireRemote } from './settings/config.js';
+import type { AgentApps, App } from './settings/apps.js';
+import { DeployError, ExitCode, exitCodeOf, hostError, messageOf, usageError } from './base/errors.js';
 import { shortRevision } from './release/failures.js';
-import { createLogger, oneLine, type Logger } from './base/log.js';
+import { createLogger, oneLine, withFields, type Logger } from './base/log.js';
 import { redact } from './base/redact.js';
 import type { AgentContext, CheckOutcome } from './core/agent-context.js';
 import type { TerminalProgress } from './base/progress.js';
@@ -103,6 +104,7 @@ function parser(argv: string[], yargs: typeof Yargs) {
     .option('post-hooks', { type: 'string', global: true, describe: 'Post-update hook directory [default: /etc/repo-deploy/post-update.d]' })
     .option('remote', { alias: 'r', type: 'string', global: true, describe: 'The remote (git URL, http(s)/s3 zip, local zip)' })
     .option('local', { alias: 'l', type: 'string', global: true, describe: 'The live path [default: /var/deploy/current]' })
+    .option('app', { type: 'string', global: true, describe: 'The app of conf.d/ a command acts on (NAME of NAME.cfg); -f and status without it: every app' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, global: true, describe: 'Debug logging' })
     // --pre-hook must be refused as "pre-hook", not as "pre-hook, preHook": the code reads the dashed names.
     .parserConfiguration({ 'camel-case-expansion': false })
@@ -116,7 +118,7 @@ function parser(argv: string[], yargs: typeof Yargs) {
 }
 
 const commandNames = ['status', 'releases', 'rollback', 'retry', 'check-config', 'adopt', 'pause', 'resume', 'fleet', 'verify'];
-const flagNames = ['config', 'cache', 'pre-hooks', 'post-hooks', 'remote', 'local', 'fetch', 'ignore-window', 'verbose', 'json', 'force', 'reason', 'help', 'version'];
+const flagNames = ['app', 'config', 'cache', 'pre-hooks', 'post-hooks', 'remote', 'local', 'fetch', 'ignore-window', 'verbose', 'json', 'force', 'reason', 'help', 'version'];
 
 /**
  * yargs' "Unknown argument: pre-hook" said as an operator needs it: which flag or command was not
@@ -177,9 +179,10 @@ async function main(): Promise<number> {
     return ExitCode.usage;
   }
 
-  let settings: Settings;
+  let loaded: AgentApps;
   try {
-    settings = await loadSettings({
+    const { loadApps } = await import('./settings/apps.js');
+    loaded = await loadApps({
       flags: {
         config: parsed.config,
         cache: parsed.cache,
@@ -196,32 +199,62 @@ async function main(): Promise<number> {
   } catch (error) {
     return reportError(error, verbose);
   }
+  const { agent: settings } = loaded;
   // A log line during a -f run on a terminal goes above its progress bar, never onto its line.
   const log = createLogger({ verbose: settings.verbose, format: settings.logFormat, write: (line) => progressBar?.writeAbove(line) || process.stderr.write(line + '\n') });
   routeProcessWarnings(log);
   for (const warning of settings.warnings) log.warn(warning);
   const context: AgentContext = { settings, log, env: process.env, now: () => new Date(), signal: stopRequested, lockWaitMs: 15_000 };
+  /** One app's context: its settings, and in the directory form its name on every log line. */
+  const appContexts = new Map(loaded.apps.map((app) => {
+    const appLog = loaded.form === 'directory' ? withFields(log, { app: app.name }) : log;
+    if (loaded.form === 'directory') for (const warning of app.settings.warnings) appLog.warn(warning);
+    return [app.name, { ...context, settings: app.settings, log: appLog }] as const;
+  }));
+  const contextOf = (app: App) => appContexts.get(app.name)!;
   const print = (line: string) => process.stdout.write(line + '\n');
+  const appName = parsed.app as string | undefined;
 
   try {
-    const exitCode = await runCommand(command, parsed, context, print);
-    if (exitCode !== undefined) return exitCode;
-    requireRemote(settings); // before any disk work (its form was checked with the other settings)
-    // Checked in -f runs too: the cron line that works today must not hide a daemon that cannot
-    // start. The built-in default is known to parse, and the parser (cron-parser with luxon) cost
-    // an idle -f run 75 ms and 16 MiB to load.
-    if (settings.schedule !== defaultSchedule) await (await import('./settings/schedule.js')).validateSchedule(settings.schedule);
-    await (await import('./release/hooks.js')).checkHookDirectories(settings, log, { once: Boolean(parsed.fetch) });
+    const { selectApps, worstExitCode } = await import('./operator/each-app.js');
+    if (command === 'status' && loaded.form === 'directory' && appName === undefined) {
+      await (await import('./operator/status-of-apps.js')).statusOfApps(loaded, contextOf, Boolean(parsed.json), print);
+      return ExitCode.ok;
+    }
+    if (command === 'check-config' && loaded.form === 'directory' && appName === undefined) {
+      return await (await import('./operator/status-of-apps.js')).checkConfigOfApps(loaded, contextOf, print);
+    }
+    if (command !== 'run') {
+      const [app] = selectApps(loaded, appName, command, { everyApp: false });
+      if (!app) throw usageError(`${command}: no app can be used`, 'repo-deploy check-config says why');
+      return (await runCommand(command, parsed, contextOf(app), print)) ?? ExitCode.ok;
+    }
+    const apps = selectApps(loaded, appName, '-f', { everyApp: true });
+    for (const problem of appName === undefined ? loaded.problems : []) log.error(`app ${problem.name} skipped: ${problem.error.message}`, { app: problem.name });
+    if (apps.length === 0) throw usageError(`no app of ${loaded.directory} can be used`, 'repo-deploy check-config says why for each');
+    for (const app of apps) {
+      const { settings: appSettings, log: appLog } = contextOf(app);
+      requireRemote(appSettings); // before any disk work (its form was checked with the other settings)
+      // Checked in -f runs too: the cron line that works today must not hide a daemon that cannot
+      // start. The built-in default is known to parse, and the parser (cron-parser with luxon) cost
+      // an idle -f run 75 ms and 16 MiB to load.
+      if (appSettings.schedule !== defaultSchedule) await (await import('./settings/schedule.js')).validateSchedule(appSettings.schedule);
+      await (await import('./release/hooks.js')).checkHookDirectories(appSettings, appLog, { once: Boolean(parsed.fetch) });
+    }
     if (stopRequested.aborted) {
       log.info(`${stopSignalName()} received while starting: stopping before the first check; nothing was changed`);
       return ExitCode.ok;
     }
     if (!parsed.fetch) {
       const { runDaemon } = await import('./daemon/daemon.js');
-      await runDaemon({ context, stopRequested });
+      await runDaemon({ context, apps: apps.map((app) => ({ name: loaded.form === 'directory' ? app.name : undefined, context: contextOf(app) })), stopRequested });
       return ExitCode.ok;
     }
-    return await fetchOnce({ ...context, ignoreWindow: Boolean(parsed['ignore-window']) }, log);
+    const skipped = appName === undefined ? loaded.problems.map((problem) => problem.error.exitCode) : [];
+    // Several apps check at once, each in its own cache and lock: one slow remote delays no other.
+    // A progress bar only for one.
+    const codes = await Promise.all(apps.map((app) => fetchOnce({ ...contextOf(app), ignoreWindow: Boolean(parsed['ignore-window']) }, contextOf(app).log, { progressBar: apps.length === 1 })));
+    return worstExitCode([...codes, ...skipped]);
   } catch (error) {
     return reportError(error, verbose);
   }
@@ -277,11 +310,11 @@ async function runCommand(command: Command, parsed: Parsed, context: AgentContex
 let progressBar: TerminalProgress | undefined;
 
 /** -f: one check; SIGTERM/SIGINT end it safely and the run exits 0. */
-async function fetchOnce(context: AgentContext, log: Logger): Promise<number> {
+async function fetchOnce(context: AgentContext, log: Logger, { progressBar: withProgressBar }: { progressBar: boolean }): Promise<number> {
   const { checkForUpdate } = await import('./check/update.js');
   // The handlers are stop-signals.ts's, installed first thing; a stop before this line was said by main.
   // A progress bar only for a person watching: a terminal, and plain-text logs.
-  const progress = process.stderr.isTTY && context.settings.logFormat === 'text' ? await (await import('./base/progress.js')).terminalProgress(process.stderr) : undefined;
+  const progress = withProgressBar && process.stderr.isTTY && context.settings.logFormat === 'text' ? await (await import('./base/progress.js')).terminalProgress(process.stderr) : undefined;
   progressBar = progress;
   stopRequested.addEventListener(
     'abort',

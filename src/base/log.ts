@@ -58,3 +58,13 @@ function formatValue(value: string | number | boolean | undefined): string {
 
 /** A logger that drops everything, for library callers and tests that do not read logs. */
 export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** The same logger with fields added to every line (an app's name, in an agent of several apps). */
+export function withFields(log: Logger, fixed: LogFields): Logger {
+  return {
+    debug: (message, fields) => log.debug(message, { ...fixed, ...fields }),
+    info: (message, fields) => log.info(message, { ...fixed, ...fields }),
+    warn: (message, fields) => log.warn(message, { ...fixed, ...fields }),
+    error: (message, fields) => log.error(message, { ...fixed, ...fields }),
+  };
+}

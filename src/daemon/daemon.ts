@@ -10,7 +10,7 @@ import { sleepUnlessAborted } from '../base/abortable-sleep.js';
 import { cacheLayoutFor } from '../core/cache-layout.js';
 import { readPause } from '../gates/pause.js';
 import { messageOf } from '../base/errors.js';
-import { AgentMetrics, startHealthServer } from './health-server.js';
+import { AgentMetrics, MetricFamilies, startHealthServer, type HealthServer } from './health-server.js';
 import { validateSchedule } from '../settings/schedule.js';
 import type { AgentContext, CheckReport } from '../core/agent-context.js';
 import { checkForUpdate } from '../check/update.js';
@@ -26,8 +26,18 @@ export interface DaemonClock {
 // setTimeout allows is fine.
 export const systemClock: DaemonClock = { now: () => new Date(), sleep: sleepUnlessAborted };
 
-export interface DaemonOptions {
+/** One app the daemon checks: its own settings, log, lock, state, schedule and backoff. */
+export interface DaemonApp {
+  /** The app's name in the directory form (a label on its metrics, a field on its log lines); none for the original form's one app. */
+  name?: string;
   context: Omit<AgentContext, 'signal'>;
+}
+
+export interface DaemonOptions {
+  /** The agent's: http-listen, the agent-wide webhook, the log. */
+  context: Omit<AgentContext, 'signal'>;
+  /** The apps, each checked in a loop of its own; by default one, with the agent's settings. */
+  apps?: DaemonApp[];
   clock?: DaemonClock;
   /** Draws the splay: a number in [0, 1). */
   random?: () => number;
@@ -35,8 +45,8 @@ export interface DaemonOptions {
   signals?: Pick<EventEmitter, 'on' | 'removeListener'>;
   /** A stop that may have come before the daemon listened for signals (the CLI's, from its first instant). */
   stopRequested?: AbortSignal;
-  /** Told every check's outcome (the metrics are; a test may be). */
-  onCheck?: (outcome: CheckReport | Error, startedAt: Date) => void;
+  /** Told every check's outcome (the metrics are; a test may be), with the app's name in the directory form. */
+  onCheck?: (outcome: CheckReport | Error, startedAt: Date, app?: string) => void;
 }
 
 /**
@@ -44,9 +54,11 @@ export interface DaemonOptions {
  * stop also aborts the check in progress through `stopping.signal`.
  */
 export class Wakeups {
-  readonly stopping = new AbortController();
   private wake = new AbortController();
   private checkRequested = false;
+
+  /** `stopping`: shared by the apps of one daemon, so one stop ends them all. */
+  constructor(readonly stopping = new AbortController()) {}
 
   get stopped(): boolean {
     return this.stopping.signal.aborted;
@@ -72,16 +84,16 @@ export class Wakeups {
   }
 }
 
-/** SIGHUP asks for a check; SIGTERM and SIGINT stop. Returns what removes the listeners. */
-function listenForSignals(signals: Pick<EventEmitter, 'on' | 'removeListener'>, wakeups: Wakeups, log: AgentContext['log'], checking: () => boolean): () => void {
+/** SIGHUP asks every app for a check; SIGTERM and SIGINT stop. Returns what removes the listeners. */
+function listenForSignals(signals: Pick<EventEmitter, 'on' | 'removeListener'>, apps: Wakeups[], log: AgentContext['log'], checking: () => boolean): () => void {
   const onHangUp = () => {
     log.info('SIGHUP received: checking now');
-    wakeups.requestCheck();
+    for (const wakeups of apps) wakeups.requestCheck();
   };
   const onStop = (signalName: string) => () => {
-    if (wakeups.stopped) return;
+    if (apps.every((wakeups) => wakeups.stopped)) return;
     log.info(`${signalName} received: stopping${checking() ? ' after the check in progress' : ''}`);
-    wakeups.stop();
+    for (const wakeups of apps) wakeups.stop();
   };
   const handlers = { SIGHUP: onHangUp, SIGTERM: onStop('SIGTERM'), SIGINT: onStop('SIGINT') };
   for (const [name, handler] of Object.entries(handlers)) signals.on(name, handler);
@@ -90,67 +102,45 @@ function listenForSignals(signals: Pick<EventEmitter, 'on' | 'removeListener'>, 
   };
 }
 
+/** One app as the daemon runs it: its loop's wake-ups and its metrics. */
+interface RunningApp extends DaemonApp {
+  wakeups: Wakeups;
+  metrics: AgentMetrics;
+  checking: boolean;
+}
+
 export async function runDaemon(options: DaemonOptions): Promise<void> {
   const { context } = options;
   const { settings, log } = context;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
-  await validateSchedule(settings.schedule);
+  const daemonApps = options.apps ?? [{ context }];
+  for (const app of daemonApps) await validateSchedule(app.context.settings.schedule);
   const { CronExpressionParser } = await import('../base/lazy/cron-parser.js');
-  const nextTickAfter = (instant: Date) => CronExpressionParser.parse(settings.schedule, { currentDate: instant }).next().toDate();
 
-  const metrics = new AgentMetrics(settings.maxAttempts);
-  const wakeups = new Wakeups();
-  const webhook = settings.webhookSecret ? { secret: settings.webhookSecret, minIntervalMs: settings.webhookMinIntervalMs, now: clock.now, requestCheck: () => wakeups.requestCheck(), log } : undefined;
-  if (webhook && !settings.httpListen) log.warn('webhook-secret is set but http-listen is not: POST /check cannot be reached; set http-listen = 127.0.0.1:PORT');
-  const healthServer = settings.httpListen ? await startHealthServer(settings.httpListen, metrics, log, webhook) : undefined;
-  let checking = false;
-  const stopListening = listenForSignals(options.signals ?? process, wakeups, log, () => checking);
+  const families = new MetricFamilies(daemonApps.some((app) => app.name !== undefined));
+  const stopping = new AbortController();
+  const apps: RunningApp[] = daemonApps.map((app) => ({ ...app, wakeups: new Wakeups(stopping), metrics: new AgentMetrics(app.context.settings.maxAttempts, { families, app: app.name }), checking: false }));
+  const webhookOf = (secret: string | undefined, wake: RunningApp[], appLog: AgentContext['log'], minIntervalMs: number) =>
+    secret ? { secret, minIntervalMs, now: clock.now, requestCheck: () => wake.forEach((app) => app.wakeups.requestCheck()), log: appLog } : undefined;
+  // POST /check (no app named) wakes every app; POST /check?app=NAME the one, with its own secret.
+  const webhook = webhookOf(settings.webhookSecret, apps, log, settings.webhookMinIntervalMs);
+  const anyWebhook = webhook ?? apps.find((app) => app.context.settings.webhookSecret);
+  if (anyWebhook && !settings.httpListen) log.warn('webhook-secret is set but http-listen is not: POST /check cannot be reached; set http-listen = 127.0.0.1:PORT');
+  const health = options.apps?.some((app) => app.name !== undefined)
+    ? { registry: families.registry, apps: apps.map((app) => ({ name: app.name ?? '', metrics: app.metrics, webhook: webhookOf(app.context.settings.webhookSecret, [app], app.context.log, settings.webhookMinIntervalMs) })) }
+    : apps[0]!.metrics;
+  const healthServer = settings.httpListen ? await startHealthServer(settings.httpListen, health, log, webhook) : undefined;
+  const stopListening = listenForSignals(options.signals ?? process, apps.map((app) => app.wakeups), log, () => apps.some((app) => app.checking));
   if (options.stopRequested?.aborted) {
     log.info('a stop was asked for while the daemon was starting: stopping before the first check');
-    wakeups.stop();
+    stopping.abort();
+    for (const app of apps) app.wakeups.stop();
   }
 
-  /** Runs one check; returns how many checks in a row have failed (0 after a good one). */
-  const check = async (): Promise<number> => {
-    checking = true;
-    const startedAt = clock.now();
-    let outcome: CheckReport | Error;
-    try {
-      outcome = await checkForUpdate({ ...context, now: clock.now, signal: wakeups.stopping.signal });
-    } catch (error) {
-      log.error(messageOf(error));
-      outcome = error instanceof Error ? error : new Error(String(error));
-    }
-    checking = false;
-    metrics.record(outcome, (clock.now().getTime() - startedAt.getTime()) / 1000, clock.now());
-    // Only the daemon reports it (/metrics), so only the daemon reads it after a check.
-    metrics.recordPause((await readPause(cacheLayoutFor(settings.cache))) !== undefined);
-    healthServer?.flushRefusals();
-    options.onCheck?.(outcome, startedAt);
-    return outcome instanceof Error || outcome.result === 'failed' ? metrics.consecutiveFailures : 0;
-  };
-
-  log.info(`repo-deploy started: checking on schedule "${settings.schedule}"${settings.splayMs ? ` with up to ${settings.splayMs / 1000} s of splay` : ''}`);
   try {
-    let failuresInARow = wakeups.stopped ? 0 : await check();
-    let tick = nextTickAfter(clock.now());
-    while (!wakeups.stopped) {
-      // The next scheduled check: the first tick that is not backed off, plus its splay.
-      const notBefore = failuresInARow > 0 ? clock.now().getTime() + backOff(settings, failuresInARow, log) : 0;
-      while (tick.getTime() < notBefore) {
-        log.debug(`scheduled check skipped: backing off until ${new Date(notBefore).toISOString()} (tick ${tick.toISOString()})`);
-        tick = nextTickAfter(tick);
-      }
-      const splay = Math.floor(random() * settings.splayMs);
-      if (settings.splayMs) log.debug(`tick ${tick.toISOString()}: checking after ${splay} ms of splay`);
-      await wakeups.waitUntil(tick.getTime() + splay, clock);
-      if (wakeups.stopped) break;
-      failuresInARow = await check();
-      // Ticks that passed during the check are not made up; a check that SIGHUP brought before
-      // its tick leaves that tick in place.
-      if (clock.now().getTime() >= tick.getTime()) tick = nextTickAfter(clock.now());
-    }
+    // Each app in a loop of its own: a hung hook or a slow download in one delays no other.
+    await Promise.all(apps.map((app) => runApp(app, { clock, random, nextTickAfter: (instant) => CronExpressionParser.parse(app.context.settings.schedule, { currentDate: instant }).next().toDate(), healthServer, onCheck: options.onCheck })));
   } finally {
     stopListening();
     if (healthServer) {
@@ -160,6 +150,60 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     }
   }
   log.info('repo-deploy stopped');
+}
+
+interface LoopTools {
+  clock: DaemonClock;
+  random: () => number;
+  nextTickAfter: (instant: Date) => Date;
+  healthServer: HealthServer | undefined;
+  onCheck: DaemonOptions['onCheck'];
+}
+
+/** One app's loop: check, wait for the next tick (backed off after failures), again, until the stop. */
+async function runApp(app: RunningApp, { clock, random, nextTickAfter, healthServer, onCheck }: LoopTools): Promise<void> {
+  const { context, wakeups, metrics } = app;
+  const { settings, log } = context;
+
+  /** Runs one check; returns how many checks in a row have failed (0 after a good one). */
+  const check = async (): Promise<number> => {
+    app.checking = true;
+    const startedAt = clock.now();
+    let outcome: CheckReport | Error;
+    try {
+      outcome = await checkForUpdate({ ...context, now: clock.now, signal: wakeups.stopping.signal });
+    } catch (error) {
+      log.error(messageOf(error));
+      outcome = error instanceof Error ? error : new Error(String(error));
+    }
+    app.checking = false;
+    metrics.record(outcome, (clock.now().getTime() - startedAt.getTime()) / 1000, clock.now());
+    // Only the daemon reports it (/metrics), so only the daemon reads it after a check.
+    metrics.recordPause((await readPause(cacheLayoutFor(settings.cache))) !== undefined);
+    healthServer?.flushRefusals();
+    onCheck?.(outcome, startedAt, app.name);
+    return outcome instanceof Error || outcome.result === 'failed' ? metrics.consecutiveFailures : 0;
+  };
+
+  log.info(`repo-deploy started: checking on schedule "${settings.schedule}"${settings.splayMs ? ` with up to ${settings.splayMs / 1000} s of splay` : ''}`);
+  let failuresInARow = wakeups.stopped ? 0 : await check();
+  let tick = nextTickAfter(clock.now());
+  while (!wakeups.stopped) {
+    // The next scheduled check: the first tick that is not backed off, plus its splay.
+    const notBefore = failuresInARow > 0 ? clock.now().getTime() + backOff(settings, failuresInARow, log) : 0;
+    while (tick.getTime() < notBefore) {
+      log.debug(`scheduled check skipped: backing off until ${new Date(notBefore).toISOString()} (tick ${tick.toISOString()})`);
+      tick = nextTickAfter(tick);
+    }
+    const splay = Math.floor(random() * settings.splayMs);
+    if (settings.splayMs) log.debug(`tick ${tick.toISOString()}: checking after ${splay} ms of splay`);
+    await wakeups.waitUntil(tick.getTime() + splay, clock);
+    if (wakeups.stopped) break;
+    failuresInARow = await check();
+    // Ticks that passed during the check are not made up; a check that SIGHUP brought before
+    // its tick leaves that tick in place.
+    if (clock.now().getTime() >= tick.getTime()) tick = nextTickAfter(clock.now());
+  }
 }
 
 /** The wait after a failed check: retry-backoff, doubled at each further failure, up to max-backoff. */

@@ -7,62 +7,108 @@ import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { usageError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
-import { webhookHandler, type WebhookOptions } from './webhook.js';
+import { newBodyBudget, webhookHandler, type WebhookOptions } from './webhook.js';
 import type { CheckReport } from '../core/agent-context.js';
 
-export class AgentMetrics {
+/**
+ * The metric families of one agent, in one registry. In the directory form every series carries
+ * the label `app`; the original form's series keep the names and labels they always had.
+ */
+export class MetricFamilies {
   readonly registry = new Registry();
-  private readonly checks = new Counter({ name: 'repo_deploy_checks_total', help: 'Checks of the remote, by result', labelNames: ['result'], registers: [this.registry] });
-  private readonly deploys = new Counter({ name: 'repo_deploy_deploys_total', help: 'Releases that went live', registers: [this.registry] });
-  private readonly reverts = new Counter({ name: 'repo_deploy_reverts_total', help: 'Updates reverted after a post-update hook failed', registers: [this.registry] });
-  private readonly lastSuccess = new Gauge({ name: 'repo_deploy_last_success_timestamp_seconds', help: 'When a check last succeeded (up to date or updated)', registers: [this.registry] });
-  private readonly failedInARow = new Gauge({ name: 'repo_deploy_consecutive_failed_checks', help: 'Checks that failed in a row', registers: [this.registry] });
-  private readonly live = new Gauge({ name: 'repo_deploy_live_release_info', help: 'The live release and its revision', labelNames: ['release', 'revision'], registers: [this.registry] });
-  private readonly paused = new Gauge({ name: 'repo_deploy_paused', help: '1 while an operator has paused deploys (repo-deploy pause)', registers: [this.registry] });
-  private readonly waiting = new Gauge({ name: 'repo_deploy_waiting_revision_info', help: 'A new revision that may not be deployed yet, and what it waits for (paused, deploy-window, min-age)', labelNames: ['revision', 'gate'], registers: [this.registry] });
-  private readonly waitingUntil = new Gauge({ name: 'repo_deploy_waiting_eligible_timestamp_seconds', help: 'When the waiting revision may be deployed (the deploy window opens, min-age is reached); 0 when unknown or nothing waits', registers: [this.registry] });
-  private readonly duration = new Histogram({
-    name: 'repo_deploy_check_duration_seconds',
-    help: 'How long a check (and update) took',
-    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
-    registers: [this.registry],
-  });
+  readonly checks: Counter<string>;
+  readonly deploys: Counter<string>;
+  readonly reverts: Counter<string>;
+  readonly lastSuccess: Gauge<string>;
+  readonly failedInARow: Gauge<string>;
+  readonly live: Gauge<string>;
+  readonly paused: Gauge<string>;
+  readonly waiting: Gauge<string>;
+  readonly waitingUntil: Gauge<string>;
+  readonly duration: Histogram<string>;
+
+  constructor(readonly perApp: boolean) {
+    const app = perApp ? ['app'] : [];
+    const registers = [this.registry];
+    this.checks = new Counter({ name: 'repo_deploy_checks_total', help: 'Checks of the remote, by result', labelNames: [...app, 'result'], registers });
+    this.deploys = new Counter({ name: 'repo_deploy_deploys_total', help: 'Releases that went live', labelNames: app, registers });
+    this.reverts = new Counter({ name: 'repo_deploy_reverts_total', help: 'Updates reverted after a post-update hook failed', labelNames: app, registers });
+    this.lastSuccess = new Gauge({ name: 'repo_deploy_last_success_timestamp_seconds', help: 'When a check last succeeded (up to date or updated)', labelNames: app, registers });
+    this.failedInARow = new Gauge({ name: 'repo_deploy_consecutive_failed_checks', help: 'Checks that failed in a row', labelNames: app, registers });
+    this.live = new Gauge({ name: 'repo_deploy_live_release_info', help: 'The live release and its revision', labelNames: [...app, 'release', 'revision'], registers });
+    this.paused = new Gauge({ name: 'repo_deploy_paused', help: '1 while an operator has paused deploys (repo-deploy pause)', labelNames: app, registers });
+    this.waiting = new Gauge({ name: 'repo_deploy_waiting_revision_info', help: 'A new revision that may not be deployed yet, and what it waits for (paused, deploy-window, min-age)', labelNames: [...app, 'revision', 'gate'], registers });
+    this.waitingUntil = new Gauge({ name: 'repo_deploy_waiting_eligible_timestamp_seconds', help: 'When the waiting revision may be deployed (the deploy window opens, min-age is reached); 0 when unknown or nothing waits', labelNames: app, registers });
+    this.duration = new Histogram({
+      name: 'repo_deploy_check_duration_seconds',
+      help: 'How long a check (and update) took',
+      labelNames: app,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    });
+  }
+}
+
+/** One app's metrics and health, as its checks report them. */
+export class AgentMetrics {
+  readonly registry: Registry;
+  private readonly families: MetricFamilies;
+  private readonly labels: Record<string, string>;
+  /** The live and waiting series this app set last: replaced, not reset, so other apps' stay. */
+  private liveSeries: Record<string, string> | undefined;
+  private waitingSeries: Record<string, string> | undefined;
   consecutiveFailures = 0;
   checksDone = 0;
 
-  constructor(private readonly maxAttempts: number) {}
+  constructor(private readonly maxAttempts: number, { families = new MetricFamilies(false), app }: { families?: MetricFamilies; app?: string } = {}) {
+    this.families = families;
+    this.registry = families.registry;
+    this.labels = families.perApp && app !== undefined ? { app } : {};
+  }
 
   /**
    * Takes the count of failed checks in a row from the check's report (the state's count); a
    * check that could not even start (the lock held, say) adds one to it.
    */
   record(outcome: CheckReport | Error, seconds: number, now: Date): void {
+    const metrics = this.families;
+    const labels = this.labels;
     const result = outcome instanceof Error ? 'error' : outcome.result;
-    this.checks.inc({ result });
-    this.duration.observe(seconds);
+    metrics.checks.inc({ ...labels, result });
+    metrics.duration.observe(labels, seconds);
     this.checksDone++;
-    if (result === 'updated') this.deploys.inc();
-    if (result === 'reverted') this.reverts.inc();
-    if (result === 'unchanged' || result === 'updated' || result === 'waiting') this.lastSuccess.set(now.getTime() / 1000);
+    if (result === 'updated') metrics.deploys.inc(labels);
+    if (result === 'reverted') metrics.reverts.inc(labels);
+    if (result === 'unchanged' || result === 'updated' || result === 'waiting') metrics.lastSuccess.set(labels, now.getTime() / 1000);
     this.consecutiveFailures = outcome instanceof Error ? this.consecutiveFailures + 1 : outcome.failedChecksInARow;
-    this.failedInARow.set(this.consecutiveFailures);
+    metrics.failedInARow.set(labels, this.consecutiveFailures);
     if (outcome instanceof Error) return;
-    this.waiting.reset();
-    this.waitingUntil.set(outcome.result === 'waiting' && outcome.eligibleAt ? Date.parse(outcome.eligibleAt) / 1000 : 0);
-    if (outcome.result === 'waiting') this.waiting.set({ revision: outcome.revision, gate: outcome.gate }, 1);
+    if (this.waitingSeries) metrics.waiting.remove(this.waitingSeries);
+    this.waitingSeries = undefined;
+    metrics.waitingUntil.set(labels, outcome.result === 'waiting' && outcome.eligibleAt ? Date.parse(outcome.eligibleAt) / 1000 : 0);
+    if (outcome.result === 'waiting') {
+      this.waitingSeries = { ...labels, revision: outcome.revision, gate: outcome.gate };
+      metrics.waiting.set(this.waitingSeries, 1);
+    }
     if ((outcome.result === 'unchanged' || outcome.result === 'updated') && outcome.release) {
-      this.live.reset();
-      this.live.set({ release: outcome.release, revision: outcome.revision ?? '' }, 1);
+      if (this.liveSeries) metrics.live.remove(this.liveSeries);
+      this.liveSeries = { ...labels, release: outcome.release, revision: outcome.revision ?? '' };
+      metrics.live.set(this.liveSeries, 1);
     }
   }
 
   /** Whether an operator's pause is in force, read by the daemon after each check. */
   recordPause(paused: boolean): void {
-    this.paused.set(paused ? 1 : 0);
+    this.families.paused.set(this.labels, paused ? 1 : 0);
   }
 
   get healthy(): boolean {
     return this.consecutiveFailures < this.maxAttempts;
+  }
+
+  /** What /healthz says of this app. */
+  get status(): 'starting' | 'ok' | 'unhealthy' {
+    return this.healthy ? (this.checksDone === 0 ? 'starting' : 'ok') : 'unhealthy';
   }
 }
 
@@ -86,37 +132,55 @@ export interface HealthServer extends Server {
   flushRefusals(final?: boolean): void;
 }
 
+/** The apps of an agent in the directory form, each with its metrics and its own POST /check?app=NAME. */
+export interface AppsHealth {
+  registry: Registry;
+  apps: Array<{ name: string; metrics: AgentMetrics; webhook?: WebhookOptions }>;
+}
+
 export async function startHealthServer(
   address: { host: string; port: number },
-  metrics: AgentMetrics,
+  health: AgentMetrics | AppsHealth,
   log: Logger,
   webhook?: WebhookOptions,
   limits: HttpLimits = defaultHttpLimits,
 ): Promise<HealthServer> {
-  const onCheck = webhook ? webhookHandler(webhook) : undefined;
+  // One budget of body bytes being read at once for every POST /check route: many apps must not multiply it.
+  const bodyBudget = newBodyBudget(webhook?.maxBytesInFlight);
+  const onCheck = webhook ? webhookHandler(webhook, bodyBudget) : undefined;
+  const apps = health instanceof AgentMetrics ? undefined : health.apps.map((app) => ({ ...app, onCheck: app.webhook ? webhookHandler(app.webhook, bodyBudget) : undefined }));
+  const registry = health.registry;
   const server = createServer({
     headersTimeout: limits.headersTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     // Node checks both timeouts on this period (30 s by default, longer than the limits).
     connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
   }, (request, response) => {
-    const path = (request.url ?? '/').replace(/\?.*$/, '');
+    const [path = '/', query = ''] = (request.url ?? '/').split('?', 2);
+    const appName = apps ? new URLSearchParams(query).get('app') : null;
+    const app = appName === null ? undefined : apps?.find((candidate) => candidate.name === appName);
+    if (appName !== null && !app) {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: no app ${JSON.stringify(appName.slice(0, 64))} here\n`);
+      return;
+    }
     if (path === '/check') {
-      if (onCheck) return onCheck(request, response);
-      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: POST /check is off (no webhook-secret is set)\n');
+      const handler = app ? app.onCheck : onCheck;
+      if (handler) return handler(request, response);
+      response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: POST /check is off (no webhook-secret is set${app ? ` for app ${app.name}` : ''})\n`);
       return;
     }
     if (path === '/healthz') {
-      const body = JSON.stringify({
-        status: metrics.healthy ? (metrics.checksDone === 0 ? 'starting' : 'ok') : 'unhealthy',
-        consecutiveFailedChecks: metrics.consecutiveFailures,
-      });
-      response.writeHead(metrics.healthy ? 200 : 503, { 'content-type': 'application/json' }).end(body);
+      const [status, body] = health instanceof AgentMetrics
+        ? [health.status, { status: health.status, consecutiveFailedChecks: health.consecutiveFailures }]
+        : app
+          ? [app.metrics.status, { app: app.name, status: app.metrics.status, consecutiveFailedChecks: app.metrics.consecutiveFailures }]
+          : appsHealth(health);
+      response.writeHead(status === 'unhealthy' ? 503 : 200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
       return;
     }
     if (path === '/metrics') {
-      metrics.registry.metrics().then(
-        (text) => response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      registry.metrics().then(
+        (text) => response.writeHead(200, { 'content-type': registry.contentType }).end(text),
         (error: Error) => response.writeHead(500).end(error.message),
       );
       return;
@@ -130,8 +194,21 @@ export async function startHealthServer(
     server.listen(address.port, address.host, resolve);
   });
   const bound = server.address() as AddressInfo;
-  log.info(`serving /healthz, /metrics${webhook ? ' and POST /check' : ''} on http://${bound.address}:${bound.port}${webhook ? '' : '; POST /check (deploy on push) is off: set webhook-secret to turn it on'}`);
-  return Object.assign(server, { flushRefusals: (final = false) => onCheck?.flushRefusals(final) });
+  const anyWebhook = Boolean(onCheck) || Boolean(apps?.some((candidate) => candidate.onCheck));
+  log.info(`serving /healthz, /metrics${anyWebhook ? ' and POST /check' : ''} on http://${bound.address}:${bound.port}${anyWebhook ? '' : '; POST /check (deploy on push) is off: set webhook-secret to turn it on'}`);
+  const handlers = [onCheck, ...(apps ?? []).map((candidate) => candidate.onCheck)];
+  return Object.assign(server, { flushRefusals: (final = false) => handlers.forEach((handler) => handler?.flushRefusals(final)) });
+}
+
+/**
+ * /healthz of several apps: each app's status, and the agent's: unhealthy (503) when any app is,
+ * so a monitor that reads only the code still hears of it.
+ */
+function appsHealth(health: AppsHealth): ['starting' | 'ok' | 'unhealthy', object] {
+  const statuses = health.apps.map((app) => app.metrics.status);
+  const status = statuses.includes('unhealthy') ? 'unhealthy' : statuses.includes('starting') ? 'starting' : 'ok';
+  const apps = Object.fromEntries(health.apps.map((app) => [app.name, { status: app.metrics.status, consecutiveFailedChecks: app.metrics.consecutiveFailures }]));
+  return [status, { status, apps }];
 }
 
 /** A port that cannot be had is a setting to change (exit 2, which the unit does not restart on), not an internal error. */

@@ -86,10 +86,16 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer | und
 const answer = (response: ServerResponse, status: number, body: object, headers: Record<string, string> = {}) =>
   response.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body) + '\n');
 
-export function webhookHandler(options: WebhookOptions): WebhookHandler {
+/** Body bytes being read at once, shared by every POST /check route of one server. */
+export interface BodyBudget {
+  inFlight: number;
+  readonly limit: number;
+}
+
+export const newBodyBudget = (limit = maxWebhookBytesInFlight): BodyBudget => ({ inFlight: 0, limit });
+
+export function webhookHandler(options: WebhookOptions, bodies: BodyBudget = newBodyBudget(options.maxBytesInFlight)): WebhookHandler {
   let lastAcceptedAt = Number.NEGATIVE_INFINITY;
-  let bytesInFlight = 0;
-  const budget = options.maxBytesInFlight ?? maxWebhookBytesInFlight;
   const refusals = new RefusalSummary(options.log, options.now, 'POST /check');
   // A refusal closes the connection without reading what the caller still sends.
   const refuse = (request: IncomingMessage, response: ServerResponse, from: string, status: number, reason: string, headers: Record<string, string> = {}) => {
@@ -128,13 +134,13 @@ export function webhookHandler(options: WebhookOptions): WebhookHandler {
     if (!(declared >= 0) || declared > maxWebhookBodyBytes) return refuse(request, response, from, 413, `body larger than ${maxWebhookBodyBytes} bytes`);
     // A chunked body is reserved at the largest size: it may grow up to it.
     const reserved = request.headers['content-length'] === undefined ? maxWebhookBodyBytes : declared;
-    if (bytesInFlight + reserved > budget) return refuse(request, response, from, 503, 'too many request bodies being read at once', { 'retry-after': '1' });
-    bytesInFlight += reserved;
+    if (bodies.inFlight + reserved > bodies.limit) return refuse(request, response, from, 503, 'too many request bodies being read at once', { 'retry-after': '1' });
+    bodies.inFlight += reserved;
     let returned = false;
     const giveBack = () => {
       if (returned) return;
       returned = true;
-      bytesInFlight -= reserved;
+      bodies.inFlight -= reserved;
     };
     request.once('close', giveBack);
     readBody(request, reserved).then(

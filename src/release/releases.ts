@@ -4,21 +4,12 @@
 // whole old tree or the whole new tree, never a mix and never nothing.
 import { lstat, mkdir, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
+import { layoutFor, releasePath, type Layout } from '../core/release-layout.js';
 import { syncDirectory } from '../base/atomic-file.js';
 import { usageError, systemErrorCode } from '../base/errors.js';
 import { ensureOwnDirectory } from '../base/own-directory.js';
 
-export interface Layout {
-  live: string;
-  releasesDirectory: string;
-}
-
-export function layoutFor(livePath: string): Layout {
-  const live = resolve(livePath);
-  return { live, releasesDirectory: join(dirname(live), 'releases') };
-}
-
-export const releasePath = (layout: Layout, id: string) => join(layout.releasesDirectory, id);
+export { layoutFor, releasePath, type Layout } from '../core/release-layout.js';
 
 const stagingPrefix = '.staging-';
 const swapLinkName = (layout: Layout) => `.${basename(layout.live)}.swap-${process.pid}`;

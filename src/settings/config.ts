@@ -2,7 +2,7 @@
 // default. Every value is checked here, so a bad one is reported before anything touches the disk.
 import { statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { closestKey, readConfigFile, type RawSetting } from './config-file.js';
 import { parseDeployWindows, parseTimeZone, validateDeployWindows } from '../core/deploy-window.js';
 import { type DeployError, messageOf, systemErrorCode, usageError } from '../base/errors.js';
@@ -35,6 +35,19 @@ export interface LoadOptions {
   cwd: string;
   /** check-config: a named path that does not exist is returned in pathProblems, not thrown. */
   collectPathProblems?: boolean;
+  /**
+   * One app of a conf.d directory (settings/apps.ts): its file is read between the environment
+   * and the main file, so an app inherits what it does not set.
+   */
+  app?: AppFile;
+  /** The main file, already read (so conf.d's apps do not read it once each); -c a directory: none. */
+  mainFile?: { path: string; settings: Map<string, RawSetting> };
+}
+
+export interface AppFile {
+  name: string;
+  path: string;
+  settings: Map<string, RawSetting>;
 }
 
 interface SourcedValue {
@@ -53,10 +66,19 @@ const flagOfKey: Partial<Record<SettingKey, keyof SettingFlags>> = {
   'post-hooks': 'postHooks',
 };
 
-export async function loadSettings({ flags, env, cwd, collectPathProblems = false }: LoadOptions): Promise<Settings> {
+export async function loadSettings({ flags, env, cwd, collectPathProblems = false, app, mainFile }: LoadOptions): Promise<Settings> {
   const namedConfig = flags.config ?? env[environmentName('config')];
-  const configPath = resolve(cwd, namedConfig ?? defaultConfigPath);
-  const fileSettings = await readConfigFile(configPath, namedConfig !== undefined, knownSettingKeys);
+  const mainPath = mainFile?.path ?? resolve(cwd, namedConfig ?? defaultConfigPath);
+  const mainSettings = mainFile?.settings ?? (await readConfigFile(mainPath, namedConfig !== undefined, knownSettingKeys));
+  const configPath = app?.path ?? mainPath;
+  const fileSettings = app?.settings ?? mainSettings;
+  const fromFile = (key: string): SourcedValue | undefined => {
+    for (const [path, settings] of app ? [[app.path, app.settings] as const, [mainPath, mainSettings] as const] : [[mainPath, mainSettings] as const]) {
+      const fileValue: RawSetting | undefined = settings.get(key);
+      if (fileValue && fileValue.value !== '') return { value: fileValue.value, source: `${path}:${fileValue.line}`, baseDirectory: dirname(path) };
+    }
+    return undefined;
+  };
 
   const lookup = (spec: SettingSpec): SourcedValue | undefined => {
     const flagName = flagOfKey[spec.key as SettingKey];
@@ -65,10 +87,8 @@ export async function loadSettings({ flags, env, cwd, collectPathProblems = fals
     const envName = environmentName(spec.key);
     const envValue = env[envName];
     if (envValue !== undefined && envValue !== '') return { value: envValue, source: envName, baseDirectory: cwd };
-    const fileValue: RawSetting | undefined = fileSettings.get(spec.key);
-    if (fileValue && fileValue.value !== '') {
-      return { value: fileValue.value, source: `${configPath}:${fileValue.line}`, baseDirectory: dirname(configPath) };
-    }
+    const fileValue = fromFile(spec.key);
+    if (fileValue) return fileValue;
     if (spec.defaultValue !== undefined) return { value: spec.defaultValue, source: 'default', baseDirectory: cwd };
     return undefined;
   };
@@ -82,6 +102,9 @@ export async function loadSettings({ flags, env, cwd, collectPathProblems = fals
     values[spec.field] = interpret(spec, sourced, cwd);
     if (sourced) sources.set(spec.key, sourced.source);
   }
+  // An app of conf.d that names no cache of its own gets one under the agent's, by its name:
+  // its lock, state, downloads and mirrors are its own.
+  if (app && !fromAppFile(app, 'cache')) values.cache = join(values.cache as string, 'apps', app.name);
   // The one place values meet their types: each was read by its own spec's kind just above.
   const schemaSettings = values as SchemaSettings;
   const pathProblems = await checkNamedPaths(schemaSettings, sources);
@@ -92,7 +115,8 @@ export async function loadSettings({ flags, env, cwd, collectPathProblems = fals
       const path = lookup(spec)?.value;
       return path?.startsWith('/') ? [{ key: spec.key, path }] : [];
     });
-  const warnings = [...misspelledVariables(env), ...(await exposedSecrets(configPath, fileSettings)), ...exposedSecretFiles(secretFiles)];
+  // The environment is the agent's: its misspelled variables are said once, by the main settings.
+  const warnings = [...(app ? [] : misspelledVariables(env)), ...(await exposedSecrets(configPath, fileSettings)), ...exposedSecretFiles(secretFiles)];
 
   if (schemaSettings.fleetRedis && !/^[A-Za-z0-9._-]+$/.test(schemaSettings.fleetName ?? '')) {
     throw usageError(schemaSettings.fleetName ? `fleet-name = "${schemaSettings.fleetName}" may hold only letters, digits, ".", "_" and "-"` : 'fleet-redis is set, but fleet-name is not', 'name the fleet: fleet-name = web-production');
@@ -123,6 +147,8 @@ export async function loadSettings({ flags, env, cwd, collectPathProblems = fals
     pathProblems,
   };
 }
+
+const fromAppFile = (app: AppFile, key: string) => (app.settings.get(key)?.value ?? '') !== '';
 
 const pathExists = (path: string) => stat(path).then(() => true, () => false);
 
