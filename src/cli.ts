@@ -179,23 +179,24 @@ async function main(): Promise<number> {
     return ExitCode.usage;
   }
 
+  const { loadApps } = await import('./settings/apps.js');
+  const loadOptions = {
+    flags: {
+      config: parsed.config,
+      cache: parsed.cache,
+      preHooks: parsed['pre-hooks'],
+      postHooks: parsed['post-hooks'],
+      remote: parsed.remote,
+      local: parsed.local,
+      verbose: parsed.verbose,
+    },
+    env: process.env,
+    cwd: process.cwd(),
+    collectPathProblems: command === 'check-config',
+  };
   let loaded: AgentApps;
   try {
-    const { loadApps } = await import('./settings/apps.js');
-    loaded = await loadApps({
-      flags: {
-        config: parsed.config,
-        cache: parsed.cache,
-        preHooks: parsed['pre-hooks'],
-        postHooks: parsed['post-hooks'],
-        remote: parsed.remote,
-        local: parsed.local,
-        verbose: parsed.verbose,
-      },
-      env: process.env,
-      cwd: process.cwd(),
-      collectPathProblems: command === 'check-config',
-    });
+    loaded = await loadApps(loadOptions);
   } catch (error) {
     return reportError(error, verbose);
   }
@@ -206,11 +207,12 @@ async function main(): Promise<number> {
   for (const warning of settings.warnings) log.warn(warning);
   const context: AgentContext = { settings, log, env: process.env, now: () => new Date(), signal: stopRequested, lockWaitMs: 15_000 };
   /** One app's context: its settings, and in the directory form its name on every log line. */
-  const appContexts = new Map(loaded.apps.map((app) => {
-    const appLog = loaded.form === 'directory' ? withFields(log, { app: app.name }) : log;
-    if (loaded.form === 'directory') for (const warning of app.settings.warnings) appLog.warn(warning);
+  const contextsOf = (apps: AgentApps) => new Map(apps.apps.map((app) => {
+    const appLog = apps.form === 'directory' ? withFields(log, { app: app.name }) : log;
+    if (apps.form === 'directory') for (const warning of app.settings.warnings) appLog.warn(warning);
     return [app.name, { ...context, settings: app.settings, log: appLog }] as const;
   }));
+  const appContexts = contextsOf(loaded);
   const contextOf = (app: App) => appContexts.get(app.name)!;
   const print = (line: string) => process.stdout.write(line + '\n');
   const appName = parsed.app as string | undefined;
@@ -229,35 +231,67 @@ async function main(): Promise<number> {
       if (!app) throw usageError(`${command}: no app can be used`, 'repo-deploy check-config says why');
       return (await runCommand(command, parsed, contextOf(app), print)) ?? ExitCode.ok;
     }
-    const apps = selectApps(loaded, appName, '-f', { everyApp: true });
-    for (const problem of appName === undefined ? loaded.problems : []) log.error(`app ${problem.name} skipped: ${problem.error.message}`, { app: problem.name });
-    if (apps.length === 0) throw usageError(`no app of ${loaded.directory} can be used`, 'repo-deploy check-config says why for each');
-    for (const app of apps) {
-      const { settings: appSettings, log: appLog } = contextOf(app);
-      requireRemote(appSettings); // before any disk work (its form was checked with the other settings)
-      // Checked in -f runs too: the cron line that works today must not hide a daemon that cannot
-      // start. The built-in default is known to parse, and the parser (cron-parser with luxon) cost
-      // an idle -f run 75 ms and 16 MiB to load.
-      if (appSettings.schedule !== defaultSchedule) await (await import('./settings/schedule.js')).validateSchedule(appSettings.schedule);
-      await (await import('./release/hooks.js')).checkHookDirectories(appSettings, appLog, { once: Boolean(parsed.fetch) });
-    }
+    /**
+     * The apps ready to run, and the exit codes of those that are not: an app file that cannot be
+     * used, or (in the directory form) an app whose schedule or hooks are refused, is reported
+     * and skipped; the one app of the original form stops the run as before.
+     */
+    const readyApps = async (apps: AgentApps, contexts: typeof appContexts) => {
+      const selected = selectApps(apps, appName, '-f', { everyApp: true });
+      const skipped: number[] = [];
+      for (const problem of appName === undefined ? apps.problems : []) {
+        log.error(`app ${problem.name} skipped: ${problem.error.message}`, { app: problem.name });
+        skipped.push(problem.error.exitCode);
+      }
+      const ready: Array<{ name: string | undefined; context: AgentContext }> = [];
+      for (const app of selected) {
+        const appContext = contexts.get(app.name)!;
+        try {
+          await appReady(appContext, Boolean(parsed.fetch));
+          ready.push({ name: apps.form === 'directory' ? app.name : undefined, context: appContext });
+        } catch (error) {
+          if (apps.form === 'single') throw error;
+          log.error(`app ${app.name} skipped: ${messageOf(error)}`, { app: app.name });
+          skipped.push(exitCodeOf(error));
+        }
+      }
+      if (ready.length === 0) throw skipped.length ? usageError(`no app of ${apps.directory} can be used`, 'repo-deploy check-config says why for each') : usageError('no app to run');
+      return { ready, skipped };
+    };
+    const { ready, skipped } = await readyApps(loaded, appContexts);
     if (stopRequested.aborted) {
       log.info(`${stopSignalName()} received while starting: stopping before the first check; nothing was changed`);
       return ExitCode.ok;
     }
     if (!parsed.fetch) {
       const { runDaemon } = await import('./daemon/daemon.js');
-      await runDaemon({ context, apps: apps.map((app) => ({ name: loaded.form === 'directory' ? app.name : undefined, context: contextOf(app) })), stopRequested });
+      // The directory form: SIGHUP reads the apps again (a bad main file keeps them as they were).
+      const reloadApps = loaded.form === 'directory'
+        ? async () => {
+            const again = await loadApps(loadOptions);
+            return again.form === 'directory' ? (await readyApps(again, contextsOf(again))).ready : undefined;
+          }
+        : undefined;
+      await runDaemon({ context, apps: ready, stopRequested, reloadApps });
       return ExitCode.ok;
     }
-    const skipped = appName === undefined ? loaded.problems.map((problem) => problem.error.exitCode) : [];
     // Several apps check at once, each in its own cache and lock: one slow remote delays no other.
     // A progress bar only for one.
-    const codes = await Promise.all(apps.map((app) => fetchOnce({ ...contextOf(app), ignoreWindow: Boolean(parsed['ignore-window']) }, contextOf(app).log, { progressBar: apps.length === 1 })));
+    const codes = await Promise.all(ready.map((app) => fetchOnce({ ...app.context, ignoreWindow: Boolean(parsed['ignore-window']) }, app.context.log, { progressBar: ready.length === 1 })));
     return worstExitCode([...codes, ...skipped]);
   } catch (error) {
     return reportError(error, verbose);
   }
+}
+
+/** What an app needs before its first check: a remote, a schedule that parses, hook directories it may run. */
+async function appReady({ settings, log }: AgentContext, once: boolean): Promise<void> {
+  requireRemote(settings); // before any disk work (its form was checked with the other settings)
+  // Checked in -f runs too: the cron line that works today must not hide a daemon that cannot
+  // start. The built-in default is known to parse, and the parser (cron-parser with luxon) cost
+  // an idle -f run 75 ms and 16 MiB to load.
+  if (settings.schedule !== defaultSchedule) await (await import('./settings/schedule.js')).validateSchedule(settings.schedule);
+  await (await import('./release/hooks.js')).checkHookDirectories(settings, log, { once });
 }
 
 type Parsed = Awaited<ReturnType<ReturnType<typeof parser>['parseAsync']>>;

@@ -286,3 +286,38 @@ test('one HTTP server for every app: /metrics labels each series with app, /heal
   const stopped = await daemon.stop();
   assert.equal(stopped.code, 0);
 });
+
+test('SIGHUP reads conf.d again: an app added starts, a changed app restarts with its new settings, a removed one stops, a bad main file changes nothing', async (t) => {
+  const host = await makeHost(t, { api: {} }, ['schedule = 0 0 1 1 *']);
+  const daemon = startAgent(t, ['-c', host.config]);
+  await daemon.waitFor(/deployed revision .* app=api/, 60_000);
+
+  await host.addApp('web');
+  let mark = daemon.lines.length;
+  daemon.child.kill('SIGHUP');
+  await daemon.waitFor(/SIGHUP received: reading the apps again and checking each now/, 15_000, mark);
+  await daemon.waitFor(/app web added/, 15_000, mark);
+  await daemon.waitFor(/deployed revision .* app=web/, 60_000, mark);
+  assert.equal(await host.liveContent('web'), 'web 1\n');
+
+  // api now deploys another archive: a changed app restarts and checks its new remote.
+  await zipTree({ 'index.html': 'api from elsewhere\n' }, join(host.root, 'remotes', 'api-next.zip'), join(host.root, 'remotes'));
+  await writeFile(join(host.conf, 'api.cfg'), `remote = ${join(host.root, 'remotes', 'api-next.zip')}\nlocal = ${host.live('api')}\n`, { mode: 0o600 });
+  await rm(join(host.conf, 'web.cfg'));
+  mark = daemon.lines.length;
+  daemon.child.kill('SIGHUP');
+  await daemon.waitFor(/app api changed: it restarts with its new settings/, 15_000, mark);
+  await daemon.waitFor(/app web is no longer in the apps directory: it stops/, 15_000, mark);
+  await daemon.waitFor(/deployed revision .* app=api/, 60_000, mark);
+  assert.equal(await host.liveContent('api'), 'api from elsewhere\n');
+  assert.equal(await host.liveContent('web'), 'web 1\n', 'a removed app stops; its live release stays');
+
+  const good = await readFile(host.config, 'utf8');
+  await writeFile(host.config, `${good}no-such-key = 1\n`);
+  mark = daemon.lines.length;
+  daemon.child.kill('SIGHUP');
+  await daemon.waitFor(/the apps could not be read again; they run as they were: .*unknown key "no-such-key"/, 15_000, mark);
+  const stopped = await daemon.stop();
+  assert.equal(stopped.code, 0);
+  assert.match(stopped.stderr, /repo-deploy stopped/);
+});

@@ -11,6 +11,7 @@ import { cacheLayoutFor } from '../core/cache-layout.js';
 import { readPause } from '../gates/pause.js';
 import { messageOf } from '../base/errors.js';
 import { AgentMetrics, MetricFamilies, startHealthServer, type HealthServer } from './health-server.js';
+import type { WebhookOptions } from './webhook.js';
 import { validateSchedule } from '../settings/schedule.js';
 import type { AgentContext, CheckReport } from '../core/agent-context.js';
 import { checkForUpdate } from '../check/update.js';
@@ -47,6 +48,12 @@ export interface DaemonOptions {
   stopRequested?: AbortSignal;
   /** Told every check's outcome (the metrics are; a test may be), with the app's name in the directory form. */
   onCheck?: (outcome: CheckReport | Error, startedAt: Date, app?: string) => void;
+  /**
+   * The directory form: SIGHUP reads the apps again. Apps added start, removed ones stop after
+   * their check in progress, changed ones are restarted with their new settings; undefined keeps
+   * the apps running as they are (the reason was logged).
+   */
+  reloadApps?: () => Promise<DaemonApp[] | undefined>;
 }
 
 /**
@@ -54,14 +61,18 @@ export interface DaemonOptions {
  * stop also aborts the check in progress through `stopping.signal`.
  */
 export class Wakeups {
+  readonly stopping = new AbortController();
   private wake = new AbortController();
   private checkRequested = false;
-
-  /** `stopping`: shared by the apps of one daemon, so one stop ends them all. */
-  constructor(readonly stopping = new AbortController()) {}
+  private retiring = false;
 
   get stopped(): boolean {
     return this.stopping.signal.aborted;
+  }
+
+  /** Stopped, or retired: the loop ends (after its check in progress, which a stop also aborts). */
+  get ended(): boolean {
+    return this.stopped || this.retiring;
   }
 
   requestCheck(): void {
@@ -74,9 +85,15 @@ export class Wakeups {
     this.wake.abort();
   }
 
+  /** The app was removed or changed (SIGHUP): its loop ends after the check in progress, which goes on. */
+  retire(): void {
+    this.retiring = true;
+    this.wake.abort();
+  }
+
   /** Waits until the instant `due`; returns early when a check is requested or on a stop. */
   async waitUntil(due: number, clock: DaemonClock): Promise<void> {
-    while (!this.stopped && !this.checkRequested && clock.now().getTime() < due) {
+    while (!this.ended && !this.checkRequested && clock.now().getTime() < due) {
       this.wake = new AbortController();
       await clock.sleep(due - clock.now().getTime(), this.wake.signal);
     }
@@ -84,30 +101,18 @@ export class Wakeups {
   }
 }
 
-/** SIGHUP asks every app for a check; SIGTERM and SIGINT stop. Returns what removes the listeners. */
-function listenForSignals(signals: Pick<EventEmitter, 'on' | 'removeListener'>, apps: Wakeups[], log: AgentContext['log'], checking: () => boolean): () => void {
-  const onHangUp = () => {
-    log.info('SIGHUP received: checking now');
-    for (const wakeups of apps) wakeups.requestCheck();
-  };
-  const onStop = (signalName: string) => () => {
-    if (apps.every((wakeups) => wakeups.stopped)) return;
-    log.info(`${signalName} received: stopping${checking() ? ' after the check in progress' : ''}`);
-    for (const wakeups of apps) wakeups.stop();
-  };
-  const handlers = { SIGHUP: onHangUp, SIGTERM: onStop('SIGTERM'), SIGINT: onStop('SIGINT') };
-  for (const [name, handler] of Object.entries(handlers)) signals.on(name, handler);
-  return () => {
-    for (const [name, handler] of Object.entries(handlers)) signals.removeListener(name, handler);
-  };
-}
-
 /** One app as the daemon runs it: its loop's wake-ups and its metrics. */
 interface RunningApp extends DaemonApp {
   wakeups: Wakeups;
   metrics: AgentMetrics;
   checking: boolean;
+  /** What its settings were read as, to tell a changed app at a reload. */
+  fingerprint: string;
+  /** Its loop; resolves when the loop has ended. */
+  loop?: Promise<void>;
 }
+
+const fingerprintOf = (app: DaemonApp) => JSON.stringify({ ...app.context.settings, warnings: [] });
 
 export async function runDaemon(options: DaemonOptions): Promise<void> {
   const { context } = options;
@@ -118,31 +123,100 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   for (const app of daemonApps) await validateSchedule(app.context.settings.schedule);
   const { CronExpressionParser } = await import('../base/lazy/cron-parser.js');
 
-  const families = new MetricFamilies(daemonApps.some((app) => app.name !== undefined));
+  const perApp = daemonApps.some((app) => app.name !== undefined);
+  const families = new MetricFamilies(perApp);
   const stopping = new AbortController();
-  const apps: RunningApp[] = daemonApps.map((app) => ({ ...app, wakeups: new Wakeups(stopping), metrics: new AgentMetrics(app.context.settings.maxAttempts, { families, app: app.name }), checking: false }));
-  const webhookOf = (secret: string | undefined, wake: RunningApp[], appLog: AgentContext['log'], minIntervalMs: number) =>
-    secret ? { secret, minIntervalMs, now: clock.now, requestCheck: () => wake.forEach((app) => app.wakeups.requestCheck()), log: appLog } : undefined;
+  const webhookOf = (secret: string | undefined, wake: () => RunningApp[], appLog: AgentContext['log']) =>
+    secret ? { secret, minIntervalMs: settings.webhookMinIntervalMs, now: clock.now, requestCheck: () => wake().forEach((app) => app.wakeups.requestCheck()), log: appLog } : undefined;
+  const running = new Map<string, RunningApp>();
+  const retiring = new Set<Promise<void>>();
+  // The apps /healthz, /metrics and POST /check?app= see: replaced in place at a reload.
+  const health = { registry: families.registry, apps: [] as Array<{ name: string; metrics: AgentMetrics; webhook?: WebhookOptions }> };
+  const refreshRoutes = () => {
+    health.apps.splice(0, health.apps.length, ...[...running.values()].map((app) => ({ name: app.name ?? '', metrics: app.metrics, webhook: webhookOf(app.context.settings.webhookSecret, () => [app], app.context.log) })));
+  };
+  const prepareApp = (app: DaemonApp): RunningApp => ({ ...app, wakeups: new Wakeups(), metrics: new AgentMetrics(app.context.settings.maxAttempts, { families, app: app.name }), checking: false, fingerprint: fingerprintOf(app) });
+  for (const app of daemonApps) running.set(app.name ?? '', prepareApp(app));
+  refreshRoutes();
   // POST /check (no app named) wakes every app; POST /check?app=NAME the one, with its own secret.
-  const webhook = webhookOf(settings.webhookSecret, apps, log, settings.webhookMinIntervalMs);
-  const anyWebhook = webhook ?? apps.find((app) => app.context.settings.webhookSecret);
-  if (anyWebhook && !settings.httpListen) log.warn('webhook-secret is set but http-listen is not: POST /check cannot be reached; set http-listen = 127.0.0.1:PORT');
-  const health = options.apps?.some((app) => app.name !== undefined)
-    ? { registry: families.registry, apps: apps.map((app) => ({ name: app.name ?? '', metrics: app.metrics, webhook: webhookOf(app.context.settings.webhookSecret, [app], app.context.log, settings.webhookMinIntervalMs) })) }
-    : apps[0]!.metrics;
-  const healthServer = settings.httpListen ? await startHealthServer(settings.httpListen, health, log, webhook) : undefined;
-  const stopListening = listenForSignals(options.signals ?? process, apps.map((app) => app.wakeups), log, () => apps.some((app) => app.checking));
+  const webhook = webhookOf(settings.webhookSecret, () => [...running.values()], log);
+  if ((webhook || daemonApps.some((app) => app.context.settings.webhookSecret)) && !settings.httpListen) log.warn('webhook-secret is set but http-listen is not: POST /check cannot be reached; set http-listen = 127.0.0.1:PORT');
+  const healthServer = settings.httpListen ? await startHealthServer(settings.httpListen, perApp ? health : [...running.values()][0]!.metrics, log, webhook) : undefined;
+  const tools = (app: RunningApp): LoopTools => ({ clock, random, nextTickAfter: (instant) => CronExpressionParser.parse(app.context.settings.schedule, { currentDate: instant }).next().toDate(), healthServer, onCheck: options.onCheck });
+  const startLoop = (app: RunningApp, after: Promise<void> = Promise.resolve()) => {
+    // A changed app's new loop starts once the old one has ended: they share one lock and state.
+    app.loop = after
+      .then(() => (stopping.signal.aborted ? undefined : runApp(app, tools(app))))
+      .catch((error: unknown) => app.context.log.error(`this app's checks have stopped: ${messageOf(error)}; restart the agent (systemctl restart repo-deploy)`));
+  };
+
+  const reload = async () => {
+    const fresh = await options.reloadApps!();
+    if (!fresh || stopping.signal.aborted) return;
+    const freshByName = new Map(fresh.map((app) => [app.name ?? '', app]));
+    for (const [name, app] of running) {
+      const next = freshByName.get(name);
+      if (next && fingerprintOf(next) === app.fingerprint) continue;
+      app.wakeups.retire();
+      running.delete(name);
+      const ended = app.loop ?? Promise.resolve();
+      retiring.add(ended);
+      void ended.finally(() => retiring.delete(ended));
+      if (!next) log.info(`app ${name} is no longer in the apps directory: it stops${app.checking ? ' after its check in progress' : ''}`, { app: name });
+      else {
+        const restarted = prepareApp(next);
+        running.set(name, restarted);
+        next.context.log.info(`app ${name} changed: it restarts with its new settings${app.checking ? ' after its check in progress' : ''}`);
+        startLoop(restarted, ended);
+      }
+    }
+    for (const [name, app] of freshByName) {
+      if (running.has(name)) continue;
+      const added = prepareApp(app);
+      running.set(name, added);
+      app.context.log.info(`app ${name} added`);
+      startLoop(added);
+    }
+    refreshRoutes();
+  };
+
+  const onHangUp = () => {
+    if (!options.reloadApps) {
+      log.info('SIGHUP received: checking now');
+      for (const app of running.values()) app.wakeups.requestCheck();
+      return;
+    }
+    log.info('SIGHUP received: reading the apps again and checking each now');
+    void reload().then(
+      () => running.forEach((app) => app.wakeups.requestCheck()),
+      (error: unknown) => log.error(`the apps could not be read again; they run as they were: ${messageOf(error)}`),
+    );
+  };
+  const stopAll = () => {
+    stopping.abort();
+    for (const app of running.values()) app.wakeups.stop();
+  };
+  const onStop = (signalName: string) => () => {
+    if (stopping.signal.aborted) return;
+    log.info(`${signalName} received: stopping${[...running.values()].some((app) => app.checking) ? ' after the check in progress' : ''}`);
+    stopAll();
+  };
+  const signals = options.signals ?? process;
+  const handlers = { SIGHUP: onHangUp, SIGTERM: onStop('SIGTERM'), SIGINT: onStop('SIGINT') };
+  for (const [name, handler] of Object.entries(handlers)) signals.on(name, handler);
   if (options.stopRequested?.aborted) {
     log.info('a stop was asked for while the daemon was starting: stopping before the first check');
-    stopping.abort();
-    for (const app of apps) app.wakeups.stop();
+    stopAll();
   }
 
   try {
     // Each app in a loop of its own: a hung hook or a slow download in one delays no other.
-    await Promise.all(apps.map((app) => runApp(app, { clock, random, nextTickAfter: (instant) => CronExpressionParser.parse(app.context.settings.schedule, { currentDate: instant }).next().toDate(), healthServer, onCheck: options.onCheck })));
+    for (const app of running.values()) startLoop(app);
+    await new Promise<void>((resolveStop) => (stopping.signal.aborted ? resolveStop() : stopping.signal.addEventListener('abort', () => resolveStop(), { once: true })));
+    // Every loop ends after the check it is in (which the stop aborts safely).
+    await Promise.all([...[...running.values()].map((app) => app.loop), ...retiring]);
   } finally {
-    stopListening();
+    for (const [name, handler] of Object.entries(handlers)) signals.removeListener(name, handler);
     if (healthServer) {
       healthServer.flushRefusals(true);
       healthServer.closeAllConnections();
@@ -186,9 +260,9 @@ async function runApp(app: RunningApp, { clock, random, nextTickAfter, healthSer
   };
 
   log.info(`repo-deploy started: checking on schedule "${settings.schedule}"${settings.splayMs ? ` with up to ${settings.splayMs / 1000} s of splay` : ''}`);
-  let failuresInARow = wakeups.stopped ? 0 : await check();
+  let failuresInARow = wakeups.ended ? 0 : await check();
   let tick = nextTickAfter(clock.now());
-  while (!wakeups.stopped) {
+  while (!wakeups.ended) {
     // The next scheduled check: the first tick that is not backed off, plus its splay.
     const notBefore = failuresInARow > 0 ? clock.now().getTime() + backOff(settings, failuresInARow, log) : 0;
     while (tick.getTime() < notBefore) {
@@ -198,7 +272,7 @@ async function runApp(app: RunningApp, { clock, random, nextTickAfter, healthSer
     const splay = Math.floor(random() * settings.splayMs);
     if (settings.splayMs) log.debug(`tick ${tick.toISOString()}: checking after ${splay} ms of splay`);
     await wakeups.waitUntil(tick.getTime() + splay, clock);
-    if (wakeups.stopped) break;
+    if (wakeups.ended) break;
     failuresInARow = await check();
     // Ticks that passed during the check are not made up; a check that SIGHUP brought before
     // its tick leaves that tick in place.
