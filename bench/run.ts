@@ -4,6 +4,7 @@
 //                                1,000 checks on a 1-second schedule set the length)
 //   npm run bench -- --large     also a zip of three 1 GiB files, for memory flat in archive size
 //   npm run bench -- --quick     2 repetitions and 100 daemon checks: to try the bench, not to quote
+//   npm run bench -- --only many-apps   one step alone (its table row only): many-apps
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import { makeApplicationTree, makeGitHistory, makeTree, zipDirectory } from './f
 import { alternate, cleanupContext, measure, requireTools, spreadOf, type Measurement, type Summary } from './measure.js';
 import { inBytes, inMiB, inMilliseconds, inSeconds, log, printTable, ratio, rows } from './report.js';
 import { measureSwap } from './swap.js';
+import { runManyApps, type ManyAppsRun } from './many-apps.js';
 
 const run = promisify(execFile);
 const repository = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -29,7 +31,9 @@ const cli = join(repository, 'dist', 'cli.js');
 const large = process.argv.includes('--large');
 const quick = process.argv.includes('--quick');
 const repetitions = quick ? 2 : 5;
-const steps = 10;
+const steps = 11;
+const onlyIndex = process.argv.indexOf('--only');
+const only = onlyIndex === -1 ? undefined : process.argv[onlyIndex + 1];
 
 /** `repo-deploy -f` with a sandbox under `root`: a config file, no hooks. */
 async function agentArgs(root: string, remote: string, config = ''): Promise<string[]> {
@@ -367,11 +371,44 @@ async function gitMirrorGrowth(work: string): Promise<void> {
 // seven-line notice that it will need Node 22 (the agent turns it off the same way).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 await requireTools('unzip', 'zip', 'bsdtar', 'python3', 'git', 'curl', 'redis-server', 'sync');
+/** Ends a run of one step (--only) early, past the others. */
+class StepDone extends Error {}
+
+async function manyApps(work: string): Promise<void> {
+  const count = 50;
+  const seconds = quick ? 10 : 30;
+  log(`11/${steps} many apps: ${count} apps in one daemon beside one app (HTTP 304, 1-second schedules, ${seconds} s each), the first app's hook hanging`);
+  const source = join(work, 'many-apps-tree');
+  await makeTree(source, 200, 0);
+  await zipDirectory(source, join(work, 'many-apps.zip'));
+  const http = await startHttpServer(context);
+  const one: ManyAppsRun[] = [];
+  const many: ManyAppsRun[] = [];
+  for (let repetition = 0; repetition < (quick ? 2 : 3); repetition++) {
+    one.push(await runManyApps(cli, join(work, 'many-apps-1'), http, join(work, 'many-apps.zip'), 1, { hangFirst: false, seconds }));
+    many.push(await runManyApps(cli, join(work, 'many-apps-n'), http, join(work, 'many-apps.zip'), count, { hangFirst: true, seconds }));
+  }
+  const spread = (runs: ManyAppsRun[], figure: (run: ManyAppsRun) => number) => spreadOf(runs.map(figure));
+  const failed = sum(many.map((run) => run.failedChecks)) + sum(one.map((run) => run.failedChecks));
+  const [memoryMany, memoryOne] = [spread(many, (run) => run.residentMiB), spread(one, (run) => run.residentMiB)];
+  rows.push({ figure: `many apps: resident memory, ${count} apps in one daemon (${failed} checks failed)`, ours: inMiB(memoryMany), reference: `1 app: ${inMiB(memoryOne)}`, goal: `<= 1.3x (now ${ratio(memoryMany.median, memoryOne.median)})`, met: memoryMany.median <= memoryOne.median * 1.3 && failed === 0 });
+  const [cpuMany, cpuOne] = [spread(many, (run) => run.cpuPerCheck), spread(one, (run) => run.cpuPerCheck)];
+  rows.push({ figure: 'same: CPU per idle check per app', ours: inMilliseconds(cpuMany), reference: `1 app: ${inMilliseconds(cpuOne)}`, goal: `<= 1 app's (now ${ratio(cpuMany.median, cpuOne.median)})`, met: cpuMany.median <= cpuOne.median });
+  const gap = spread(many, (run) => run.longestGapSeconds);
+  rows.push({ figure: 'same: longest time one app went without a check while another app\'s hook hung (sampled every 0.1 s)', ours: inSeconds(gap), reference: 'schedule: every 1 s', goal: '<= 2 s (delayed <= 1 s)', met: gap.max <= 2 });
+}
+
+const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+
 await run('npm', ['run', 'build'], { cwd: repository });
 const work = await mkdtemp(join(tmpdir(), 'repo-deploy-bench-'));
 const startedAt = new Date();
 const { context, cleanup } = cleanupContext();
 try {
+  if (only === 'many-apps') {
+    await manyApps(work);
+    throw new StepDone();
+  }
   // The daemon's long idle run goes on beside the other rows (it uses a few milliseconds of CPU a
   // second), so that the whole bench does not take 17 minutes more.
   const samplePoints = quick ? [10, 100] : [100, 1000];
@@ -392,6 +429,7 @@ try {
   await measureSwap(work, cli, repository);
   await fleetCoordination();
   await gitMirrorGrowth(work);
+  await manyApps(work);
 
   log(`9/${steps} the daemon's memory from check ${samplePoints[0]} to check ${samplePoints[1]} on a 1-second schedule (running since the start)`);
   const memory = await daemonMemory();
@@ -404,6 +442,8 @@ try {
     goal: `flat: within 5% (now ${ratio(to, from)})`,
     met: to <= from * 1.05 && memory.failedChecks === 0,
   });
+} catch (error) {
+  if (!(error instanceof StepDone)) throw error;
 } finally {
   await cleanup();
   await rm(work, { recursive: true, force: true });

@@ -55,7 +55,7 @@ async function harness(t: TestContext, make: (t: TestContext, root: string) => P
     async check(options = {}) {
       const target = options.remote ?? { remote: adapter.remote };
       const settings = { ...base, ...adapter.settings, ...target.settings };
-      const fetcher = await createFetcher(parseRemote(target.remote));
+      const fetcher = await createFetcher(parseRemote(target.remote), settings);
       return fetcher.check({ settings, cache: cacheLayout, deployed: options.deployed, live: options.deployed, log, signal: options.signal ?? new AbortController().signal });
     },
     async stage(pending) {

@@ -4,11 +4,12 @@
 // an app file decides what a root agent deploys, so only its owner may.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmod, chown, mkdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { runCli, writeHook } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
+import { createRepository } from './helpers/git-repos.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { zipTree } from './helpers/zips.js';
 
@@ -320,4 +321,65 @@ test('SIGHUP reads conf.d again: an app added starts, a changed app restarts wit
   const stopped = await daemon.stop();
   assert.equal(stopped.code, 0);
   assert.match(stopped.stderr, /repo-deploy stopped/);
+});
+
+test('a group of two remotes, a zip and a git branch, is one release: built from both, switched as one, reverted as one', async (t) => {
+  const host = await makeHost(t, {});
+  const repository = await createRepository(join(host.root, 'repos'), 'site');
+  await repository.commit({ 'index.html': 'site 1\n' });
+  const live = join(host.root, 'srv', 'web', 'current');
+  await mkdir(join(host.root, 'srv', 'web'), { recursive: true });
+  await host.publish('api', 'api 1\n');
+  await writeFile(join(host.conf, 'api.cfg'), `group = web\nremote = ${host.archive('api')}\nlocal = ${live}\n`, { mode: 0o600 });
+  await writeFile(join(host.conf, 'site.cfg'), `group = web\nremote = ${repository.bare}#main\nlocal = ${live}\n`, { mode: 0o600 });
+  const both = async () => [await readFile(join(live, 'api', 'index.html'), 'utf8'), await readFile(join(live, 'site', 'index.html'), 'utf8')];
+  const releases = () => readdir(join(host.root, 'srv', 'web', 'releases')).then((names) => names.filter((name) => !name.startsWith('.')));
+
+  const first = await runCli(['-f', '-c', host.config]);
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual(await both(), ['api 1\n', 'site 1\n']);
+  assert.match(first.stderr, /new revision \w+: group of 2: api .*; site .* app=web/);
+  const status = await runCli(['status', '-c', host.config]);
+  assert.match(status.stdout, /^app web \(/m);
+  assert.match(status.stdout, /remote: +group web \(api: .*api\.zip, site: .*site\.git#main\)/);
+
+  const idle = await runCli(['-f', '-c', host.config]);
+  assert.equal(idle.code, 0, idle.stderr);
+  assert.match(idle.stderr, /up to date: release \S+ app=web/);
+  assert.equal((await releases()).length, 1);
+
+  // One member changes: a new release of both, the other's files as they were.
+  await repository.commit({ 'index.html': 'site 2\n' });
+  const second = await runCli(['-f', '-c', host.config]);
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, /group of 2: api unchanged; site \w+ -> /);
+  assert.deepEqual(await both(), ['api 1\n', 'site 2\n']);
+  const good = await readlink(live);
+  const verified = await runCli(['verify', '-c', host.config, '--app', 'web']);
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+
+  // Both change, and a post-update hook fails: both go back, in one rename.
+  await writeHook(join(host.root, 'etc', 'post-update.d'), '50-fail', `[ -e ${join(host.root, 'fail')} ] && exit 1\nexit 0`);
+  await writeFile(join(host.root, 'fail'), '');
+  await host.publish('api', 'api 3\n');
+  await repository.commit({ 'index.html': 'site 3\n' });
+  const reverted = await runCli(['-f', '-c', host.config]);
+  assert.equal(reverted.code, 5, reverted.stderr);
+  assert.equal(await readlink(live), good);
+  assert.deepEqual(await both(), ['api 1\n', 'site 2\n']);
+
+  // A member that cannot be fetched: nothing half-built goes live.
+  await rm(join(host.root, 'fail'));
+  await rm(host.archive('api'));
+  const missing = await runCli(['-f', '-c', host.config]);
+  assert.equal(missing.code, 3, missing.stderr);
+  assert.equal(await readlink(live), good);
+
+  // Members that disagree on what they share are refused, named.
+  await host.publish('api', 'api 3\n');
+  await writeFile(join(host.conf, 'site.cfg'), `group = web\nremote = ${repository.bare}#main\nlocal = ${live}\nkeep-releases = 9\n`, { mode: 0o600 });
+  const disagree = await runCli(['-f', '-c', host.config]);
+  assert.equal(disagree.code, 2);
+  assert.match(disagree.stderr, /app web skipped: the apps api and site of group web set keep-releases differently/);
+  assert.equal(await readlink(live), good);
 });

@@ -200,7 +200,7 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
   const stillWaiting = waiting && (await closedGate(context, await readPause(cache), new Date(waiting.firstSeenAt)));
   const live = liveRevision(state, remoteKey);
   const plan = rollout ? await rollout.plan(state, remoteKey) : { askRemote: true, known: undefined };
-  const candidate = { layout, state, remoteKey, liveRelease, waiting, rollout, fetch: async (against: DeployedRevision | undefined) => (await createFetcher(remote)).check({ settings, cache, deployed: against, live, log, signal: context.signal, progress: context.progress }) };
+  const candidate = { layout, state, remoteKey, liveRelease, waiting, rollout, fetch: async (against: DeployedRevision | undefined) => (await createFetcher(remote, settings)).check({ settings, cache, deployed: against, live, log, signal: context.signal, progress: context.progress }) };
   // Rolled back by the fleet: what the remote has does not matter until "fleet resume".
   if (plan.known?.pinned) return await admit(context, candidate, plan.known, undefined);
   if (!plan.askRemote) {

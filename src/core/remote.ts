@@ -42,7 +42,13 @@ export interface LocalZipRemote {
   path: string;
 }
 
-export type Remote = GitRepositoryRemote | HttpZipRemote | S3ZipRemote | LocalZipRemote;
+/** The remotes of a group's apps, deployed as one release (the members are in Settings.groupMembers). */
+export interface GroupRemote {
+  kind: 'group';
+  display: string;
+}
+
+export type Remote = GitRepositoryRemote | HttpZipRemote | S3ZipRemote | LocalZipRemote | GroupRemote;
 export type RemoteKind = Remote['kind'];
 
 const scpLikeGit = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!\/\/)/;
@@ -50,7 +56,7 @@ const gitSchemes = /^(git\+ssh|git\+https|git\+http|git\+file|ssh|git):\/\//i;
 // A path segment that ends in .git: "/app.git", "/app.git/sub", "/app.git#main".
 const gitSegment = /\.git(?=$|[/#])/;
 
-function classifyRemote(text: string): RemoteKind {
+function classifyRemote(text: string): Exclude<RemoteKind, 'group'> {
   if (/^s3:\/\//i.test(text)) return 's3-zip';
   if (gitSchemes.test(text) || scpLikeGit.test(text)) return 'git';
   if (/^https?:\/\//i.test(text)) {

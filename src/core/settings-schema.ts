@@ -43,6 +43,7 @@ export const maximumSeconds = Math.floor((2 ** 31 - 1) / 1000);
 
 export const settingSpecs = [
   { key: 'remote', field: 'remote', kind: 'remote', description: 'What to deploy: a git URL, an http(s) or s3 zip URL, or a local zip (see Remotes).' },
+  { key: 'group', field: 'group', kind: 'string', description: 'In an app file of conf.d/: apps with the same group share one live path and are deployed as one release, each remote in a subdirectory named after its app, gated, switched and reverted together.' },
   { key: 'local', field: 'local', kind: 'path', defaultValue: '/var/deploy/current', description: 'The live path the application reads; a symlink to releases/<id> beside it.' },
   { key: 'cache', field: 'cache', kind: 'path', defaultValue: '/var/cache/repo-deploy', description: 'Work directory: downloads, git mirror, state, lock.' },
   { key: 'schedule', field: 'schedule', kind: 'string', defaultValue: '* * * * *', description: 'Cron expression (5 fields, or 6 with seconds) for the daemon\'s checks.' },

@@ -11,4 +11,6 @@ export type Settings = SchemaSettings & {
   warnings: string[];
   /** Named paths that do not exist, by setting, kept for check-config to report with every other part (else thrown). */
   pathProblems: Array<{ key: string; error: DeployError }>;
+  /** A group of apps (settings/apps.ts): each member's own settings, its remote among them, by app name. */
+  groupMembers?: Array<{ name: string; settings: Settings }>;
 };

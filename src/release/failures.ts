@@ -5,6 +5,7 @@
 import type { RemoteState } from '../core/remote-contract.js';
 import type { Logger } from '../base/log.js';
 import type { AgentState, DeployedRecord, HeldBackRevision } from './state.js';
+import { shortRevision } from '../core/short-revision.js';
 
 export function recordFailure(
   state: AgentState,
@@ -40,7 +41,7 @@ export function forgetFailures(state: AgentState, revision: string): void {
   if (state.heldBack?.revision === revision) state.heldBack = undefined;
 }
 
-export const shortRevision = (revision: string) => revision.replace(/^sha256:/, '').slice(0, 12) || 'unknown';
+export { shortRevision };
 
 /** Content the operator's keys do not vouch for, judged under the trust settings `trust`. */
 export function holdBackRefused(state: AgentState, refusal: { revision: string; remoteState: RemoteState; message: string }, trust: string, now: Date): void {

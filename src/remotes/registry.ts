@@ -2,9 +2,12 @@
 // libraries (the AWS SDK), only when a remote of that kind is used.
 import type { Remote } from '../core/remote.js';
 import type { Fetcher } from '../core/remote-contract.js';
+import type { Settings } from '../core/settings.js';
 
-export async function createFetcher(remote: Remote): Promise<Fetcher> {
+export async function createFetcher(remote: Remote, settings: Settings): Promise<Fetcher> {
   switch (remote.kind) {
+    case 'group':
+      return (await import('./group.js')).groupFetcher(settings.groupMembers ?? [], createFetcher);
     case 'http-zip':
       return (await import('./http-zip.js')).httpZipFetcher(remote);
     case 'local-zip':

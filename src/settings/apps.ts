@@ -8,7 +8,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { DeployError, messageOf, systemErrorCode, usageError } from '../base/errors.js';
 import { layoutFor } from '../core/release-layout.js';
 import type { Settings } from '../core/settings.js';
-import { environmentName, knownSettingKeys } from '../core/settings-schema.js';
+import { environmentName, knownSettingKeys, settingSpecs } from '../core/settings-schema.js';
 import { readConfigFile, type RawSetting } from './config-file.js';
 import { defaultConfigPath, loadSettings, type LoadOptions } from './config.js';
 
@@ -62,6 +62,7 @@ export async function loadApps(options: LoadOptions): Promise<AgentApps> {
   if (files.length === 0) {
     if (namedIsDirectory) throw usageError(`the directory ${configPath} holds no app file (NAME.cfg)`, 'add one file per app, e.g. api.cfg with remote = ... and local = ...');
     const settings = await loadSettings({ ...options, mainFile });
+    if (settings.group !== undefined) throw usageError(`group = ${settings.group} is set, but there is no apps directory (${directory})`, 'a group joins apps of conf.d/ that share one live path; put each remote in conf.d/NAME.cfg with the same group');
     return { form: 'single', agent: settings, apps: [{ name: '', settings }], problems: [] };
   }
   const mainRemote = mainFile.settings.get('remote');
@@ -79,8 +80,9 @@ export async function loadApps(options: LoadOptions): Promise<AgentApps> {
       problems.push({ name, file, error: error instanceof DeployError ? error : usageError(`${file}: ${messageOf(error)}`) });
     }
   }
-  refuseSharedPaths(apps);
-  return { form: 'directory', agent, apps, problems, directory };
+  const deployed = composeGroups(apps, agent, problems);
+  refuseSharedPaths(deployed);
+  return { form: 'directory', agent, apps: deployed, problems, directory };
 }
 
 /** The NAME.cfg files of the directory, sorted; an unreadable or unsafe directory is refused whole. */
@@ -133,6 +135,54 @@ async function loadApp(name: string, file: string, options: LoadOptions, mainFil
   const loaded = await loadSettings({ ...options, app: { name, path: file, settings }, mainFile });
   if (!loaded.remote) throw usageError(`${file}: no remote is set`, `add "remote = ..." to ${file}`);
   return loaded;
+}
+
+/**
+ * Settings a group's apps must agree on, as they share one release: everything but what reaches
+ * each member's remote (its address, credentials, transfer limits and trust), which stays its own.
+ */
+const memberOwnKeys: ReadonlySet<string> = new Set([
+  'remote', 'cache', 'group', 'ssh-key', 'ssh-known-hosts', 'ssh-strict-host-key-checking', 'aws-access-key', 'aws-secret-key', 'aws-region', 's3-endpoint',
+  'http-timeout', 'download-timeout', 'max-redirects', 'max-unpacked-size', 'max-download-size', 'allow-insecure-redirects', 'max-entries', 'git-timeout',
+  'git-submodules', 'allowed-signers', 'checksum', 'gpg-keyring', 'refuse-rewrites', 'webhook-secret',
+]);
+
+/**
+ * Apps that name one group become one app of that name: one live path, lock, state and cache
+ * (CACHE/apps/GROUP), its release built from every member's remote, each in a subdirectory
+ * named after its app. A group whose members disagree on a shared setting is skipped, named.
+ */
+function composeGroups(apps: App[], agent: Settings, problems: AppProblem[]): App[] {
+  const groups = new Map<string, App[]>();
+  const alone: App[] = [];
+  for (const app of apps) {
+    if (app.settings.group === undefined) alone.push(app);
+    else groups.set(app.settings.group, [...(groups.get(app.settings.group) ?? []), app]);
+  }
+  const composed: App[] = [...alone];
+  for (const [group, members] of groups) {
+    const [first] = members as [App, ...App[]];
+    const file = members.map((member) => member.settings.configPath).join(', ');
+    try {
+      if (!appNamePattern.test(group)) throw usageError(`${first.settings.configPath}: group = "${group}" cannot name a group (letters, digits, ".", "_" and "-", at most 64)`);
+      if (apps.some((app) => app.name === group)) throw usageError(`group = ${group} (${file}) has the name of an app; a group's release, state and metrics go by its name`, 'name the group apart from every app');
+      for (const member of members.slice(1)) {
+        for (const spec of settingSpecs) {
+          if (memberOwnKeys.has(spec.key)) continue;
+          const [mine, theirs] = [first, member].map((app) => JSON.stringify((app.settings as unknown as Record<string, unknown>)[spec.field]));
+          if (mine !== theirs) {
+            throw usageError(`the apps ${first.name} and ${member.name} of group ${group} set ${spec.key} differently (${first.settings.configPath}, ${member.settings.configPath}); they share one release`, `set ${spec.key} the same in both, or once in the main file`);
+          }
+        }
+      }
+      const cache = join(agent.cache, 'apps', group);
+      const remote = { kind: 'group' as const, display: `group ${group} (${members.map((member) => `${member.name}: ${member.settings.remote!.display}`).join(', ')})` };
+      composed.push({ name: group, settings: { ...first.settings, cache, remote, configPath: first.settings.configPath, groupMembers: members.map((member) => ({ name: member.name, settings: { ...member.settings, cache } })) } });
+    } catch (error) {
+      problems.push({ name: group, file, error: error instanceof DeployError ? error : usageError(messageOf(error)) });
+    }
+  }
+  return composed.sort((a, b) => a.name.localeCompare(b.name));
 }
 
 /**
