@@ -210,7 +210,10 @@ async function main(): Promise<number> {
   const contextsOf = (apps: AgentApps) => new Map(apps.apps.map((app) => {
     const appLog = apps.form === 'directory' ? withFields(log, { app: app.name }) : log;
     if (apps.form === 'directory') for (const warning of app.settings.warnings) appLog.warn(warning);
-    return [app.name, { ...context, settings: app.settings, log: appLog }] as const;
+    // A hook shared by several apps (the main file's hook directories) is told which app it runs for.
+    const { REPO_DEPLOY_APP: inheritedApp, ...agentEnv } = context.env; // one from a parent agent's hook is not this app's
+    const env = apps.form === 'directory' ? { ...agentEnv, REPO_DEPLOY_APP: app.name } : agentEnv;
+    return [app.name, { ...context, settings: app.settings, log: appLog, env }] as const;
   }));
   const appContexts = contextsOf(loaded);
   const contextOf = (app: App) => appContexts.get(app.name)!;

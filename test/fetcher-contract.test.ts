@@ -56,7 +56,7 @@ async function harness(t: TestContext, make: (t: TestContext, root: string) => P
       const target = options.remote ?? { remote: adapter.remote };
       const settings = { ...base, ...adapter.settings, ...target.settings };
       const fetcher = await createFetcher(parseRemote(target.remote), settings);
-      return fetcher.check({ settings, cache: cacheLayout, deployed: options.deployed, live: options.deployed, log, signal: options.signal ?? new AbortController().signal });
+      return fetcher.check({ settings, cache: cacheLayout, deployed: options.deployed, live: options.deployed, log, env: process.env, signal: options.signal ?? new AbortController().signal });
     },
     async stage(pending) {
       const directory = join(root, 'staged', String(++staged));

@@ -65,8 +65,12 @@ const exists = (path: string) => stat(path).then(() => true, () => false);
 
 test('a conf.d of three apps: -f deploys each to its own live path with a cache of its own, status lists each, --app checks one', async (t) => {
   const host = await makeHost(t, { api: {}, worker: {}, site: {} });
+  // One hook directory, the main file's, shared by every app: each run is told its app.
+  const told = join(host.root, 'told');
+  await writeHook(join(host.root, 'etc', 'post-update.d'), '50-tell', `echo "$REPO_DEPLOY_APP" >> ${told}`);
   const first = await runCli(['-f', '-c', host.config]);
   assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual((await readFile(told, 'utf8')).trim().split('\n').sort(), ['api', 'site', 'worker']);
   for (const name of ['api', 'worker', 'site']) {
     assert.equal(await host.liveContent(name), `${name} 1\n`);
     assert.ok(await exists(join(host.cache, 'apps', name, 'state.json')), `${name} has its own state`);

@@ -2,8 +2,8 @@
 import { hostname, userInfo } from 'node:os';
 
 /** user@host of whoever runs a command (the user behind sudo, if any). */
-export function operatorName(): string {
-  let user = process.env.SUDO_USER;
+export function operatorName(env: NodeJS.ProcessEnv): string {
+  let user = env.SUDO_USER;
   try {
     user ??= userInfo().username;
   } catch {

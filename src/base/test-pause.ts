@@ -1,7 +1,8 @@
 // A test-only switch: with REPO_DEPLOY_TEST_PAUSE_AT=<step> the agent says so on stderr and
 // waits at that step forever, so a test can kill -9 it exactly there; or, with
 // REPO_DEPLOY_TEST_RESUME_FILE=<path>, until that file exists, so a test can act exactly there
-// (change a remote between two steps) and let the agent go on. Inert unless set.
+// (change a remote between two steps) and let the agent go on. Inert unless set. The one read of
+// process.env outside cli.ts: the switch must reach steps that no context is handed to.
 import { existsSync } from 'node:fs';
 
 const pauseAt = process.env.REPO_DEPLOY_TEST_PAUSE_AT;

@@ -19,8 +19,7 @@ import { layoutFor, listReleaseDirectories, newReleaseId, releaseNameTime, readL
 import { loadState, recordLiveRelease, saveState, type AgentState, type WaitingRevision } from '../release/state.js';
 import { asDeployError, switchRelease, type FleetSlot, type SwitchResult } from '../release/switch-release.js';
 import { ensureOwnDirectory } from '../base/own-directory.js';
-import { closedGate, forgetWaiting, noteWaiting, refreshWaiting, waitingFor, type ClosedGate } from '../gates/deploy-gates.js';
-import { readPause } from '../gates/pause.js';
+import { firstClosedGate, forgetWaiting, localGates, noteWaiting, refreshWaiting, waitingFor, type ClosedGate, type DeployGate } from '../gates/deploy-gates.js';
 import type { FleetRollout } from '../fleet/rollout.js';
 import { pausePoint } from '../base/test-pause.js';
 import { manifestPath, writeManifest } from '../verify/manifest.js';
@@ -197,10 +196,12 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
   const held = state.heldBack && state.remote === remoteKey ? state.heldBack : undefined;
   const cache = cacheLayoutFor(settings.cache);
   const waiting = held ? undefined : waitingFor(state, remoteKey);
-  const stillWaiting = waiting && (await closedGate(context, await readPause(cache), new Date(waiting.firstSeenAt)));
+  // The gates of this check, in order, built once; the fleet's last.
+  const gates: DeployGate[] = [...localGates(context), ...(rollout ? [rollout.gate()] : [])];
+  const stillWaiting = waiting && (await firstClosedGate(gates, waiting.revision, new Date(waiting.firstSeenAt), { admitting: false }));
   const live = liveRevision(state, remoteKey);
   const plan = rollout ? await rollout.plan(state, remoteKey) : { askRemote: true, known: undefined };
-  const candidate = { layout, state, remoteKey, liveRelease, waiting, rollout, fetch: async (against: DeployedRevision | undefined) => (await createFetcher(remote, settings)).check({ settings, cache, deployed: against, live, log, signal: context.signal, progress: context.progress }) };
+  const candidate = { layout, state, remoteKey, liveRelease, waiting, rollout, gates, fetch: async (against: DeployedRevision | undefined) => (await createFetcher(remote, settings)).check({ settings, cache, deployed: against, live, log, env: context.env, signal: context.signal, progress: context.progress }) };
   // Rolled back by the fleet: what the remote has does not matter until "fleet resume".
   if (plan.known?.pinned) return await admit(context, candidate, plan.known, undefined);
   if (!plan.askRemote) {
@@ -289,6 +290,7 @@ interface Candidate {
   liveRelease: string | undefined;
   waiting: WaitingRevision | undefined;
   rollout: FleetRollout | undefined;
+  gates: readonly DeployGate[];
   /** Asks the remote, comparing with `against`. */
   fetch(against: DeployedRevision | undefined): Promise<CheckResult>;
 }
@@ -301,8 +303,8 @@ interface Candidate {
 async function admit(context: AgentContext, candidate: Candidate, revision: { revision: string; remoteState: RemoteState }, pending: PendingRevision | undefined): Promise<CheckOutcome> {
   const { state, waiting, rollout } = candidate;
   const firstSeenAt = waiting?.revision === revision.revision ? waiting.firstSeenAt : context.now().toISOString();
-  // Read again: a pause set during the download applies to this update.
-  const gate = (await closedGate(context, await readPause(cacheLayoutFor(context.settings.cache)), new Date(firstSeenAt))) ?? (await rollout?.permit(revision.revision));
+  // Asked again: a pause set during the download applies to this update; the fleet's slot is taken last.
+  const gate = await firstClosedGate(candidate.gates, revision.revision, new Date(firstSeenAt), { admitting: true });
   if (gate) {
     const next = { revision: revision.revision, remote: candidate.remoteKey, remoteState: revision.remoteState, firstSeenAt };
     noteWaiting(context, state, next, gate);

@@ -31,6 +31,8 @@ export interface CheckContext {
   /** What is live, whatever is held back (for refuse-rewrites). */
   live: DeployedRevision | undefined;
   log: Logger;
+  /** The environment git, ssh-keygen and gpg inherit from (the agent's, read once at start). */
+  env: NodeJS.ProcessEnv;
   /** Aborted when the agent is stopping or the check's time limit has passed. */
   signal: AbortSignal;
   /** Where to report bytes downloaded and extracted (a terminal's progress bar), if anywhere. */

@@ -5,7 +5,7 @@
 // lease was lost before the swap abandons its update. Successes and failures are reported, and a
 // failed canary or max-failed-hosts failures halt the revision for the fleet.
 import type { AgentContext, CheckOutcome } from '../core/agent-context.js';
-import type { ClosedGate } from '../gates/deploy-gates.js';
+import type { ClosedGate, DeployGate } from '../gates/deploy-gates.js';
 import { messageOf } from '../base/errors.js';
 import { shortRevision } from '../release/failures.js';
 import type { RemoteState } from '../core/remote-contract.js';
@@ -123,6 +123,11 @@ export class FleetRollout {
       );
     }
     return published;
+  }
+
+  /** The fleet as the last of a check's gates: it opens by giving this server a slot. */
+  gate(): DeployGate {
+    return { kind: 'fleet', takesASlot: true, closedFor: (revision) => this.permit(revision) };
   }
 
   /** Undefined when this member may start the update now; else why it waits. */

@@ -1,12 +1,13 @@
 // What may hold a new revision back before its update starts, checked in this order: an
-// operator's pause, the deploy window, and min-age. A closed gate makes the revision wait: it is
+// operator's pause, the deploy window, min-age, and the fleet (fleet/rollout.ts adds its gate). A closed gate makes the revision wait: it is
 // remembered (state.waiting), later checks only ask the remote "still this one?", and it is
 // deployed at the first check after the gate opens. None of this touches a rollback.
 import type { AgentContext } from '../core/agent-context.js';
 import { windowStateAt } from '../core/deploy-window.js';
 import { shortRevision } from '../release/failures.js';
 import type { RemoteState } from '../core/remote-contract.js';
-import { describePause, type Pause } from './pause.js';
+import { cacheLayoutFor } from '../core/cache-layout.js';
+import { describePause, readPause } from './pause.js';
 import type { AgentState, GateKind, WaitingRevision } from '../release/state.js';
 
 export interface ClosedGate {
@@ -16,21 +17,64 @@ export interface ClosedGate {
   eligibleAt?: Date;
 }
 
-/** The first gate that is closed for a revision first seen at `firstSeenAt`; undefined when it may be deployed now. */
-export async function closedGate(context: AgentContext, pause: Pause | undefined, firstSeenAt: Date): Promise<ClosedGate | undefined> {
+/**
+ * One thing that may keep a new revision from being deployed yet. A check builds its list once,
+ * in order (pause, deploy window, min-age, then the fleet when there is one), and asks it where it
+ * decides: whether a revision still waits, and whether an update may start now.
+ */
+export interface DeployGate {
+  readonly kind: GateKind;
+  /**
+   * A gate whose opening takes something (the fleet's slot): asked last, and only when the
+   * update would start now, never to learn whether a revision still waits.
+   */
+  readonly takesASlot?: boolean;
+  /** Undefined when the gate is open for this revision, first seen at `firstSeenAt`. */
+  closedFor(revision: string, firstSeenAt: Date): Promise<ClosedGate | undefined>;
+}
+
+/** This server's own gates: an operator's pause (read at each asking: one set during a download holds), the deploy window, min-age. */
+export function localGates(context: AgentContext): DeployGate[] {
   const { settings } = context;
-  const now = context.now();
-  if (pause) return { gate: 'paused', reason: `waits: the agent is ${describePause(pause)}; "repo-deploy resume" lets it deploy` };
-  if (settings.deployWindow.length > 0 && !context.ignoreWindow) {
-    const window = await windowStateAt(settings.deployWindow, settings.deployWindowTimezone, now);
-    if (!window.open) {
-      const opens = window.opensAt ? `, which opens at ${window.opensAt.toISOString()}` : ', which never opens again';
-      return { gate: 'deploy-window', reason: `waits for the deploy window${opens}`, eligibleAt: window.opensAt };
-    }
-  }
-  const eligibleAt = new Date(firstSeenAt.getTime() + settings.minAgeMs);
-  if (eligibleAt > now) {
-    return { gate: 'min-age', reason: `waits for min-age: first seen at ${firstSeenAt.toISOString()}, it may be deployed from ${eligibleAt.toISOString()} if the remote keeps it`, eligibleAt };
+  const cache = cacheLayoutFor(settings.cache);
+  return [
+    {
+      kind: 'paused',
+      async closedFor() {
+        const pause = await readPause(cache);
+        return pause ? { gate: 'paused', reason: `waits: the agent is ${describePause(pause)}; "repo-deploy resume" lets it deploy` } : undefined;
+      },
+    },
+    {
+      kind: 'deploy-window',
+      async closedFor() {
+        if (settings.deployWindow.length === 0 || context.ignoreWindow) return undefined;
+        const window = await windowStateAt(settings.deployWindow, settings.deployWindowTimezone, context.now());
+        if (window.open) return undefined;
+        const opens = window.opensAt ? `, which opens at ${window.opensAt.toISOString()}` : ', which never opens again';
+        return { gate: 'deploy-window', reason: `waits for the deploy window${opens}`, eligibleAt: window.opensAt };
+      },
+    },
+    {
+      kind: 'min-age',
+      async closedFor(_revision, firstSeenAt) {
+        const eligibleAt = new Date(firstSeenAt.getTime() + settings.minAgeMs);
+        if (eligibleAt <= context.now()) return undefined;
+        return { gate: 'min-age', reason: `waits for min-age: first seen at ${firstSeenAt.toISOString()}, it may be deployed from ${eligibleAt.toISOString()} if the remote keeps it`, eligibleAt };
+      },
+    },
+  ];
+}
+
+/**
+ * The first closed gate, in the list's order; undefined when the revision may be deployed now.
+ * `admitting`: the update would start now, so a gate that takes a slot is asked too (last).
+ */
+export async function firstClosedGate(gates: readonly DeployGate[], revision: string, firstSeenAt: Date, { admitting }: { admitting: boolean }): Promise<ClosedGate | undefined> {
+  for (const gate of gates) {
+    if (gate.takesASlot && !admitting) continue;
+    const closed = await gate.closedFor(revision, firstSeenAt);
+    if (closed) return closed;
   }
   return undefined;
 }

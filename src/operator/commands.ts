@@ -334,7 +334,7 @@ export async function pauseCommand(context: AgentContext, reason: string | undef
   const { settings } = context;
   const cache = cacheLayoutFor(settings.cache);
   const already = await readPause(cache);
-  const pause = { since: already?.since ?? context.now().toISOString(), reason: reason ?? already?.reason, by: operatorName() };
+  const pause = { since: already?.since ?? context.now().toISOString(), reason: reason ?? already?.reason, by: operatorName(context.env) };
   await writePause(cache, pause);
   context.log.info(`deploys paused${pause.reason ? `: ${pause.reason}` : ''}`);
   print(`${already ? 'still ' : ''}${describePause(pause)}; checks go on, nothing is deployed until "repo-deploy resume"`);

@@ -43,7 +43,7 @@ export function fleetStatusCommand(context: AgentContext, json: boolean, print: 
 
 export function fleetHaltCommand(context: AgentContext, reason: string | undefined, print: Print): Promise<void> {
   return withFleet(context, async (fleet) => {
-    await fleet.halt(reason ?? '', operatorName(), context.now());
+    await fleet.halt(reason ?? '', operatorName(context.env), context.now());
     print(`fleet ${context.settings.fleetName} halted: no server of it starts or swaps in an update until "repo-deploy fleet resume" (one already swapped in finishes its gate or reverts)`);
   });
 }
@@ -67,7 +67,7 @@ export function fleetResumeCommand(context: AgentContext, typed: string | undefi
 /** Accepts the fleet's records as they are after Redis lost its data: members write back the halts they remember. */
 export function fleetInitCommand(context: AgentContext, print: Print): Promise<void> {
   return withFleet(context, async (fleet) => {
-    const epoch = await fleet.init(operatorName(), context.now());
+    const epoch = await fleet.init(operatorName(context.env), context.now());
     print(`fleet ${context.settings.fleetName} initialised (epoch ${epoch.id}): each server accepts it at its next check and writes back the halts it remembers; "repo-deploy fleet status" shows them once written`);
   });
 }
@@ -75,7 +75,7 @@ export function fleetInitCommand(context: AgentContext, print: Print): Promise<v
 /** Makes this config's remote and rollout settings the fleet's; members whose config differs are refused until they agree. */
 export function fleetConfigureCommand(context: AgentContext, print: Print): Promise<void> {
   return withFleet(context, async (fleet) => {
-    const policy = await fleet.configure(operatorName(), context.now());
+    const policy = await fleet.configure(operatorName(context.env), context.now());
     print(`fleet ${context.settings.fleetName} now takes these settings: ${Object.entries(policy).map(([key, value]) => `${key} = ${value}`).join(', ')}; a member whose config differs is refused (exit 2) until it agrees`);
   });
 }
@@ -85,7 +85,7 @@ export function fleetPromoteCommand(context: AgentContext, typed: string | undef
   return withFleet(context, async (fleet) => {
     const revision = typed === undefined ? (await fleet.current())?.revision : resolveRevision(typed, await fleet.knownRevisions());
     if (!revision) throw usageError(typed === undefined ? 'the fleet rolls out no revision yet' : `the fleet has no record of revision "${typed}"`, '"repo-deploy fleet status" shows the revision the fleet rolls out');
-    await fleet.promote(revision, operatorName(), context.now());
+    await fleet.promote(revision, operatorName(context.env), context.now());
     print(`revision ${shortRevision(revision)} is promoted: the rest of fleet ${context.settings.fleetName} follows the canaries, max-parallel at a time`);
   });
 }
@@ -103,7 +103,7 @@ export function fleetRollbackCommand(context: AgentContext, typed: string | unde
     const current = await fleet.current();
     if (!current) throw usageError('the fleet has rolled nothing out yet', 'there is nothing to roll back');
     await fleet.resume(revision); // the operator names it: a halt or failures of it are lifted
-    await fleet.pin(revision, current.remote, operatorName(), context.now());
+    await fleet.pin(revision, current.remote, operatorName(context.env), context.now());
     print(`fleet ${context.settings.fleetName} rolls back to revision ${shortRevision(revision)}: each server switches to its own release of it at its next check, max-parallel at a time, with the hooks in phase rollback and the health gate; the remote's newer revisions wait until "repo-deploy fleet resume"`);
   });
 }

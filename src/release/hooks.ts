@@ -147,6 +147,8 @@ export function hookProcessEnvironment(baseEnv: NodeJS.ProcessEnv, hookEnvironme
     REPO_DEPLOY_PHASE: phase,
     REPO_DEPLOY_REVISION: hookEnvironment.revision,
     REPO_DEPLOY_PREVIOUS_REVISION: hookEnvironment.previousRevision,
+    // The app of conf.d/ the hook runs for (cli.ts puts it in each app's environment).
+    ...(baseEnv.REPO_DEPLOY_APP ? { REPO_DEPLOY_APP: baseEnv.REPO_DEPLOY_APP } : {}),
   };
 }
 

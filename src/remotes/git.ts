@@ -141,7 +141,7 @@ export const gitFetcher = (remote: GitRepositoryRemote): Fetcher => ({
   async check(context) {
     const displayRemote = remote.display;
     const mirror = gitMirrorPath(context.cache, remote.repository);
-    const env = confinedGitEnvironment(gitEnvironment(remote, context.settings, process.env), dirname(mirror));
+    const env = confinedGitEnvironment(gitEnvironment(remote, context.settings, context.env), dirname(mirror));
     const runContext: GitRunContext = { settings: context.settings, env, log: context.log, signal: context.signal, displayRemote };
     const run: GitRunner = (args, operation, cwd) => runGit(args, { ...runContext, operation, cwd: cwd ?? dirname(mirror) });
     const git = mirrorRunner(mirror, runContext);
@@ -208,7 +208,7 @@ async function verifyTrust(context: CheckContext, display: string, git: MirrorGi
   const refuse = (reason: string) => new VerificationError(`refused commit ${commit.slice(0, 12)} of ${display}: ${reason}`, commit, remoteState);
   if (settings.allowedSigners || settings.gpgKeyring) {
     const isTag = (await gitLine(git, ['cat-file', '-t', targetRef], 'cat-file')) === 'tag';
-    const extraEnv = await verificationEnvironment(settings);
+    const extraEnv = await verificationEnvironment(settings, context.env);
     const object = isTag ? targetRef : commit;
     // An unsigned object makes verify-commit fail without a word: say so plainly.
     const signed = /^gpgsig |-----BEGIN (PGP|SSH) SIGNATURE-----/m.test((await git(['cat-file', '-p', object], 'cat-file')).join('\n'));

@@ -207,7 +207,7 @@ async function verifyArchive(context: CheckContext, zip: ZipOnDisk, revision: st
   const signaturePath = await newDownloadFile(context.cache, 'signature');
   try {
     if (!(await zip.fetchSignature(signaturePath))) throw refuse(`there is no signature ${display}.sig beside it`);
-    const signer = await verifySshSignature(settings.allowedSigners, zip.path, signaturePath).catch((error: Error) => {
+    const signer = await verifySshSignature(settings.allowedSigners, zip.path, signaturePath, context.env).catch((error: Error) => {
       throw refuse(error.message);
     });
     context.log.info(`archive ${display} is signed by ${signer}`, { revision });

@@ -181,7 +181,7 @@ async function checkNamedPaths(settings: SchemaSettings, sources: Map<string, st
 
 // REPO_DEPLOY_* variables that are not settings: the hook variables (a hook may run repo-deploy
 // status) and the agent's own test switch.
-const otherAgentVariables = new Set(['REPO_DEPLOY_CONFIG', 'REPO_DEPLOY_VERBOSE', 'REPO_DEPLOY_PHASE', 'REPO_DEPLOY_REVISION', 'REPO_DEPLOY_PREVIOUS_REVISION', 'REPO_DEPLOY_TEST_PAUSE_AT', 'REPO_DEPLOY_TEST_RESUME_FILE', 'REPO_DEPLOY_TEST_DELAY_AT']);
+const otherAgentVariables = new Set(['REPO_DEPLOY_CONFIG', 'REPO_DEPLOY_VERBOSE', 'REPO_DEPLOY_APP', 'REPO_DEPLOY_PHASE', 'REPO_DEPLOY_REVISION', 'REPO_DEPLOY_PREVIOUS_REVISION', 'REPO_DEPLOY_TEST_PAUSE_AT', 'REPO_DEPLOY_TEST_RESUME_FILE', 'REPO_DEPLOY_TEST_DELAY_AT']);
 
 /** A REPO_DEPLOY_* variable that names no setting is a typo an operator would want to hear of. */
 function misspelledVariables(env: NodeJS.ProcessEnv): string[] {

@@ -10,7 +10,7 @@ import { usageError } from '../base/errors.js';
 import { runProcess } from '../base/process.js';
 
 /** Environment additions for `git verify-commit` / `verify-tag`. */
-export async function verificationEnvironment(settings: Settings): Promise<NodeJS.ProcessEnv> {
+export async function verificationEnvironment(settings: Settings, inherited: NodeJS.ProcessEnv): Promise<NodeJS.ProcessEnv> {
   const env: NodeJS.ProcessEnv = {};
   if (settings.gpgKeyring) {
     const home = cacheLayoutFor(settings.cache).gnupgHome;
@@ -18,7 +18,7 @@ export async function verificationEnvironment(settings: Settings): Promise<NodeJ
     // Imported afresh at each verification, so a changed keyring takes effect.
     const output: string[] = [];
     const result = await runProcess('gpg', ['--batch', '--quiet', '--homedir', home, '--import', settings.gpgKeyring], {
-      env: { PATH: process.env.PATH, HOME: home },
+      env: { PATH: inherited.PATH, HOME: home },
       timeoutMs: settings.gitTimeoutMs,
       onLine: (line) => output.push(line),
     });
