@@ -6,7 +6,7 @@
 // app (sampled every 100 ms from /metrics) says how much the hang delays them.
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/helpers/git-servers.js';
 import type { TestHttpServer } from '../test/helpers/http-server.js';
@@ -20,6 +20,8 @@ export interface ManyAppsRun {
   failedChecks: number;
   /** The longest time one app (not the hung one) went without a check, in seconds. */
   longestGapSeconds: number;
+  /** How long one check took, on average over every app's checks (from the daemon's histogram). */
+  meanCheckSeconds: number;
 }
 
 const clockTicksPerSecond = 100; // Linux's USER_HZ
@@ -37,15 +39,22 @@ async function residentMiB(pid: number): Promise<number> {
 }
 
 /** Checks per app from /metrics, and the failed ones. */
-async function checksByApp(port: number): Promise<{ byApp: Map<string, number>; failed: number }> {
+async function checksByApp(port: number): Promise<{ byApp: Map<string, number>; failed: number; checkSeconds: number; checkCount: number }> {
   const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text(), () => '');
   const byApp = new Map<string, number>();
   let failed = 0;
+  const total = (series: string) => sum([...text.matchAll(new RegExp(`^repo_deploy_check_duration_seconds_${series}\\{[^}]*\\} ([0-9.e+-]+)`, 'gm'))].map((match) => Number(match[1])));
   for (const match of text.matchAll(/^repo_deploy_checks_total\{app="([^"]+)",result="([^"]+)"\} (\d+)/gm)) {
     byApp.set(match[1]!, (byApp.get(match[1]!) ?? 0) + Number(match[3]));
     if (match[2] === 'failed' || match[2] === 'error') failed += Number(match[3]);
   }
-  return { byApp, failed };
+  return { byApp, failed, checkSeconds: total('sum'), checkCount: total('count') };
+}
+
+/** NODE_OPTIONS as etc/repo-deploy.service sets it for the daemon. */
+async function unitNodeOptions(cli: string): Promise<string> {
+  const unit = await readFile(join(dirname(cli), '..', 'etc', 'repo-deploy.service'), 'utf8');
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? '';
 }
 
 const sum = (values: Iterable<number>) => [...values].reduce((total, value) => total + value, 0);
@@ -73,7 +82,10 @@ export async function runManyApps(cli: string, root: string, http: TestHttpServe
     await writeFile(join(conf, `${name}.cfg`), `remote = ${http.url(`/${name}.zip`)}\nlocal = ${join(root, 'srv', name, 'current')}\n${hang}`, { mode: 0o600 });
   }
   const watched = names.filter((name) => !(hangFirst && name === 'app-00'));
-  const daemon = spawn(process.execPath, [cli, '-c', join(root, 'etc', 'repo-deploy.cfg')], { stdio: 'ignore', detached: true });
+  // BENCH_DAEMON_NODE_ARGS: node flags for the daemon, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof to see where its time goes.
+  const nodeArgs = process.env.BENCH_DAEMON_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  // Run as the systemd unit runs it, with the unit's NODE_OPTIONS.
+  const daemon = spawn(process.execPath, [...nodeArgs, cli, '-c', join(root, 'etc', 'repo-deploy.cfg')], { stdio: 'ignore', detached: true, env: { ...process.env, NODE_OPTIONS: await unitNodeOptions(cli) } });
   const exited = new Promise((done) => daemon.once('exit', done));
   try {
     const pid = daemon.pid as number;
@@ -100,7 +112,7 @@ export async function runManyApps(cli: string, root: string, http: TestHttpServe
     const cpuAfter = await cpuSeconds(pid);
     const resident = await residentMiB(pid);
     const checks = sum(watched.map((name) => after.byApp.get(name) ?? 0)) - sum(watched.map((name) => before.byApp.get(name) ?? 0));
-    return { apps, residentMiB: resident, cpuPerCheck: (cpuAfter - cpuBefore) / checks, checks, failedChecks: after.failed, longestGapSeconds: longestGap };
+    return { apps, residentMiB: resident, cpuPerCheck: (cpuAfter - cpuBefore) / checks, checks, failedChecks: after.failed, longestGapSeconds: longestGap, meanCheckSeconds: (after.checkSeconds - before.checkSeconds) / (after.checkCount - before.checkCount) };
   } finally {
     // The whole process group: the hung hook's sleep goes with the daemon.
     if (daemon.exitCode === null) process.kill(-(daemon.pid as number), 'SIGTERM');

@@ -59,23 +59,38 @@ async function openOwnLockFile(path: string): Promise<FileHandle> {
   return handle;
 }
 
-/** Asks flock(1) to lock our open file description without waiting: true when we now hold it. */
-function tryLock(handle: FileHandle, path: string): Promise<boolean> {
+/** flock(1) run on each descriptor from 3 on, in order, by one shell: the first it finds held (or fails on) ends it. */
+const lockEachScript =
+  'k=0; for fd in "$@"; do flock --nonblock --exclusive --conflict-exit-code 75 "$fd"; status=$?; ' +
+  'if [ "$status" -eq 75 ]; then exit $((100 + k)); elif [ "$status" -ne 0 ]; then exit $((150 + k)); fi; k=$((k + 1)); done';
+
+/**
+ * Asks flock(1) to lock our open file descriptions without waiting, all in one child process: a
+ * fork of the agent costs its main thread a few milliseconds that grow with its memory, and a
+ * daemon of many apps takes these locks at every check. Resolves with the index of the first
+ * lock another process holds (the ones before it are then ours: closing them frees them), or
+ * undefined when all are ours.
+ */
+function tryLocks(handles: FileHandle[], paths: string[]): Promise<number | undefined> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn('flock', ['--nonblock', '--exclusive', '--conflict-exit-code', String(heldExitCode), '3'], {
-      stdio: ['ignore', 'ignore', 'pipe', handle.fd],
+    const descriptors = handles.map((_, index) => String(3 + index));
+    const child = spawn('/bin/sh', ['-c', lockEachScript, 'lock', ...descriptors], {
+      stdio: ['ignore', 'ignore', 'pipe', ...handles.map((handle) => handle.fd)],
     });
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       if (stderr.length < 2000) stderr += chunk.toString('utf8');
     });
     child.on('error', (error) =>
-      reject(new DeployError('internal', `cannot run flock(1) to take the lock ${path}: ${error.message}`, { hint: 'install util-linux (it provides flock)' })),
+      reject(new DeployError('internal', `cannot run flock(1) to take the lock ${paths.join(' and ')}: ${error.message}`, { hint: 'install util-linux (it provides flock)' })),
     );
     child.on('close', (code) => {
-      if (code === 0) resolvePromise(true);
-      else if (code === heldExitCode) resolvePromise(false);
-      else reject(new DeployError('internal', `flock(1) failed on the lock ${path} (exit ${code}): ${stderr.trim()}`));
+      if (code === 0) resolvePromise(undefined);
+      else if (code !== null && code >= 100 && code < 100 + handles.length) resolvePromise(code - 100);
+      else {
+        const failed = code !== null && code >= 150 && code < 150 + handles.length ? paths[code - 150] : paths.join(' and ');
+        reject(new DeployError('internal', `flock(1) failed on the lock ${failed} (exit ${code}): ${stderr.trim() || 'is util-linux installed?'}`, { hint: 'install util-linux (it provides flock)' }));
+      }
     });
   });
 }
@@ -85,16 +100,23 @@ export interface HeldFileLock {
   release(): Promise<void>;
 }
 
-/** Takes the lock if it is free: undefined when another process holds it. */
-export async function tryFileLock(path: string): Promise<HeldFileLock | undefined> {
-  await assertPrivateDirectory(dirname(path));
-  const handle = await openOwnLockFile(path);
-  let locked = false;
+/**
+ * Takes every lock if all are free, or none: `held` is the index of a lock another process holds.
+ * One flock(1) run for all of them (see tryLocks).
+ */
+export async function tryFileLocks(paths: string[]): Promise<{ locks: HeldFileLock[] } | { held: number }> {
+  const handles: FileHandle[] = [];
+  let taken = false;
   try {
-    locked = await tryLock(handle, path);
+    for (const path of paths) {
+      await assertPrivateDirectory(dirname(path));
+      handles.push(await openOwnLockFile(path));
+    }
+    const held = await tryLocks(handles, paths);
+    if (held !== undefined) return { held };
+    taken = true;
+    return { locks: handles.map((handle) => ({ release: () => handle.close() })) };
   } finally {
-    if (!locked) await handle.close();
+    if (!taken) await Promise.all(handles.map((handle) => handle.close()));
   }
-  if (!locked) return undefined;
-  return { release: () => handle.close() };
 }

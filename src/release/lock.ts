@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomically } from '../base/atomic-file.js';
 import { cacheLayoutFor } from '../core/cache-layout.js';
 import { DeployError } from '../base/errors.js';
-import { tryFileLock } from '../base/file-lock.js';
+import { tryFileLocks, type HeldFileLock } from '../base/file-lock.js';
 import type { Logger } from '../base/log.js';
 import { ensureOwnDirectory } from '../base/own-directory.js';
 import { processStartTime } from '../base/process-identity.js';
@@ -49,13 +49,30 @@ export function lockPaths(cacheDirectory: string, livePath: string): string[] {
 export async function acquireLocks(options: LockOptions): Promise<ReleaseLock> {
   await ensureOwnDirectory(options.cacheDirectory);
   await mkdir(dirname(options.livePath), { recursive: true });
+  const paths = lockPaths(options.cacheDirectory, options.livePath);
+  // All or none, retried until waitMs: a run waiting for one lock holds no other meanwhile.
+  const deadline = Date.now() + options.waitMs;
+  let attempt = await tryFileLocks(paths);
+  while ('held' in attempt && Date.now() < deadline) {
+    await sleep(retryEveryMs);
+    attempt = await tryFileLocks(paths);
+  }
+  if ('held' in attempt) {
+    const path = paths[attempt.held]!;
+    const owner = await readOwner(path);
+    const holder = owner && owner.pid !== process.pid ? ` (process ${owner.pid} on ${owner.host} has held it since ${owner.since})` : '';
+    throw new DeployError('lock', `another repo-deploy run holds the lock ${path}`, {
+      hint: `wait for it to finish${holder}; a lock dies with the process that held it`,
+    });
+  }
   const releases: ReleaseLock[] = [];
+  const { locks } = attempt;
   try {
-    for (const path of lockPaths(options.cacheDirectory, options.livePath)) {
-      releases.push(await acquire(path, options));
-    }
+    for (const [index, path] of paths.entries()) releases.push(await noteOwner(path, locks[index]!, options));
   } catch (error) {
+    // noteOwner released the lock it failed on; the ones after it are released here.
     for (const release of releases.reverse()) await release();
+    for (const lock of locks.slice(releases.length + 1)) await lock.release();
     throw error;
   }
   return async () => {
@@ -83,21 +100,8 @@ async function readOwner(path: string): Promise<LockOwner | undefined> {
   }
 }
 
-async function acquire(path: string, options: LockOptions): Promise<ReleaseLock> {
-  const deadline = Date.now() + options.waitMs;
-  let held = await tryFileLock(path);
-  while (!held && Date.now() < deadline) {
-    await sleep(retryEveryMs);
-    held = await tryFileLock(path);
-  }
-  if (!held) {
-    const owner = await readOwner(path);
-    const holder = owner && owner.pid !== process.pid ? ` (process ${owner.pid} on ${owner.host} has held it since ${owner.since})` : '';
-    throw new DeployError('lock', `another repo-deploy run holds the lock ${path}`, {
-      hint: `wait for it to finish${holder}; a lock dies with the process that held it`,
-    });
-  }
-  const lock = held;
+/** Leaves a note of who holds a lock just taken (for status and for a run that finds it held); returns what releases it. */
+async function noteOwner(path: string, lock: HeldFileLock, options: LockOptions): Promise<ReleaseLock> {
   await pausePoint('lock-taken');
   const previous = await readOwner(path);
   if (previous && previous.host === hostname() && previous.pid !== process.pid && (await processStartTime(previous.pid)) === undefined) {
