@@ -9,34 +9,19 @@ import { setFlagsFromString } from 'node:v8';
 import type Yargs from 'yargs';
 import { defaultConfigPath, requireRemote } from './settings/config.js';
 import type { AgentApps, App } from './settings/apps.js';
-import { DeployError, ExitCode, exitCodeOf, hostError, messageOf, usageError } from './base/errors.js';
+import { DeployError, ExitCode, exitCodeDocs, exitCodeOf, hostError, messageOf, usageError, worstExitCode } from './base/errors.js';
 import { shortRevision } from './release/failures.js';
 import { createLogger, oneLine, withFields, type Logger } from './base/log.js';
 import { redact } from './base/redact.js';
-import type { AgentContext, CheckOutcome } from './core/agent-context.js';
+import type { AgentContext } from './core/agent-context.js';
+import { outcomeExitCode } from './core/outcome-exit-codes.js';
 import type { TerminalProgress } from './base/progress.js';
 import { agentVersion } from './base/version.js';
 import { defaultSchedule } from './core/settings-schema.js';
 import { delayPoint } from './base/test-pause.js';
 
-const outcomeExitCodes: Record<CheckOutcome['result'], number> = {
-  unchanged: ExitCode.ok,
-  updated: ExitCode.ok,
-  'held-back': ExitCode.heldBack,
-  blocked: ExitCode.blockedByPreHook,
-  reverted: ExitCode.revertedAfterPostHook,
-  refused: ExitCode.verificationFailed,
-  failed: ExitCode.fetchFailed,
-  stopped: ExitCode.ok,
-  waiting: ExitCode.ok,
-  'would-update': ExitCode.ok,
-};
 
-const exitCodeHelp =
-  'Exit codes: 0 up to date or updated (or stopped by SIGTERM/SIGINT), 1 internal error, 2 bad usage or config, ' +
-  '3 fetch failed, 4 blocked by a pre-update hook, 5 reverted after a post-update hook failed, 6 lock held by another run, ' +
-  '7 the remote\'s revision is held back after max-attempts failures (see repo-deploy retry), ' +
-  '8 refused: a signature, checksum or ancestry check failed (or repo-deploy verify found a difference).';
+const exitCodeHelp = `Exit codes: ${[...exitCodeDocs].sort((a, b) => a.code - b.code).map((doc) => `${doc.code} ${doc.short}`).join(', ')}.`;
 
 type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify' | 'adopt' | 'pause' | 'resume' | 'fleet';
 
@@ -221,7 +206,7 @@ async function main(): Promise<number> {
   const appName = parsed.app as string | undefined;
 
   try {
-    const { selectApps, worstExitCode } = await import('./operator/each-app.js');
+    const { selectApps } = await import('./operator/each-app.js');
     if (command === 'status' && loaded.form === 'directory' && appName === undefined) {
       await (await import('./operator/status-of-apps.js')).statusOfApps(loaded, contextOf, Boolean(parsed.json), print);
       return ExitCode.ok;
@@ -373,8 +358,7 @@ async function fetchOnce(context: AgentContext, log: Logger, { progressBar: with
   } else if (outcome.result === 'waiting') {
     log.info(`nothing deployed: revision ${shortRevision(outcome.revision)} ${outcome.reason}${outcome.gate === 'deploy-window' ? ' (-f --ignore-window deploys it now)' : ''}`);
   }
-  if (outcome.result === 'failed') return outcome.error.exitCode;
-  return outcomeExitCodes[outcome.result];
+  return outcomeExitCode(outcome);
 }
 
 function reportError(error: unknown, verbose: boolean): number {

@@ -8,6 +8,7 @@ import { dirname, join, relative } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { settingSpecs } from '../src/core/settings-schema.js';
+import { spawnSync } from 'node:child_process';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -64,4 +65,9 @@ test('every file in docs/ is linked from the README', async () => {
   for (const name of await readdir(join(root, 'docs'))) {
     if (name.endsWith('.md')) assert.ok(links.has(`docs/${name}`), `README links to docs/${name}`);
   }
+});
+
+test('the README\'s exit-code and settings tables and etc/repo-deploy.cfg are what scripts/generate-docs.ts makes from the tables in src/', () => {
+  const check = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts', 'generate-docs.ts'), '--check'], { cwd: root, encoding: 'utf8' });
+  assert.equal(check.status, 0, check.stderr);
 });

@@ -21,24 +21,64 @@ export const ExitCode = {
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
-export type ErrorKind =
-  | 'usage' // bad flag, bad config key or value, bad live path layout
-  | 'fetch' // the remote could not be read, or what it sent is unusable (bad archive)
-  | 'pre-hook' // a pre-update hook refused the release
-  | 'post-hook' // a post-update hook failed and the release was reverted
-  | 'lock' // another run holds the lock
-  | 'verification' // a signature, checksum or ancestry check refused the content
-  | 'internal';
+/**
+ * The one failure model: every kind of failure the agent reports, the exit code it ends a run
+ * with, and what it covers. Outcomes of a check map onto the same codes (core/outcome-exit-codes.ts);
+ * the README's exit-code table is generated from `exitCodeDocs` below (scripts/generate-docs.ts).
+ */
+export const failureKinds = {
+  usage: { exitCode: ExitCode.usage, covers: 'a bad flag, config key or value, a bad live path layout, a path this user may not write' },
+  fetch: { exitCode: ExitCode.fetchFailed, covers: 'the remote could not be read, or what it sent is unusable (a bad or hostile archive)' },
+  'disk-full': { exitCode: ExitCode.fetchFailed, covers: 'no space left (or a quota reached) on the filesystem of the cache or the releases' },
+  fleet: { exitCode: ExitCode.fetchFailed, covers: 'the fleet\'s Redis cannot be reached or holds what repo-deploy did not write, or the fleet vetoed an update before its swap' },
+  'pre-hook': { exitCode: ExitCode.blockedByPreHook, covers: 'a pre-update hook refused the release' },
+  'post-hook': { exitCode: ExitCode.revertedAfterPostHook, covers: 'a post-update hook or the health gate failed and the release was reverted' },
+  lock: { exitCode: ExitCode.lockHeld, covers: 'another run holds the lock' },
+  verification: { exitCode: ExitCode.verificationFailed, covers: 'a signature, checksum or ancestry check refused the content' },
+  internal: { exitCode: ExitCode.internal, covers: 'a bug: anything not foreseen' },
+} as const satisfies Record<string, { exitCode: ExitCodeValue; covers: string }>;
 
-const exitCodeOfKind: Record<ErrorKind, ExitCodeValue> = {
-  usage: ExitCode.usage,
-  fetch: ExitCode.fetchFailed,
-  'pre-hook': ExitCode.blockedByPreHook,
-  'post-hook': ExitCode.revertedAfterPostHook,
-  lock: ExitCode.lockHeld,
-  verification: ExitCode.verificationFailed,
-  internal: ExitCode.internal,
-};
+export type ErrorKind = keyof typeof failureKinds;
+
+/**
+ * The exit codes as operators read them, in the order a run over several apps ranks them (its
+ * exit code is the first of its apps' codes in this list; 0 only when every app is fine).
+ */
+export const exitCodeDocs: ReadonlyArray<{ code: ExitCodeValue; short: string; meaning: string; whatToDo: string }> = [
+  { code: ExitCode.internal, short: 'internal error', meaning: 'unexpected internal error', whatToDo: 'run again with `-v` and report the stack trace' },
+  {
+    code: ExitCode.usage,
+    short: 'bad usage or config',
+    meaning: 'bad usage or config (flag, key, value, remote form, live path is a real directory, an app file of `conf.d/` that cannot be used), or a cache or live path this user may not write',
+    whatToDo: 'fix what the message names (for a permission: run as the path\'s owner, or set `cache` and `local` to paths you own)',
+  },
+  { code: ExitCode.verificationFailed, short: 'refused: a signature, checksum or ancestry check failed (or repo-deploy verify found a difference)', meaning: 'refused: a signature, checksum or ancestry check failed (also `repo-deploy verify` finding a difference)', whatToDo: 'the live release is unchanged; publish content your keys vouch for' },
+  {
+    code: ExitCode.revertedAfterPostHook,
+    short: 'reverted after a post-update hook failed',
+    meaning: 'reverted after a post-update hook (or the health gate) failed',
+    whatToDo: 'the previous release is live again (a full disk does not prevent that: see [docs/full-disks-and-lost-state.md](docs/full-disks-and-lost-state.md)); the next check tries again',
+  },
+  { code: ExitCode.blockedByPreHook, short: 'blocked by a pre-update hook', meaning: 'blocked by a pre-update hook', whatToDo: 'the live release is unchanged; the next check tries again' },
+  {
+    code: ExitCode.fetchFailed,
+    short: 'fetch failed',
+    meaning: 'fetch failed: remote unreachable, HTTP error, HTML page, truncated or hostile archive, a download over `max-download-size`; no space left on a disk; the fleet\'s Redis unreachable (also: the state could not be saved, and the message says which release is live)',
+    whatToDo: 'the live release is unchanged; the next check tries again',
+  },
+  { code: ExitCode.heldBack, short: 'the remote\'s revision is held back after max-attempts failures (see repo-deploy retry)', meaning: 'the remote\'s revision is held back: it failed its hooks `max-attempts` times in a row', whatToDo: 'fix the release (the remote changing is enough), or run `repo-deploy retry`' },
+  { code: ExitCode.lockHeld, short: 'lock held by another run', meaning: 'the lock is held by another run (a daemon or another `-f`)', whatToDo: 'wait; the lock dies with the process that held it, so a crashed run never leaves one behind' },
+  { code: ExitCode.ok, short: 'up to date or updated (or stopped by SIGTERM/SIGINT)', meaning: 'up to date, or updated; or a new revision waits (paused, outside `deploy-window`, younger than `min-age`) and the run says so; or a stop (SIGTERM, SIGINT) ended the run safely', whatToDo: '' },
+];
+
+/** The worst of several exit codes, by exitCodeDocs' order. */
+export function worstExitCode(codes: readonly number[]): number {
+  const rank = (code: number) => {
+    const index = exitCodeDocs.findIndex((doc) => doc.code === code);
+    return index === -1 ? -1 : index; // a code not in the table is the worst there is
+  };
+  return codes.reduce((worst, code) => (rank(code) < rank(worst) ? code : worst), ExitCode.ok);
+}
 
 export interface DeployErrorOptions {
   /** What the operator should do about it; appended to the message. */
@@ -62,7 +102,7 @@ export class DeployError extends Error {
   }
 
   get exitCode(): ExitCodeValue {
-    return exitCodeOfKind[this.kind];
+    return failureKinds[this.kind].exitCode;
   }
 }
 
@@ -93,7 +133,7 @@ export function noSpaceError(error: unknown, needed?: string, hint = unchangedHi
 
 /** "No space left" for a path, whether a write failed (ENOSPC) or a check found too little room. */
 export function noSpaceLeft(where: string, detail?: string, cause?: unknown, hint = unchangedHint): DeployError {
-  return new DeployError('fetch', `no space left on the filesystem holding ${where}${detail ? `: ${detail}` : ''}`, { hint, cause });
+  return new DeployError('disk-full', `no space left on the filesystem holding ${where}${detail ? `: ${detail}` : ''}`, { hint, cause });
 }
 
 const verbOfSyscall: Record<string, string> = { open: 'open', mkdir: 'create', rename: 'rename', unlink: 'remove', rmdir: 'remove', symlink: 'create', scandir: 'list', chmod: 'change the mode of' };

@@ -132,7 +132,7 @@ export class Fleet {
       });
     }
     const reason = this.connectionError ? describeConnectionError(this.connectionError) : messageOf(error);
-    return new DeployError('fetch', `the fleet's Redis at ${this.display} cannot be reached (${redact(oneLine(reason))})`, {
+    return new DeployError('fleet', `the fleet's Redis at ${this.display} cannot be reached (${redact(oneLine(reason))})`, {
       hint: 'no update starts; the live release is unchanged; the next check tries again (fleet-fail-open = yes deploys without the fleet)',
     });
   }
@@ -149,7 +149,7 @@ export class Fleet {
       value = undefined;
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new DeployError('fetch', `the fleet's Redis at ${this.display} holds something repo-deploy did not write under ${this.key(name)} (${JSON.stringify(redact(oneLine(text)).slice(0, 60))}); no update starts`, {
+      throw new DeployError('fleet', `the fleet's Redis at ${this.display} holds something repo-deploy did not write under ${this.key(name)} (${JSON.stringify(redact(oneLine(text)).slice(0, 60))}); no update starts`, {
         hint: 'whoever can write to the fleet\'s Redis can steer the fleet: find who wrote it; "repo-deploy fleet init" writes the epoch anew, "fleet configure" the policy, "fleet resume" clears a halt',
       });
     }

@@ -1,6 +1,6 @@
 // Commands over the apps of one agent: which apps a command acts on (--app, or all of them where
-// that is safe), and one exit code for a run over several.
-import { ExitCode, usageError } from '../base/errors.js';
+// that is safe). A run over several exits with the worst of their codes (base/errors.ts).
+import { usageError } from '../base/errors.js';
 import type { AgentApps, App } from '../settings/apps.js';
 
 /**
@@ -22,15 +22,3 @@ export function selectApps(loaded: AgentApps, appName: string | undefined, comma
 }
 
 const appNames = (loaded: AgentApps) => [...loaded.apps.map((app) => app.name), ...loaded.problems.map((problem) => problem.name)].sort().join(', ');
-
-/**
- * The exit code of a run over several apps: the worst of theirs, in the order an operator must
- * act on them: an internal error, a bad config, a refused signature, a revert, a blocked update,
- * a failed fetch, a held-back revision, a lock held by another run; 0 only when every app is fine.
- */
-const severity: number[] = [ExitCode.internal, ExitCode.usage, ExitCode.verificationFailed, ExitCode.revertedAfterPostHook, ExitCode.blockedByPreHook, ExitCode.fetchFailed, ExitCode.heldBack, ExitCode.lockHeld];
-
-export function worstExitCode(codes: number[]): number {
-  const rank = (code: number) => (code === ExitCode.ok ? severity.length : severity.indexOf(code) === -1 ? -1 : severity.indexOf(code));
-  return codes.reduce((worst, code) => (rank(code) < rank(worst) ? code : worst), ExitCode.ok);
-}

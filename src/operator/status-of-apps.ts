@@ -3,7 +3,7 @@
 import type { AgentContext } from '../core/agent-context.js';
 import type { AgentApps, App } from '../settings/apps.js';
 import { checkConfigCommand, statusCommand } from './commands.js';
-import { worstExitCode } from './each-app.js';
+import { worstExitCode } from '../base/errors.js';
 
 type Print = (line: string) => void;
 

@@ -91,7 +91,7 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
   const veto = await request.fleetSlot?.mayProceed();
   if (veto) {
     state.inProgress = undefined;
-    return { switched: false, stage: 'pre-update', error: new DeployError('fetch', `${veto}; the update was abandoned before the swap`, { hint: 'the live release is unchanged; the next check asks the fleet again' }), stopped: false, abandoned: true };
+    return { switched: false, stage: 'pre-update', error: new DeployError('fleet', `${veto}; the update was abandoned before the swap`, { hint: 'the live release is unchanged; the next check asks the fleet again' }), stopped: false, abandoned: true };
   }
 
   try {
