@@ -11,6 +11,7 @@ import { holdBackRolledAway, releaseHeldBack, shortRevision } from '../release/f
 import { windowStateAt } from '../core/deploy-window.js';
 import type { CountOrPercent } from '../core/settings-schema.js';
 import { listHooks } from '../release/hooks.js';
+import { switchSteps } from '../release/switch-steps.js';
 import { currentLockHolder } from '../release/lock.js';
 import { operatorName } from '../base/operator-name.js';
 import { resolveRevision } from './revision-prefix.js';
@@ -24,7 +25,8 @@ import { compareWithManifest, manifestPath, writeManifest } from '../verify/mani
 import type { AgentContext, CheckOutcome } from '../core/agent-context.js';
 import type { Remote } from '../core/remote.js';
 import { asDeployError } from '../release/switch-release.js';
-import { prepare, previewCheck, pruneReleases, withLockedState } from '../check/update.js';
+import { previewCheck } from '../check/update.js';
+import { prepare, pruneReleases, withLockedState } from '../release/locked-session.js';
 
 type Print = (line: string) => void;
 
@@ -68,7 +70,7 @@ export async function statusCommand(context: AgentContext, json: boolean, print:
   if (window) print(`deploy window:  ${window.open ? `open until ${window.closesAt.toISOString()}` : `closed${window.opensAt ? `, opens at ${window.opensAt.toISOString()}` : ''}`}`);
   const switching = report.interruptedSwitch;
   if (switching && holder) {
-    const step = switching.step === 'gate' ? 'the health gate (not committed until it passes)' : switching.step;
+    const step = switchSteps[switching.step].says;
     print(`in progress:    ${switching.kind} to ${switching.release} (revision ${shortRevision(switching.revision)}), now in ${step}, by process ${holder.pid} since ${switching.startedAt}`);
   } else if (switching) {
     print(`interrupted:    ${switching.kind} to ${switching.release} during ${switching.step}; the next check finishes or undoes it`);

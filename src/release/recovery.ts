@@ -11,6 +11,7 @@ import type { AgentState, RunningHook } from './state.js';
 import { revertSwitch } from './switch-release.js';
 import type { AgentContext } from '../core/agent-context.js';
 import { recordFailure } from './failures.js';
+import { interruptedAfterSwap } from './switch-steps.js';
 
 export async function recoverInterruptedSwitch(context: AgentContext, layout: Layout, state: AgentState, liveRelease: string | undefined): Promise<string | undefined> {
   const journal = state.inProgress;
@@ -20,7 +21,7 @@ export async function recoverInterruptedSwitch(context: AgentContext, layout: La
   // the revert hooks (or a new update) that follow.
   if (journal.hookProcess) await endLeftoverHook(journal.hookProcess, log);
   const swapped = liveRelease === journal.release && journal.release !== journal.previousRelease;
-  const afterSwap = journal.step === 'post-update' || journal.step === 'gate' || journal.step === 'revert' || swapped;
+  const afterSwap = interruptedAfterSwap(journal.step, swapped);
   const what = `${journal.kind === 'rollback' ? 'a rollback' : 'an update'} to release ${journal.release}`;
   if (afterSwap) {
     log.warn(`${what} was interrupted during ${journal.step}; reverting to ${journal.previousRelease ?? 'no release'}`, {

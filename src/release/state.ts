@@ -6,6 +6,7 @@ import { writeFileAtomically } from '../base/atomic-file.js';
 import { cacheLayoutFor } from '../core/cache-layout.js';
 import { systemErrorCode } from '../base/errors.js';
 import type { GateKind } from '../core/agent-context.js';
+import type { SwitchStep } from './switch-steps.js';
 import type { RemoteState } from '../core/remote-contract.js';
 
 export type { GateKind };
@@ -45,7 +46,7 @@ export interface FailureRecord {
  * The journal of a release switch (an update or a rollback), saved before each step so that
  * the next start can finish or undo a switch a crash interrupted.
  */
-export type SwitchStep = 'stage' | 'pre-update' | 'swap' | 'post-update' | 'gate' | 'revert';
+export type { SwitchStep };
 
 export interface UpdateInProgress {
   kind: 'update' | 'rollback';
