@@ -260,7 +260,7 @@ async function main(): Promise<number> {
             return again.form === 'directory' ? (await readyApps(again, contextsOf(again))).ready : undefined;
           }
         : undefined;
-      await runDaemon({ context, apps: ready, stopRequested, reloadApps });
+      await runDaemon({ agent: context, apps: ready, stopRequested, reloadApps });
       return ExitCode.ok;
     }
     // Several apps check at once, each in its own cache and lock: one slow remote delays no other.

@@ -32,8 +32,10 @@ async function runOnClock(t: TestContext, configText: string, start: string, sto
   const signals = new EventEmitter();
   const clock = new VirtualClock(Date.parse(start));
   const draws = [...(options.random ?? [])];
+  const context = { settings, log: createLogger({ verbose: true, write: (line) => run.lines.push(line), now: clock.now }), env: {}, now: clock.now, lockWaitMs: 0 };
   await runDaemon({
-    context: { settings, log: createLogger({ verbose: true, write: (line) => run.lines.push(line), now: clock.now }), env: {}, now: clock.now, lockWaitMs: 0 },
+    agent: context,
+    apps: [{ context }],
     clock,
     random: () => draws.shift() ?? 0,
     signals,

@@ -48,8 +48,10 @@ async function daemonOnClock(t: TestContext, configText: string, start: string, 
   const clock = new VirtualClock(Date.parse(start));
   const signals = new EventEmitter();
   const run: ClockRun = { checks: [], lines: [], liveFile: () => sandbox.liveFile('index.html'), state: { releases: [] } };
+  const context = { settings, log: createLogger({ verbose: true, write: (line) => run.lines.push(line), now: clock.now }), env: {}, now: clock.now, lockWaitMs: 0 };
   await runDaemon({
-    context: { settings, log: createLogger({ verbose: true, write: (line) => run.lines.push(line), now: clock.now }), env: {}, now: clock.now, lockWaitMs: 0 },
+    agent: context,
+    apps: [{ context }],
     clock,
     random: () => 0,
     signals,

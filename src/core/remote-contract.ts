@@ -19,8 +19,9 @@ export interface DeployedRevision {
   sameRemote: boolean;
 }
 
-export interface CheckContext {
-  settings: Settings;
+/** `S`: the slice of the app's settings the fetcher reads (core/settings.ts); the check hands it all of them. */
+export interface CheckContext<S = Settings> {
+  settings: S;
   /** Where downloads and git mirrors go. */
   cache: CacheLayout;
   /**
@@ -68,6 +69,6 @@ export interface StagedFiles {
 
 export type CheckResult = Unchanged | PendingRevision;
 
-export interface Fetcher {
-  check(context: CheckContext): Promise<CheckResult>;
+export interface Fetcher<S = Settings> {
+  check(context: CheckContext<S>): Promise<CheckResult>;
 }

@@ -14,3 +14,16 @@ export type Settings = SchemaSettings & {
   /** A group of apps (settings/apps.ts): each member's own settings, its remote among them, by app name. */
   groupMembers?: Array<{ name: string; settings: Settings }>;
 };
+
+/**
+ * What the agent as a whole runs with, whatever its apps: one HTTP server, one log. In the
+ * directory form these come from the main file alone (settings/apps.ts refuses them in an app's).
+ */
+export type AgentSettings = Pick<Settings, 'httpListen' | 'webhookSecret' | 'webhookMinIntervalMs' | 'logFormat' | 'verbose' | 'warnings' | 'configPath'>;
+
+/** The slices of an app's settings that its remote reads: each fetcher is handed only its own. */
+export type TrustSettings = Pick<Settings, 'allowedSigners' | 'checksum' | 'gpgKeyring' | 'refuseRewrites'>;
+export type ZipSettings = TrustSettings & Pick<Settings, 'httpTimeoutMs' | 'maxDownloadBytes' | 'maxEntries' | 'maxUnpackedBytes'>;
+export type HttpZipSettings = ZipSettings & Pick<Settings, 'allowInsecureRedirects' | 'downloadTimeoutMs' | 'maxRedirects'>;
+export type S3ZipSettings = ZipSettings & Pick<Settings, 'awsAccessKey' | 'awsSecretKey' | 'awsRegion' | 's3Endpoint' | 'downloadTimeoutMs'>;
+export type GitSettings = TrustSettings & Pick<Settings, 'cache' | 'gitSubmodules' | 'gitTimeoutMs' | 'sshKey' | 'sshKnownHosts' | 'sshStrictHostKeyChecking'>;

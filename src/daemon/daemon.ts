@@ -14,6 +14,8 @@ import { AgentMetrics, MetricFamilies, startHealthServer, type HealthServer } fr
 import type { WebhookOptions } from './webhook.js';
 import { validateSchedule } from '../settings/schedule.js';
 import type { AgentContext, CheckReport } from '../core/agent-context.js';
+import type { AgentSettings } from '../core/settings.js';
+import type { Logger } from '../base/log.js';
 import { checkForUpdate } from '../check/update.js';
 
 /** The daemon's notion of time: what time it is, and a wait that a wake-up can cut short. */
@@ -35,10 +37,10 @@ export interface DaemonApp {
 }
 
 export interface DaemonOptions {
-  /** The agent's: http-listen, the agent-wide webhook, the log. */
-  context: Omit<AgentContext, 'signal'>;
-  /** The apps, each checked in a loop of its own; by default one, with the agent's settings. */
-  apps?: DaemonApp[];
+  /** The agent's own: http-listen, the agent-wide webhook, its log. */
+  agent: { settings: AgentSettings; log: Logger };
+  /** The apps, each checked in a loop of its own (the original form: one). */
+  apps: DaemonApp[];
   clock?: DaemonClock;
   /** Draws the splay: a number in [0, 1). */
   random?: () => number;
@@ -115,11 +117,10 @@ interface RunningApp extends DaemonApp {
 const fingerprintOf = (app: DaemonApp) => JSON.stringify({ ...app.context.settings, warnings: [] });
 
 export async function runDaemon(options: DaemonOptions): Promise<void> {
-  const { context } = options;
-  const { settings, log } = context;
+  const { settings, log } = options.agent;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
-  const daemonApps = options.apps ?? [{ context }];
+  const daemonApps = options.apps;
   for (const app of daemonApps) await validateSchedule(app.context.settings.schedule);
   const { CronExpressionParser } = await import('../base/lazy/cron-parser.js');
 

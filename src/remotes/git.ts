@@ -24,6 +24,7 @@ import { redact } from '../base/redact.js';
 import { describeSignatureFailure, isShallow, verificationEnvironment } from '../verify/git-trust.js';
 import { VerificationError } from '../verify/refusal.js';
 import type { CheckContext, Fetcher, PendingRevision, RemoteState } from '../core/remote-contract.js';
+import type { GitSettings } from '../core/settings.js';
 import { counted } from '../base/counted.js';
 
 const targetRef = 'refs/repo-deploy/target';
@@ -108,7 +109,7 @@ async function findLockFiles(directory: string): Promise<string[]> {
  * blobs later from a named promisor remote (which `fetch --filter` records itself); credentials
  * still come only from the environment.
  */
-async function prepareMirror(path: string, remote: GitRemote, context: CheckContext, git: MirrorGit, run: GitRunner): Promise<boolean> {
+async function prepareMirror(path: string, remote: GitRemote, context: CheckContext<GitSettings>, git: MirrorGit, run: GitRunner): Promise<boolean> {
   const exists = await stat(join(path, '.git')).then(() => true, () => false);
   if (exists) {
     // We hold the agent's lock: no git of ours is running, so a lock file is a crash leftover.
@@ -137,7 +138,7 @@ async function prepareMirror(path: string, remote: GitRemote, context: CheckCont
   return false;
 }
 
-export const gitFetcher = (remote: GitRepositoryRemote): Fetcher => ({
+export const gitFetcher = (remote: GitRepositoryRemote): Fetcher<GitSettings> => ({
   async check(context) {
     const displayRemote = remote.display;
     const mirror = gitMirrorPath(context.cache, remote.repository);
@@ -203,7 +204,7 @@ export const gitFetcher = (remote: GitRepositoryRemote): Fetcher => ({
 });
 
 /** Signatures (allowed-signers, gpg-keyring) and ancestry (refuse-rewrites) of a new commit. */
-async function verifyTrust(context: CheckContext, display: string, git: MirrorGit, commit: string, remoteState: RemoteState): Promise<void> {
+async function verifyTrust(context: CheckContext<GitSettings>, display: string, git: MirrorGit, commit: string, remoteState: RemoteState): Promise<void> {
   const { settings } = context;
   const refuse = (reason: string) => new VerificationError(`refused commit ${commit.slice(0, 12)} of ${display}: ${reason}`, commit, remoteState);
   if (settings.allowedSigners || settings.gpgKeyring) {
@@ -231,7 +232,7 @@ async function verifyTrust(context: CheckContext, display: string, git: MirrorGi
 }
 
 /** Checks out only what the release needs; a partial clone fetches the missing blobs in one batch. */
-async function materialise(git: MirrorGit, remote: GitRemote, commit: string, context: CheckContext, reused: boolean): Promise<void> {
+async function materialise(git: MirrorGit, remote: GitRemote, commit: string, context: CheckContext<GitSettings>, reused: boolean): Promise<void> {
   if (remote.subdirectory) await git(['sparse-checkout', 'set', '--cone', '--', remote.subdirectory], 'sparse-checkout');
   else await git(['sparse-checkout', 'disable'], 'sparse-checkout');
   await git(['checkout', '--quiet', '--force', '--detach', commit], 'checkout');

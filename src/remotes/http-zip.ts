@@ -10,6 +10,7 @@ import { agentVersion } from '../base/version.js';
 import { newDownloadFile } from '../core/cache-layout.js';
 import { withDeadline, type Deadline } from '../base/deadline.js';
 import type { CheckContext, CheckResult, Fetcher } from '../core/remote-contract.js';
+import type { HttpZipSettings } from '../core/settings.js';
 import { downloadLimitsFor, downloadToFile, receiveArchive, zipCheckResult } from './zip-release.js';
 
 interface PreparedRequest {
@@ -37,7 +38,7 @@ function openSslReason(message: string): string {
   return routines >= 0 && fields[routines + 2] ? fields[routines + 2]! : message.trim();
 }
 
-function describeNetworkError(error: unknown, displayUrl: string, context: CheckContext, deadline: Deadline): DeployError {
+function describeNetworkError(error: unknown, displayUrl: string, context: CheckContext<HttpZipSettings>, deadline: Deadline): DeployError {
   if (error instanceof DeployError) return error;
   const code = systemErrorCode(error) ?? systemErrorCode((error as { cause?: unknown })?.cause);
   const seconds = (ms: number) => `${ms / 1000} seconds`;
@@ -101,7 +102,7 @@ async function downloadSignature(
   deadline: Deadline,
   destination: string,
   displayUrl: string,
-  context: CheckContext,
+  context: CheckContext<HttpZipSettings>,
 ): Promise<boolean> {
   const { ['if-none-match']: _etag, ['if-modified-since']: _since, ...plain } = headers;
   let response: Dispatcher.ResponseData;
@@ -127,7 +128,7 @@ async function downloadSignature(
  * plain http:// (the archive then travels in clear, open to tampering) is refused unless
  * allow-insecure-redirects is set; any scheme but http(s) (file:, say) always is.
  */
-function refuseUnsafeRedirects(context: CheckContext, display: string, firstProtocol: string): Dispatcher.DispatcherComposeInterceptor {
+function refuseUnsafeRedirects(context: CheckContext<HttpZipSettings>, display: string, firstProtocol: string): Dispatcher.DispatcherComposeInterceptor {
   return (dispatch) => (options, handler) => {
     const protocol = new URL(String(options.origin)).protocol;
     let refusal: string | undefined;
@@ -145,7 +146,7 @@ function refuseUnsafeRedirects(context: CheckContext, display: string, firstProt
   };
 }
 
-function createDispatcher(context: CheckContext, display: string, firstProtocol: string): Dispatcher {
+function createDispatcher(context: CheckContext<HttpZipSettings>, display: string, firstProtocol: string): Dispatcher {
   const { httpTimeoutMs, maxRedirects } = context.settings;
   // EnvHttpProxyAgent follows HTTP_PROXY, HTTPS_PROXY and NO_PROXY.
   return new EnvHttpProxyAgent({
@@ -155,11 +156,11 @@ function createDispatcher(context: CheckContext, display: string, firstProtocol:
   }).compose(refuseUnsafeRedirects(context, display, firstProtocol), interceptors.redirect({ maxRedirections: maxRedirects }));
 }
 
-export const httpZipFetcher = (remote: HttpZipRemote): Fetcher => ({
+export const httpZipFetcher = (remote: HttpZipRemote): Fetcher<HttpZipSettings> => ({
   check: (context) => withDeadline(context.signal, context.settings.downloadTimeoutMs, (deadline) => checkWithin(remote, context, deadline)),
 });
 
-async function checkWithin(remote: HttpZipRemote, context: CheckContext, deadline: Deadline): Promise<CheckResult> {
+async function checkWithin(remote: HttpZipRemote, context: CheckContext<HttpZipSettings>, deadline: Deadline): Promise<CheckResult> {
   const { url, headers } = prepareRequest(remote);
   const displayUrl = remote.display;
   const remembered = context.deployed?.remoteState ?? {};

@@ -10,6 +10,7 @@ import { newDownloadFile } from '../core/cache-layout.js';
 import { fetchError, systemErrorCode } from '../base/errors.js';
 import type { LocalZipRemote } from '../core/remote.js';
 import type { Fetcher, RemoteState } from '../core/remote-contract.js';
+import type { ZipSettings } from '../core/settings.js';
 import { downloadLimitsFor, downloadToFile, zipCheckResult } from './zip-release.js';
 
 /** Opens the archive (never hanging on a FIFO planted in its place) and fingerprints what was opened. */
@@ -34,7 +35,7 @@ async function openArchive(path: string): Promise<{ file: FileHandle; remoteStat
 const sameFingerprint = (a: RemoteState, b: RemoteState | undefined) =>
   b !== undefined && a.size === b.size && a.mtimeMs === b.mtimeMs && a.inode === b.inode;
 
-export const localZipFetcher = ({ path, display }: LocalZipRemote): Fetcher => ({
+export const localZipFetcher = ({ path, display }: LocalZipRemote): Fetcher<ZipSettings> => ({
   async check(context) {
     const { file, remoteState } = await openArchive(path);
     let copy: string | undefined;

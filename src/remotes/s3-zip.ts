@@ -7,7 +7,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, S3Client, S3ServiceException, type S3ClientConfig } from '@aws-sdk/client-s3';
-import type { Settings } from '../core/settings.js';
+import type { S3ZipSettings } from '../core/settings.js';
 import { DeployError, fetchError, messageOf, systemErrorCode, usageError } from '../base/errors.js';
 import { registerSecret } from '../base/redact.js';
 import type { S3ZipRemote } from '../core/remote.js';
@@ -54,14 +54,14 @@ async function readAccountKeyFile(path: string): Promise<StaticCredentials | und
 }
 
 /** Config keys, else ~/.amazon/account-key, else undefined: the AWS default chain (environment, shared files, roles). */
-export async function resolveCredentials(settings: Settings): Promise<StaticCredentials | undefined> {
+export async function resolveCredentials(settings: S3ZipSettings): Promise<StaticCredentials | undefined> {
   if (settings.awsAccessKey && settings.awsSecretKey) {
     return { accessKeyId: settings.awsAccessKey, secretAccessKey: settings.awsSecretKey, source: 'the config (aws-access-key)' };
   }
   return readAccountKeyFile(accountKeyPath());
 }
 
-function createClient(settings: Settings, credentials: StaticCredentials | undefined): S3Client {
+function createClient(settings: S3ZipSettings, credentials: StaticCredentials | undefined): S3Client {
   const config: S3ClientConfig = {
     region: settings.awsRegion ?? (settings.s3Endpoint ? 'us-east-1' : undefined),
     maxAttempts: 5, // throttling and 5xx are retried with the SDK's backoff, within download-timeout
@@ -79,7 +79,7 @@ const statusOf = (error: unknown): number | undefined =>
   (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
 
 /** S3's error codes, in the words an operator needs. */
-function describeS3Error(error: unknown, display: string, settings: Settings, timedOut: boolean): DeployError {
+function describeS3Error(error: unknown, display: string, settings: S3ZipSettings, timedOut: boolean): DeployError {
   if (error instanceof DeployError) return error;
   const name = error instanceof Error ? error.name : '';
   const status = statusOf(error);
@@ -120,11 +120,11 @@ function describeS3Error(error: unknown, display: string, settings: Settings, ti
   return failure(`the endpoint could not be reached (${code ?? messageOf(error)})`, 'check s3-endpoint and the network; the next check tries again');
 }
 
-export const s3ZipFetcher = (location: S3ZipRemote): Fetcher => ({
+export const s3ZipFetcher = (location: S3ZipRemote): Fetcher<S3ZipSettings> => ({
   check: (context) => withDeadline(context.signal, context.settings.downloadTimeoutMs, (deadline) => checkWithin(location, context, deadline)),
 });
 
-async function checkWithin(location: S3ZipRemote, context: CheckContext, deadline: Deadline): Promise<CheckResult> {
+async function checkWithin(location: S3ZipRemote, context: CheckContext<S3ZipSettings>, deadline: Deadline): Promise<CheckResult> {
   const { settings } = context;
   const { display } = location;
   const credentials = await resolveCredentials(settings);

@@ -12,6 +12,7 @@ import { VerificationError } from '../verify/refusal.js';
 import { verifySshSignature } from '../verify/ssh-signature.js';
 import type { ProgressSink } from '../base/progress.js';
 import type { CheckContext, PendingRevision, RemoteState, Unchanged } from '../core/remote-contract.js';
+import type { ZipSettings } from '../core/settings.js';
 import { counted } from '../base/counted.js';
 
 /**
@@ -107,7 +108,7 @@ export async function downloadToFile(
 }
 
 /** The download limits a remote's settings give. */
-export const downloadLimitsFor = (context: CheckContext, display: string): DownloadLimits => ({
+export const downloadLimitsFor = (context: CheckContext<ZipSettings>, display: string): DownloadLimits => ({
   maxBytes: context.settings.maxDownloadBytes,
   progressWindowMs: context.settings.httpTimeoutMs,
   display,
@@ -139,7 +140,7 @@ export interface IncomingArchive {
  * reading, stream to the file within the limits, then refuse a truncated body and one that is not
  * a zip. The caller removes the file if anything throws.
  */
-export async function receiveArchive(context: CheckContext, incoming: IncomingArchive): Promise<Download> {
+export async function receiveArchive(context: CheckContext<ZipSettings>, incoming: IncomingArchive): Promise<Download> {
   const limits = downloadLimitsFor(context, incoming.display);
   if (incoming.announcedBytes !== undefined && incoming.announcedBytes > limits.maxBytes) {
     incoming.body.destroy();
@@ -194,7 +195,7 @@ export interface ZipOnDisk {
  * The operator's trust settings, applied to the archive's bytes before anything is extracted:
  * checksum pins one archive; allowed-signers requires a good detached SSH signature.
  */
-async function verifyArchive(context: CheckContext, zip: ZipOnDisk, revision: string): Promise<void> {
+async function verifyArchive(context: CheckContext<ZipSettings>, zip: ZipOnDisk, revision: string): Promise<void> {
   const { settings } = context;
   const { display } = zip;
   const refuse = (reason: string) => new VerificationError(`refused ${display} (sha256 ${zip.sha256.slice(0, 12)}): ${reason}`, revision, zip.remoteState);
@@ -216,7 +217,7 @@ async function verifyArchive(context: CheckContext, zip: ZipOnDisk, revision: st
   }
 }
 
-export async function zipCheckResult(context: CheckContext, zip: ZipOnDisk): Promise<Unchanged | PendingRevision> {
+export async function zipCheckResult(context: CheckContext<ZipSettings>, zip: ZipOnDisk): Promise<Unchanged | PendingRevision> {
   const revision = zipRevision(zip.sha256) + (zip.revisionSuffix ?? '');
   const dispose = async () => {
     if (zip.temporary) await rm(zip.path, { force: true });

@@ -5,12 +5,12 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cacheLayoutFor } from '../core/cache-layout.js';
-import type { Settings } from '../core/settings.js';
+import type { GitSettings } from '../core/settings.js';
 import { usageError } from '../base/errors.js';
 import { runProcess } from '../base/process.js';
 
 /** Environment additions for `git verify-commit` / `verify-tag`. */
-export async function verificationEnvironment(settings: Settings, inherited: NodeJS.ProcessEnv): Promise<NodeJS.ProcessEnv> {
+export async function verificationEnvironment(settings: GitSettings, inherited: NodeJS.ProcessEnv): Promise<NodeJS.ProcessEnv> {
   const env: NodeJS.ProcessEnv = {};
   if (settings.gpgKeyring) {
     const home = cacheLayoutFor(settings.cache).gnupgHome;

@@ -2,7 +2,7 @@
 // and the revision is remembered (held back) so it is not downloaded again at every check.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { Settings } from '../core/settings.js';
+import type { TrustSettings } from '../core/settings.js';
 import { DeployError } from '../base/errors.js';
 import type { RemoteState } from '../core/remote-contract.js';
 
@@ -22,7 +22,7 @@ export class VerificationError extends DeployError {
  * What a refusal was judged under: the trust settings and the content of the files they name.
  * A refusal is forgotten when these change (a signer added, refuse-rewrites turned off).
  */
-export async function trustFingerprint(settings: Settings): Promise<string> {
+export async function trustFingerprint(settings: TrustSettings): Promise<string> {
   const content = async (path: string | undefined) => (path ? await readFile(path, 'utf8').catch(() => 'unreadable') : '');
   return createHash('sha256')
     .update(JSON.stringify([settings.checksum ?? '', settings.refuseRewrites, await content(settings.allowedSigners), await content(settings.gpgKeyring)]))

@@ -4,7 +4,7 @@
 // timeout and abort signal only the git process itself (SIGINT to the child), which left ssh
 // running. Credentials reach git through the environment, never its arguments.
 import { inheritedEnvironment } from '../../base/child-environment.js';
-import type { Settings } from '../../core/settings.js';
+import type { GitSettings } from '../../core/settings.js';
 import { DeployError, fetchError, retryHint } from '../../base/errors.js';
 import type { Logger } from '../../base/log.js';
 import { runProcess } from '../../base/process.js';
@@ -12,7 +12,7 @@ import { redact, registerSecret } from '../../base/redact.js';
 import type { GitRemote } from '../../core/git-url.js';
 
 export interface GitRunContext {
-  settings: Settings;
+  settings: GitSettings;
   env: NodeJS.ProcessEnv;
   log: Logger;
   signal: AbortSignal;
@@ -24,7 +24,7 @@ export interface GitRunContext {
 const shellQuote = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
 
 /** The environment git runs with: no prompts, credentials for the remote's own server only, ssh options. */
-export function gitEnvironment(remote: GitRemote, settings: Settings, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+export function gitEnvironment(remote: GitRemote, settings: GitSettings, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...inheritedEnvironment(base), GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: 'true', SSH_ASKPASS: 'true', LC_ALL: 'C' };
   const config: Array<[string, string]> = [];
   if (remote.credentials) {
