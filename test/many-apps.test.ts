@@ -387,3 +387,35 @@ test('a group of two remotes, a zip and a git branch, is one release: built from
   assert.match(disagree.stderr, /app web skipped: the apps api and site of group web set keep-releases differently/);
   assert.equal(await readlink(live), good);
 });
+
+test('a burst of SIGHUPs while an app is added starts it once: reloads never overlap', async (t) => {
+  const host = await makeHost(t, { api: {} }, ['schedule = 0 0 1 1 *']);
+  const daemon = startAgent(t, ['-c', host.config]);
+  await daemon.waitFor(/deployed revision .* app=api/, 60_000);
+  for (let index = 0; index < 40; index++) await host.addApp(`web-${index}`);
+  const mark = daemon.lines.length;
+  // Apart enough that the kernel does not merge them into one, close enough that reloads overlap.
+  for (let signal = 0; signal < 10; signal++) {
+    daemon.child.kill('SIGHUP');
+    await new Promise((resolve) => setTimeout(resolve, 15));
+  }
+  for (let index = 0; index < 40; index++) await daemon.waitFor(new RegExp(`deployed revision .* app=web-${index} `), 60_000, mark);
+  const added = daemon.lines.slice(mark).filter((line) => /app web-\d+ added/.test(line));
+  assert.equal(added.length, 40, added.join('\n'));
+  assert.deepEqual(daemon.lines.slice(mark).filter((line) => /another repo-deploy run holds the lock|ERROR/.test(line)), []);
+  const stopped = await daemon.stop();
+  assert.equal(stopped.code, 0);
+});
+
+test('-c naming a directory of more app files than an agent runs (1,001) is refused at once, as is -c DIR with -r', async (t) => {
+  const root = await temporaryDirectory(t);
+  const directory = join(root, 'apps');
+  await mkdir(directory, { mode: 0o755 });
+  for (let index = 0; index <= 1000; index++) await writeFile(join(directory, `app-${index}.cfg`), `remote = /srv/app-${index}.zip\n`, { mode: 0o600 });
+  const many = await runCli(['-f', '-c', directory]);
+  assert.equal(many.code, 2);
+  assert.match(many.stderr, /the apps directory .*apps holds 1001 \.cfg files; the agent runs at most 1000 apps/);
+  const withRemote = await runCli(['-f', '-c', directory, '-r', '/srv/one.zip']);
+  assert.equal(withRemote.code, 2);
+  assert.match(withRemote.stderr, /-c names the directory .*apps \(one app per file\), and -r names one remote/);
+});

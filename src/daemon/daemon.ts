@@ -181,6 +181,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     refreshRoutes();
   };
 
+  let reloading = Promise.resolve();
   const onHangUp = () => {
     if (!options.reloadApps) {
       log.info('SIGHUP received: checking now');
@@ -188,7 +189,9 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       return;
     }
     log.info('SIGHUP received: reading the apps again and checking each now');
-    void reload().then(
+    // One reload after another: two that overlapped could finish in the other order, and the one
+    // that read the directory first would have the last word.
+    reloading = reloading.then(reload).then(
       () => running.forEach((app) => app.wakeups.requestCheck()),
       (error: unknown) => log.error(`the apps could not be read again; they run as they were: ${messageOf(error)}`),
     );
