@@ -97,7 +97,7 @@ test('a conf.d of three apps: -f deploys each to its own live path with a cache 
   assert.match(rollback.stderr, /rollback acts on one app, and this agent has 3 \(api, site, worker\); name one: repo-deploy rollback --app api/);
   const unknown = await runCli(['status', '-c', host.config, '--app', 'wroker']);
   assert.equal(unknown.code, 2);
-  assert.match(unknown.stderr, /--app wroker: no such app in .*conf\.d \(api, site, worker\)/);
+  assert.match(unknown.stderr, /--app "wroker": no such app in .*conf\.d \(api, site, worker\)/);
   const rolledBack = await runCli(['rollback', '-c', host.config, '--app', 'worker']);
   assert.equal(rolledBack.code, 0, rolledBack.stderr);
   assert.equal(await host.liveContent('worker'), 'worker 1\n');

@@ -13,12 +13,13 @@ export function selectApps(loaded: AgentApps, appName: string | undefined, comma
     if (everyApp || loaded.apps.length + loaded.problems.length <= 1) return loaded.apps;
     throw usageError(`${command} acts on one app, and this agent has ${loaded.apps.length + loaded.problems.length} (${appNames(loaded)})`, `name one: repo-deploy ${command} --app ${loaded.apps[0]?.name ?? loaded.problems[0]?.name}`);
   }
-  if (loaded.form === 'single') throw usageError(`--app ${appName}: this agent has one app, from ${loaded.agent.configPath}, and no apps directory`, `drop --app, or add ${loaded.agent.configPath.replace(/[^/]*$/, '')}conf.d/${appName}.cfg`);
+  const named = JSON.stringify(appName.slice(0, 64)); // as given, but never a screenful
+  if (loaded.form === 'single') throw usageError(`--app ${named}: this agent has one app, from ${loaded.agent.configPath}, and no apps directory`, `drop --app, or add ${loaded.agent.configPath.replace(/[^/]*$/, '')}conf.d/NAME.cfg`);
   const app = loaded.apps.find((candidate) => candidate.name === appName);
   if (app) return [app];
   const problem = loaded.problems.find((candidate) => candidate.name === appName);
   if (problem) throw problem.error;
-  throw usageError(`--app ${appName}: no such app in ${loaded.directory} (${appNames(loaded)})`, `the apps are the NAME.cfg files of ${loaded.directory}`);
+  throw usageError(`--app ${named}: no such app in ${loaded.directory} (${appNames(loaded)})`, `the apps are the NAME.cfg files of ${loaded.directory}`);
 }
 
 const appNames = (loaded: AgentApps) => [...loaded.apps.map((app) => app.name), ...loaded.problems.map((problem) => problem.name)].sort().join(', ');
