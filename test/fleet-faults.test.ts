@@ -57,7 +57,7 @@ test('fleet halt while a member runs its pre-update hooks: it does not swap the 
   assert.equal(await a.liveFile('index.html'), 'version 2\n', 'resumed, it rolls on');
 });
 
-test('a member paused (SIGSTOP) in its gate past fleet-lease: another takes the slot; the first, resumed, is not counted as committed and says so', async (t) => {
+test('a member paused (SIGSTOP) in its gate past fleet-lease: another takes the slot; the first, resumed, takes its release back (an ERROR, not a failure of the revision) and is not counted as committed', async (t) => {
   const r = await rig(t, 'max-parallel = 1\nfleet-lease = 3\n');
   const release = join(r.root, 'release-gate');
   const a = await r.member('server-a', `health-check = sh -c 'echo "gate waiting"; while [ ! -e "${release}" ]; do sleep 0.05; done'\nhealth-timeout = 600\n`);
@@ -78,11 +78,18 @@ test('a member paused (SIGSTOP) in its gate past fleet-lease: another takes the 
   } finally {
     process.kill(first.child.pid!, 'SIGCONT');
   }
-  // B's begin removed A's lapsed slot: whatever A's renewals find on waking, its commit is refused.
+  // B's begin removed A's lapsed slot: on waking, A asks before it commits, and takes its release back.
   await writeFile(release, '');
   const result = await first.done;
-  assert.match(result.stderr, / ERROR revision [0-9a-f]{12} went live here, but this server's fleet slot lapsed before its gate ended .* the fleet does not count this server as committed/);
+  assert.equal(result.code, 3, result.stderr);
+  assert.match(result.stderr, / ERROR release \S+ failed after it went live: this server's fleet slot lapsed before its gate ended .*; the release is taken back; going back to no release \(a first deploy\)/);
+  assert.match(result.stderr, /not counted as a failure of the revision/);
+  assert.equal(await a.liveTarget().catch(() => undefined), undefined, 'A is back where it was: nothing live (its first deploy)');
   assert.deepEqual((await r.fleetStatus()).progress?.committed, ['server-b']);
+  // Not a failure of the revision: A deploys it at its next check, in a slot of its own.
+  const again = await a.once();
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stderr, /deployed revision/);
 });
 
 test('fleet settings and commands say only true things: max-parallel = 0 is refused; resume REVISION lifts only that revision and refuses one the fleet never saw; status --json always has halt and halted', async (t) => {

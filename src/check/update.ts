@@ -435,14 +435,14 @@ async function stageNewRelease(
 function reportFailedSwitch(context: AgentContext, state: AgentState, pending: PendingRevision, result: Extract<SwitchResult, { switched: false }>, inFleet: boolean): CheckOutcome {
   const { log } = context;
   const { revision } = pending;
-  if (result.abandoned) {
-    log.warn(`update to ${shortRevision(revision)}: ${result.error.message}; not counted as a failure of the revision`, { revision });
-    return { result: 'failed', error: result.error };
-  }
   if (result.revert?.failure) {
     // Going back failed too (logged with the original failure): the failed release may be live.
     log.error(`update to ${shortRevision(revision)} failed and could not be reverted: ${result.revert.failure.message}`, { revision, release: result.revert.live });
     return { result: 'failed', error: result.revert.failure };
+  }
+  if (result.abandoned) {
+    log.warn(`update to ${shortRevision(revision)}: ${result.error.message}; not counted as a failure of the revision`, { revision });
+    return { result: 'failed', error: result.error };
   }
   if (result.stopped) {
     const how = result.stage === 'post-update' ? ` (reverted: ${result.error.message})` : result.error.message === 'the agent is stopping' ? '' : ` (${result.error.message})`;

@@ -183,9 +183,20 @@ export class FleetRollout {
         return `the fleet could not confirm the slot before the swap: ${messageOf(error)}`;
       }
     };
+    // Only a slot Redis says is gone takes the release back; a Redis that cannot be asked keeps it
+    // (the commit that follows then says whether the fleet counts it).
+    const mayCommit = async () => {
+      try {
+        if (await this.fleet.renew(revision, token)) return undefined;
+      } catch (error) {
+        log.warn(`could not ask the fleet whether this server still holds its slot before committing: ${messageOf(error)}; the release stays`, { revision });
+        return undefined;
+      }
+      return 'this server\'s fleet slot lapsed before its gate ended (paused longer than fleet-lease?) and another server may have held it meanwhile';
+    };
     let outcome: CheckOutcome;
     try {
-      outcome = await update({ fleet: this.context.settings.fleetName ?? '', canary, mayProceed });
+      outcome = await update({ fleet: this.context.settings.fleetName ?? '', canary, mayProceed, mayCommit });
     } finally {
       clearInterval(renewing);
     }

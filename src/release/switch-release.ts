@@ -33,6 +33,12 @@ export interface FleetSlot {
   canary: boolean;
   /** Asked after the pre-update hooks, just before the swap: a reason not to swap (a fleet slot lost, a fleet halt), or undefined. */
   mayProceed: () => Promise<string | undefined>;
+  /**
+   * Asked once the post-update hooks and the gate passed, before the update counts as done: a
+   * reason to take the release back (the slot lapsed while this server was paused, and another
+   * may have held it), or undefined.
+   */
+  mayCommit: () => Promise<string | undefined>;
 }
 
 /**
@@ -121,6 +127,13 @@ export async function switchRelease(context: AgentContext, layout: Layout, state
     }
   } catch (error) {
     return failedAfterSwap(context, layout, state, error);
+  }
+  // The release passed, but this server may no longer be one the fleet let through: taken back,
+  // as a failure is, yet not counted against the revision (the next check asks for a slot again).
+  const lapsed = await request.fleetSlot?.mayCommit();
+  if (lapsed) {
+    const takenBack = await failedAfterSwap(context, layout, state, new DeployError('fleet', `${lapsed}; the release is taken back`));
+    return takenBack.switched ? takenBack : { ...takenBack, abandoned: true };
   }
   state.inProgress = undefined;
   return { switched: true };
