@@ -293,8 +293,10 @@ test('one HTTP server for every app: /metrics labels each series with app, /heal
 });
 
 test('SIGHUP reads conf.d again: an app added starts, a changed app restarts with its new settings, a removed one stops, a bad main file changes nothing', async (t) => {
-  const host = await makeHost(t, { api: {} }, ['schedule = 0 0 1 1 *']);
+  const host = await makeHost(t, { api: {} }, ['schedule = 0 0 1 1 *', 'http-listen = 127.0.0.1:0']);
   const daemon = startAgent(t, ['-c', host.config]);
+  const serving = await daemon.waitFor(/serving \/healthz, \/metrics on http:\/\/127\.0\.0\.1:\d+/);
+  const metrics = () => fetch(`http://127.0.0.1:${/127\.0\.0\.1:(\d+)/.exec(serving)![1]}/metrics`).then((response) => response.text());
   await daemon.waitFor(/deployed revision .* app=api/, 60_000);
 
   await host.addApp('web');
@@ -304,6 +306,7 @@ test('SIGHUP reads conf.d again: an app added starts, a changed app restarts wit
   await daemon.waitFor(/app web added/, 15_000, mark);
   await daemon.waitFor(/deployed revision .* app=web/, 60_000, mark);
   assert.equal(await host.liveContent('web'), 'web 1\n');
+  assert.match(await metrics(), /repo_deploy_checks_total\{app="web",result="updated"\} 1/);
 
   // api now deploys another archive: a changed app restarts and checks its new remote.
   await zipTree({ 'index.html': 'api from elsewhere\n' }, join(host.root, 'remotes', 'api-next.zip'), join(host.root, 'remotes'));
@@ -316,6 +319,11 @@ test('SIGHUP reads conf.d again: an app added starts, a changed app restarts wit
   await daemon.waitFor(/deployed revision .* app=api/, 60_000, mark);
   assert.equal(await host.liveContent('api'), 'api from elsewhere\n');
   assert.equal(await host.liveContent('web'), 'web 1\n', 'a removed app stops; its live release stays');
+  // Its series leave /metrics once its loop has ended (at once here: it was idle).
+  let exported = await metrics();
+  for (let tries = 0; /app="web"/.test(exported) && tries < 50; tries++) exported = await new Promise((resolve) => setTimeout(resolve, 100)).then(metrics);
+  assert.doesNotMatch(exported, /app="web"/);
+  assert.match(exported, /app="api"/);
 
   const good = await readFile(host.config, 'utf8');
   await writeFile(host.config, `${good}no-such-key = 1\n`);

@@ -169,7 +169,11 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       const ended = app.loop ?? Promise.resolve();
       retiring.add(ended);
       void ended.finally(() => retiring.delete(ended));
-      if (!next) log.info(`app ${name} is no longer in the apps directory: it stops${app.checking ? ' after its check in progress' : ''}`, { app: name });
+      if (!next) {
+        log.info(`app ${name} is no longer in the apps directory: it stops${app.checking ? ' after its check in progress' : ''}`, { app: name });
+        // Its series go once its loop has ended, unless the app came back meanwhile.
+        void ended.then(() => running.has(name) || app.metrics.forget());
+      }
       else {
         const restarted = prepareApp(next);
         running.set(name, restarted);

@@ -57,6 +57,8 @@ export class AgentMetrics {
   /** The live and waiting series this app set last: replaced, not reset, so other apps' stay. */
   private liveSeries: Record<string, string> | undefined;
   private waitingSeries: Record<string, string> | undefined;
+  /** The results this app's checks have had: the series of repo_deploy_checks_total it has. */
+  private readonly results = new Set<string>();
   consecutiveFailures = 0;
   checksDone = 0;
 
@@ -75,6 +77,7 @@ export class AgentMetrics {
     const labels = this.labels;
     const result = outcome instanceof Error ? 'error' : outcome.result;
     metrics.checks.inc({ ...labels, result });
+    this.results.add(result);
     metrics.duration.observe(labels, seconds);
     this.checksDone++;
     if (result === 'updated') metrics.deploys.inc(labels);
@@ -95,6 +98,15 @@ export class AgentMetrics {
       this.liveSeries = { ...labels, release: outcome.release, revision: outcome.revision ?? '' };
       metrics.live.set(this.liveSeries, 1);
     }
+  }
+
+  /** Removes this app's series (the app was removed from conf.d): a dashboard stops showing it. */
+  forget(): void {
+    const metrics = this.families;
+    for (const result of this.results) metrics.checks.remove({ ...this.labels, result });
+    for (const metric of [metrics.deploys, metrics.reverts, metrics.lastSuccess, metrics.failedInARow, metrics.paused, metrics.waitingUntil, metrics.duration]) metric.remove(this.labels);
+    if (this.liveSeries) metrics.live.remove(this.liveSeries);
+    if (this.waitingSeries) metrics.waiting.remove(this.waitingSeries);
   }
 
   /** Whether an operator's pause is in force, read by the daemon after each check. */
