@@ -297,6 +297,12 @@ test('SIGHUP reads conf.d again: an app added starts, a changed app restarts wit
   const daemon = startAgent(t, ['-c', host.config]);
   const serving = await daemon.waitFor(/serving \/healthz, \/metrics on http:\/\/127\.0\.0\.1:\d+/);
   const metrics = () => fetch(`http://127.0.0.1:${/127\.0\.0\.1:(\d+)/.exec(serving)![1]}/metrics`).then((response) => response.text());
+  /** /metrics once `settled` holds of it: a check's series are recorded just after its last log line. */
+  const metricsOnce = async (settled: (text: string) => boolean) => {
+    let text = await metrics();
+    for (let tries = 0; !settled(text) && tries < 50; tries++) text = await new Promise((resolve) => setTimeout(resolve, 100)).then(metrics);
+    return text;
+  };
   await daemon.waitFor(/deployed revision .* app=api/, 60_000);
 
   await host.addApp('web');
@@ -306,7 +312,7 @@ test('SIGHUP reads conf.d again: an app added starts, a changed app restarts wit
   await daemon.waitFor(/app web added/, 15_000, mark);
   await daemon.waitFor(/deployed revision .* app=web/, 60_000, mark);
   assert.equal(await host.liveContent('web'), 'web 1\n');
-  assert.match(await metrics(), /repo_deploy_checks_total\{app="web",result="updated"\} 1/);
+  assert.match(await metricsOnce((text) => /app="web",result="updated"/.test(text)), /repo_deploy_checks_total\{app="web",result="updated"\} 1/);
 
   // api now deploys another archive: a changed app restarts and checks its new remote.
   await zipTree({ 'index.html': 'api from elsewhere\n' }, join(host.root, 'remotes', 'api-next.zip'), join(host.root, 'remotes'));
@@ -320,8 +326,7 @@ test('SIGHUP reads conf.d again: an app added starts, a changed app restarts wit
   assert.equal(await host.liveContent('api'), 'api from elsewhere\n');
   assert.equal(await host.liveContent('web'), 'web 1\n', 'a removed app stops; its live release stays');
   // Its series leave /metrics once its loop has ended (at once here: it was idle).
-  let exported = await metrics();
-  for (let tries = 0; /app="web"/.test(exported) && tries < 50; tries++) exported = await new Promise((resolve) => setTimeout(resolve, 100)).then(metrics);
+  const exported = await metricsOnce((text) => !/app="web"/.test(text));
   assert.doesNotMatch(exported, /app="web"/);
   assert.match(exported, /app="api"/);
 
