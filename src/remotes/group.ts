@@ -71,6 +71,12 @@ export function groupFetcher(members: Member[], createFetcher: (remote: Remote, 
         await Promise.all(answers.map((answer) => (answer.changed ? answer.dispose() : undefined)));
         throw error;
       }
+      // Asked against nothing, a remote always answers with what it has; one that did not broke the contract.
+      const unanswered = members.find((_, index) => !answers[index]!.changed);
+      if (unanswered) {
+        await Promise.all(answers.map((answer) => (answer.changed ? answer.dispose() : undefined)));
+        throw fetchError(`the group's app ${unanswered.name} gave no content to stage`);
+      }
       const pending = answers as PendingRevision[];
       const memory = Object.fromEntries(members.map((member, index) => [member.name, { revision: pending[index]!.revision, remoteState: pending[index]!.remoteState }]));
       const revision = groupRevision(members.map((member, index) => ({ name: member.name, revision: pending[index]!.revision })));
