@@ -196,7 +196,8 @@ async function main(): Promise<number> {
     const appLog = apps.form === 'directory' ? withFields(log, { app: app.name }) : log;
     if (apps.form === 'directory') for (const warning of app.settings.warnings) appLog.warn(warning);
     // A hook shared by several apps (the main file's hook directories) is told which app it runs for.
-    const { REPO_DEPLOY_APP: inheritedApp, ...agentEnv } = context.env; // one from a parent agent's hook is not this app's
+    // One inherited from a parent agent's hook is not this app's.
+    const agentEnv = Object.fromEntries(Object.entries(context.env).filter(([name]) => name !== 'REPO_DEPLOY_APP'));
     const env = apps.form === 'directory' ? { ...agentEnv, REPO_DEPLOY_APP: app.name } : agentEnv;
     return [app.name, { ...context, settings: app.settings, log: appLog, env }] as const;
   }));
