@@ -313,6 +313,8 @@ test('SIGHUP reads conf.d again: an app added starts, a changed app restarts wit
   await daemon.waitFor(/deployed revision .* app=web/, 60_000, mark);
   assert.equal(await host.liveContent('web'), 'web 1\n');
   assert.match(await metricsOnce((text) => /app="web",result="updated"/.test(text)), /repo_deploy_checks_total\{app="web",result="updated"\} 1/);
+  const healthOf = (app: string) => fetch(`http://127.0.0.1:${/127\.0\.0\.1:(\d+)/.exec(serving)![1]}/healthz?app=${app}`).then((response) => response.status);
+  assert.equal(await healthOf('web'), 200, 'an app added by SIGHUP is served by /healthz?app=');
 
   // api now deploys another archive: a changed app restarts and checks its new remote.
   await zipTree({ 'index.html': 'api from elsewhere\n' }, join(host.root, 'remotes', 'api-next.zip'), join(host.root, 'remotes'));
@@ -328,6 +330,7 @@ test('SIGHUP reads conf.d again: an app added starts, a changed app restarts wit
   // Its series leave /metrics once its loop has ended (at once here: it was idle).
   const exported = await metricsOnce((text) => !/app="web"/.test(text));
   assert.doesNotMatch(exported, /app="web"/);
+  assert.equal(await healthOf('web'), 404, 'a removed app is no longer served');
   assert.match(exported, /app="api"/);
 
   const good = await readFile(host.config, 'utf8');

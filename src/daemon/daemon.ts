@@ -11,8 +11,7 @@ import { sleepUnlessAborted } from '../base/abortable-sleep.js';
 import { cacheLayoutFor } from '../core/cache-layout.js';
 import { readPause } from '../gates/pause.js';
 import { messageOf } from '../base/errors.js';
-import { AgentMetrics, MetricFamilies, startHealthServer, type HealthServer } from './health-server.js';
-import type { WebhookOptions } from './webhook.js';
+import { AgentMetrics, MetricFamilies, startHealthServer, type AppRoute, type AppsHealth, type HealthServer } from './health-server.js';
 import { validateSchedule } from '../settings/schedule.js';
 import type { AgentContext, CheckReport } from '../core/agent-context.js';
 import type { AgentSettings } from '../core/settings.js';
@@ -113,6 +112,8 @@ interface RunningApp extends DaemonApp {
   fingerprint: string;
   /** Its loop; resolves when the loop has ended. */
   loop?: Promise<void>;
+  /** What the HTTP server serves of it: made once, so its POST /check keeps its rate limit across reloads. */
+  route: AppRoute;
 }
 
 const fingerprintOf = (app: DaemonApp) => JSON.stringify({ ...app.context.settings, warnings: [] });
@@ -138,11 +139,16 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const running = new Map<string, RunningApp>();
   const retiring = new Set<Promise<void>>();
   // The apps /healthz, /metrics and POST /check?app= see: replaced in place at a reload.
-  const health = { registry: families.registry, apps: [] as Array<{ name: string; metrics: AgentMetrics; webhook?: WebhookOptions }> };
+  const health: AppsHealth = { registry: families.registry, apps: [] };
   const refreshRoutes = () => {
-    health.apps.splice(0, health.apps.length, ...[...running.values()].map((app) => ({ name: app.name ?? '', metrics: app.metrics, webhook: webhookOf(app.context.settings.webhookSecret, () => [app], app.context.log) })));
+    health.apps.splice(0, health.apps.length, ...[...running.values()].map((app) => app.route));
   };
-  const prepareApp = (app: DaemonApp): RunningApp => ({ ...app, wakeups: new Wakeups(), metrics: new AgentMetrics(app.context.settings.maxAttempts, { families, app: app.name }), checking: false, fingerprint: fingerprintOf(app) });
+  const prepareApp = (app: DaemonApp): RunningApp => {
+    const metrics = new AgentMetrics(app.context.settings.maxAttempts, { families, app: app.name });
+    const prepared: RunningApp = { ...app, wakeups: new Wakeups(), metrics, checking: false, fingerprint: fingerprintOf(app), route: { name: app.name ?? '', metrics } };
+    prepared.route.webhook = webhookOf(app.context.settings.webhookSecret, () => [prepared], app.context.log);
+    return prepared;
+  };
   for (const app of daemonApps) running.set(app.name ?? '', prepareApp(app));
   refreshRoutes();
   // POST /check (no app named) wakes every app; POST /check?app=NAME the one, with its own secret.

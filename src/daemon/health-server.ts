@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { usageError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
-import { newBodyBudget, webhookHandler, type WebhookOptions } from './webhook.js';
+import { newBodyBudget, webhookHandler, type WebhookHandler, type WebhookOptions } from './webhook.js';
 import type { CheckReport } from '../core/agent-context.js';
 
 /**
@@ -144,10 +144,20 @@ export interface HealthServer extends Server {
   flushRefusals(final?: boolean): void;
 }
 
-/** The apps of an agent in the directory form, each with its metrics and its own POST /check?app=NAME. */
+/** One app as the HTTP server serves it: its metrics and its own POST /check?app=NAME. */
+export interface AppRoute {
+  name: string;
+  metrics: AgentMetrics;
+  webhook?: WebhookOptions;
+}
+
+/**
+ * The apps of an agent in the directory form. `apps` is read at each request: the daemon changes
+ * it in place when SIGHUP adds, removes or changes apps.
+ */
 export interface AppsHealth {
   registry: Registry;
-  apps: Array<{ name: string; metrics: AgentMetrics; webhook?: WebhookOptions }>;
+  apps: AppRoute[];
 }
 
 export async function startHealthServer(
@@ -160,7 +170,20 @@ export async function startHealthServer(
   // One budget of body bytes being read at once for every POST /check route: many apps must not multiply it.
   const bodyBudget = newBodyBudget(webhook?.maxBytesInFlight);
   const onCheck = webhook ? webhookHandler(webhook, bodyBudget) : undefined;
-  const apps = health instanceof AgentMetrics ? undefined : health.apps.map((app) => ({ ...app, onCheck: app.webhook ? webhookHandler(app.webhook, bodyBudget) : undefined }));
+  const apps = health instanceof AgentMetrics ? undefined : health;
+  // One handler per route, made at its first request and kept while the route is (its rate limit with it).
+  const appHandlers = new WeakMap<AppRoute, WebhookHandler>();
+  const madeHandlers = new Set<WebhookHandler>();
+  const handlerOf = (route: AppRoute): WebhookHandler | undefined => {
+    if (!route.webhook) return undefined;
+    let handler = appHandlers.get(route);
+    if (!handler) {
+      handler = webhookHandler(route.webhook, bodyBudget);
+      appHandlers.set(route, handler);
+      madeHandlers.add(handler);
+    }
+    return handler;
+  };
   const registry = health.registry;
   const server = createServer({
     headersTimeout: limits.headersTimeoutMs,
@@ -170,13 +193,13 @@ export async function startHealthServer(
   }, (request, response) => {
     const [path = '/', query = ''] = (request.url ?? '/').split('?', 2);
     const appName = apps ? new URLSearchParams(query).get('app') : null;
-    const app = appName === null ? undefined : apps?.find((candidate) => candidate.name === appName);
+    const app = appName === null ? undefined : apps?.apps.find((candidate) => candidate.name === appName);
     if (appName !== null && !app) {
       response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: no app ${JSON.stringify(appName.slice(0, 64))} here\n`);
       return;
     }
     if (path === '/check') {
-      const handler = app ? app.onCheck : onCheck;
+      const handler = app ? handlerOf(app) : onCheck;
       if (handler) return handler(request, response);
       response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: POST /check is off (no webhook-secret is set${app ? ` for app ${app.name}` : ''})\n`);
       return;
@@ -206,10 +229,14 @@ export async function startHealthServer(
     server.listen(address.port, address.host, resolve);
   });
   const bound = server.address() as AddressInfo;
-  const anyWebhook = Boolean(onCheck) || Boolean(apps?.some((candidate) => candidate.onCheck));
+  const anyWebhook = Boolean(onCheck) || Boolean(apps?.apps.some((candidate) => candidate.webhook));
   log.info(`serving /healthz, /metrics${anyWebhook ? ' and POST /check' : ''} on http://${bound.address}:${bound.port}${anyWebhook ? '' : '; POST /check (deploy on push) is off: set webhook-secret to turn it on'}`);
-  const handlers = [onCheck, ...(apps ?? []).map((candidate) => candidate.onCheck)];
-  return Object.assign(server, { flushRefusals: (final = false) => handlers.forEach((handler) => handler?.flushRefusals(final)) });
+  return Object.assign(server, {
+    flushRefusals: (final = false) => {
+      onCheck?.flushRefusals(final);
+      for (const handler of madeHandlers) handler.flushRefusals(final);
+    },
+  });
 }
 
 /**
