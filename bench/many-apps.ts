@@ -1,7 +1,8 @@
 // Many apps in one daemon (issue 24): a real daemon process with a conf.d of N apps, each an HTTP
 // zip on a 1-second schedule (an idle check is a conditional GET answered 304), beside the same
 // daemon with one app, alternated in each repetition. Read from outside: resident memory from
-// /proc, CPU time from /proc/PID/stat, checks from its own /metrics. In the N-app daemon the first
+// /proc, CPU time from /proc/PID/stat (its own and that of the children it waited for: the
+// flock(1) runs that take its locks), checks from its own /metrics. In the N-app daemon the first
 // app's pre-update hook hangs for the whole run; the longest gap between two checks of any other
 // app (sampled every 100 ms from /metrics) says how much the hang delays them.
 import { spawn } from 'node:child_process';
@@ -26,11 +27,12 @@ export interface ManyAppsRun {
 
 const clockTicksPerSecond = 100; // Linux's USER_HZ
 
+/** CPU time of a process and of its children it has waited for (utime, stime, cutime, cstime). */
 async function cpuSeconds(pid: number): Promise<number> {
-  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  // Fields after the command name (which may hold spaces): from the 12th to the 15th.
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+  return fields.slice(11, 15).reduce((total, field) => total + Number(field), 0) / clockTicksPerSecond;
 }
 
 async function residentMiB(pid: number): Promise<number> {
@@ -51,10 +53,10 @@ async function checksByApp(port: number): Promise<{ byApp: Map<string, number>; 
   return { byApp, failed, checkSeconds: total('sum'), checkCount: total('count') };
 }
 
-/** NODE_OPTIONS as etc/repo-deploy.service sets it for the daemon. */
-async function unitNodeOptions(cli: string): Promise<string> {
+/** The environment etc/repo-deploy.service gives the daemon (its Environment= lines, one setting each). */
+async function unitEnvironment(cli: string): Promise<Record<string, string>> {
   const unit = await readFile(join(dirname(cli), '..', 'etc', 'repo-deploy.service'), 'utf8');
-  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? '';
+  return Object.fromEntries([...unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)].map((match) => [match[1]!, match[2]!]));
 }
 
 const sum = (values: Iterable<number>) => [...values].reduce((total, value) => total + value, 0);
@@ -62,9 +64,11 @@ const sum = (values: Iterable<number>) => [...values].reduce((total, value) => t
 /**
  * One daemon with `apps` apps, each an archive served by `http` at /app-N.zip; with `hangFirst`,
  * app-00's pre-update hook never ends. Runs `seconds` after every other app has checked 3 times.
+ * `fresh`: from nothing, every app deploying at the daemon's start; otherwise a daemon restarted
+ * over what the last run in `root` deployed, whose checks are idle from the first.
  */
-export async function runManyApps(cli: string, root: string, http: TestHttpServer, archive: string, apps: number, { hangFirst, seconds }: { hangFirst: boolean; seconds: number }): Promise<ManyAppsRun> {
-  await rm(root, { recursive: true, force: true });
+export async function runManyApps(cli: string, root: string, http: TestHttpServer, archive: string, apps: number, { hangFirst, seconds, fresh }: { hangFirst: boolean; seconds: number; fresh: boolean }): Promise<ManyAppsRun> {
+  if (fresh) await rm(root, { recursive: true, force: true });
   const conf = join(root, 'etc', 'conf.d');
   await mkdir(conf, { recursive: true });
   const none = join(root, 'none');
@@ -84,8 +88,8 @@ export async function runManyApps(cli: string, root: string, http: TestHttpServe
   const watched = names.filter((name) => !(hangFirst && name === 'app-00'));
   // BENCH_DAEMON_NODE_ARGS: node flags for the daemon, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof to see where its time goes.
   const nodeArgs = process.env.BENCH_DAEMON_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  // Run as the systemd unit runs it, with the unit's NODE_OPTIONS.
-  const daemon = spawn(process.execPath, [...nodeArgs, cli, '-c', join(root, 'etc', 'repo-deploy.cfg')], { stdio: 'ignore', detached: true, env: { ...process.env, NODE_OPTIONS: await unitNodeOptions(cli) } });
+  // Run as the systemd unit runs it, with the unit's environment.
+  const daemon = spawn(process.execPath, [...nodeArgs, cli, '-c', join(root, 'etc', 'repo-deploy.cfg')], { stdio: 'ignore', detached: true, env: { ...process.env, ...(await unitEnvironment(cli)) } });
   const exited = new Promise((done) => daemon.once('exit', done));
   try {
     const pid = daemon.pid as number;

@@ -376,28 +376,34 @@ class StepDone extends Error {}
 
 async function manyApps(work: string): Promise<void> {
   const count = 50;
-  const seconds = quick ? 10 : 30;
-  log(`11/${steps} many apps: ${count} apps in one daemon beside one app (HTTP 304, 1-second schedules, ${seconds} s each, NODE_OPTIONS as the unit sets it), the first app's hook hanging`);
+  const seconds = quick ? 10 : 20;
+  log(`11/${steps} many apps: ${count} apps in one daemon beside one app (HTTP 304, 1-second schedules, ${seconds} s each, started from nothing then restarted, in the environment the unit gives it), the first app's hook hanging`);
   const source = join(work, 'many-apps-tree');
   await makeTree(source, 200, 0);
   await zipDirectory(source, join(work, 'many-apps.zip'));
   const http = await startHttpServer(context);
-  const one: ManyAppsRun[] = [];
-  const many: ManyAppsRun[] = [];
+  // Each daemon twice: started from nothing (its apps all deploy at once), then restarted over
+  // what it deployed (every check idle, as after any restart). The first keeps the memory its
+  // deploys took: glibc keeps freed pages and V8 its grown heap.
+  const runs = { one: [] as ManyAppsRun[], oneRestarted: [] as ManyAppsRun[], many: [] as ManyAppsRun[], manyRestarted: [] as ManyAppsRun[] };
   for (let repetition = 0; repetition < (quick ? 2 : 3); repetition++) {
-    one.push(await runManyApps(cli, join(work, 'many-apps-1'), http, join(work, 'many-apps.zip'), 1, { hangFirst: false, seconds }));
-    many.push(await runManyApps(cli, join(work, 'many-apps-n'), http, join(work, 'many-apps.zip'), count, { hangFirst: true, seconds }));
+    for (const fresh of [true, false]) {
+      (fresh ? runs.one : runs.oneRestarted).push(await runManyApps(cli, join(work, 'many-apps-1'), http, join(work, 'many-apps.zip'), 1, { hangFirst: false, seconds, fresh }));
+      (fresh ? runs.many : runs.manyRestarted).push(await runManyApps(cli, join(work, 'many-apps-n'), http, join(work, 'many-apps.zip'), count, { hangFirst: true, seconds, fresh }));
+    }
   }
-  const spread = (runs: ManyAppsRun[], figure: (run: ManyAppsRun) => number) => spreadOf(runs.map(figure));
-  const failed = sum(many.map((run) => run.failedChecks)) + sum(one.map((run) => run.failedChecks));
-  const [memoryMany, memoryOne] = [spread(many, (run) => run.residentMiB), spread(one, (run) => run.residentMiB)];
-  rows.push({ figure: `many apps: resident memory, ${count} apps in one daemon (${failed} checks failed)`, ours: inMiB(memoryMany), reference: `1 app: ${inMiB(memoryOne)}`, goal: `<= 1.3x (now ${ratio(memoryMany.median, memoryOne.median)})`, met: memoryMany.median <= memoryOne.median * 1.3 && failed === 0 });
-  const [cpuMany, cpuOne] = [spread(many, (run) => run.cpuPerCheck), spread(one, (run) => run.cpuPerCheck)];
-  rows.push({ figure: 'same: CPU per idle check per app', ours: inMilliseconds(cpuMany), reference: `1 app: ${inMilliseconds(cpuOne)}`, goal: `<= 1 app's (now ${ratio(cpuMany.median, cpuOne.median)})`, met: cpuMany.median <= cpuOne.median });
-  const [durationMany, durationOne] = [spread(many, (run) => run.meanCheckSeconds), spread(one, (run) => run.meanCheckSeconds)];
-  rows.push({ figure: 'same: mean time one idle check takes (the daemon\'s histogram)', ours: inMilliseconds(durationMany), reference: `1 app: ${inMilliseconds(durationOne)}`, goal: '', met: undefined });
-  const gap = spread(many, (run) => run.longestGapSeconds);
-  rows.push({ figure: 'same: longest time one app went without a check while another app\'s hook hung (sampled every 0.1 s)', ours: inSeconds(gap), reference: 'schedule: every 1 s', goal: '<= 2 s (delayed <= 1 s)', met: gap.max <= 2 });
+  const spread = (list: ManyAppsRun[], figure: (run: ManyAppsRun) => number) => spreadOf(list.map(figure));
+  const failed = sum(Object.values(runs).flatMap((list) => list.map((run) => run.failedChecks)));
+  const [memoryMany, memoryOne] = [spread(runs.manyRestarted, (run) => run.residentMiB), spread(runs.oneRestarted, (run) => run.residentMiB)];
+  rows.push({ figure: `many apps: resident memory, ${count} apps in one daemon restarted over its deployed apps (${failed} checks failed in all runs)`, ours: inMiB(memoryMany), reference: `1 app: ${inMiB(memoryOne)}`, goal: `<= 1.3x (now ${ratio(memoryMany.median, memoryOne.median)})`, met: memoryMany.median <= memoryOne.median * 1.3 && failed === 0 });
+  const [firstMany, firstOne] = [spread(runs.many, (run) => run.residentMiB), spread(runs.one, (run) => run.residentMiB)];
+  rows.push({ figure: `same, started from nothing: its ${count} apps' first deploys all at once`, ours: inMiB(firstMany), reference: `1 app: ${inMiB(firstOne)}`, goal: `none (now ${ratio(firstMany.median, firstOne.median)})`, met: undefined });
+  const [cpuMany, cpuOne] = [spread(runs.manyRestarted, (run) => run.cpuPerCheck), spread(runs.oneRestarted, (run) => run.cpuPerCheck)];
+  rows.push({ figure: 'same, restarted: CPU per idle check per app (with the flock(1) runs)', ours: inMilliseconds(cpuMany), reference: `1 app: ${inMilliseconds(cpuOne)}`, goal: `<= 1 app's (now ${ratio(cpuMany.median, cpuOne.median)})`, met: cpuMany.median <= cpuOne.median });
+  const [durationMany, durationOne] = [spread(runs.manyRestarted, (run) => run.meanCheckSeconds), spread(runs.oneRestarted, (run) => run.meanCheckSeconds)];
+  rows.push({ figure: 'same, restarted: mean time one idle check takes (the daemon\'s histogram)', ours: inMilliseconds(durationMany), reference: `1 app: ${inMilliseconds(durationOne)}`, goal: '', met: undefined });
+  const gap = spread([...runs.many, ...runs.manyRestarted], (run) => run.longestGapSeconds);
+  rows.push({ figure: 'same, both: longest time one app went without a check while another app\'s hook hung (sampled every 0.1 s)', ours: inSeconds(gap), reference: 'schedule: every 1 s', goal: '<= 2 s (delayed <= 1 s)', met: gap.max <= 2 });
 }
 
 const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
