@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, createWriteStream, mkdirSync, openSync, writeSync } from 'node:fs';
 import { chmod, statfs, symlink } from 'node:fs/promises';
-import { dirname, join, posix, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -17,6 +17,7 @@ import type { ProgressSink } from '../base/progress.js';
 import { linkStaysInside } from '../base/symlink-containment.js';
 import { pausePoint } from '../base/test-pause.js';
 import { releaseMode } from '../base/release-modes.js';
+import { rejectEntriesBelowLinksOrFiles, rejected, releasePathOf } from './entry-path.js';
 import { ArchiveReader } from './zip-reader.js';
 
 export interface ExtractLimits {
@@ -77,9 +78,6 @@ const localHeaderSignature = 0x04034b50;
 // The mode given to open() is narrowed by the umask; a chmod is needed only when that happened.
 const umask = process.umask();
 const longestSymlinkTarget = 4096;
-
-const rejected = (archiveName: string, entryName: string, reason: string) =>
-  fetchError(`archive ${archiveName} rejected: entry "${entryName}" ${reason}; nothing was deployed`);
 
 export async function extractZip(
   zipPath: string,
@@ -164,14 +162,7 @@ async function planEntries(zip: ZipFile, archiveName: string, limits: ExtractLim
   }
   rejectOverlappingEntries(planned, archiveName);
   // A path below a symlink entry would be written through the link once it exists.
-  for (const item of planned) {
-    for (let parent = posix.dirname(item.path); parent !== '.'; parent = posix.dirname(parent)) {
-      const parentKind = seen.get(parent);
-      if (parentKind === 'symlink' || parentKind === 'file') {
-        throw rejected(archiveName, item.entry.fileName, `lies below "${parent}", which is a ${parentKind}`);
-      }
-    }
-  }
+  rejectEntriesBelowLinksOrFiles(planned.map((item) => ({ path: item.path, name: item.entry.fileName })), seen, archiveName);
   return planned;
 }
 
@@ -192,9 +183,6 @@ function rejectOverlappingEntries(planned: PlannedEntry[], archiveName: string):
   }
 }
 
-// Names a filesystem accepts: 255 bytes a name, 4095 a path (Linux's NAME_MAX and PATH_MAX - 1).
-const longestName = 255;
-const longestPath = 4095;
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /**
@@ -219,21 +207,10 @@ const isVolumeLabel = (entry: Entry) => entry.versionMadeBy >> 8 === 0 && (entry
 function planEntry(entry: Entry, archiveName: string): PlannedEntry | undefined {
   if (isVolumeLabel(entry)) return undefined;
   const name = entryName(entry);
-  if (entry.fileNameRaw.some((byte) => byte < 0x20 || byte === 0x7f)) {
-    throw rejected(archiveName, JSON.stringify(entry.fileNameRaw.toString("utf8")).slice(1, -1), "has a control character in its name");
-  }
   // yauzl refuses absolute paths, ".." and backslashes already; checked again here so the rule
   // does not hang on a library option.
-  if (name.includes('\\') || name.startsWith('/') || /^[A-Za-z]:/.test(name) || name.includes('\0')) {
-    throw rejected(archiveName, name, 'has an absolute or drive path or a backslash');
-  }
-  const parts = name.split('/').filter((part) => part !== '' && part !== '.');
-  if (parts.includes('..')) throw rejected(archiveName, name, 'climbs out with ".."');
-  if (parts.length === 0) return undefined; // "./" or "/" alone: the root itself
-  const tooLong = parts.find((part) => Buffer.byteLength(part) > longestName);
-  if (tooLong !== undefined || Buffer.byteLength(parts.join('/')) > longestPath - 256) {
-    throw rejected(archiveName, name.length > 80 ? `${name.slice(0, 80)}...` : name, `has a name longer than a filesystem allows (${longestName} bytes a name, ${longestPath} a path)`);
-  }
+  const path = releasePathOf(name, archiveName, entry.fileNameRaw);
+  if (path === undefined) return undefined; // "./" or "/" alone: the root itself
   if (entry.isEncrypted()) throw rejected(archiveName, name, 'is encrypted');
   if (!entry.canDecodeFileData()) {
     throw rejected(archiveName, name, `uses compression method ${entry.compressionMethod}, which is not supported`);
@@ -259,7 +236,7 @@ function planEntry(entry: Entry, archiveName: string): PlannedEntry | undefined 
     crc32: entry.crc32,
     compressionMethod: entry.compressionMethod,
   };
-  return { entry: record, path: parts.join('/'), kind, mode };
+  return { entry: record, path, kind, mode };
 }
 
 interface OpenArchive {
