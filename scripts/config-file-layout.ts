@@ -100,6 +100,19 @@ export const configFileLayout: Array<{ comment: string[]; entries: ConfigFileEnt
   },
   {
     comment: [
+      'OCI (oci://HOST/REPOSITORY:TAG): a Docker config.json with the registry login (default',
+      '~/.docker/config.json, else anonymous); plain HTTP for a registry on a private network;',
+      'the platform of an image index (default this host\'s); the media type of the layer to deploy.',
+    ],
+    entries: [
+      { key: 'oci-credentials', value: '/etc/repo-deploy/registry.json' },
+      { key: 'oci-insecure' },
+      { key: 'oci-platform', value: 'linux/amd64' },
+      { key: 'oci-layer', value: 'application/vnd.cncf.flux.content.v1.tar+gzip' },
+    ],
+  },
+  {
+    comment: [
       'HTTP: seconds to connect, to get response headers, and within which a download must make',
       'progress (1 KiB at least: a trickle fails); seconds for a whole download; redirects followed;',
       'whether a redirect from https:// to plain http:// is followed (no: refused).',

@@ -7,4 +7,5 @@ export const acceptedRemoteForms = [
   'https://host/org/app.git[/sub/dir][#ref]',
   'file:///srv/git/app.git[#ref] or /srv/git/app.git',
   'file:///path/app.zip or /path/app.zip',
+  'oci://host[:port]/repository:tag or oci://host[:port]/repository@sha256:digest',
 ];

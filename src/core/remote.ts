@@ -42,13 +42,25 @@ export interface LocalZipRemote {
   path: string;
 }
 
+/** An artifact in an OCI registry, by tag or by manifest digest. */
+export interface OciRemote {
+  kind: 'oci';
+  display: string;
+  /** host[:port] */
+  registry: string;
+  repository: string;
+  /** Exactly one of tag and digest. */
+  tag?: string;
+  digest?: string;
+}
+
 /** The remotes of a group's apps, deployed as one release (the members are in Settings.groupMembers). */
 export interface GroupRemote {
   kind: 'group';
   display: string;
 }
 
-export type Remote = GitRepositoryRemote | HttpZipRemote | S3ZipRemote | LocalZipRemote | GroupRemote;
+export type Remote = GitRepositoryRemote | HttpZipRemote | S3ZipRemote | LocalZipRemote | OciRemote | GroupRemote;
 export type RemoteKind = Remote['kind'];
 
 const scpLikeGit = /^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!\/\/)/;
@@ -58,6 +70,7 @@ const gitSegment = /\.git(?=$|[/#])/;
 
 function classifyRemote(text: string): Exclude<RemoteKind, 'group'> {
   if (/^s3:\/\//i.test(text)) return 's3-zip';
+  if (/^oci:\/\//i.test(text)) return 'oci';
   if (gitSchemes.test(text) || scpLikeGit.test(text)) return 'git';
   if (/^https?:\/\//i.test(text)) {
     const withoutQuery = text.replace(/[?].*$/, '');
@@ -88,6 +101,8 @@ export function parseRemote(text: string, cwd = process.cwd()): Remote {
       if (!match) throw usageError(`the remote "${redact(text)}" is not of the form s3://bucket/path/app.zip`);
       return { kind, display: redact(text), bucket: match[1] as string, key: decodeURIComponent(match[2] as string) };
     }
+    case 'oci':
+      return parseOciRemote(text.trim());
     case 'local-zip': {
       const withoutFragment = text.trim().replace(/#.*$/, '');
       const path = /^file:\/\//i.test(withoutFragment) ? fileURLToPath(withoutFragment) : resolve(cwd, withoutFragment);
@@ -108,4 +123,39 @@ function parseHttpZipRemote(text: string): HttpZipRemote {
   }
   url.hash = '';
   return { kind: 'http-zip', display: redact(text), url: url.toString(), credentials };
+}
+
+// The distribution spec's grammar: path components of lower-case letters and digits joined by
+// separators; tags of at most 128 characters; digests (sha256 only, here) in hex.
+const repositoryPattern = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+const tagPattern = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const digestPattern = /^sha256:[0-9a-f]{64}$/;
+const registryPattern = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+/** oci://HOST[:PORT]/REPO:TAG or oci://HOST[:PORT]/REPO@sha256:DIGEST */
+function parseOciRemote(text: string): OciRemote {
+  const form = 'oci://HOST[:PORT]/REPOSITORY:TAG or oci://HOST[:PORT]/REPOSITORY@sha256:DIGEST';
+  const rest = text.replace(/^oci:\/\//i, '');
+  const slash = rest.indexOf('/');
+  const registry = slash < 0 ? rest : rest.slice(0, slash);
+  if (registry.includes('@')) throw usageError(`the remote "${redact(text)}" carries credentials`, 'put them in a Docker config.json named by oci-credentials, never in the remote');
+  if (!registryPattern.test(registry)) throw usageError(`the remote "${redact(text)}" names no registry host`, `use ${form}`);
+  const path = slash < 0 ? '' : rest.slice(slash + 1);
+  let repository: string;
+  let tag: string | undefined;
+  let digest: string | undefined;
+  const at = path.indexOf('@');
+  if (at >= 0) {
+    repository = path.slice(0, at);
+    digest = path.slice(at + 1);
+    if (!digestPattern.test(digest)) throw usageError(`the remote "${redact(text)}" has a digest that is not sha256:<64 hex digits>`, `use ${form}`);
+  } else {
+    const colon = path.lastIndexOf(':');
+    if (colon < 0 || colon < path.lastIndexOf('/')) throw usageError(`the remote "${redact(text)}" names no tag or digest`, `use ${form}: a deploy names what it deploys`);
+    repository = path.slice(0, colon);
+    tag = path.slice(colon + 1);
+    if (!tagPattern.test(tag)) throw usageError(`the remote "${redact(text)}" has a tag that is not a registry tag (letters, digits, ".", "_", "-", at most 128)`, `use ${form}`);
+  }
+  if (!repositoryPattern.test(repository)) throw usageError(`the remote "${redact(text)}" has a repository name a registry does not take (lower-case letters, digits, separators)`, `use ${form}`);
+  return { kind: 'oci', display: text, registry, repository, ...(tag !== undefined ? { tag } : { digest }) };
 }

@@ -16,5 +16,7 @@ export async function createFetcher(remote: Remote, settings: Settings): Promise
       return (await import('./git.js')).gitFetcher(remote);
     case 's3-zip':
       return (await import('./s3-zip.js')).s3ZipFetcher(remote);
+    case 'oci':
+      return (await import('./oci.js')).ociFetcher(remote);
   }
 }

@@ -1,0 +1,130 @@
+// An artifact in an OCI registry (oci://HOST/REPOSITORY:TAG or @sha256:DIGEST): Flux's artifacts
+// (one tar+gzip layer), a single tar or zip layer, or the layer `oci-layer` names.
+//
+// The revision is the digest of the manifest the reference points at (an image index's own
+// digest when it is one), so the idle check is one HEAD of that manifest: no manifest body, no
+// blob, and on Docker Hub no pull counted. A change reads the manifest (checked against its
+// digest as it streams), picks the platform's manifest from an index, picks the layer, and
+// downloads it checked against its digest; staging extracts it by the rules zip extraction keeps.
+//
+// Signatures (cosign) are not read yet: with a trust setting present (allowed-signers,
+// checksum, gpg-keyring) an OCI revision is refused, never deployed unverified.
+import { rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { arch } from 'node:process';
+import { fetchError } from '../base/errors.js';
+import { counted } from '../base/counted.js';
+import { withDeadline } from '../base/deadline.js';
+import { newDownloadFile } from '../core/cache-layout.js';
+import type { OciRemote } from '../core/remote.js';
+import type { CheckContext, CheckResult, Fetcher } from '../core/remote-contract.js';
+import type { OciSettings } from '../core/settings.js';
+import { VerificationError } from '../verify/refusal.js';
+import { credentialsFor, defaultCredentialsFile } from './oci/credentials.js';
+import { manifestMediaTypes, RegistryClient, type Descriptor, type Manifest } from './oci/registry-client.js';
+
+export const fluxLayerType = 'application/vnd.cncf.flux.content.v1.tar+gzip';
+const tarLayerTypes = new Set([
+  fluxLayerType,
+  'application/vnd.oci.image.layer.v1.tar+gzip',
+  'application/vnd.oci.image.layer.v1.tar',
+  'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  'application/x-tar',
+  'application/gzip',
+  'application/tar+gzip',
+]);
+const zipLayerTypes = new Set(['application/zip', 'application/x-zip-compressed']);
+
+/** Node's names for this host's CPU, as OCI platforms name them. */
+const ociArchitecture: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+
+export const ociFetcher = (remote: OciRemote): Fetcher<OciSettings> => ({
+  check: (context) => withDeadline(context.signal, context.settings.downloadTimeoutMs, (deadline) => checkWithin(remote, context, deadline.signal)),
+});
+
+async function checkWithin(remote: OciRemote, context: CheckContext<OciSettings>, signal: AbortSignal): Promise<CheckResult> {
+  const { settings, log } = context;
+  const credentialsFile = settings.ociCredentials ?? defaultCredentialsFile(context.env);
+  const client = new RegistryClient(
+    { registry: remote.registry, insecure: settings.ociInsecure, credentials: credentialsFor(remote.registry, credentialsFile, settings.ociCredentials !== undefined), timeoutMs: settings.httpTimeoutMs, signal, log },
+    remote.repository,
+  );
+  try {
+    const reference = remote.digest ?? remote.tag!;
+    // The idle check: one HEAD (a digest reference names its revision already).
+    const named = remote.digest ?? (await client.manifestDigest(reference));
+    if (named !== undefined && context.deployed?.revision === named) return { changed: false };
+    const top = await client.manifest(reference, named);
+    const revision = top.digest;
+    if (context.deployed?.revision === revision) return { changed: false };
+    refuseUnverifiable(context, remote, revision);
+    const image = isIndex(top) ? await client.manifest(pickPlatform(top, settings.ociPlatform, remote).digest) : top;
+    const layer = pickLayer(image, settings.ociLayer, remote);
+    const path = await newDownloadFile(context.cache, 'download');
+    try {
+      await client.downloadBlob(layer, path, settings.maxDownloadBytes, context.progress);
+    } catch (error) {
+      await rm(path, { force: true });
+      throw error;
+    }
+    const dispose = () => rm(path, { force: true });
+    return {
+      changed: true,
+      revision,
+      description: `artifact ${remote.display} (${revision.slice(0, 19)}, layer ${layer.mediaType})`,
+      remoteState: { digest: revision },
+      async stage(directory) {
+        const limits = { maxUnpackedBytes: settings.maxUnpackedBytes, maxEntries: settings.maxEntries };
+        const summary = zipLayerTypes.has(layer.mediaType)
+          ? await (await import('./extract.js')).extractZip(path, directory, limits, remote.display, context.progress)
+          : await (await import('./extract-tar.js')).extractTar(createReadStream(path), directory, limits, remote.display, context.progress);
+        log.info(`extracted ${counted(summary.files, 'file')}, ${counted(summary.directories, 'directory', 'directories')}, ${counted(summary.symlinks, 'symlink')} (${counted(summary.bytes, 'byte')})`);
+        return { fileHashes: summary.fileHashes };
+      },
+      dispose,
+    };
+  } finally {
+    await client.close();
+  }
+}
+
+/** A trust setting asks for a signature this remote cannot yet show (cosign is to come): refused, never deployed unverified. */
+function refuseUnverifiable(context: CheckContext<OciSettings>, remote: OciRemote, revision: string): void {
+  const { settings } = context;
+  const asked = [settings.allowedSigners && 'allowed-signers', settings.checksum && 'checksum', settings.gpgKeyring && 'gpg-keyring'].filter(Boolean);
+  if (asked.length === 0) return;
+  throw new VerificationError(`refused ${remote.display} (${revision.slice(0, 19)}): ${asked.join(' and ')} ${asked.length > 1 ? 'ask' : 'asks'} for a verified revision, and an oci:// artifact's signature (cosign) is not checked by this version`, revision, { digest: revision });
+}
+
+const isIndex = (manifest: Manifest) => manifest.mediaType === manifestMediaTypes.ociIndex || manifest.mediaType === manifestMediaTypes.dockerList || (manifest.json.manifests !== undefined && manifest.json.layers === undefined);
+
+function pickPlatform(index: Manifest, wanted: string | undefined, remote: OciRemote): Descriptor {
+  const [os, architecture, variant] = (wanted ?? `linux/${ociArchitecture[arch] ?? arch}`).split('/');
+  const candidates = (index.json.manifests ?? []).filter((entry) => entry.platform?.os === os && entry.platform?.architecture === architecture && (variant === undefined || entry.platform?.variant === variant));
+  const chosen = candidates[0];
+  if (!chosen) {
+    const offered = (index.json.manifests ?? []).map((entry) => [entry.platform?.os, entry.platform?.architecture, entry.platform?.variant].filter(Boolean).join('/')).join(', ');
+    throw fetchError(`${remote.display} is an image index with no manifest for ${[os, architecture, variant].filter(Boolean).join('/')} (it has: ${offered || 'none with a platform'})`, { hint: 'set oci-platform to one it has' });
+  }
+  return chosen;
+}
+
+function pickLayer(image: Manifest, wanted: string | undefined, remote: OciRemote): Descriptor {
+  const layers = image.json.layers ?? [];
+  const types = layers.map((layer) => layer.mediaType).join(', ') || 'none';
+  if (wanted) {
+    const chosen = layers.find((layer) => layer.mediaType === wanted);
+    if (!chosen) throw fetchError(`${remote.display} has no layer of media type ${wanted} (oci-layer); its layers: ${types}`);
+    if (!tarLayerTypes.has(chosen.mediaType) && !zipLayerTypes.has(chosen.mediaType) && !/tar|zip/.test(chosen.mediaType)) {
+      throw fetchError(`${remote.display}: the layer ${wanted} is neither a tar nor a zip, which repo-deploy can deploy`);
+    }
+    return chosen;
+  }
+  const flux = layers.find((layer) => layer.mediaType === fluxLayerType);
+  if (flux) return flux;
+  const deployable = layers.filter((layer) => tarLayerTypes.has(layer.mediaType) || zipLayerTypes.has(layer.mediaType));
+  if (deployable.length === 1 && layers.length === 1) return deployable[0]!;
+  throw fetchError(`${remote.display} has ${layers.length === 0 ? 'no layer' : `${layers.length} layers (${types})`} and none is a Flux artifact's`, {
+    hint: layers.length > 1 ? 'set oci-layer to the media type of the layer to deploy' : 'push the artifact as a tar or zip layer (flux push artifact, oras push)',
+  });
+}

@@ -1,0 +1,201 @@
+// oci:// remotes against a real registry (Debian's docker-registry, the CNCF distribution
+// registry) on loopback: Flux artifacts pushed by the test's own writer, deployed with -f;
+// the idle check is one HEAD; bad bytes, bad logins and hostile layers are refused with the
+// live release kept.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { makeSandbox, runCli, type Sandbox } from './helpers/cli.js';
+import { startCountingRelay } from './helpers/counting-relay.js';
+import { fluxLayerType, ociIndexType, ociManifestType, pushArtifact, pushBlob, pushManifest, registryBinary, startRegistry, type TestRegistry } from './helpers/oci-registry.js';
+import { temporaryDirectory } from './helpers/temp.js';
+
+const skip = existsSync(registryBinary) ? false : `needs Debian's docker-registry (${registryBinary}); .ci/run installs it`;
+
+/** A tar.gz of `files`, made by GNU tar. */
+async function tarGz(t: TestContext, files: Record<string, string>): Promise<Buffer> {
+  const directory = await temporaryDirectory(t);
+  for (const [name, content] of Object.entries(files)) {
+    await mkdir(join(directory, 'tree', name, '..'), { recursive: true });
+    await writeFile(join(directory, 'tree', name), content);
+  }
+  execFileSync('tar', ['-czf', join(directory, 'layer.tgz'), '-C', join(directory, 'tree'), '.']);
+  return readFile(join(directory, 'layer.tgz'));
+}
+
+interface OciSetup {
+  registry: TestRegistry;
+  sandbox: Sandbox;
+  remote: string;
+  publish(version: string): Promise<string>;
+  once(...extra: string[]): ReturnType<typeof runCli>;
+}
+
+async function setup(t: TestContext, { login, configText = '' }: { login?: { user: string; password: string }; configText?: string } = {}): Promise<OciSetup> {
+  const registry = await startRegistry(t, { login });
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root, `oci-insecure = yes\n${configText}`);
+  const remote = `oci://${registry.host}/apps/site:stable`;
+  return {
+    registry,
+    sandbox,
+    remote,
+    publish: async (version) => pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: await tarGz(t, { 'index.html': `version ${version}\n`, 'assets/app.js': `console.log(${version});\n` }) }]),
+    once: (...extra) => runCli(sandbox.args(remote, ...extra), { HOME: root }),
+  };
+}
+
+test('a Flux artifact in a registry deploys with -f, and the next check, one HEAD, changes nothing', { skip }, async (t) => {
+  const s = await setup(t);
+  const digest = await s.publish('1');
+  const first = await s.once();
+  assert.equal(first.code, 0, first.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+  assert.equal(await s.sandbox.liveFile('assets/app.js'), 'console.log(1);\n');
+  assert.match(first.stdout + first.stderr, new RegExp(`deployed revision ${digest.slice(7, 19)}`));
+  const second = await s.once();
+  assert.equal(second.code, 0, second.stderr);
+  assert.doesNotMatch(second.stdout + second.stderr, /deployed revision/);
+  await s.publish('2');
+  const third = await s.once();
+  assert.equal(third.code, 0, third.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n');
+});
+
+test('an idle check of an oci:// remote costs the registry under 2 KiB: a HEAD, no manifest body, no blob', { skip }, async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  const relay = await startCountingRelay(t, Number(s.registry.host.split(':')[1]));
+  const remote = `oci://127.0.0.1:${relay.port}/apps/site:stable`;
+  assert.equal((await runCli(s.sandbox.args(remote), { HOME: s.sandbox.root })).code, 0);
+  relay.reset();
+  const idle = await runCli(s.sandbox.args(remote), { HOME: s.sandbox.root });
+  assert.equal(idle.code, 0, idle.stderr);
+  assert.ok(relay.bytes > 0 && relay.bytes < 2048, `the idle check received ${relay.bytes} bytes from the registry`);
+});
+
+test('a digest remote (oci://HOST/REPO@sha256:…) deploys exactly that manifest, whatever the tag says later', { skip }, async (t) => {
+  const s = await setup(t);
+  const digest = await s.publish('1');
+  await s.publish('2');
+  const pinned = await runCli(s.sandbox.args(`oci://${s.registry.host}/apps/site@${digest}`), { HOME: s.sandbox.root });
+  assert.equal(pinned.code, 0, pinned.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+});
+
+test('an image index: the manifest of the host\'s platform (or oci-platform\'s) is deployed, and a platform it lacks is named with those it has', { skip }, async (t) => {
+  const s = await setup(t);
+  const registry = s.registry;
+  const manifests = [];
+  for (const [architecture, text] of [['amd64', 'for amd64'], ['arm64', 'for arm64']] as const) {
+    const layer = await tarGz(t, { 'index.html': `${text}\n` });
+    const config = Buffer.from('{}');
+    const manifest = { schemaVersion: 2, mediaType: ociManifestType, config: { mediaType: 'application/vnd.cncf.flux.config.v1+json', digest: await pushBlob(registry, 'apps/multi', config), size: 2 }, layers: [{ mediaType: fluxLayerType, digest: await pushBlob(registry, 'apps/multi', layer), size: layer.length }] };
+    const digest = await pushManifest(registry, 'apps/multi', `only-${architecture}`, manifest, ociManifestType);
+    manifests.push({ mediaType: ociManifestType, digest, size: Buffer.byteLength(JSON.stringify(manifest)), platform: { os: 'linux', architecture } });
+  }
+  await pushManifest(registry, 'apps/multi', 'v1', { schemaVersion: 2, mediaType: ociIndexType, manifests }, ociIndexType);
+  const remote = `oci://${registry.host}/apps/multi:v1`;
+  const arm = await runCli(s.sandbox.args(remote), { HOME: s.sandbox.root, REPO_DEPLOY_OCI_PLATFORM: 'linux/arm64' });
+  assert.equal(arm.code, 0, arm.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'for arm64\n');
+  const other = await makeSandbox(await temporaryDirectory(t), 'oci-insecure = yes\n');
+  const missing = await runCli(other.args(remote), { HOME: other.root, REPO_DEPLOY_OCI_PLATFORM: 'linux/riscv64' });
+  assert.equal(missing.code, 3, missing.stderr);
+  assert.match(missing.stderr, /is an image index with no manifest for linux\/riscv64 \(it has: linux\/amd64, linux\/arm64\).*set oci-platform/s);
+  assert.equal(existsSync(other.live), false);
+});
+
+test('a registry behind Basic auth: refused without oci-credentials (exit 3, saying what to set), deployed with a config.json login', { skip }, async (t) => {
+  const login = { user: 'deployer', password: 'registry-secret-pass' };
+  const s = await setup(t, { login });
+  await s.publish('1');
+  const anonymous = await s.once();
+  assert.equal(anonymous.code, 3, anonymous.stderr);
+  assert.match(anonymous.stderr, /the registry (asks for credentials|refused access).*oci-credentials/s);
+  assert.equal(existsSync(s.sandbox.live), false);
+  const credentials = join(s.sandbox.root, 'registry.json');
+  await writeFile(credentials, JSON.stringify({ auths: { [s.registry.host]: { auth: Buffer.from(`${login.user}:${login.password}`).toString('base64') } } }), { mode: 0o600 });
+  const withLogin = await runCli(s.sandbox.args(s.remote), { HOME: s.sandbox.root, REPO_DEPLOY_OCI_CREDENTIALS: credentials });
+  assert.equal(withLogin.code, 0, withLogin.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+  assert.doesNotMatch(withLogin.stdout + withLogin.stderr, /registry-secret-pass/);
+  await writeFile(credentials, JSON.stringify({ auths: { [s.registry.host]: { username: login.user, password: 'wrong-password-here' } } }), { mode: 0o600 });
+  await s.publish('2');
+  const wrong = await runCli(s.sandbox.args(s.remote), { HOME: s.sandbox.root, REPO_DEPLOY_OCI_CREDENTIALS: credentials });
+  assert.equal(wrong.code, 3, wrong.stderr);
+  assert.match(wrong.stderr, /refused access \(401\) with the credentials of oci-credentials/);
+  assert.doesNotMatch(wrong.stdout + wrong.stderr, /wrong-password-here/);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+});
+
+test('an artifact whose layer holds a traversal, or an artifact of several layers without oci-layer, is refused with the live release kept', { skip }, async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  const hostile = Buffer.concat([tarHeader('../escaped', 1), Buffer.from('x'.padEnd(512, '\0')), Buffer.alloc(1024)]);
+  await pushArtifact(s.registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: gzipSync(hostile) }]);
+  const traversal = await s.once();
+  assert.equal(traversal.code, 3, traversal.stderr);
+  assert.match(traversal.stderr, /entry "\.\.\/escaped" climbs out with "\.\."/);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+  assert.equal(existsSync(join(s.sandbox.root, 'www', 'escaped')), false);
+  await pushArtifact(s.registry, 'apps/site', 'stable', [
+    { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', data: await tarGz(t, { 'a.txt': 'a' }) },
+    { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', data: await tarGz(t, { 'b.txt': 'b' }) },
+  ]);
+  const several = await s.once();
+  assert.equal(several.code, 3, several.stderr);
+  assert.match(several.stderr, /has 2 layers .* none is a Flux artifact's.*set oci-layer/s);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+});
+
+test('with allowed-signers set, an oci:// revision is refused (exit 8) until its signature can be checked: nothing unverified goes live', { skip }, async (t) => {
+  const root = await temporaryDirectory(t);
+  const signers = join(root, 'allowed_signers');
+  await writeFile(signers, 'release@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBSLdZ0yWbB3Vt+xqBb9mV1pV7v9Ej9jz0sY3LQ5rXk1\n');
+  const s = await setup(t, { configText: `allowed-signers = ${signers}\n` });
+  await s.publish('1');
+  const refused = await s.once();
+  assert.equal(refused.code, 8, refused.stderr);
+  assert.match(refused.stderr, /allowed-signers asks for a verified revision, and an oci:\/\/ artifact's signature \(cosign\) is not checked/);
+  assert.equal(existsSync(s.sandbox.live), false);
+});
+
+test('oci:// remotes a registry cannot take are usage errors naming the form (exit 2)', async () => {
+  for (const [remote, said] of [
+    ['oci://registry.example/apps/site', /names no tag or digest/],
+    ['oci://registry.example/Apps/Site:v1', /repository name a registry does not take/],
+    ['oci://registry.example/apps/site@sha256:1234', /digest that is not sha256/],
+    ['oci://user:pw@registry.example/apps/site:v1', /carries credentials.*oci-credentials/],
+  ] as const) {
+    const result = await runCli(['check-config', '-r', remote, '-l', '/tmp/repo-deploy-unused/current']);
+    assert.equal(result.code, 2, `${remote}: ${result.stderr}`);
+    assert.match(result.stderr, said);
+    assert.doesNotMatch(result.stderr, /pw@/);
+  }
+});
+
+/** One ustar header (a file of `size` bytes named `name`), as a hostile publisher writes it. */
+function tarHeader(name: string, size: number): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name, 0, 100, 'utf8');
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+  header.write('00000000000\0', 136);
+  header.write('        ', 148);
+  header.write('0', 156);
+  header.write('ustar\0', 257);
+  header.write('00', 263);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  return header;
+}
+
