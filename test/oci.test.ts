@@ -75,6 +75,7 @@ test('an idle check of an oci:// remote costs the registry under 2 KiB: a HEAD, 
   relay.reset();
   const idle = await runCli(s.sandbox.args(remote), { HOME: s.sandbox.root });
   assert.equal(idle.code, 0, idle.stderr);
+  t.diagnostic(`an idle check received ${relay.bytes} bytes from the registry`);
   assert.ok(relay.bytes > 0 && relay.bytes < 2048, `the idle check received ${relay.bytes} bytes from the registry`);
 });
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './git-servers.js';
+import type { TokenService } from './oci-fronts.js';
 
 export const registryBinary = '/usr/bin/docker-registry';
 
@@ -19,6 +20,8 @@ export interface TestRegistry {
   pid: number;
   /** Basic credentials the registry asks for, if any. */
   login?: { user: string; password: string };
+  /** The token service whose Bearer tokens the registry asks for, if any. */
+  tokens?: TokenService;
 }
 
 export interface PushedLayer {
@@ -29,8 +32,11 @@ export interface PushedLayer {
 
 export const sha256Digest = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
-/** Starts the registry; with `login`, behind Basic auth (a bcrypt htpasswd made by htpasswd(1)). */
-export async function startRegistry(t: Pick<TestContext, 'after'>, { login }: { login?: { user: string; password: string } } = {}): Promise<TestRegistry> {
+/**
+ * Starts the registry; with `login`, behind Basic auth (a bcrypt htpasswd made by htpasswd(1));
+ * with `tokens`, asking for that service's Bearer tokens.
+ */
+export async function startRegistry(t: Pick<TestContext, 'after'>, { login, tokens }: { login?: { user: string; password: string }; tokens?: TokenService } = {}): Promise<TestRegistry> {
   const port = await freePort();
   const directory = mkdtempSync(join(tmpdir(), 'repo-deploy-registry-'));
   let auth = '';
@@ -39,6 +45,7 @@ export async function startRegistry(t: Pick<TestContext, 'after'>, { login }: { 
     writeFileSync(join(directory, 'htpasswd'), `${line}\n`);
     auth = `auth:\n  htpasswd:\n    realm: test-registry\n    path: ${join(directory, 'htpasswd')}\n`;
   }
+  if (tokens) auth = `auth:\n  token:\n    realm: ${tokens.realm}\n    service: ${tokens.service}\n    issuer: ${tokens.issuer}\n    rootcertbundle: ${tokens.certificatePath}\n`;
   const config = join(directory, 'config.yml');
   writeFileSync(
     config,
@@ -60,21 +67,22 @@ export async function startRegistry(t: Pick<TestContext, 'after'>, { login }: { 
     if (tries > 400) throw new Error(`docker-registry did not answer: ${stderr}`);
     await sleep(25);
   }
-  return { host: `127.0.0.1:${port}`, pid: child.pid!, login };
+  return { host: `127.0.0.1:${port}`, pid: child.pid!, login, tokens };
 }
 
-function authorization(registry: TestRegistry): Record<string, string> {
+function authorization(registry: TestRegistry, repository: string): Record<string, string> {
+  if (registry.tokens) return { authorization: `Bearer ${registry.tokens.tokenFor(repository, ['pull', 'push'])}` };
   return registry.login ? { authorization: `Basic ${Buffer.from(`${registry.login.user}:${registry.login.password}`).toString('base64')}` } : {};
 }
 
 /** Uploads one blob (monolithically: POST, then PUT with its digest); returns its descriptor's digest. */
 export async function pushBlob(registry: TestRegistry, repository: string, data: Buffer): Promise<string> {
   const digest = sha256Digest(data);
-  const started = await fetch(`http://${registry.host}/v2/${repository}/blobs/uploads/`, { method: 'POST', headers: authorization(registry) });
+  const started = await fetch(`http://${registry.host}/v2/${repository}/blobs/uploads/`, { method: 'POST', headers: authorization(registry, repository) });
   if (started.status !== 202) throw new Error(`upload of ${digest} not started: ${started.status} ${await started.text()}`);
   const location = new URL(started.headers.get('location')!, `http://${registry.host}`);
   location.searchParams.set('digest', digest);
-  const put = await fetch(location, { method: 'PUT', headers: { ...authorization(registry), 'content-type': 'application/octet-stream' }, body: data });
+  const put = await fetch(location, { method: 'PUT', headers: { ...authorization(registry, repository), 'content-type': 'application/octet-stream' }, body: data });
   if (put.status !== 201) throw new Error(`upload of ${digest} refused: ${put.status} ${await put.text()}`);
   return digest;
 }
@@ -82,7 +90,7 @@ export async function pushBlob(registry: TestRegistry, repository: string, data:
 /** Puts a manifest (any JSON, any media type) under `reference`; returns its digest. */
 export async function pushManifest(registry: TestRegistry, repository: string, reference: string, manifest: object, mediaType: string): Promise<string> {
   const body = Buffer.from(JSON.stringify(manifest));
-  const put = await fetch(`http://${registry.host}/v2/${repository}/manifests/${reference}`, { method: 'PUT', headers: { ...authorization(registry), 'content-type': mediaType }, body });
+  const put = await fetch(`http://${registry.host}/v2/${repository}/manifests/${reference}`, { method: 'PUT', headers: { ...authorization(registry, repository), 'content-type': mediaType }, body });
   if (put.status !== 201) throw new Error(`manifest ${reference} refused: ${put.status} ${await put.text()}`);
   return sha256Digest(body);
 }

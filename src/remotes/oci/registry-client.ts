@@ -70,8 +70,9 @@ interface CachedToken {
 }
 
 /**
- * Bearer tokens by realm, service, scope and user, kept for their lifetime (expires_in, 60 s by
- * default) across checks, so an idle daemon asks the token service once per lifetime.
+ * What each registry, repository and user was answered with: a Bearer token, kept for its
+ * lifetime (expires_in, 60 s by default) across checks, so an idle daemon asks the token service
+ * once per lifetime; or Basic credentials, sent at once from then on.
  */
 const tokens = new Map<string, CachedToken>();
 
@@ -247,6 +248,8 @@ export class RegistryClient {
     const basic = credentials ? `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}` : undefined;
     if (!challenge || challenge.scheme !== 'bearer') {
       if (!basic) throw fetchError(`${what}: the registry asks for credentials`, { hint: 'set oci-credentials to a Docker config.json with a login for this registry' });
+      // Sent from the first request on, from now on: an idle check is then one HEAD, not a 401 and a HEAD.
+      tokens.set(this.tokenKeyPrefix(), { authorization: basic, expiresAt: Number.POSITIVE_INFINITY });
       return basic;
     }
     const realm = challenge.parameters.realm;

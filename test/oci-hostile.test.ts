@@ -1,0 +1,121 @@
+// oci:// remotes against registries that ask for Bearer tokens, lie about their bytes, redirect
+// blobs to object storage or send too much: each deploys exactly what its digests name or is
+// refused, with the live release kept and no credential sent where it does not belong.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test, type TestContext } from 'node:test';
+import { makeSandbox, runCli, type Sandbox } from './helpers/cli.js';
+import { startAgent } from './helpers/daemon.js';
+import { startRegistryFront, startTokenService, type FrontMode } from './helpers/oci-fronts.js';
+import { fluxLayerType, pushArtifact, registryBinary, startRegistry, type TestRegistry } from './helpers/oci-registry.js';
+import { temporaryDirectory } from './helpers/temp.js';
+
+const skip = existsSync(registryBinary) ? false : `needs Debian's docker-registry (${registryBinary}); .ci/run installs it`;
+const login = { user: 'deployer', password: 'registry-secret-pass' };
+
+async function siteLayer(t: TestContext, version: string, padding = 0): Promise<Buffer> {
+  const directory = await temporaryDirectory(t);
+  await mkdir(join(directory, 'tree'));
+  await writeFile(join(directory, 'tree', 'index.html'), `version ${version}\n${'x'.repeat(padding)}`);
+  execFileSync('tar', ['-czf', join(directory, 'layer.tgz'), '-C', join(directory, 'tree'), '.']);
+  return readFile(join(directory, 'layer.tgz'));
+}
+
+const publish = async (t: TestContext, registry: TestRegistry, version: string, padding = 0) =>
+  pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: await siteLayer(t, version, padding) }]);
+
+/** A sandbox whose HOME holds a Docker config.json with `login` for `host`, if given. */
+async function sandboxFor(t: TestContext, hosts: string[], configText = ''): Promise<{ sandbox: Sandbox; env: NodeJS.ProcessEnv }> {
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root, `oci-insecure = yes\n${configText}`);
+  await mkdir(join(root, '.docker'));
+  const auths = Object.fromEntries(hosts.map((host) => [host, { auth: Buffer.from(`${login.user}:${login.password}`).toString('base64') }]));
+  await writeFile(join(root, '.docker', 'config.json'), JSON.stringify({ auths }), { mode: 0o600 });
+  return { sandbox, env: { HOME: root } };
+}
+
+test('a registry asking for Bearer tokens (docker-registry with auth: token): the token is fetched from its realm with the login, and the artifact deploys', { skip }, async (t) => {
+  const directory = await temporaryDirectory(t);
+  const tokens = await startTokenService(t, directory, { login });
+  const registry = await startRegistry(t, { tokens });
+  await publish(t, registry, '1');
+  const remote = `oci://${registry.host}/apps/site:stable`;
+  const anonymous = await makeSandbox(await temporaryDirectory(t), 'oci-insecure = yes\n');
+  const refused = await runCli(anonymous.args(remote), { HOME: anonymous.root });
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.match(refused.stderr, /token service refused an anonymous token \(401\).*oci-credentials/s);
+  const { sandbox, env } = await sandboxFor(t, [registry.host]);
+  const deployed = await runCli(sandbox.args(remote), env);
+  assert.equal(deployed.code, 0, deployed.stderr);
+  assert.equal(await sandbox.liveFile('index.html'), 'version 1\n');
+  assert.deepEqual(tokens.issued, ['repository:apps/site:pull'], 'one token, for the login (the anonymous request was refused one)');
+  assert.doesNotMatch(deployed.stdout + deployed.stderr, /registry-secret-pass|Bearer ey/);
+});
+
+test('a daemon keeps its Bearer token for the token\'s lifetime: many idle checks, one token', { skip }, async (t) => {
+  const directory = await temporaryDirectory(t);
+  const tokens = await startTokenService(t, directory);
+  const registry = await startRegistry(t, { tokens });
+  await publish(t, registry, '1');
+  const front = await startRegistryFront(t, registry, 'pass');
+  const { sandbox, env } = await sandboxFor(t, [], 'schedule = * * * * * *\n');
+  const daemon = startAgent(t, sandbox.args(`oci://${front.host}/apps/site:stable`).filter((argument) => argument !== '-f'), env);
+  await daemon.waitFor(/deployed revision/, 60_000);
+  const heads = () => front.requests.filter((request) => request.startsWith('HEAD /v2/apps/site/manifests/')).length;
+  const before = heads();
+  while (heads() < before + 3) await sleep(50);
+  await daemon.stop();
+  assert.equal(tokens.issued.length, 1, `tokens: ${tokens.issued.join(', ')}`);
+  assert.equal(front.requests.filter((request) => request.includes('/blobs/')).length, 1, 'the config is never fetched; the layer once');
+});
+
+for (const [mode, what] of [
+  ['flip-blob-byte', 'blob'],
+  ['flip-manifest-byte', 'manifest'],
+] as const satisfies ReadonlyArray<readonly [FrontMode, string]>) {
+  test(`a registry that sends a ${what} whose bytes do not match its digest is refused (exit 8), the live release kept`, { skip }, async (t) => {
+    const registry = await startRegistry(t);
+    await publish(t, registry, '1');
+    const front = await startRegistryFront(t, registry, 'pass');
+    const { sandbox, env } = await sandboxFor(t, []);
+    const remote = `oci://${front.host}/apps/site:stable`;
+    assert.equal((await runCli(sandbox.args(remote), env)).code, 0);
+    await publish(t, registry, '2');
+    front.mode = mode;
+    const refused = await runCli(sandbox.args(remote), env);
+    assert.equal(refused.code, 8, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`${what} .* does not match its digest: expected sha256:[0-9a-f]{64}, got sha256:[0-9a-f]{64}`));
+    assert.equal(await sandbox.liveFile('index.html'), 'version 1\n');
+  });
+}
+
+test('a blob redirected to object storage on another host is fetched there without the registry\'s Authorization header', { skip }, async (t) => {
+  const registry = await startRegistry(t, { login });
+  await publish(t, registry, '1');
+  const front = await startRegistryFront(t, registry, 'redirect-blobs');
+  const { sandbox, env } = await sandboxFor(t, [front.host]);
+  const deployed = await runCli(sandbox.args(`oci://${front.host}/apps/site:stable`), env);
+  assert.equal(deployed.code, 0, deployed.stderr);
+  assert.equal(await sandbox.liveFile('index.html'), 'version 1\n');
+  assert.ok(front.storageAuthorizations.length >= 1, 'the blob came from object storage');
+  assert.deepEqual(front.storageAuthorizations.filter((header) => header !== undefined), [], 'no Authorization reached object storage');
+});
+
+test('a layer larger than max-download-size is refused before its bytes fill the disk, the live release kept', { skip }, async (t) => {
+  const registry = await startRegistry(t);
+  await publish(t, registry, '1');
+  const { sandbox, env } = await sandboxFor(t, [], 'max-download-size = 64K\n');
+  const remote = `oci://${registry.host}/apps/site:stable`;
+  assert.equal((await runCli(sandbox.args(remote), env)).code, 0);
+  const random = Buffer.alloc(200_000);
+  for (let index = 0; index < random.length; index++) random[index] = (index * 2654435761) >>> 24;
+  await pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: random }]);
+  const refused = await runCli(sandbox.args(remote), env);
+  assert.equal(refused.code, 3, refused.stderr);
+  assert.match(refused.stderr, /is 200000 bytes, larger than max-download-size = 65536/);
+  assert.equal(await sandbox.liveFile('index.html'), 'version 1\n');
+});
