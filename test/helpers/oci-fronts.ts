@@ -22,7 +22,7 @@ export interface RegistryFront {
   /** What object storage was sent as Authorization, per blob request it served (redirect-blobs). */
   storageAuthorizations: Array<string | undefined>;
   mode: FrontMode;
-  /** Every request the front passed on or answered: method and path. */
+  /** Every request the front passed on or answered: method and path, and the Basic user that sent it ("-": none). */
   requests: string[];
 }
 
@@ -77,7 +77,8 @@ export async function startRegistryFront(t: Pick<TestContext, 'after'>, registry
   const server = createServer((request, response) => {
     void (async () => {
       const path = request.url ?? '/';
-      front.requests.push(`${request.method} ${path}`);
+      const basic = /^Basic (.+)$/.exec(request.headers.authorization ?? '')?.[1];
+      front.requests.push(`${request.method} ${path} ${basic ? Buffer.from(basic, 'base64').toString('utf8').split(':')[0] : '-'}`);
       const headers = relayHeaders(request);
       const isBlob = /\/blobs\/sha256:/.test(path) && request.method === 'GET';
       const isManifest = /\/manifests\//.test(path) && request.method === 'GET';

@@ -33,16 +33,16 @@ export interface PushedLayer {
 export const sha256Digest = (data: Buffer | string) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 
 /**
- * Starts the registry; with `login`, behind Basic auth (a bcrypt htpasswd made by htpasswd(1));
+ * Starts the registry; with `login` (and `moreLogins`), behind Basic auth (a bcrypt htpasswd made by htpasswd(1));
  * with `tokens`, asking for that service's Bearer tokens.
  */
-export async function startRegistry(t: Pick<TestContext, 'after'>, { login, tokens }: { login?: { user: string; password: string }; tokens?: TokenService } = {}): Promise<TestRegistry> {
+export async function startRegistry(t: Pick<TestContext, 'after'>, { login, tokens, moreLogins = [] }: { login?: { user: string; password: string }; tokens?: TokenService; moreLogins?: Array<{ user: string; password: string }> } = {}): Promise<TestRegistry> {
   const port = await freePort();
   const directory = mkdtempSync(join(tmpdir(), 'repo-deploy-registry-'));
   let auth = '';
   if (login) {
-    const line = execFileSync('htpasswd', ['-Bbn', login.user, login.password], { encoding: 'utf8' }).trim();
-    writeFileSync(join(directory, 'htpasswd'), `${line}\n`);
+    const lines = [login, ...moreLogins].map((each) => execFileSync('htpasswd', ['-Bbn', each.user, each.password], { encoding: 'utf8' }).trim());
+    writeFileSync(join(directory, 'htpasswd'), `${lines.join('\n')}\n`);
     auth = `auth:\n  htpasswd:\n    realm: test-registry\n    path: ${join(directory, 'htpasswd')}\n`;
   }
   if (tokens) auth = `auth:\n  token:\n    realm: ${tokens.realm}\n    service: ${tokens.service}\n    issuer: ${tokens.issuer}\n    rootcertbundle: ${tokens.certificatePath}\n`;

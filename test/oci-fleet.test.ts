@@ -1,0 +1,69 @@
+// A fleet of real daemons on one redis-server deploying an oci:// artifact: only the scout asks
+// the registry (each member reaches it through a front of its own, which counts its requests),
+// and every member ends on the new revision.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { test, type TestContext } from 'node:test';
+import { makeSandbox, type Sandbox } from './helpers/cli.js';
+import { startAgent, type RunningAgent } from './helpers/daemon.js';
+import { startRegistryFront } from './helpers/oci-fronts.js';
+import { fluxLayerType, pushArtifact, registryBinary, startRegistry } from './helpers/oci-registry.js';
+import { startRedis } from './helpers/redis-server.js';
+import { temporaryDirectory } from './helpers/temp.js';
+
+const skip = existsSync(registryBinary) ? false : `needs Debian's docker-registry (${registryBinary}); .ci/run installs it`;
+
+async function layer(t: TestContext, version: string): Promise<Buffer> {
+  const directory = await temporaryDirectory(t);
+  await mkdir(join(directory, 'tree'));
+  await writeFile(join(directory, 'tree', 'index.html'), `version ${version}\n`);
+  execFileSync('tar', ['-czf', join(directory, 'layer.tgz'), '-C', join(directory, 'tree'), '.']);
+  return readFile(join(directory, 'layer.tgz'));
+}
+
+test('a fleet of three daemons on an oci:// artifact: at each check only the scout asks the registry, and all end on each new revision', { skip }, async (t) => {
+  // Each server logs in as a user of its own, so that the registry's front can tell who asked.
+  const logins = [0, 1, 2].map((index) => ({ user: `server-${index}`, password: `registry-pass-${index}` }));
+  const registry = await startRegistry(t, { login: { user: 'publisher', password: 'publisher-pass' }, moreLogins: logins });
+  const redis = await startRedis(t);
+  const root = await temporaryDirectory(t);
+  const publish = async (version: string) => pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: await layer(t, version) }]);
+  await publish('1');
+  const front = await startRegistryFront(t, registry, 'pass');
+  const members: Array<{ sandbox: Sandbox; user: string; agent: RunningAgent }> = [];
+  for (const [index, login] of logins.entries()) {
+    const sandbox = await makeSandbox(join(root, `server-${index}`), `oci-insecure = yes\nfleet-redis = ${redis.url}\nfleet-name = web\nhost-id = server-${index}\nschedule = * * * * * *\noci-credentials = ${join(root, `server-${index}`, 'registry.json')}\n`);
+    await writeFile(join(sandbox.root, 'registry.json'), JSON.stringify({ auths: { [front.host]: { username: login.user, password: login.password } } }), { mode: 0o600 });
+    const agent = startAgent(t, [...sandbox.args(`oci://${front.host}/apps/site:stable`).filter((argument) => argument !== '-f'), '-v'], { HOME: sandbox.root });
+    members.push({ sandbox, user: login.user, agent });
+  }
+  const waitForVersion = async (version: string) => {
+    for (;;) {
+      const live = await Promise.all(members.map((member) => member.sandbox.liveFile('index.html').catch(() => '')));
+      if (live.every((text) => text === `version ${version}\n`)) return;
+      const exited = members.find((member) => member.agent.child.exitCode !== null);
+      if (exited) throw new Error(`a member exited:\n${exited.agent.lines.join('\n')}`);
+      await sleep(100);
+    }
+  };
+  await waitForVersion('1');
+  // Idle checks: at each, the member that holds the scout role asks the registry (one HEAD); the
+  // others learn from Redis that another member is asking, and ask nothing.
+  const heads = () => front.requests.filter((request) => request.startsWith('HEAD ')).length;
+  const skipped = () => members.reduce((total, member) => total + member.agent.lines.filter((line) => /another member of the fleet is asking the remote/.test(line)).length, 0);
+  const [headsBefore, skippedBefore] = [heads(), skipped()];
+  while (heads() - headsBefore + skipped() - skippedBefore < 18) await sleep(100);
+  const [asked, quiet] = [heads() - headsBefore, skipped() - skippedBefore];
+  t.diagnostic(`idle checks of the fleet: ${asked} asked the registry, ${quiet} did not`);
+  assert.ok(quiet >= asked, `most idle checks leave the registry alone: ${asked} asked, ${quiet} did not`);
+  await publish('2');
+  await waitForVersion('2');
+  for (const member of members) {
+    const result = await member.agent.stop();
+    assert.doesNotMatch(result.stderr, new RegExp(redis.password));
+  }
+});
