@@ -246,12 +246,14 @@ export const configFileLayout: Array<{ comment: string[]; entries: ConfigFileEnt
     comment: [
       'Verified deploys: an OpenSSH allowed_signers file (archives need a good <remote>.sig made with',
       '`ssh-keygen -Y sign -n repo-deploy`; commits or tags a good SSH signature); or pin one archive',
-      'by its sha256; GPG-signed commits with an exported keyring; refuse git history rewrites.',
+      'by its sha256; GPG-signed commits with an exported keyring; refuse git history rewrites;',
+      'for oci:// artifacts, the cosign public keys one of which must have signed a revision.',
     ],
     entries: [
       { key: 'allowed-signers', value: '/etc/repo-deploy/allowed_signers' },
       { key: 'checksum', value: 'sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' },
       { key: 'gpg-keyring', value: '/etc/repo-deploy/release-keys.asc' },
+      { key: 'cosign-public-key', value: '/etc/repo-deploy/cosign.pub' },
       { key: 'refuse-rewrites' },
     ],
   },

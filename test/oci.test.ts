@@ -155,18 +155,6 @@ test('an artifact whose layer holds a traversal, or an artifact of several layer
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
 });
 
-test('with allowed-signers set, an oci:// revision is refused (exit 8) until its signature can be checked: nothing unverified goes live', { skip }, async (t) => {
-  const root = await temporaryDirectory(t);
-  const signers = join(root, 'allowed_signers');
-  await writeFile(signers, 'release@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBSLdZ0yWbB3Vt+xqBb9mV1pV7v9Ej9jz0sY3LQ5rXk1\n');
-  const s = await setup(t, { configText: `allowed-signers = ${signers}\n` });
-  await s.publish('1');
-  const refused = await s.once();
-  assert.equal(refused.code, 8, refused.stderr);
-  assert.match(refused.stderr, /allowed-signers asks for a verified revision, and an oci:\/\/ artifact's signature \(cosign\) is not checked/);
-  assert.equal(existsSync(s.sandbox.live), false);
-});
-
 test('oci:// remotes a registry cannot take are usage errors naming the form (exit 2)', async () => {
   for (const [remote, said] of [
     ['oci://registry.example/apps/site', /names no tag or digest/],

@@ -7,8 +7,9 @@
 // digest as it streams), picks the platform's manifest from an index, picks the layer, and
 // downloads it checked against its digest; staging extracts it by the rules zip extraction keeps.
 //
-// Signatures (cosign) are not read yet: with a trust setting present (allowed-signers,
-// checksum, gpg-keyring) an OCI revision is refused, never deployed unverified.
+// Signatures: cosign's, by the keys of cosign-public-key (src/verify/cosign.ts), checked before
+// a layer is downloaded; the other trust settings cannot vouch for an OCI artifact, so with one
+// of them alone an OCI revision is refused, never deployed unverified.
 import { rm } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { arch } from 'node:process';
@@ -19,6 +20,7 @@ import { newDownloadFile } from '../core/cache-layout.js';
 import type { OciRemote } from '../core/remote.js';
 import type { CheckContext, CheckResult, Fetcher } from '../core/remote-contract.js';
 import type { OciSettings } from '../core/settings.js';
+import { findCosignSigner, readCosignKeys } from '../verify/cosign.js';
 import { VerificationError } from '../verify/refusal.js';
 import { credentialsFor, defaultCredentialsFile } from './oci/credentials.js';
 import { manifestMediaTypes, RegistryClient, type Descriptor, type Manifest } from './oci/registry-client.js';
@@ -57,7 +59,7 @@ async function checkWithin(remote: OciRemote, context: CheckContext<OciSettings>
     const top = await client.manifest(reference, named);
     const revision = top.digest;
     if (context.deployed?.revision === revision) return { changed: false };
-    refuseUnverifiable(context, remote, revision);
+    await verifyRevision(context, client, remote, revision);
     const image = isIndex(top) ? await client.manifest(pickPlatform(top, settings.ociPlatform, remote).digest) : top;
     const layer = pickLayer(image, settings.ociLayer, remote);
     const path = await newDownloadFile(context.cache, 'download');
@@ -88,12 +90,23 @@ async function checkWithin(remote: OciRemote, context: CheckContext<OciSettings>
   }
 }
 
-/** A trust setting asks for a signature this remote cannot yet show (cosign is to come): refused, never deployed unverified. */
-function refuseUnverifiable(context: CheckContext<OciSettings>, remote: OciRemote, revision: string): void {
+/**
+ * The trust settings, for an OCI revision: with cosign-public-key, a cosign signature by one of
+ * its keys must cover the manifest's digest; allowed-signers, checksum and gpg-keyring vouch for
+ * archives and commits, not for OCI artifacts, so with one of them set (and no cosign key) the
+ * revision is refused, never deployed unverified.
+ */
+async function verifyRevision(context: CheckContext<OciSettings>, client: RegistryClient, remote: OciRemote, revision: string): Promise<void> {
   const { settings } = context;
+  const refuse = (reason: string) => new VerificationError(`refused ${remote.display} (${revision.slice(0, 19)}): ${reason}`, revision, { digest: revision });
+  if (settings.cosignPublicKey) {
+    const found = await findCosignSigner(client, revision, readCosignKeys(settings.cosignPublicKey));
+    if ('refusal' in found) throw refuse(found.refusal);
+    context.log.info(`artifact ${remote.display} (${revision.slice(0, 19)}) is signed with cosign by ${found.signer}`, { revision });
+    return;
+  }
   const asked = [settings.allowedSigners && 'allowed-signers', settings.checksum && 'checksum', settings.gpgKeyring && 'gpg-keyring'].filter(Boolean);
-  if (asked.length === 0) return;
-  throw new VerificationError(`refused ${remote.display} (${revision.slice(0, 19)}): ${asked.join(' and ')} ${asked.length > 1 ? 'ask' : 'asks'} for a verified revision, and an oci:// artifact's signature (cosign) is not checked by this version`, revision, { digest: revision });
+  if (asked.length > 0) throw refuse(`${asked.join(' and ')} ${asked.length > 1 ? 'ask' : 'asks'} for a verified revision, and an oci:// artifact is verified by cosign-public-key`);
 }
 
 const isIndex = (manifest: Manifest) => manifest.mediaType === manifestMediaTypes.ociIndex || manifest.mediaType === manifestMediaTypes.dockerList || (manifest.json.manifests !== undefined && manifest.json.layers === undefined);

@@ -25,7 +25,7 @@ export class VerificationError extends DeployError {
 export async function trustFingerprint(settings: TrustSettings): Promise<string> {
   const content = async (path: string | undefined) => (path ? await readFile(path, 'utf8').catch(() => 'unreadable') : '');
   return createHash('sha256')
-    .update(JSON.stringify([settings.checksum ?? '', settings.refuseRewrites, await content(settings.allowedSigners), await content(settings.gpgKeyring)]))
+    .update(JSON.stringify([settings.checksum ?? '', settings.refuseRewrites, await content(settings.allowedSigners), await content(settings.gpgKeyring), await content(settings.cosignPublicKey)]))
     .digest('hex')
     .slice(0, 16);
 }

@@ -140,6 +140,28 @@ export class RegistryClient {
     return { digest: `sha256:${actual}`, mediaType: json.mediaType ?? contentType, body, json };
   }
 
+  /** The manifest under `reference`, or undefined when the registry has none (404): a signature tag, say. */
+  async manifestIfPresent(reference: string): Promise<Manifest | undefined> {
+    try {
+      return await this.manifest(reference);
+    } catch (error) {
+      if (error instanceof DeployError && / \(404\)/.test(error.message)) return undefined;
+      throw error;
+    }
+  }
+
+  /** A small blob read into memory, checked against its digest: a signature's payload, say. */
+  async blobBytes(descriptor: Descriptor, maxBytes: number): Promise<Buffer> {
+    const what = `blob ${descriptor.digest} of ${this.access.registry}/${this.repository}`;
+    if (!digestPattern.test(descriptor.digest)) throw fetchError(`${what}: only sha256 digests are taken`);
+    if (descriptor.size > maxBytes) throw fetchError(`${what} is ${descriptor.size} bytes, more than the ${maxBytes} expected of it`);
+    const response = await this.blobResponse(descriptor, what);
+    const body = await readBounded(response.body, maxBytes, () => fetchError(`${what} is larger than ${maxBytes} bytes`));
+    const actual = createHash('sha256').update(body).digest('hex');
+    if (`sha256:${actual}` !== descriptor.digest) throw integrityError(what, descriptor.digest, actual);
+    return body;
+  }
+
   /**
    * Downloads the blob into `path`, hashing it as it arrives; refused when its bytes do not match
    * its digest, or when it is larger than declared or than `maxBytes`.
@@ -147,27 +169,14 @@ export class RegistryClient {
   async downloadBlob(descriptor: Descriptor, path: string, maxBytes: number, progress: ProgressSink | undefined): Promise<void> {
     const what = `blob ${descriptor.digest} of ${this.access.registry}/${this.repository}`;
     if (!digestPattern.test(descriptor.digest)) throw fetchError(`${what}: only sha256 digests are taken`);
-    let url = `${this.origin}/v2/${this.repository}/blobs/${descriptor.digest}`;
-    let response = await this.send('GET', `/v2/${this.repository}/blobs/${descriptor.digest}`, {}, what);
-    // Object storage: followed without the registry's Authorization header.
-    for (let redirects = 0; response.statusCode >= 300 && response.statusCode < 400; redirects++) {
-      await response.body.dump().catch(() => undefined);
-      const location = response.headers.location;
-      if (typeof location !== 'string' || redirects >= mostRedirects) throw fetchError(`${what}: the registry redirected ${redirects >= mostRedirects ? 'too many times' : 'without a Location'}`);
-      const target = new URL(location, url);
-      url = target.toString();
-      if (target.protocol !== 'https:' && !(target.protocol === 'http:' && this.access.insecure)) {
-        throw fetchError(`${what}: the registry redirected to ${target.protocol}// (only https:// is followed${this.access.insecure ? ', or http:// with oci-insecure' : ''})`);
-      }
-      this.access.log.debug(`${what}: redirected to ${target.origin}`);
-      response = await this.raw('GET', target.toString(), {}, target.origin === this.origin ? this.cachedAuthorization() : undefined);
-    }
-    if (response.statusCode < 200 || response.statusCode >= 300) await response.body.dump().catch(() => undefined);
-    this.requireSuccess(response, what);
+    const tooLarge = (bytes: number) => fetchError(`${what} is ${bytes} bytes, larger than max-download-size = ${maxBytes}`, { hint: 'raise max-download-size if the artifact is genuine' });
+    // The manifest's word first: nothing is asked of a blob declared too large.
+    if (descriptor.size > maxBytes) throw tooLarge(descriptor.size);
+    const response = await this.blobResponse(descriptor, what);
     const declared = response.headers['content-length'];
-    if (descriptor.size > maxBytes || (declared !== undefined && Number(declared) > maxBytes)) {
+    if (declared !== undefined && Number(declared) > maxBytes) {
       await response.body.dump().catch(() => undefined);
-      throw fetchError(`${what} is ${descriptor.size} bytes, larger than max-download-size = ${maxBytes}`, { hint: 'raise max-download-size if the artifact is genuine' });
+      throw tooLarge(Number(declared));
     }
     const hash = createHash('sha256');
     let bytes = 0;
@@ -194,6 +203,30 @@ export class RegistryClient {
     if (bytes !== descriptor.size) throw fetchError(`${what} ended after ${bytes} of its ${descriptor.size} bytes`);
     const actual = hash.digest('hex');
     if (`sha256:${actual}` !== descriptor.digest) throw integrityError(what, descriptor.digest, actual);
+  }
+
+  /**
+   * The blob's successful response, following redirects (to object storage) with the registry's
+   * Authorization only back to the registry's own origin.
+   */
+  private async blobResponse(descriptor: Descriptor, what: string): Promise<Dispatcher.ResponseData> {
+    let url = `${this.origin}/v2/${this.repository}/blobs/${descriptor.digest}`;
+    let response = await this.send('GET', `/v2/${this.repository}/blobs/${descriptor.digest}`, {}, what);
+    for (let redirects = 0; response.statusCode >= 300 && response.statusCode < 400; redirects++) {
+      await response.body.dump().catch(() => undefined);
+      const location = response.headers.location;
+      if (typeof location !== 'string' || redirects >= mostRedirects) throw fetchError(`${what}: the registry redirected ${redirects >= mostRedirects ? 'too many times' : 'without a Location'}`);
+      const target = new URL(location, url);
+      url = target.toString();
+      if (target.protocol !== 'https:' && !(target.protocol === 'http:' && this.access.insecure)) {
+        throw fetchError(`${what}: the registry redirected to ${target.protocol}// (only https:// is followed${this.access.insecure ? ', or http:// with oci-insecure' : ''})`);
+      }
+      this.access.log.debug(`${what}: redirected to ${target.origin}`);
+      response = await this.raw('GET', url, {}, target.origin === this.origin ? this.cachedAuthorization() : undefined);
+    }
+    if (response.statusCode < 200 || response.statusCode >= 300) await response.body.dump().catch(() => undefined);
+    this.requireSuccess(response, what);
+    return response;
   }
 
   private requireSuccess(response: Dispatcher.ResponseData, what: string): void {
