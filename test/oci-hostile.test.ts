@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
@@ -12,6 +13,7 @@ import { makeSandbox, runCli, type Sandbox } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
 import { startRegistryFront, startTokenService, type FrontMode } from './helpers/oci-fronts.js';
 import { fluxLayerType, pushArtifact, registryBinary, startRegistry, type TestRegistry } from './helpers/oci-registry.js';
+import { listenOnLoopback } from './helpers/listen.js';
 import { temporaryDirectory } from './helpers/temp.js';
 
 const skip = existsSync(registryBinary) ? false : `needs Debian's docker-registry (${registryBinary}); .ci/run installs it`;
@@ -119,3 +121,50 @@ test('a layer larger than max-download-size is refused before its bytes fill the
   assert.match(refused.stderr, /is 200000 bytes, larger than max-download-size = 65536/);
   assert.equal(await sandbox.liveFile('index.html'), 'version 1\n');
 });
+
+/** A "registry" that answers a HEAD with a digest and then sends junk: an endless manifest, a token service speaking garbage, or nothing at all. */
+async function junkRegistry(t: TestContext, kind: 'endless-manifest' | 'garbage-token' | 'silent'): Promise<string> {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  const server = createServer((request, response) => {
+    const url = request.url ?? '';
+    if (kind === 'silent') return; // never answers: the agent's http-timeout ends it
+    if (kind === 'garbage-token' && url.startsWith('/token')) {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end('<html>not a token</html>');
+      return;
+    }
+    if (kind === 'garbage-token') {
+      response.writeHead(401, { 'www-authenticate': `Bearer realm="http://${request.headers.host}/token",service="junk"` });
+      response.end();
+      return;
+    }
+    if (request.method === 'HEAD') {
+      response.writeHead(200, { 'docker-content-digest': digest, 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+      response.end();
+      return;
+    }
+    response.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' });
+    const chunk = Buffer.alloc(1 << 20, 0x20);
+    const pump = () => {
+      while (response.write(chunk)) if (response.destroyed) return;
+    };
+    response.on('drain', pump);
+    pump();
+  });
+  return `127.0.0.1:${await listenOnLoopback(t, server)}`;
+}
+
+for (const [kind, what, said] of [
+  ['endless-manifest', 'an endless manifest', /manifest .* is larger than 4194304 bytes/],
+  ['garbage-token', 'garbage for a token', /the token service's answer is not JSON/],
+  ['silent', 'nothing at all (it never answers)', /cannot reach the registry 127\.0\.0\.1:\d+ \(.*[Tt]imeout/],
+] as const) {
+  test(`a registry that sends ${what} fails the check with a clear error (exit 3), nothing deployed`, async (t) => {
+    const host = await junkRegistry(t, kind);
+    const { sandbox, env } = await sandboxFor(t, [], 'http-timeout = 2\n');
+    const result = await runCli(sandbox.args(`oci://${host}/apps/site:stable`), env);
+    assert.equal(result.code, 3, result.stderr);
+    assert.match(result.stderr, said);
+    assert.equal(existsSync(sandbox.live), false);
+  });
+}

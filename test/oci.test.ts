@@ -188,3 +188,19 @@ function tarHeader(name: string, size: number): Buffer {
   return header;
 }
 
+
+test('check-config reports the OCI settings (registry, login, platform, layer, signatures) and what the next check would deploy; a named credentials file that is not JSON fails its line', { skip }, async (t) => {
+  const s = await setup(t);
+  const digest = await s.publish('1');
+  const args = (extra: string[] = []) => ['check-config', ...s.sandbox.args(s.remote).filter((argument) => argument !== '-f'), ...extra];
+  const report = await runCli(args(), { HOME: s.sandbox.root, REPO_DEPLOY_OCI_PLATFORM: 'linux/arm64' });
+  assert.equal(report.code, 0, report.stderr);
+  assert.match(report.stdout, new RegExp(`ok +oci: http://${s.registry.host.replaceAll('.', '\\.')}; anonymous \\(no login for ${s.registry.host.replaceAll('.', '\\.')} in .*config\\.json\\); platform linux/arm64; layer a Flux artifact's, or the only one; no signature required`));
+  assert.match(report.stdout, new RegExp(`ok +found: the remote is reachable; revision ${digest.slice(7, 19)} .* would be deployed at the next check`));
+  const credentials = join(s.sandbox.root, 'registry.json');
+  await writeFile(credentials, 'this is not json', { mode: 0o600 });
+  const bad = await runCli(args(), { HOME: s.sandbox.root, REPO_DEPLOY_OCI_CREDENTIALS: credentials });
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stdout, /FAILED +oci: .*registry\.json is not JSON/);
+  assert.equal(existsSync(s.sandbox.live), false);
+});

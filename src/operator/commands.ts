@@ -243,6 +243,10 @@ export async function checkConfigCommand(context: AgentContext, print: Print): P
     remote = requireRemote(settings);
     return `${remote.display} (${remote.kind})`;
   });
+  if (remote?.kind === 'oci') {
+    const oci = remote;
+    await part('oci', async () => (await import('../remotes/oci.js')).describeOciSettings(oci, settings, context.env));
+  }
   await part('schedule', async () => {
     await validateSchedule(settings.schedule);
     return settings.schedule;

@@ -109,6 +109,24 @@ async function verifyRevision(context: CheckContext<OciSettings>, client: Regist
   if (asked.length > 0) throw refuse(`${asked.join(' and ')} ${asked.length > 1 ? 'ask' : 'asks'} for a verified revision, and an oci:// artifact is verified by cosign-public-key`);
 }
 
+/**
+ * The OCI settings as check-config reports them: where the registry is reached and how, the
+ * login's source, the platform and layer chosen, and the signature keys; a credentials or key
+ * file that cannot be used is thrown (a usage error naming it).
+ */
+export function describeOciSettings(remote: OciRemote, settings: OciSettings, env: NodeJS.ProcessEnv): string {
+  const credentialsFile = settings.ociCredentials ?? defaultCredentialsFile(env);
+  const login = credentialsFor(remote.registry, credentialsFile, settings.ociCredentials !== undefined);
+  const keys = settings.cosignPublicKey ? readCosignKeys(settings.cosignPublicKey) : [];
+  return [
+    `${settings.ociInsecure ? 'http' : 'https'}://${remote.registry}`,
+    login ? `login ${login.user} from ${credentialsFile}` : `anonymous (no login for ${remote.registry} in ${credentialsFile})`,
+    `platform ${settings.ociPlatform ?? `linux/${ociArchitecture[arch] ?? arch} (this host's)`}`,
+    `layer ${settings.ociLayer ?? "a Flux artifact's, or the only one"}`,
+    keys.length > 0 ? `cosign signature by ${keys.length} key${keys.length > 1 ? 's' : ''} of ${settings.cosignPublicKey}` : 'no signature required',
+  ].join('; ');
+}
+
 const isIndex = (manifest: Manifest) => manifest.mediaType === manifestMediaTypes.ociIndex || manifest.mediaType === manifestMediaTypes.dockerList || (manifest.json.manifests !== undefined && manifest.json.layers === undefined);
 
 function pickPlatform(index: Manifest, wanted: string | undefined, remote: OciRemote): Descriptor {
