@@ -4,7 +4,7 @@
 //                                1,000 checks on a 1-second schedule set the length)
 //   npm run bench -- --large     also a zip of three 1 GiB files, for memory flat in archive size
 //   npm run bench -- --quick     2 repetitions and 100 daemon checks: to try the bench, not to quote
-//   npm run bench -- --only many-apps   one step alone (its table row only): many-apps
+//   npm run bench -- --only many-apps   one step alone (its table rows only): many-apps, oci
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -24,6 +24,7 @@ import { alternate, cleanupContext, measure, requireTools, spreadOf, type Measur
 import { inBytes, inMiB, inMilliseconds, inSeconds, log, printTable, ratio, rows } from './report.js';
 import { measureSwap } from './swap.js';
 import { runManyApps, type ManyAppsRun } from './many-apps.js';
+import { measureOciArtifact } from './oci.js';
 
 const run = promisify(execFile);
 const repository = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -31,7 +32,7 @@ const cli = join(repository, 'dist', 'cli.js');
 const large = process.argv.includes('--large');
 const quick = process.argv.includes('--quick');
 const repetitions = quick ? 2 : 5;
-const steps = 11;
+const steps = 12;
 const onlyIndex = process.argv.indexOf('--only');
 const only = onlyIndex === -1 ? undefined : process.argv[onlyIndex + 1];
 
@@ -370,7 +371,7 @@ async function gitMirrorGrowth(work: string): Promise<void> {
 // The test helpers' S3 uploader runs in this process: without this, the AWS SDK prints its
 // seven-line notice that it will need Node 22 (the agent turns it off the same way).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-await requireTools('unzip', 'zip', 'bsdtar', 'python3', 'git', 'curl', 'redis-server', 'sync');
+await requireTools('unzip', 'zip', 'bsdtar', 'python3', 'git', 'curl', 'redis-server', 'sync', 'skopeo', 'docker-registry');
 /** Ends a run of one step (--only) early, past the others. */
 class StepDone extends Error {}
 
@@ -408,6 +409,11 @@ async function manyApps(work: string): Promise<void> {
 
 const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
 
+async function ociArtifact(work: string): Promise<void> {
+  log(`12/${steps} an OCI artifact in docker-registry on loopback: first deploy beside skopeo copy + tar -xzf, then the idle check's bytes`);
+  await measureOciArtifact({ cli, work, repetitions, agentArgs });
+}
+
 await run('npm', ['run', 'build'], { cwd: repository });
 const work = await mkdtemp(join(tmpdir(), 'repo-deploy-bench-'));
 const startedAt = new Date();
@@ -415,6 +421,10 @@ const { context, cleanup } = cleanupContext();
 try {
   if (only === 'many-apps') {
     await manyApps(work);
+    throw new StepDone();
+  }
+  if (only === 'oci') {
+    await ociArtifact(work);
     throw new StepDone();
   }
   // The daemon's long idle run goes on beside the other rows (it uses a few milliseconds of CPU a
@@ -438,6 +448,7 @@ try {
   await fleetCoordination();
   await gitMirrorGrowth(work);
   await manyApps(work);
+  await ociArtifact(work);
 
   log(`9/${steps} the daemon's memory from check ${samplePoints[0]} to check ${samplePoints[1]} on a 1-second schedule (running since the start)`);
   const memory = await daemonMemory();
