@@ -102,13 +102,15 @@ export const configFileLayout: Array<{ comment: string[]; entries: ConfigFileEnt
     comment: [
       'OCI (oci://HOST/REPOSITORY:TAG): a Docker config.json with the registry login (default',
       '~/.docker/config.json, else anonymous); plain HTTP for a registry on a private network;',
-      'the platform of an image index (default this host\'s); the media type of the layer to deploy.',
+      'the platform of an image index (default this host\'s); the media type of the layer to deploy;',
+      'with a remote named without a tag, the semver range whose highest tag is deployed.',
     ],
     entries: [
       { key: 'oci-credentials', value: '/etc/repo-deploy/registry.json' },
       { key: 'oci-insecure' },
       { key: 'oci-platform', value: 'linux/amd64' },
       { key: 'oci-layer', value: 'application/vnd.cncf.flux.content.v1.tar+gzip' },
+      { key: 'oci-semver', value: '^1.4' },
     ],
   },
   {

@@ -11,6 +11,7 @@ import { test, type TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { makeSandbox, runCli, type Sandbox } from './helpers/cli.js';
 import { startCountingRelay } from './helpers/counting-relay.js';
+import { startRegistryFront } from './helpers/oci-fronts.js';
 import { fluxLayerType, ociIndexType, ociManifestType, pushArtifact, pushBlob, pushManifest, registryBinary, startRegistry, type TestRegistry } from './helpers/oci-registry.js';
 import { temporaryDirectory } from './helpers/temp.js';
 
@@ -203,4 +204,30 @@ test('check-config reports the OCI settings (registry, login, platform, layer, s
   assert.equal(bad.code, 2, bad.stderr);
   assert.match(bad.stdout, /FAILED +oci: .*registry\.json is not JSON/);
   assert.equal(existsSync(s.sandbox.live), false);
+});
+
+test('oci-semver chooses the highest tag in range from the whole tag list, followed page after page, a leading "v" allowed; no tag in range fails clearly', { skip }, async (t) => {
+  const s = await setup(t);
+  await s.publish('0.0');
+  // 250 old versions: with pages of 100, the tags that matter are on the third page.
+  const filler = await fetch(`http://${s.registry.host}/v2/apps/site/manifests/stable`, { headers: { accept: ociManifestType } }).then((response) => response.text());
+  for (let patch = 0; patch < 250; patch++) await pushManifest(s.registry, 'apps/site', `0.0.${patch}`, JSON.parse(filler), ociManifestType);
+  for (const version of ['1.3.9', 'v1.4.0', 'v1.4.2', '1.5.0-rc.1', '2.0.0']) {
+    await s.publish(version);
+    const body = await fetch(`http://${s.registry.host}/v2/apps/site/manifests/stable`, { headers: { accept: ociManifestType } }).then((response) => response.text());
+    await pushManifest(s.registry, 'apps/site', version, JSON.parse(body), ociManifestType);
+  }
+  const front = await startRegistryFront(t, s.registry, 'paginate-tags');
+  const remote = `oci://${front.host}/apps/site`;
+  const result = await runCli(s.sandbox.args(remote), { HOME: s.sandbox.root, REPO_DEPLOY_OCI_SEMVER: '^1.4' });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version v1.4.2\n');
+  assert.equal(front.requests.filter((request) => request.includes('/tags/list')).length, 3, 'three pages asked for');
+  const none = await runCli(s.sandbox.args(remote), { HOME: s.sandbox.root, REPO_DEPLOY_OCI_SEMVER: '^3' });
+  assert.equal(none.code, 3, none.stderr);
+  assert.match(none.stderr, /has no tag that satisfies oci-semver = \^3 \(256 tags, 255 of them versions\)/);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version v1.4.2\n');
+  const both = await runCli(s.sandbox.args(`${remote}:v1.4.0`), { HOME: s.sandbox.root, REPO_DEPLOY_OCI_SEMVER: '^1.4' });
+  assert.equal(both.code, 2, both.stderr);
+  assert.match(both.stderr, /oci-semver = \^1\.4 chooses the tag, but the remote .* names one/);
 });

@@ -49,7 +49,7 @@ export interface OciRemote {
   /** host[:port] */
   registry: string;
   repository: string;
-  /** Exactly one of tag and digest. */
+  /** At most one of tag and digest; neither when oci-semver chooses the tag. */
   tag?: string;
   digest?: string;
 }
@@ -132,7 +132,7 @@ const tagPattern = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const digestPattern = /^sha256:[0-9a-f]{64}$/;
 const registryPattern = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
-/** oci://HOST[:PORT]/REPO:TAG or oci://HOST[:PORT]/REPO@sha256:DIGEST */
+/** oci://HOST[:PORT]/REPO:TAG, oci://HOST[:PORT]/REPO@sha256:DIGEST, or oci://HOST[:PORT]/REPO with oci-semver */
 function parseOciRemote(text: string): OciRemote {
   const form = 'oci://HOST[:PORT]/REPOSITORY:TAG or oci://HOST[:PORT]/REPOSITORY@sha256:DIGEST';
   const rest = text.replace(/^oci:\/\//i, '');
@@ -151,11 +151,11 @@ function parseOciRemote(text: string): OciRemote {
     if (!digestPattern.test(digest)) throw usageError(`the remote "${redact(text)}" has a digest that is not sha256:<64 hex digits>`, `use ${form}`);
   } else {
     const colon = path.lastIndexOf(':');
-    if (colon < 0 || colon < path.lastIndexOf('/')) throw usageError(`the remote "${redact(text)}" names no tag or digest`, `use ${form}: a deploy names what it deploys`);
-    repository = path.slice(0, colon);
-    tag = path.slice(colon + 1);
-    if (!tagPattern.test(tag)) throw usageError(`the remote "${redact(text)}" has a tag that is not a registry tag (letters, digits, ".", "_", "-", at most 128)`, `use ${form}`);
+    // No tag: oci-semver chooses one (the settings refuse it without).
+    repository = colon < 0 || colon < path.lastIndexOf('/') ? path : path.slice(0, colon);
+    tag = repository === path ? undefined : path.slice(colon + 1);
+    if (tag !== undefined && !tagPattern.test(tag)) throw usageError(`the remote "${redact(text)}" has a tag that is not a registry tag (letters, digits, ".", "_", "-", at most 128)`, `use ${form}`);
   }
   if (!repositoryPattern.test(repository)) throw usageError(`the remote "${redact(text)}" has a repository name a registry does not take (lower-case letters, digits, separators)`, `use ${form}`);
-  return { kind: 'oci', display: text, registry, repository, ...(tag !== undefined ? { tag } : { digest }) };
+  return { kind: 'oci', display: text, registry, repository, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };
 }

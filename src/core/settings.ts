@@ -26,5 +26,5 @@ export type TrustSettings = Pick<Settings, 'allowedSigners' | 'checksum' | 'cosi
 export type ZipSettings = TrustSettings & Pick<Settings, 'httpTimeoutMs' | 'maxDownloadBytes' | 'maxEntries' | 'maxUnpackedBytes'>;
 export type HttpZipSettings = ZipSettings & Pick<Settings, 'allowInsecureRedirects' | 'downloadTimeoutMs' | 'maxRedirects'>;
 export type S3ZipSettings = ZipSettings & Pick<Settings, 'awsAccessKey' | 'awsSecretKey' | 'awsRegion' | 's3Endpoint' | 'downloadTimeoutMs'>;
-export type OciSettings = TrustSettings & Pick<Settings, 'httpTimeoutMs' | 'downloadTimeoutMs' | 'maxDownloadBytes' | 'maxEntries' | 'maxUnpackedBytes' | 'ociCredentials' | 'ociInsecure' | 'ociPlatform' | 'ociLayer'>;
+export type OciSettings = TrustSettings & Pick<Settings, 'httpTimeoutMs' | 'downloadTimeoutMs' | 'maxDownloadBytes' | 'maxEntries' | 'maxUnpackedBytes' | 'ociCredentials' | 'ociInsecure' | 'ociPlatform' | 'ociLayer' | 'ociSemver'>;
 export type GitSettings = TrustSettings & Pick<Settings, 'cache' | 'gitSubmodules' | 'gitTimeoutMs' | 'sshKey' | 'sshKnownHosts' | 'sshStrictHostKeyChecking'>;

@@ -52,7 +52,7 @@ async function checkWithin(remote: OciRemote, context: CheckContext<OciSettings>
     remote.repository,
   );
   try {
-    const reference = remote.digest ?? remote.tag!;
+    const reference = remote.digest ?? remote.tag ?? (await highestMatchingTag(client, remote, settings.ociSemver!));
     // The idle check: one HEAD (a digest reference names its revision already).
     const named = remote.digest ?? (await client.manifestDigest(reference));
     if (named !== undefined && context.deployed?.revision === named) return { changed: false };
@@ -125,6 +125,20 @@ export function describeOciSettings(remote: OciRemote, settings: OciSettings, en
     `layer ${settings.ociLayer ?? "a Flux artifact's, or the only one"}`,
     keys.length > 0 ? `cosign signature by ${keys.length} key${keys.length > 1 ? 's' : ''} of ${settings.cosignPublicKey}` : 'no signature required',
   ].join('; ');
+}
+
+/** oci-semver: the highest tag the range takes (a leading "v" allowed), from the registry's tag list. */
+async function highestMatchingTag(client: RegistryClient, remote: OciRemote, range: string): Promise<string> {
+  const { clean, maxSatisfying } = await import('../base/lazy/semver.js');
+  const tags = await client.tags();
+  const byVersion = new Map<string, string>();
+  for (const tag of tags) {
+    const version = clean(tag);
+    if (version && !byVersion.has(version)) byVersion.set(version, tag);
+  }
+  const best = maxSatisfying([...byVersion.keys()], range);
+  if (!best) throw fetchError(`${remote.display} has no tag that satisfies oci-semver = ${range} (${tags.length} tags, ${byVersion.size} of them versions)`, { hint: 'push a matching version, or widen the range' });
+  return byVersion.get(best)!;
 }
 
 const isIndex = (manifest: Manifest) => manifest.mediaType === manifestMediaTypes.ociIndex || manifest.mediaType === manifestMediaTypes.dockerList || (manifest.json.manifests !== undefined && manifest.json.layers === undefined);

@@ -130,6 +130,8 @@ export async function loadSettings({ flags, env, cwd, collectPathProblems = fals
   }
   if (schemaSettings.deployWindow.length > 0) await validateDeployWindows(schemaSettings.deployWindow, schemaSettings.deployWindowTimezone);
 
+  await validateOciReference(schemaSettings);
+
   const { awsAccessKey, awsSecretKey } = schemaSettings;
   if ((awsAccessKey === undefined) !== (awsSecretKey === undefined)) {
     throw usageError(
@@ -344,4 +346,20 @@ export function requireRemote(settings: Settings): Remote {
     );
   }
   return settings.remote;
+}
+
+/** An oci:// remote names a tag or a digest, or lets oci-semver choose the tag: one of the three. */
+async function validateOciReference({ remote, ociSemver }: SchemaSettings): Promise<void> {
+  if (remote?.kind !== 'oci') {
+    if (ociSemver !== undefined && remote) throw usageError(`oci-semver is set, but the remote ${remote.display} is not an oci:// remote`, 'remove oci-semver');
+    return;
+  }
+  const form = 'oci://HOST[:PORT]/REPOSITORY:TAG, oci://HOST[:PORT]/REPOSITORY@sha256:DIGEST, or oci://HOST[:PORT]/REPOSITORY with oci-semver = RANGE';
+  if (ociSemver === undefined) {
+    if (!remote.tag && !remote.digest) throw usageError(`the remote "${remote.display}" names no tag or digest`, `use ${form}: a deploy names what it deploys`);
+    return;
+  }
+  if (remote.tag || remote.digest) throw usageError(`oci-semver = ${ociSemver} chooses the tag, but the remote "${remote.display}" names one`, `name the repository alone: oci://${remote.registry}/${remote.repository}`);
+  const { validRange } = await import('../base/lazy/semver.js');
+  if (!validRange(ociSemver)) throw usageError(`oci-semver = "${ociSemver}" is not a semver range`, 'for example ^1.4, ~2.0.3 or >=1.2.0 <2');
 }

@@ -2,7 +2,8 @@
 // - a front that passes requests on to the registry and, by its mode, changes one byte of every
 //   blob or manifest it sends (same length: only a digest check can tell), or answers blob
 //   requests with a redirect to "object storage", a second server that serves the blob and
-//   records the Authorization header it was sent;
+//   records the Authorization header it was sent, or serves the tag list in pages of 100 linked
+//   by `Link: <…>; rel="next"`, as hosted registries do (docker-registry 2.8 sends one page);
 // - a token service for the registry's Bearer flow (docker-registry's `auth: token`), signing
 //   JWTs with a key whose certificate the registry trusts, counting the tokens it gives.
 // Each is a real HTTP server on loopback, stopped when the test ends.
@@ -15,7 +16,7 @@ import type { TestContext } from 'node:test';
 import { listenOnLoopback } from './listen.js';
 import type { TestRegistry } from './oci-registry.js';
 
-export type FrontMode = 'pass' | 'flip-blob-byte' | 'flip-manifest-byte' | 'redirect-blobs';
+export type FrontMode = 'pass' | 'flip-blob-byte' | 'flip-manifest-byte' | 'redirect-blobs' | 'paginate-tags';
 
 export interface RegistryFront {
   host: string;
@@ -82,6 +83,18 @@ export async function startRegistryFront(t: Pick<TestContext, 'after'>, registry
       const headers = relayHeaders(request);
       const isBlob = /\/blobs\/sha256:/.test(path) && request.method === 'GET';
       const isManifest = /\/manifests\//.test(path) && request.method === 'GET';
+      const tagList = /^\/v2\/(.+)\/tags\/list(\?.*)?$/.exec(path);
+      if (front.mode === 'paginate-tags' && tagList && request.method === 'GET') {
+        const upstream = await forward(registryHost, request, `/v2/${tagList[1]}/tags/list`, headers);
+        const all = ((await upstream.json()) as { tags?: string[] }).tags ?? [];
+        const last = new URLSearchParams(tagList[2] ?? '').get('last');
+        const start = last === null ? 0 : all.indexOf(last) + 1;
+        const page = all.slice(start, start + 100);
+        const more = start + 100 < all.length;
+        response.writeHead(200, { 'content-type': 'application/json', ...(more ? { link: `</v2/${tagList[1]}/tags/list?n=100&last=${encodeURIComponent(page.at(-1)!)}>; rel="next"` } : {}) });
+        response.end(JSON.stringify({ name: tagList[1], tags: page }));
+        return;
+      }
       if (front.mode === 'redirect-blobs' && isBlob) {
         response.writeHead(307, { location: `http://127.0.0.1:${storagePort}${path}` });
         response.end();

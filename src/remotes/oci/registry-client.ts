@@ -140,6 +140,34 @@ export class RegistryClient {
     return { digest: `sha256:${actual}`, mediaType: json.mediaType ?? contentType, body, json };
   }
 
+  /**
+   * The repository's tags, page after page as the registry links them (`Link: <…>; rel="next"`),
+   * at most `mostTags`: a registry that links pages forever is refused.
+   */
+  async tags(mostTags = 100_000): Promise<string[]> {
+    const what = `the tags of ${this.access.registry}/${this.repository}`;
+    const tags: string[] = [];
+    let path: string | undefined = `/v2/${this.repository}/tags/list?n=1000`;
+    while (path !== undefined) {
+      const response = await this.send('GET', path, { accept: 'application/json' }, what);
+      if (response.statusCode !== 200) await response.body.dump().catch(() => undefined);
+      this.requireSuccess(response, what);
+      const body = await readBounded(response.body, largestManifest, () => fetchError(`${what}: a page is larger than ${largestManifest} bytes`));
+      let page: { tags?: unknown };
+      try {
+        page = JSON.parse(body.toString('utf8')) as { tags?: unknown };
+      } catch {
+        throw fetchError(`${what}: the registry's answer is not JSON`);
+      }
+      if (Array.isArray(page.tags)) tags.push(...page.tags.filter((tag): tag is string => typeof tag === 'string'));
+      if (tags.length > mostTags) throw fetchError(`${what}: more than ${mostTags} tags`);
+      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(response.headers.link ?? ''))?.[1];
+      // Only a path on this registry is followed: a Link elsewhere is not.
+      path = next === undefined ? undefined : new URL(next, this.origin).origin === this.origin ? new URL(next, this.origin).pathname + new URL(next, this.origin).search : undefined;
+    }
+    return tags;
+  }
+
   /** The manifest under `reference`, or undefined when the registry has none (404): a signature tag, say. */
   async manifestIfPresent(reference: string): Promise<Manifest | undefined> {
     try {
