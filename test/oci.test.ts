@@ -231,3 +231,23 @@ test('oci-semver chooses the highest tag in range from the whole tag list, follo
   assert.equal(both.code, 2, both.stderr);
   assert.match(both.stderr, /oci-semver = \^1\.4 chooses the tag, but the remote .* names one/);
 });
+
+test('an ORAS artifact of files (one layer per file, named by its title) deploys each file where its title says; a title that climbs out is refused', { skip }, async (t) => {
+  const s = await setup(t);
+  const orasFile = (title: string, text: string) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', data: Buffer.from(text), annotations: { 'org.opencontainers.image.title': title } });
+  await pushArtifact(s.registry, 'apps/site', 'stable', [orasFile('index.html', 'from oras\n'), orasFile('config/app.json', '{"a":1}\n')], { configType: 'application/vnd.unknown.config.v1+json' });
+  const result = await s.once();
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'from oras\n');
+  assert.equal(await s.sandbox.liveFile('config/app.json'), '{"a":1}\n');
+  assert.match(result.stderr, /2 files\)/);
+  // The release manifest holds each file's sha256, taken from its layer's digest: verify agrees with the files.
+  const verified = await runCli(['verify', '-c', s.sandbox.config, '-l', s.sandbox.live, '--cache', s.sandbox.cache]);
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+  await pushArtifact(s.registry, 'apps/site', 'stable', [orasFile('../escaped', 'x'), orasFile('index.html', 'y')], { configType: 'application/vnd.unknown.config.v1+json' });
+  const escaped = await s.once();
+  assert.equal(escaped.code, 3, escaped.stderr);
+  assert.match(escaped.stderr, /entry "\.\.\/escaped" climbs out with "\.\."/);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'from oras\n');
+  assert.equal(existsSync(join(s.sandbox.root, 'www', 'escaped')), false);
+});

@@ -10,11 +10,13 @@
 // Signatures: cosign's, by the keys of cosign-public-key (src/verify/cosign.ts), checked before
 // a layer is downloaded; the other trust settings cannot vouch for an OCI artifact, so with one
 // of them alone an OCI revision is refused, never deployed unverified.
-import { rm } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream } from 'node:fs';
+import { chmod, copyFile, mkdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { arch } from 'node:process';
 import { fetchError } from '../base/errors.js';
 import { counted } from '../base/counted.js';
+import type { ProgressSink } from '../base/progress.js';
 import { withDeadline } from '../base/deadline.js';
 import { newDownloadFile } from '../core/cache-layout.js';
 import type { OciRemote } from '../core/remote.js';
@@ -22,6 +24,8 @@ import type { CheckContext, CheckResult, Fetcher } from '../core/remote-contract
 import type { OciSettings } from '../core/settings.js';
 import { findCosignSigner, readCosignKeys } from '../verify/cosign.js';
 import { VerificationError } from '../verify/refusal.js';
+import { rejectEntriesBelowLinksOrFiles, rejected, releasePathOf } from './entry-path.js';
+import type { ExtractLimits, ExtractSummary } from './extract.js';
 import { credentialsFor, defaultCredentialsFile } from './oci/credentials.js';
 import { manifestMediaTypes, RegistryClient, type Descriptor, type Manifest } from './oci/registry-client.js';
 
@@ -61,25 +65,32 @@ async function checkWithin(remote: OciRemote, context: CheckContext<OciSettings>
     if (context.deployed?.revision === revision) return { changed: false };
     await verifyRevision(context, client, remote, revision);
     const image = isIndex(top) ? await client.manifest(pickPlatform(top, settings.ociPlatform, remote).digest) : top;
-    const layer = pickLayer(image, settings.ociLayer, remote);
-    const path = await newDownloadFile(context.cache, 'download');
+    const content = pickContent(image, settings.ociLayer, remote);
+    const layers = content.kind === 'archive' ? [content.layer] : content.files.map((file) => file.layer);
+    const declared = layers.reduce((total, layer) => total + layer.size, 0);
+    if (declared > settings.maxDownloadBytes) throw fetchError(`${remote.display}: its layers are ${declared} bytes, larger than max-download-size = ${settings.maxDownloadBytes}`, { hint: 'raise max-download-size if the artifact is genuine' });
+    const paths: string[] = [];
+    const dispose = async () => {
+      for (const path of paths) await rm(path, { force: true });
+    };
     try {
-      await client.downloadBlob(layer, path, settings.maxDownloadBytes, context.progress);
+      for (const layer of layers) {
+        paths.push(await newDownloadFile(context.cache, 'download'));
+        await client.downloadBlob(layer, paths.at(-1)!, settings.maxDownloadBytes, context.progress);
+      }
     } catch (error) {
-      await rm(path, { force: true });
+      await dispose();
       throw error;
     }
-    const dispose = () => rm(path, { force: true });
+    const tag = remote.tag === undefined && remote.digest === undefined ? ` tag ${reference},` : '';
     return {
       changed: true,
       revision,
-      description: `artifact ${remote.display} (${revision.slice(0, 19)}, layer ${layer.mediaType})`,
+      description: `artifact ${remote.display} (${revision.slice(0, 19)},${tag} ${content.kind === 'archive' ? `layer ${content.layer.mediaType}` : `${content.files.length} ${content.files.length === 1 ? 'file' : 'files'}`})`,
       remoteState: { digest: revision },
       async stage(directory) {
         const limits = { maxUnpackedBytes: settings.maxUnpackedBytes, maxEntries: settings.maxEntries };
-        const summary = zipLayerTypes.has(layer.mediaType)
-          ? await (await import('./extract.js')).extractZip(path, directory, limits, remote.display, context.progress)
-          : await (await import('./extract-tar.js')).extractTar(createReadStream(path), directory, limits, remote.display, context.progress);
+        const summary = content.kind === 'archive' ? await extractLayer(content.layer, paths[0]!, directory, limits, remote.display, context.progress) : await writeFiles(content.files, paths, directory, limits, remote.display, context.progress);
         log.info(`extracted ${counted(summary.files, 'file')}, ${counted(summary.directories, 'directory', 'directories')}, ${counted(summary.symlinks, 'symlink')} (${counted(summary.bytes, 'byte')})`);
         return { fileHashes: summary.fileHashes };
       },
@@ -154,22 +165,72 @@ function pickPlatform(index: Manifest, wanted: string | undefined, remote: OciRe
   return chosen;
 }
 
-function pickLayer(image: Manifest, wanted: string | undefined, remote: OciRemote): Descriptor {
+/** What an artifact deploys: one archive layer, extracted; or, as ORAS pushes files, each layer a file named by its title. */
+type Content = { kind: 'archive'; layer: Descriptor } | { kind: 'files'; files: Array<{ layer: Descriptor; path: string }> };
+
+const titleAnnotation = 'org.opencontainers.image.title';
+// ORAS pushes a directory as a tar+gzip layer with this annotation (not deployed yet).
+const unpackAnnotation = 'io.deis.oras.content.unpack';
+const isArchiveType = (mediaType: string) => tarLayerTypes.has(mediaType) || zipLayerTypes.has(mediaType);
+
+function pickContent(image: Manifest, wanted: string | undefined, remote: OciRemote): Content {
   const layers = image.json.layers ?? [];
   const types = layers.map((layer) => layer.mediaType).join(', ') || 'none';
   if (wanted) {
     const chosen = layers.find((layer) => layer.mediaType === wanted);
     if (!chosen) throw fetchError(`${remote.display} has no layer of media type ${wanted} (oci-layer); its layers: ${types}`);
-    if (!tarLayerTypes.has(chosen.mediaType) && !zipLayerTypes.has(chosen.mediaType) && !/tar|zip/.test(chosen.mediaType)) {
+    if (!isArchiveType(chosen.mediaType) && !/tar|zip/.test(chosen.mediaType)) {
       throw fetchError(`${remote.display}: the layer ${wanted} is neither a tar nor a zip, which repo-deploy can deploy`);
     }
-    return chosen;
+    return { kind: 'archive', layer: chosen };
   }
   const flux = layers.find((layer) => layer.mediaType === fluxLayerType);
-  if (flux) return flux;
-  const deployable = layers.filter((layer) => tarLayerTypes.has(layer.mediaType) || zipLayerTypes.has(layer.mediaType));
-  if (deployable.length === 1 && layers.length === 1) return deployable[0]!;
-  throw fetchError(`${remote.display} has ${layers.length === 0 ? 'no layer' : `${layers.length} layers (${types})`} and none is a Flux artifact's`, {
+  if (flux) return { kind: 'archive', layer: flux };
+  const titled = layers.length > 0 && layers.every((layer) => layer.annotations?.[titleAnnotation]);
+  if (layers.length === 1 && isArchiveType(layers[0]!.mediaType) && layers[0]!.annotations?.[unpackAnnotation] === undefined) return { kind: 'archive', layer: layers[0]! };
+  if (titled) {
+    const files = layers.map((layer) => {
+      const title = layer.annotations![titleAnnotation]!;
+      if (layer.annotations?.[unpackAnnotation] !== undefined) {
+        throw fetchError(`${remote.display}: the layer "${title}" is a directory ORAS packed (${unpackAnnotation}), which this version does not deploy`, { hint: 'push the directory as a Flux artifact or a single tar layer' });
+      }
+      const path = releasePathOf(title, remote.display);
+      if (path === undefined) throw rejected(remote.display, title, 'names the release itself');
+      return { layer, path };
+    });
+    const kinds = new Map<string, string>();
+    for (const file of files) {
+      if (kinds.has(file.path)) throw rejected(remote.display, file.path, 'appears twice');
+      kinds.set(file.path, 'file');
+    }
+    rejectEntriesBelowLinksOrFiles(files.map((file) => ({ path: file.path, name: file.path })), kinds, remote.display);
+    return { kind: 'files', files };
+  }
+  throw fetchError(`${remote.display} has ${layers.length === 0 ? 'no layer' : `${layers.length} layers (${types})`}, none is a Flux artifact's, and not every one is a file named by its title`, {
     hint: layers.length > 1 ? 'set oci-layer to the media type of the layer to deploy' : 'push the artifact as a tar or zip layer (flux push artifact, oras push)',
   });
+}
+
+async function extractLayer(layer: Descriptor, path: string, directory: string, limits: ExtractLimits, display: string, progress: ProgressSink | undefined): Promise<ExtractSummary> {
+  if (zipLayerTypes.has(layer.mediaType)) return (await import('./extract.js')).extractZip(path, directory, limits, display, progress);
+  return (await import('./extract-tar.js')).extractTar(createReadStream(path), directory, limits, display, progress);
+}
+
+/** ORAS's files: each written where its title says; its sha256 is its layer's digest. */
+async function writeFiles(files: Array<{ layer: Descriptor; path: string }>, paths: string[], directory: string, limits: ExtractLimits, display: string, progress: ProgressSink | undefined): Promise<ExtractSummary> {
+  const summary: ExtractSummary = { files: 0, directories: 0, symlinks: 0, bytes: 0, fileHashes: new Map() };
+  if (files.length > limits.maxEntries) throw fetchError(`${display} rejected: ${files.length} files exceed max-entries = ${limits.maxEntries}`, { hint: 'raise max-entries if the artifact is genuine' });
+  for (const [index, file] of files.entries()) {
+    if (summary.bytes + file.layer.size > limits.maxUnpackedBytes) throw fetchError(`${display} rejected: its files are more than max-unpacked-size = ${limits.maxUnpackedBytes} bytes`, { hint: 'raise max-unpacked-size if the artifact is genuine' });
+    const target = join(directory, file.path);
+    await mkdir(dirname(target), { recursive: true });
+    // COPYFILE_EXCL: nothing there is replaced or followed.
+    await copyFile(paths[index]!, target, constants.COPYFILE_EXCL);
+    await chmod(target, 0o644);
+    summary.fileHashes.set(file.path, file.layer.digest.slice('sha256:'.length));
+    summary.files++;
+    summary.bytes += file.layer.size;
+    progress?.advance(file.layer.size);
+  }
+  return summary;
 }
