@@ -3,14 +3,13 @@
 // in the test with ECDSA P-256 keys it generates, as `cosign generate-key-pair` makes them. A
 // revision deploys only with a signature by one of the keys over its own digest.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { makeSandbox, runCli, type Sandbox } from './helpers/cli.js';
-import { fluxLayerType, ociManifestType, pushArtifact, pushBlob, pushManifest, registryBinary, startRegistry, type TestRegistry } from './helpers/oci-registry.js';
+import { fluxLayerType, ociManifestType, pushArtifact, pushBlob, pushManifest, registryBinary, startRegistry, type TestRegistry, tarGzOf } from './helpers/oci-registry.js';
 import { temporaryDirectory } from './helpers/temp.js';
 
 const skip = existsSync(registryBinary) ? false : `needs Debian's docker-registry (${registryBinary}); .ci/run installs it`;
@@ -32,13 +31,6 @@ async function cosignSign(registry: TestRegistry, repository: string, tagDigest:
   await pushManifest(registry, repository, `${tagDigest.replace(':', '-')}.sig`, manifest, ociManifestType);
 }
 
-async function layer(t: TestContext, version: string): Promise<Buffer> {
-  const directory = await temporaryDirectory(t);
-  await mkdir(join(directory, 'tree'));
-  await writeFile(join(directory, 'tree', 'index.html'), `version ${version}\n`);
-  execFileSync('tar', ['-czf', join(directory, 'layer.tgz'), '-C', join(directory, 'tree'), '.']);
-  return readFile(join(directory, 'layer.tgz'));
-}
 
 interface CosignSetup {
   registry: TestRegistry;
@@ -55,7 +47,7 @@ async function setup(t: TestContext, keys: KeyObject[]): Promise<CosignSetup> {
   return {
     registry,
     sandbox,
-    publish: async (version) => pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: await layer(t, version) }]),
+    publish: async (version) => pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: tarGzOf({ 'index.html': `version ${version}\n` }) }]),
     once: () => runCli(sandbox.args(`oci://${registry.host}/apps/site:stable`), { HOME: root }),
   };
 }
@@ -116,7 +108,7 @@ test('with allowed-signers alone (no cosign key), an oci:// revision is refused 
   const root = await temporaryDirectory(t);
   await writeFile(join(root, 'allowed_signers'), 'release@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBSLdZ0yWbB3Vt+xqBb9mV1pV7v9Ej9jz0sY3LQ5rXk1\n');
   const sandbox = await makeSandbox(root, `oci-insecure = yes\nallowed-signers = ${join(root, 'allowed_signers')}\n`);
-  await pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: await layer(t, '1') }]);
+  await pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: tarGzOf({ 'index.html': `version ${'1'}\n` }) }]);
   const refused = await runCli(sandbox.args(`oci://${registry.host}/apps/site:stable`), { HOME: root });
   assert.equal(refused.code, 8, refused.stderr);
   assert.match(refused.stderr, /allowed-signers asks for a verified revision, and an oci:\/\/ artifact is verified by cosign-public-key/);
@@ -128,7 +120,7 @@ test('cosign-public-key naming a file without a PEM public key is a usage error 
   const root = await temporaryDirectory(t);
   await writeFile(join(root, 'cosign.pub'), 'not a key\n');
   const sandbox = await makeSandbox(root, `oci-insecure = yes\ncosign-public-key = ${join(root, 'cosign.pub')}\n`);
-  await pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: await layer(t, '1') }]);
+  await pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: tarGzOf({ 'index.html': `version ${'1'}\n` }) }]);
   const result = await runCli(sandbox.args(`oci://${registry.host}/apps/site:stable`), { HOME: root });
   assert.equal(result.code, 2, result.stderr);
   assert.match(result.stderr, /cosign-public-key = .*cosign\.pub holds no PEM public key/);

@@ -1,29 +1,21 @@
-// A fleet of real daemons on one redis-server deploying an oci:// artifact: only the scout asks
-// the registry (each member reaches it through a front of its own, which counts its requests),
-// and every member ends on the new revision.
+// A fleet of real daemons on one redis-server deploying an oci:// artifact: at each check only the
+// scout asks the registry (each member logs in as a user of its own, so the registry's front can
+// tell who asked), and every member ends on the new revision.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { makeSandbox, type Sandbox } from './helpers/cli.js';
 import { startAgent, type RunningAgent } from './helpers/daemon.js';
 import { startRegistryFront } from './helpers/oci-fronts.js';
-import { fluxLayerType, pushArtifact, registryBinary, startRegistry } from './helpers/oci-registry.js';
+import { fluxLayerType, pushArtifact, registryBinary, startRegistry, tarGzOf } from './helpers/oci-registry.js';
 import { startRedis } from './helpers/redis-server.js';
 import { temporaryDirectory } from './helpers/temp.js';
 
 const skip = existsSync(registryBinary) ? false : `needs Debian's docker-registry (${registryBinary}); .ci/run installs it`;
 
-async function layer(t: TestContext, version: string): Promise<Buffer> {
-  const directory = await temporaryDirectory(t);
-  await mkdir(join(directory, 'tree'));
-  await writeFile(join(directory, 'tree', 'index.html'), `version ${version}\n`);
-  execFileSync('tar', ['-czf', join(directory, 'layer.tgz'), '-C', join(directory, 'tree'), '.']);
-  return readFile(join(directory, 'layer.tgz'));
-}
 
 test('a fleet of three daemons on an oci:// artifact: at each check only the scout asks the registry, and all end on each new revision', { skip }, async (t) => {
   // Each server logs in as a user of its own, so that the registry's front can tell who asked.
@@ -31,7 +23,7 @@ test('a fleet of three daemons on an oci:// artifact: at each check only the sco
   const registry = await startRegistry(t, { login: { user: 'publisher', password: 'publisher-pass' }, moreLogins: logins });
   const redis = await startRedis(t);
   const root = await temporaryDirectory(t);
-  const publish = async (version: string) => pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: await layer(t, version) }]);
+  const publish = async (version: string) => pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: tarGzOf({ 'index.html': `version ${version}\n` }) }]);
   await publish('1');
   const front = await startRegistryFront(t, registry, 'pass');
   const members: Array<{ sandbox: Sandbox; user: string; agent: RunningAgent }> = [];

@@ -3,30 +3,19 @@
 // the idle check is one HEAD; bad bytes, bad logins and hostile layers are refused with the
 // live release kept.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { makeSandbox, runCli, type Sandbox } from './helpers/cli.js';
 import { startCountingRelay } from './helpers/counting-relay.js';
 import { startRegistryFront } from './helpers/oci-fronts.js';
-import { fluxLayerType, ociIndexType, ociManifestType, pushArtifact, pushBlob, pushManifest, registryBinary, startRegistry, type TestRegistry } from './helpers/oci-registry.js';
+import { fluxLayerType, ociIndexType, ociManifestType, pushArtifact, pushBlob, pushManifest, registryBinary, startRegistry, type TestRegistry, tarGzOf } from './helpers/oci-registry.js';
 import { temporaryDirectory } from './helpers/temp.js';
 
 const skip = existsSync(registryBinary) ? false : `needs Debian's docker-registry (${registryBinary}); .ci/run installs it`;
 
-/** A tar.gz of `files`, made by GNU tar. */
-async function tarGz(t: TestContext, files: Record<string, string>): Promise<Buffer> {
-  const directory = await temporaryDirectory(t);
-  for (const [name, content] of Object.entries(files)) {
-    await mkdir(join(directory, 'tree', name, '..'), { recursive: true });
-    await writeFile(join(directory, 'tree', name), content);
-  }
-  execFileSync('tar', ['-czf', join(directory, 'layer.tgz'), '-C', join(directory, 'tree'), '.']);
-  return readFile(join(directory, 'layer.tgz'));
-}
 
 interface OciSetup {
   registry: TestRegistry;
@@ -45,7 +34,7 @@ async function setup(t: TestContext, { login, configText = '' }: { login?: { use
     registry,
     sandbox,
     remote,
-    publish: async (version) => pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: await tarGz(t, { 'index.html': `version ${version}\n`, 'assets/app.js': `console.log(${version});\n` }) }]),
+    publish: async (version) => pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: tarGzOf({ 'index.html': `version ${version}\n`, 'assets/app.js': `console.log(${version});\n` }) }]),
     once: (...extra) => runCli(sandbox.args(remote, ...extra), { HOME: root }),
   };
 }
@@ -94,7 +83,7 @@ test('an image index: the manifest of the host\'s platform (or oci-platform\'s) 
   const registry = s.registry;
   const manifests = [];
   for (const [architecture, text] of [['amd64', 'for amd64'], ['arm64', 'for arm64']] as const) {
-    const layer = await tarGz(t, { 'index.html': `${text}\n` });
+    const layer = tarGzOf({ 'index.html': `${text}\n` });
     const config = Buffer.from('{}');
     const manifest = { schemaVersion: 2, mediaType: ociManifestType, config: { mediaType: 'application/vnd.cncf.flux.config.v1+json', digest: await pushBlob(registry, 'apps/multi', config), size: 2 }, layers: [{ mediaType: fluxLayerType, digest: await pushBlob(registry, 'apps/multi', layer), size: layer.length }] };
     const digest = await pushManifest(registry, 'apps/multi', `only-${architecture}`, manifest, ociManifestType);
@@ -147,8 +136,8 @@ test('an artifact whose layer holds a traversal, or an artifact of several layer
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
   assert.equal(existsSync(join(s.sandbox.root, 'www', 'escaped')), false);
   await pushArtifact(s.registry, 'apps/site', 'stable', [
-    { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', data: await tarGz(t, { 'a.txt': 'a' }) },
-    { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', data: await tarGz(t, { 'b.txt': 'b' }) },
+    { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', data: tarGzOf({ 'a.txt': 'a' }) },
+    { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', data: tarGzOf({ 'b.txt': 'b' }) },
   ]);
   const several = await s.once();
   assert.equal(several.code, 3, several.stderr);

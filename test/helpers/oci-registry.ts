@@ -4,9 +4,9 @@
 // the registry API (blob uploads, then the manifest), as `oras push` or `flux push artifact` would.
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from './git-servers.js';
@@ -112,4 +112,19 @@ export async function pushArtifact(registry: TestRegistry, repository: string, t
     layers: descriptors,
   };
   return pushManifest(registry, repository, tag, manifest, ociManifestType);
+}
+
+/** A tar.gz of `files` (path: text), made by GNU tar, as `flux push artifact` packs a directory. */
+export function tarGzOf(files: Record<string, string>): Buffer {
+  const directory = mkdtempSync(join(tmpdir(), 'repo-deploy-layer-'));
+  try {
+    for (const [name, content] of Object.entries(files)) {
+      mkdirSync(dirname(join(directory, 'tree', name)), { recursive: true });
+      writeFileSync(join(directory, 'tree', name), content);
+    }
+    execFileSync('tar', ['-czf', join(directory, 'layer.tgz'), '-C', join(directory, 'tree'), '.']);
+    return readFileSync(join(directory, 'layer.tgz'));
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
 }
