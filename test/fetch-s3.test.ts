@@ -1,5 +1,6 @@
 // S3 remotes end to end: the real CLI and the real AWS SDK against s3rver on loopback.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -99,6 +100,16 @@ test('keys from ~/.amazon/account-key when the config has none; a bad key there 
   assert.equal(accepted.code, 0, accepted.stderr);
   assert.match(accepted.stderr, /S3 credentials from .*\.amazon\/account-key/);
   assertNoSecret([refused.stderr, accepted.stderr], fileSecret);
+});
+
+test('an ~/.amazon/account-key that is a FIFO is a usage error (exit 2) at once, not a check that hangs', async (t) => {
+  const s = await setup(t, 'none');
+  await s.publish('1');
+  await mkdir(join(s.home, '.amazon'));
+  execFileSync('mkfifo', [join(s.home, '.amazon', 'account-key')]);
+  const result = await s.deploy();
+  assert.equal(result.code, 2, result.stderr);
+  assert.match(result.stderr, /cannot read the S3 credentials file .*account-key: it is not a regular file/);
 });
 
 test('a malformed account-key file is an error naming the file, never its contents', async (t) => {

@@ -2,8 +2,10 @@
 // blobs to object storage or send too much: each deploys exactly what its digests name or is
 // refused, with the live release kept and no credential sent where it does not belong.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -160,3 +162,43 @@ for (const [kind, what, said] of [
     assert.equal(existsSync(sandbox.live), false);
   });
 }
+
+test('an oci-credentials or cosign-public-key that names a FIFO or /dev/zero is a usage error (exit 2) at once: no hang, no memory filled', { skip }, async (t) => {
+  const registry = await startRegistry(t);
+  await publish(t, registry, '1');
+  const root = await temporaryDirectory(t);
+  const fifo = join(root, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  for (const [key, path] of [['oci-credentials', fifo], ['oci-credentials', '/dev/zero'], ['cosign-public-key', fifo], ['cosign-public-key', '/dev/zero']] as const) {
+    const sandbox = await makeSandbox(join(root, `${key}-${path.replaceAll('/', '_')}`), `oci-insecure = yes\n${key} = ${path}\n`);
+    const result = await runCli(sandbox.args(`oci://${registry.host}/apps/site:stable`), { HOME: sandbox.root });
+    assert.equal(result.code, 2, `${key} = ${path}: ${result.stderr}`);
+    assert.match(result.stderr, new RegExp(`${key} = ${path.replaceAll('/', '\\/')} cannot be read \\(it is not a regular file\\)`));
+    assert.equal(existsSync(sandbox.live), false);
+  }
+});
+
+test('kill -9 in the middle of a layer download: the next run removes the partial download and deploys, the live release kept meanwhile', { skip }, async (t) => {
+  const registry = await startRegistry(t);
+  await publish(t, registry, '1');
+  const front = await startRegistryFront(t, registry, 'pass');
+  const { sandbox, env } = await sandboxFor(t, []);
+  const remote = `oci://${front.host}/apps/site:stable`;
+  assert.equal((await runCli(sandbox.args(remote), env)).code, 0);
+  // Random bytes: a layer gzip cannot shrink, so that half of it is a real partial download.
+  await pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: tarGzOf({ 'index.html': 'version 2\n', 'noise.txt': randomBytes(300_000).toString('base64') }) }]);
+  front.mode = 'stall-blob-halfway';
+  const agent = startAgent(t, sandbox.args(remote), env);
+  while (!front.stalled) await sleep(20);
+  const downloads = join(sandbox.cache, 'downloads');
+  while ((await readdir(downloads).catch(() => [])).length === 0) await sleep(20);
+  agent.child.kill('SIGKILL');
+  await agent.done;
+  assert.equal(await sandbox.liveFile('index.html'), 'version 1\n');
+  assert.ok((await readdir(downloads)).length > 0, 'the killed run left its partial download');
+  front.mode = 'pass';
+  const again = await runCli(sandbox.args(remote), env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(await sandbox.liveFile('index.html'), 'version 2\n');
+  assert.deepEqual(await readdir(downloads), [], 'no download left behind');
+});

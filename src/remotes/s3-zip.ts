@@ -2,7 +2,7 @@
 // is loaded only when an s3:// remote is configured). One conditional GetObject per check
 // (IfNoneMatch with the last ETag): "not modified" downloads nothing. The body is streamed to a
 // temp file in the cache, never held in memory, then extracted like any zip.
-import { readFile, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -10,6 +10,7 @@ import { GetObjectCommand, S3Client, S3ServiceException, type S3ClientConfig } f
 import type { S3ZipSettings } from '../core/settings.js';
 import { DeployError, fetchError, messageOf, systemErrorCode, usageError } from '../base/errors.js';
 import { registerSecret } from '../base/redact.js';
+import { readSmallRegularFile } from '../base/small-file.js';
 import type { S3ZipRemote } from '../core/remote.js';
 import { newDownloadFile } from '../core/cache-layout.js';
 import { withDeadline, type Deadline } from '../base/deadline.js';
@@ -31,10 +32,11 @@ export function accountKeyPath(): string {
 async function readAccountKeyFile(path: string): Promise<StaticCredentials | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // A regular file of a bounded size only: a FIFO at that name hung the check.
+    text = readSmallRegularFile(path, 64 << 10);
   } catch (error) {
     if (systemErrorCode(error) === 'ENOENT') return undefined;
-    throw usageError(`cannot read the S3 credentials file ${path}: ${systemErrorCode(error) ?? 'unreadable'}`);
+    throw usageError(`cannot read the S3 credentials file ${path}: ${systemErrorCode(error) ?? (error as Error).message}`);
   }
   const values = new Map<string, string>();
   for (const line of text.split(/\r?\n/)) {

@@ -8,8 +8,8 @@
 // Not yet: cosign v3's Sigstore bundles (through the referrers API) and keyless signatures
 // against a trusted root; the transparency log entry of a key-based signature is not required.
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { usageError } from '../base/errors.js';
+import { readSmallRegularFile } from '../base/small-file.js';
 
 export const simpleSigningType = 'application/vnd.dev.cosign.simplesigning.v1+json';
 const signatureAnnotation = 'dev.cosignproject.cosign/signature';
@@ -39,9 +39,10 @@ export interface CosignKey {
 export function readCosignKeys(path: string): CosignKey[] {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    // A FIFO or /dev/zero named by mistake must not hang the check or fill memory.
+    text = readSmallRegularFile(path, 1 << 20);
   } catch (error) {
-    throw usageError(`cosign-public-key = ${path} cannot be read (${(error as Error).message})`);
+    throw usageError(`cosign-public-key = ${path} cannot be read (${(error as Error).message})`, 'name the cosign.pub file itself');
   }
   const blocks = text.match(/-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g) ?? [];
   if (blocks.length === 0) throw usageError(`cosign-public-key = ${path} holds no PEM public key`, 'give it the cosign.pub that `cosign generate-key-pair` wrote (-----BEGIN PUBLIC KEY-----)');

@@ -1,9 +1,9 @@
 // Content the operator's keys do not vouch for: the check fails with exit status 8, no hook runs,
 // and the revision is remembered (held back) so it is not downloaded again at every check.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { TrustSettings } from '../core/settings.js';
 import { DeployError } from '../base/errors.js';
+import { readSmallRegularFile } from '../base/small-file.js';
 import type { RemoteState } from '../core/remote-contract.js';
 
 export class VerificationError extends DeployError {
@@ -23,7 +23,15 @@ export class VerificationError extends DeployError {
  * A refusal is forgotten when these change (a signer added, refuse-rewrites turned off).
  */
 export async function trustFingerprint(settings: TrustSettings): Promise<string> {
-  const content = async (path: string | undefined) => (path ? await readFile(path, 'utf8').catch(() => 'unreadable') : '');
+  // Read only as regular files of a bounded size: a FIFO named by mistake hung every check here.
+  const content = async (path: string | undefined) => {
+    if (!path) return '';
+    try {
+      return readSmallRegularFile(path, 4 << 20);
+    } catch {
+      return 'unreadable';
+    }
+  };
   return createHash('sha256')
     .update(JSON.stringify([settings.checksum ?? '', settings.refuseRewrites, await content(settings.allowedSigners), await content(settings.gpgKeyring), await content(settings.cosignPublicKey)]))
     .digest('hex')

@@ -3,7 +3,8 @@
 //   blob or manifest it sends (same length: only a digest check can tell), or answers blob
 //   requests with a redirect to "object storage", a second server that serves the blob and
 //   records the Authorization header it was sent, or serves the tag list in pages of 100 linked
-//   by `Link: <…>; rel="next"`, as hosted registries do (docker-registry 2.8 sends one page);
+//   by `Link: <…>; rel="next"`, as hosted registries do (docker-registry 2.8 sends one page), or
+//   sends half of a blob and then nothing (for a kill -9 in the middle of a download);
 // - a token service for the registry's Bearer flow (docker-registry's `auth: token`), signing
 //   JWTs with a key whose certificate the registry trusts, counting the tokens it gives.
 // Each is a real HTTP server on loopback, stopped when the test ends.
@@ -16,7 +17,7 @@ import type { TestContext } from 'node:test';
 import { listenOnLoopback } from './listen.js';
 import type { TestRegistry } from './oci-registry.js';
 
-export type FrontMode = 'pass' | 'flip-blob-byte' | 'flip-manifest-byte' | 'redirect-blobs' | 'paginate-tags';
+export type FrontMode = 'pass' | 'flip-blob-byte' | 'flip-manifest-byte' | 'redirect-blobs' | 'paginate-tags' | 'stall-blob-halfway';
 
 export interface RegistryFront {
   host: string;
@@ -25,6 +26,8 @@ export interface RegistryFront {
   mode: FrontMode;
   /** Every request the front passed on or answered: method and path, and the Basic user that sent it ("-": none). */
   requests: string[];
+  /** stall-blob-halfway: a blob was half sent and is held there. */
+  stalled?: boolean;
 }
 
 async function bodyOf(request: IncomingMessage): Promise<Buffer> {
@@ -102,6 +105,13 @@ export async function startRegistryFront(t: Pick<TestContext, 'after'>, registry
       }
       const upstream = await forward(registryHost, request, path, headers);
       const body = request.method === 'HEAD' ? undefined : Buffer.from(await upstream.arrayBuffer());
+      if (body && upstream.status === 200 && front.mode === 'stall-blob-halfway' && isBlob && body.length > 1024) {
+        const headers: Record<string, string> = { 'content-length': String(body.length), 'content-type': 'application/octet-stream' };
+        response.writeHead(200, headers);
+        response.write(body.subarray(0, body.length / 2));
+        front.stalled = true;
+        return;
+      }
       if (body && upstream.status === 200 && ((front.mode === 'flip-blob-byte' && isBlob) || (front.mode === 'flip-manifest-byte' && isManifest))) {
         await answer(response, upstream, flipped(body, Math.floor(body.length / 2)));
         return;
