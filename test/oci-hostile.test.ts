@@ -34,6 +34,17 @@ async function sandboxFor(t: TestContext, hosts: string[], configText = ''): Pro
   return { sandbox, env: { HOME: root } };
 }
 
+/** A registry with version 1 deployed through a front (in 'pass' mode) that a test then turns hostile. */
+async function version1LiveThroughFront(t: TestContext) {
+  const registry = await startRegistry(t);
+  await publish(t, registry, '1');
+  const front = await startRegistryFront(t, registry, 'pass');
+  const { sandbox, env } = await sandboxFor(t, []);
+  const remote = `oci://${front.host}/apps/site:stable`;
+  assert.equal((await runCli(sandbox.args(remote), env)).code, 0);
+  return { registry, front, sandbox, env, remote };
+}
+
 test('a registry asking for Bearer tokens (docker-registry with auth: token): the token is fetched from its realm with the login, and the artifact deploys', { skip }, async (t) => {
   const directory = await temporaryDirectory(t);
   const tokens = await startTokenService(t, directory, { login });
@@ -74,12 +85,7 @@ for (const [mode, what] of [
   ['flip-manifest-byte', 'manifest'],
 ] as const satisfies ReadonlyArray<readonly [FrontMode, string]>) {
   test(`a registry that sends a ${what} whose bytes do not match its digest is refused (exit 8), the live release kept`, { skip }, async (t) => {
-    const registry = await startRegistry(t);
-    await publish(t, registry, '1');
-    const front = await startRegistryFront(t, registry, 'pass');
-    const { sandbox, env } = await sandboxFor(t, []);
-    const remote = `oci://${front.host}/apps/site:stable`;
-    assert.equal((await runCli(sandbox.args(remote), env)).code, 0);
+    const { registry, front, sandbox, env, remote } = await version1LiveThroughFront(t);
     await publish(t, registry, '2');
     front.mode = mode;
     const refused = await runCli(sandbox.args(remote), env);
@@ -179,12 +185,7 @@ test('an oci-credentials or cosign-public-key that names a FIFO or /dev/zero is 
 });
 
 test('kill -9 in the middle of a layer download: the next run removes the partial download and deploys, the live release kept meanwhile', { skip }, async (t) => {
-  const registry = await startRegistry(t);
-  await publish(t, registry, '1');
-  const front = await startRegistryFront(t, registry, 'pass');
-  const { sandbox, env } = await sandboxFor(t, []);
-  const remote = `oci://${front.host}/apps/site:stable`;
-  assert.equal((await runCli(sandbox.args(remote), env)).code, 0);
+  const { registry, front, sandbox, env, remote } = await version1LiveThroughFront(t);
   // Random bytes: a layer gzip cannot shrink, so that half of it is a real partial download.
   await pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: tarGzOf({ 'index.html': 'version 2\n', 'noise.txt': randomBytes(300_000).toString('base64') }) }]);
   front.mode = 'stall-blob-halfway';

@@ -114,8 +114,16 @@ export class RegistryClient {
 
   /** The manifest, checked against `expectedDigest` (or the one the registry names) while it streams. */
   async manifest(reference: string, expectedDigest?: string): Promise<Manifest> {
+    return (await this.readManifest(reference, expectedDigest, false))!;
+  }
+
+  private async readManifest(reference: string, expectedDigest: string | undefined, absentIsUndefined: boolean): Promise<Manifest | undefined> {
     const what = `manifest ${this.describe(reference)}`;
     const response = await this.send('GET', `/v2/${this.repository}/manifests/${reference}`, { accept: acceptManifests }, this.describe(reference));
+    if (response.statusCode === 404 && absentIsUndefined) {
+      await response.body.dump().catch(() => undefined);
+      return undefined;
+    }
     if (response.statusCode !== 200) {
       await response.body.dump().catch(() => undefined);
       this.requireSuccess(response, this.describe(reference));
@@ -169,13 +177,8 @@ export class RegistryClient {
   }
 
   /** The manifest under `reference`, or undefined when the registry has none (404): a signature tag, say. */
-  async manifestIfPresent(reference: string): Promise<Manifest | undefined> {
-    try {
-      return await this.manifest(reference);
-    } catch (error) {
-      if (error instanceof DeployError && / \(404\)/.test(error.message)) return undefined;
-      throw error;
-    }
+  manifestIfPresent(reference: string): Promise<Manifest | undefined> {
+    return this.readManifest(reference, undefined, true);
   }
 
   /** A small blob read into memory, checked against its digest: a signature's payload, say. */
