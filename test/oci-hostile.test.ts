@@ -123,11 +123,19 @@ test('a layer larger than max-download-size is refused before its bytes fill the
 });
 
 /** A "registry" that answers a HEAD with a digest and then sends junk: an endless manifest, a token service speaking garbage, or nothing at all. */
-async function junkRegistry(t: TestContext, kind: 'endless-manifest' | 'garbage-token' | 'silent'): Promise<string> {
+async function junkRegistry(t: TestContext, kind: 'endless-manifest' | 'garbage-token' | 'silent' | 'tag-pages-loop' | 'tag-pages-endless'): Promise<string> {
   const digest = `sha256:${'a'.repeat(64)}`;
+  let page = 0;
   const server = createServer((request, response) => {
     const url = request.url ?? '';
     if (kind === 'silent') return; // never answers: the agent's http-timeout ends it
+    if (kind.startsWith('tag-pages')) {
+      // Pages of no tags, each linking to the next: the same one again, or a new one forever.
+      const next = kind === 'tag-pages-loop' ? '/v2/apps/site/tags/list?n=1000' : `/v2/apps/site/tags/list?n=1000&last=${page++}`;
+      response.writeHead(200, { 'content-type': 'application/json', link: `<${next}>; rel="next"` });
+      response.end('{"name":"apps/site","tags":[]}');
+      return;
+    }
     if (kind === 'garbage-token' && url.startsWith('/token')) {
       response.writeHead(200, { 'content-type': 'application/json' });
       response.end('<html>not a token</html>');
@@ -158,11 +166,14 @@ for (const [kind, what, said] of [
   ['endless-manifest', 'an endless manifest', /manifest .* is larger than 4194304 bytes/],
   ['garbage-token', 'garbage for a token', /the token service's answer is not JSON/],
   ['silent', 'nothing at all (it never answers)', /cannot reach the registry 127\.0\.0\.1:\d+ \(.*[Tt]imeout/],
+  ['tag-pages-loop', 'a tag list whose next page is the first again', /links back to a page it already sent/],
+  ['tag-pages-endless', 'empty tag pages that link to new ones forever', /more than 1000 pages of tags/],
 ] as const) {
   test(`a registry that sends ${what} fails the check with a clear error (exit 3), nothing deployed`, async (t) => {
     const host = await junkRegistry(t, kind);
-    const { sandbox, env } = await sandboxFor(t, [], 'http-timeout = 2\n');
-    const result = await runCli(sandbox.args(`oci://${host}/apps/site:stable`), env);
+    const semver = kind.startsWith('tag-pages');
+    const { sandbox, env } = await sandboxFor(t, [], `http-timeout = 2\n${semver ? 'oci-semver = ^1\n' : ''}`);
+    const result = await runCli(sandbox.args(`oci://${host}/apps/site${semver ? '' : ':stable'}`), env);
     assert.equal(result.code, 3, result.stderr);
     assert.match(result.stderr, said);
     assert.equal(existsSync(sandbox.live), false);

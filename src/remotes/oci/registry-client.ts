@@ -150,12 +150,13 @@ export class RegistryClient {
 
   /**
    * The repository's tags, page after page as the registry links them (`Link: <…>; rel="next"`),
-   * at most `mostTags`: a registry that links pages forever is refused.
+   * at most `mostTags` in at most `mostPages`: a registry that links pages forever is refused.
    */
-  async tags(mostTags = 100_000): Promise<string[]> {
+  async tags(mostTags = 100_000, mostPages = 1000): Promise<string[]> {
     const what = `the tags of ${this.access.registry}/${this.repository}`;
     const tags: string[] = [];
     let path: string | undefined = `/v2/${this.repository}/tags/list?n=1000`;
+    const visited = new Set([path]);
     while (path !== undefined) {
       const response = await this.send('GET', path, { accept: 'application/json' }, what);
       if (response.statusCode !== 200) await response.body.dump().catch(() => undefined);
@@ -169,9 +170,14 @@ export class RegistryClient {
       }
       if (Array.isArray(page.tags)) tags.push(...page.tags.filter((tag): tag is string => typeof tag === 'string'));
       if (tags.length > mostTags) throw fetchError(`${what}: more than ${mostTags} tags`);
-      const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(response.headers.link ?? ''))?.[1];
-      // Only a path on this registry is followed: a Link elsewhere is not.
-      path = next === undefined ? undefined : new URL(next, this.origin).origin === this.origin ? new URL(next, this.origin).pathname + new URL(next, this.origin).search : undefined;
+      const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(response.headers.link ?? ''))?.[1];
+      const next = link === undefined ? undefined : new URL(link, this.origin);
+      // Only a path on this registry is followed (a Link elsewhere is not), and each once: a
+      // registry that links back to a page it sent, empty or not, is refused, not followed forever.
+      path = next?.origin === this.origin ? next.pathname + next.search : undefined;
+      if (path !== undefined && visited.has(path)) throw fetchError(`${what}: the registry links back to a page it already sent (${path})`);
+      if (path !== undefined) visited.add(path);
+      if (visited.size > mostPages) throw fetchError(`${what}: more than ${mostPages} pages of tags`);
     }
     return tags;
   }
