@@ -26,7 +26,7 @@ import { findCosignSigner, readCosignKeys } from '../verify/cosign.js';
 import { VerificationError } from '../verify/refusal.js';
 import { rejectEntriesBelowLinksOrFiles, rejected, releasePathOf } from './entry-path.js';
 import type { ExtractLimits, ExtractSummary } from './extract.js';
-import { credentialsFor, defaultCredentialsFile } from './oci/credentials.js';
+import { loginFor } from './oci/credentials.js';
 import { manifestMediaTypes, RegistryClient, type Descriptor, type Manifest } from './oci/registry-client.js';
 
 export const fluxLayerType = 'application/vnd.cncf.flux.content.v1.tar+gzip';
@@ -50,9 +50,9 @@ export const ociFetcher = (remote: OciRemote): Fetcher<OciSettings> => ({
 
 async function checkWithin(remote: OciRemote, context: CheckContext<OciSettings>, signal: AbortSignal): Promise<CheckResult> {
   const { settings, log } = context;
-  const credentialsFile = settings.ociCredentials ?? defaultCredentialsFile(context.env);
+  const { credentials } = loginFor(remote.registry, settings.ociCredentials, context.env);
   const client = new RegistryClient(
-    { registry: remote.registry, insecure: settings.ociInsecure, credentials: credentialsFor(remote.registry, credentialsFile, settings.ociCredentials !== undefined), timeoutMs: settings.httpTimeoutMs, signal, log },
+    { registry: remote.registry, insecure: settings.ociInsecure, credentials, timeoutMs: settings.httpTimeoutMs, signal, log },
     remote.repository,
   );
   try {
@@ -126,8 +126,7 @@ async function verifyRevision(context: CheckContext<OciSettings>, client: Regist
  * file that cannot be used is thrown (a usage error naming it).
  */
 export function describeOciSettings(remote: OciRemote, settings: OciSettings, env: NodeJS.ProcessEnv): string {
-  const credentialsFile = settings.ociCredentials ?? defaultCredentialsFile(env);
-  const login = credentialsFor(remote.registry, credentialsFile, settings.ociCredentials !== undefined);
+  const { file: credentialsFile, credentials: login } = loginFor(remote.registry, settings.ociCredentials, env);
   const keys = settings.cosignPublicKey ? readCosignKeys(settings.cosignPublicKey) : [];
   return [
     `${settings.ociInsecure ? 'http' : 'https'}://${remote.registry}`,

@@ -15,7 +15,7 @@ interface DockerConfig {
   credsStore?: string;
 }
 
-export const defaultCredentialsFile = (env: NodeJS.ProcessEnv) => join(env.DOCKER_CONFIG ?? join(env.HOME ?? homedir(), '.docker'), 'config.json');
+const defaultCredentialsFile = (env: NodeJS.ProcessEnv) => join(env.DOCKER_CONFIG ?? join(env.HOME ?? homedir(), '.docker'), 'config.json');
 
 /** The keys a config may file a registry under: "host:port", "https://host:port", "https://host:port/v1/" and so on. */
 function keyMatches(key: string, registry: string): boolean {
@@ -28,7 +28,7 @@ function keyMatches(key: string, registry: string): boolean {
  * The credentials for `registry` in the file, or undefined when it names none (anonymous pulls).
  * A missing default file is no error; a missing named file is.
  */
-export function credentialsFor(registry: string, file: string, named: boolean): Credentials | undefined {
+function credentialsFor(registry: string, file: string, named: boolean): Credentials | undefined {
   let text: string;
   try {
     text = readSmallRegularFile(file, 1 << 20);
@@ -66,4 +66,10 @@ export function credentialsFor(registry: string, file: string, named: boolean): 
     );
   }
   return undefined;
+}
+
+/** The login for `registry`: from `oci-credentials` when set (then the file must be usable), else from the default file if there is one. */
+export function loginFor(registry: string, ociCredentials: string | undefined, env: NodeJS.ProcessEnv): { file: string; credentials: Credentials | undefined } {
+  const file = ociCredentials ?? defaultCredentialsFile(env);
+  return { file, credentials: credentialsFor(registry, file, ociCredentials !== undefined) };
 }

@@ -189,8 +189,7 @@ export class RegistryClient {
 
   /** A small blob read into memory, checked against its digest: a signature's payload, say. */
   async blobBytes(descriptor: Descriptor, maxBytes: number): Promise<Buffer> {
-    const what = `blob ${descriptor.digest} of ${this.access.registry}/${this.repository}`;
-    if (!digestPattern.test(descriptor.digest)) throw fetchError(`${what}: only sha256 digests are taken`);
+    const what = this.blobName(descriptor);
     if (descriptor.size > maxBytes) throw fetchError(`${what} is ${descriptor.size} bytes, more than the ${maxBytes} expected of it`);
     const response = await this.blobResponse(descriptor, what);
     const body = await readBounded(response.body, maxBytes, () => fetchError(`${what} is larger than ${maxBytes} bytes`));
@@ -204,8 +203,7 @@ export class RegistryClient {
    * its digest, or when it is larger than declared or than `maxBytes`.
    */
   async downloadBlob(descriptor: Descriptor, path: string, maxBytes: number, progress: ProgressSink | undefined): Promise<void> {
-    const what = `blob ${descriptor.digest} of ${this.access.registry}/${this.repository}`;
-    if (!digestPattern.test(descriptor.digest)) throw fetchError(`${what}: only sha256 digests are taken`);
+    const what = this.blobName(descriptor);
     const tooLarge = (bytes: number) => fetchError(`${what} is ${bytes} bytes, larger than max-download-size = ${maxBytes}`, { hint: 'raise max-download-size if the artifact is genuine' });
     // The manifest's word first: nothing is asked of a blob declared too large.
     if (descriptor.size > maxBytes) throw tooLarge(descriptor.size);
@@ -240,6 +238,13 @@ export class RegistryClient {
     if (bytes !== descriptor.size) throw fetchError(`${what} ended after ${bytes} of its ${descriptor.size} bytes`);
     const actual = hash.digest('hex');
     if (`sha256:${actual}` !== descriptor.digest) throw integrityError(what, descriptor.digest, actual);
+  }
+
+  /** How messages name a blob; only sha256 digests are taken (the only ones hashed here). */
+  private blobName(descriptor: Descriptor): string {
+    const what = `blob ${descriptor.digest} of ${this.access.registry}/${this.repository}`;
+    if (!digestPattern.test(descriptor.digest)) throw fetchError(`${what}: only sha256 digests are taken`);
+    return what;
   }
 
   /**
