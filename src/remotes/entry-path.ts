@@ -1,6 +1,8 @@
 // The path an archive entry may have in a release, the same for every archive format (zip, tar):
 // relative, no "..", no drive or backslash, no control character, no name or path longer than a
 // filesystem allows. Anything else rejects the whole archive.
+import { mkdirSync } from 'node:fs';
+import { dirname, posix } from 'node:path';
 import { fetchError } from '../base/errors.js';
 
 // Names a filesystem accepts: 255 bytes a name, 4095 a path (Linux's NAME_MAX and PATH_MAX - 1).
@@ -34,14 +36,22 @@ export function releasePathOf(name: string, archiveName: string, raw: Uint8Array
 /** Entries below a symlink or a file would be written through the link, or cannot exist: the first such is rejected. */
 export function rejectEntriesBelowLinksOrFiles(entries: Iterable<{ path: string; name: string }>, kinds: Map<string, string>, archiveName: string): void {
   for (const item of entries) {
-    for (let parent = parentOf(item.path); parent !== '.'; parent = parentOf(parent)) {
+    for (let parent = posix.dirname(item.path); parent !== '.'; parent = posix.dirname(parent)) {
       const parentKind = kinds.get(parent);
       if (parentKind === 'symlink' || parentKind === 'file') throw rejected(archiveName, item.name, `lies below "${parent}", which is a ${parentKind}`);
     }
   }
 }
 
-const parentOf = (path: string) => {
-  const slash = path.lastIndexOf('/');
-  return slash < 0 ? '.' : path.slice(0, slash);
-};
+/**
+ * Makes directories below `root` as entries need them, each once: a set of those made saves a
+ * mkdir call per file (extraction writes thousands into the same few directories).
+ */
+export function directoryMaker(root: string): (path: string) => void {
+  const made = new Set<string>([root]);
+  return (path) => {
+    if (made.has(path)) return;
+    mkdirSync(path, { recursive: true, mode: 0o755 });
+    for (let current = path; current !== root && !made.has(current); current = dirname(current)) made.add(current);
+  };
+}

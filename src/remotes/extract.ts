@@ -4,7 +4,7 @@
 // hostile, corrupt or oversized entry. Symlinks are created last, after every file, so that no
 // write can pass through a link; nothing is ever written outside the staging directory.
 import { createHash } from 'node:crypto';
-import { chmodSync, closeSync, createWriteStream, mkdirSync, openSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, createWriteStream, openSync, writeSync } from 'node:fs';
 import { chmod, statfs, symlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -17,7 +17,7 @@ import type { ProgressSink } from '../base/progress.js';
 import { linkStaysInside } from '../base/symlink-containment.js';
 import { pausePoint } from '../base/test-pause.js';
 import { releaseMode } from '../base/release-modes.js';
-import { rejectEntriesBelowLinksOrFiles, rejected, releasePathOf } from './entry-path.js';
+import { directoryMaker, rejectEntriesBelowLinksOrFiles, rejected, releasePathOf } from './entry-path.js';
 import { ArchiveReader } from './zip-reader.js';
 
 export interface ExtractLimits {
@@ -254,14 +254,7 @@ async function writeEntries(archive: OpenArchive, planned: PlannedEntry[], root:
   const largeFiles = planned.filter((item) => item.kind === 'file' && item.entry.uncompressedSize >= smallFileBytes);
   const symlinks = planned.filter((item) => item.kind === 'symlink');
 
-  const createdDirectories = new Set<string>([root]);
-  const ensureDirectory = (path: string) => {
-    if (createdDirectories.has(path)) return;
-    mkdirSync(path, { recursive: true, mode: 0o755 });
-    for (let current = path; current !== root && !createdDirectories.has(current); current = dirname(current)) {
-      createdDirectories.add(current);
-    }
-  };
+  const ensureDirectory = directoryMaker(root);
   for (const item of directories) ensureDirectory(join(root, item.path));
 
   // The large files stream through the thread pool while the small ones are written here: the
