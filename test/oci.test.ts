@@ -159,6 +159,19 @@ test('oci:// remotes a registry cannot take are usage errors naming the form (ex
   }
 });
 
+test('absurd OCI settings are usage errors naming the setting (exit 2): a range that is no range, oci-semver beside a tag or on a zip remote, a tag of 300 characters', async () => {
+  for (const [remote, env, said] of [
+    ['oci://registry.example/apps/site', { REPO_DEPLOY_OCI_SEMVER: 'not a range at all' }, /oci-semver = "not a range at all" is not a semver range/],
+    ['oci://registry.example/apps/site:v1', { REPO_DEPLOY_OCI_SEMVER: '^1' }, /oci-semver = \^1 chooses the tag, but the remote .* names one/],
+    ['https://example.com/app.zip', { REPO_DEPLOY_OCI_SEMVER: '^1' }, /oci-semver is set, but the remote https:\/\/example\.com\/app\.zip is not an oci:\/\/ remote/],
+    [`oci://registry.example/apps/site:${'v'.repeat(300)}`, {}, /has a tag that is not a registry tag/],
+  ] as const) {
+    const result = await runCli(['check-config', '-r', remote, '-l', '/tmp/repo-deploy-unused/current'], env);
+    assert.equal(result.code, 2, `${remote}: ${result.stderr}`);
+    assert.match(result.stderr, said);
+  }
+});
+
 /** One ustar header (a file of `size` bytes named `name`), as a hostile publisher writes it. */
 function tarHeader(name: string, size: number): Buffer {
   const header = Buffer.alloc(512);
