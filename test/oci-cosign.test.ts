@@ -84,7 +84,7 @@ test('unsigned, signed by another key, or a signature over another digest: refus
   const unsigned = await s.publish('2');
   const none = await s.once();
   assert.equal(none.code, 8, none.stderr);
-  assert.match(none.stderr, new RegExp(`refused .*: no cosign signature \\(tag ${unsigned.replace(':', '-')}\\.sig\\) was found`));
+  assert.match(none.stderr, new RegExp(`refused .*: no cosign signature was found: neither a signature tag ${unsigned.replace(':', '-')}\\.sig nor a Sigstore bundle among the referrers`));
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
 
   const byStranger = await s.publish('3');
@@ -111,7 +111,7 @@ test('with allowed-signers alone (no cosign key), an oci:// revision is refused 
   await pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: tarGzOf({ 'index.html': `version ${'1'}\n` }) }]);
   const refused = await runCli(sandbox.args(`oci://${registry.host}/apps/site:stable`), { HOME: root });
   assert.equal(refused.code, 8, refused.stderr);
-  assert.match(refused.stderr, /allowed-signers asks for a verified revision, and an oci:\/\/ artifact is verified by cosign-public-key/);
+  assert.match(refused.stderr, /allowed-signers asks for a verified revision, and an oci:\/\/ artifact is verified by cosign \(cosign-public-key, or cosign-identity with cosign-issuer\)/);
   assert.equal(existsSync(sandbox.live), false);
 });
 

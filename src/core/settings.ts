@@ -22,7 +22,7 @@ export type Settings = SchemaSettings & {
 export type AgentSettings = Pick<Settings, 'httpListen' | 'webhookSecret' | 'webhookMinIntervalMs' | 'logFormat' | 'verbose' | 'warnings' | 'configPath'>;
 
 /** The slices of an app's settings that its remote reads: each fetcher is handed only its own. */
-export type TrustSettings = Pick<Settings, 'allowedSigners' | 'checksum' | 'cosignPublicKey' | 'gpgKeyring' | 'refuseRewrites'>;
+export type TrustSettings = Pick<Settings, 'allowedSigners' | 'checksum' | 'cosignPublicKey' | 'cosignIdentity' | 'cosignIssuer' | 'sigstoreTrustedRoot' | 'gpgKeyring' | 'refuseRewrites'>;
 export type ZipSettings = TrustSettings & Pick<Settings, 'httpTimeoutMs' | 'maxDownloadBytes' | 'maxEntries' | 'maxUnpackedBytes'>;
 export type HttpZipSettings = ZipSettings & Pick<Settings, 'allowInsecureRedirects' | 'downloadTimeoutMs' | 'maxRedirects'>;
 export type S3ZipSettings = ZipSettings & Pick<Settings, 'awsAccessKey' | 'awsSecretKey' | 'awsRegion' | 's3Endpoint' | 'downloadTimeoutMs'>;

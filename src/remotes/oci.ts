@@ -22,7 +22,7 @@ import { newDownloadFile } from '../core/cache-layout.js';
 import type { OciRemote } from '../core/remote.js';
 import type { CheckContext, CheckResult, Fetcher } from '../core/remote-contract.js';
 import type { OciSettings } from '../core/settings.js';
-import { findCosignSigner, readCosignKeys } from '../verify/cosign.js';
+import { findCosignSigner, readCosignPolicy, type CosignPolicy } from '../verify/cosign.js';
 import { VerificationError } from '../verify/refusal.js';
 import { rejectEntriesBelowLinksOrFiles, rejected, releasePathOf } from './entry-path.js';
 import type { ExtractLimits, ExtractSummary } from './extract.js';
@@ -110,14 +110,15 @@ async function checkWithin(remote: OciRemote, context: CheckContext<OciSettings>
 async function verifyRevision(context: CheckContext<OciSettings>, client: RegistryClient, remote: OciRemote, revision: string): Promise<void> {
   const { settings } = context;
   const refuse = (reason: string) => new VerificationError(`refused ${remote.display} (${revision.slice(0, 19)}): ${reason}`, revision, { digest: revision });
-  if (settings.cosignPublicKey) {
-    const found = await findCosignSigner(client, revision, readCosignKeys(settings.cosignPublicKey));
+  const policy = await readCosignPolicy(settings);
+  if (policy) {
+    const found = await findCosignSigner(client, revision, policy);
     if ('refusal' in found) throw refuse(found.refusal);
     context.log.info(`artifact ${remote.display} (${revision.slice(0, 19)}) is signed with cosign by ${found.signer}`, { revision });
     return;
   }
   const asked = [settings.allowedSigners && 'allowed-signers', settings.checksum && 'checksum', settings.gpgKeyring && 'gpg-keyring'].filter(Boolean);
-  if (asked.length > 0) throw refuse(`${asked.join(' and ')} ${asked.length > 1 ? 'ask' : 'asks'} for a verified revision, and an oci:// artifact is verified by cosign-public-key`);
+  if (asked.length > 0) throw refuse(`${asked.join(' and ')} ${asked.length > 1 ? 'ask' : 'asks'} for a verified revision, and an oci:// artifact is verified by cosign (cosign-public-key, or cosign-identity with cosign-issuer)`);
 }
 
 /**
@@ -125,16 +126,26 @@ async function verifyRevision(context: CheckContext<OciSettings>, client: Regist
  * login's source, the platform and layer chosen, and the signature keys; a credentials or key
  * file that cannot be used is thrown (a usage error naming it).
  */
-export function describeOciSettings(remote: OciRemote, settings: OciSettings, env: NodeJS.ProcessEnv): string {
+export async function describeOciSettings(remote: OciRemote, settings: OciSettings, env: NodeJS.ProcessEnv): Promise<string> {
   const { file: credentialsFile, credentials: login } = loginFor(remote.registry, settings.ociCredentials, env);
-  const keys = settings.cosignPublicKey ? readCosignKeys(settings.cosignPublicKey) : [];
+  const policy = await readCosignPolicy(settings);
   return [
     `${settings.ociInsecure ? 'http' : 'https'}://${remote.registry}`,
     login ? `login ${login.user} from ${credentialsFile}` : `anonymous (no login for ${remote.registry} in ${credentialsFile})`,
     `platform ${settings.ociPlatform ?? `linux/${ociArchitecture[arch] ?? arch} (this host's)`}`,
     `layer ${settings.ociLayer ?? "a Flux artifact's, or the only one"}`,
-    keys.length > 0 ? `cosign signature by ${keys.length} key${keys.length > 1 ? 's' : ''} of ${settings.cosignPublicKey}` : 'no signature required',
+    describePolicy(settings, policy),
   ].join('; ');
+}
+
+function describePolicy(settings: OciSettings, policy: CosignPolicy | undefined): string {
+  if (!policy) return 'no signature required';
+  const accepted = [
+    policy.keys.length > 0 && `a key of ${settings.cosignPublicKey} (${counted(policy.keys.length, 'key')})`,
+    policy.keyless && `keyless by ${policy.keyless.identity} from ${policy.keyless.issuer}`,
+  ].filter(Boolean);
+  const root = policy.trustedRoot && `, checked against ${settings.sigstoreTrustedRoot} (${counted(policy.trustedRoot.certificateAuthorities.length, 'certificate authority', 'certificate authorities')}, ${counted(policy.trustedRoot.tlogs.length, 'transparency log')}, ${counted(policy.trustedRoot.ctlogs.length, 'CT log')})`;
+  return `cosign signature by ${accepted.join(' or ')}${root ?? ''}`;
 }
 
 /** oci-semver: the highest tag the range takes (a leading "v" allowed), from the registry's tag list. */

@@ -348,12 +348,23 @@ export function requireRemote(settings: Settings): Remote {
   return settings.remote;
 }
 
-/** An oci:// remote names a tag or a digest, or lets oci-semver choose the tag: one of the three. */
-async function validateOciReference({ remote, ociSemver }: SchemaSettings): Promise<void> {
+/**
+ * An oci:// remote names a tag or a digest, or lets oci-semver choose the tag: one of the three.
+ * The cosign settings vouch only for OCI artifacts: on another remote they would let a revision
+ * deploy unverified that the operator meant to be verified, so they are refused there.
+ */
+async function validateOciReference({ remote, ociSemver, cosignPublicKey, cosignIdentity, cosignIssuer, sigstoreTrustedRoot }: SchemaSettings): Promise<void> {
+  const keyless = { 'cosign-identity': cosignIdentity, 'cosign-issuer': cosignIssuer, 'sigstore-trusted-root': sigstoreTrustedRoot };
+  const cosignSetting = cosignPublicKey !== undefined ? 'cosign-public-key' : Object.entries(keyless).find(([, value]) => value !== undefined)?.[0];
   if (remote?.kind !== 'oci') {
     if (ociSemver !== undefined && remote) throw usageError(`oci-semver is set, but the remote ${remote.display} is not an oci:// remote`, 'remove oci-semver');
+    if (cosignSetting && remote) throw usageError(`${cosignSetting} is set, but the remote ${remote.display} is not an oci:// remote: cosign vouches only for OCI artifacts`, 'sign archives with allowed-signers (a <remote>.sig) or commits with allowed-signers / gpg-keyring, and remove the cosign settings');
     return;
   }
+  const missing = Object.entries(keyless).filter(([, value]) => value === undefined).map(([key]) => key);
+  const keylessAsked = (cosignIdentity ?? cosignIssuer) !== undefined;
+  if (keylessAsked && missing.length > 0) throw usageError(`keyless cosign signatures need cosign-identity, cosign-issuer and sigstore-trusted-root together; ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not set`, 'for example cosign-identity = https://github.com/acme/site/.github/workflows/release.yml@refs/heads/main, cosign-issuer = https://token.actions.githubusercontent.com');
+  if (sigstoreTrustedRoot !== undefined && !keylessAsked && cosignPublicKey === undefined) throw usageError('sigstore-trusted-root is set, but neither cosign-public-key nor cosign-identity says whose signature to require', 'add cosign-identity and cosign-issuer (keyless), or cosign-public-key');
   const form = 'oci://HOST[:PORT]/REPOSITORY:TAG, oci://HOST[:PORT]/REPOSITORY@sha256:DIGEST, or oci://HOST[:PORT]/REPOSITORY with oci-semver = RANGE';
   if (ociSemver === undefined) {
     if (!remote.tag && !remote.digest) throw usageError(`the remote "${remote.display}" names no tag or digest`, `use ${form}: a deploy names what it deploys`);

@@ -1,19 +1,33 @@
-// Cosign signatures by public key, as cosign v2 stores them beside an artifact: a manifest tagged
-// `sha256-<hex of the signed manifest's digest>.sig` in the same repository, each layer a
-// "simple signing" payload (JSON naming the signed digest) whose signature is the layer's
-// `dev.cosignproject.cosign/signature` annotation (base64, ECDSA over the payload's bytes). A
-// revision is verified when one payload names its digest and is signed by one of the keys of
-// `cosign-public-key`; the payload's bytes are checked against their digest as they are read.
+// Cosign signatures, found where cosign stores them beside an artifact and checked offline:
 //
-// Not yet: cosign v3's Sigstore bundles (through the referrers API) and keyless signatures
-// against a trusted root; the transparency log entry of a key-based signature is not required.
+// - cosign v2: a manifest tagged `sha256-<hex of the signed manifest's digest>.sig` in the same
+//   repository, each layer a "simple signing" payload (JSON naming the signed digest) whose
+//   signature is the layer's `dev.cosignproject.cosign/signature` annotation: by a key (ECDSA over
+//   the payload's bytes, checked here), or keyless (with the certificate and Rekor annotations,
+//   checked in sigstore-bundle.ts);
+// - cosign v3: a Sigstore bundle attached to the digest as a referrer (the referrers API, or the
+//   `sha256-<hex>` fallback tag where the registry has no such API), checked in sigstore-bundle.ts.
+//
+// A revision is verified when one signature names its digest and satisfies the policy: a key of
+// cosign-public-key, or a certificate of cosign-identity from cosign-issuer under
+// sigstore-trusted-root. Every payload and bundle is checked against its digest as it is read.
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { usageError } from '../base/errors.js';
 import { readSmallRegularFile } from '../base/small-file.js';
+import type { NamedKey, SigstorePolicy, Verdict } from './sigstore-bundle.js';
+
+export type CosignPolicy = SigstorePolicy;
 
 export const simpleSigningType = 'application/vnd.dev.cosign.simplesigning.v1+json';
 const signatureAnnotation = 'dev.cosignproject.cosign/signature';
+const certificateAnnotation = 'dev.sigstore.cosign/certificate';
+const rekorBundleAnnotation = 'dev.sigstore.cosign/bundle';
 const largestPayload = 64 << 10;
+const largestBundle = 1 << 20;
+/** Referrers tried at most: a repository flooded with bogus bundles costs a bounded number of reads. */
+const mostBundles = 16;
+/** cosign v3 names its bundles `application/vnd.dev.sigstore.bundle.v0.3+json`; earlier versions `…bundle+json;version=0.x`. */
+const isBundleType = (type: string | undefined) => type !== undefined && /^application\/vnd\.dev\.sigstore\.bundle(\.v0\.\d+)?\+json(;version=0\.\d+)?$/.test(type);
 
 /** A layer of a signature manifest, as the registry client reads it. */
 interface SignatureLayer {
@@ -23,17 +37,30 @@ interface SignatureLayer {
   annotations?: Record<string, string>;
 }
 
-/** What the registry must answer for a signature check (the registry client does): the tag's manifest, and small blobs. */
+type SignatureManifest = { json: { layers?: SignatureLayer[] } };
+
+/** What the registry must answer for a signature check (the registry client does). */
 export interface SignatureSource {
-  manifestIfPresent(reference: string): Promise<{ json: { layers?: SignatureLayer[] } } | undefined>;
+  manifest(reference: string): Promise<SignatureManifest>;
+  manifestIfPresent(reference: string): Promise<SignatureManifest | undefined>;
+  /** The manifests that name `digest` as their subject (OCI 1.1 referrers). */
+  referrers(digest: string): Promise<Array<{ digest: string; artifactType?: string }>>;
   blobBytes(descriptor: SignatureLayer, maxBytes: number): Promise<Buffer>;
 }
 
-export interface CosignKey {
-  key: KeyObject;
-  /** Where it came from, for messages: the file and the key's place in it. */
-  name: string;
+/** The trust settings of cosign, read and checked; undefined when none is set. */
+export async function readCosignPolicy(settings: { cosignPublicKey?: string; cosignIdentity?: string; cosignIssuer?: string; sigstoreTrustedRoot?: string }): Promise<CosignPolicy | undefined> {
+  const { cosignPublicKey, cosignIdentity, cosignIssuer, sigstoreTrustedRoot } = settings;
+  if (!cosignPublicKey && !cosignIdentity && !cosignIssuer && !sigstoreTrustedRoot) return undefined;
+  return {
+    keys: cosignPublicKey ? readCosignKeys(cosignPublicKey) : [],
+    keyless: cosignIdentity && cosignIssuer ? { identity: cosignIdentity, issuer: cosignIssuer } : undefined,
+    trustedRoot: sigstoreTrustedRoot ? (await import('./sigstore-bundle.js')).readTrustedRoot(sigstoreTrustedRoot) : undefined,
+  };
 }
+
+/** A key of cosign-public-key, named for messages by its file and its place in it. */
+export type CosignKey = NamedKey;
 
 /** The PEM public keys of the file (one or more blocks); a file with none, or a bad one, is a usage error. */
 export function readCosignKeys(path: string): CosignKey[] {
@@ -59,14 +86,15 @@ export function readCosignKeys(path: string): CosignKey[] {
 export const signatureTag = (digest: string) => `${digest.replace(':', '-')}.sig`;
 
 /**
- * The key that signed `digest`, or the reason none did (no signature, another key, a payload
- * naming another digest). Never throws for a missing or bad signature: the caller refuses.
+ * Who signed `digest` under the policy, or why nobody did (no signature, another key or
+ * identity, a signature over another digest). Cosign v2's signature tag is read first, then
+ * cosign v3's Sigstore bundles among the digest's referrers. Never throws for a missing or bad
+ * signature: the caller refuses.
  */
-export async function findCosignSigner(source: SignatureSource, digest: string, keys: CosignKey[]): Promise<{ signer: string } | { refusal: string }> {
-  const signatures = await source.manifestIfPresent(signatureTag(digest));
-  if (!signatures) return { refusal: `no cosign signature (tag ${signatureTag(digest)}) was found` };
+export async function findCosignSigner(source: SignatureSource, digest: string, policy: CosignPolicy): Promise<Verdict> {
   const reasons = new Set<string>();
-  for (const layer of signatures.json.layers ?? []) {
+  const signatures = await source.manifestIfPresent(signatureTag(digest));
+  for (const layer of signatures?.json.layers ?? []) {
     const signature = layer.annotations?.[signatureAnnotation];
     if (layer.mediaType !== simpleSigningType || !signature) continue;
     const payload = await source.blobBytes(layer, largestPayload);
@@ -75,11 +103,30 @@ export async function findCosignSigner(source: SignatureSource, digest: string, 
       reasons.add(`a signature covers ${signed ?? 'no manifest digest'}, not ${digest}`);
       continue;
     }
-    const signer = keys.find(({ key }) => verifies(key, payload, signature));
-    if (signer) return { signer: signer.name };
-    reasons.add('a signature is by none of the keys of cosign-public-key');
+    const certificate = layer.annotations?.[certificateAnnotation];
+    const verdict = certificate
+      ? (await import('./sigstore-bundle.js')).verifyCosignV2Keyless(payload, signature, certificate, layer.annotations?.[rekorBundleAnnotation], policy)
+      : verifyByKey(payload, signature, policy.keys);
+    if ('signer' in verdict) return verdict;
+    reasons.add(verdict.refusal);
   }
-  return { refusal: reasons.size > 0 ? [...reasons].join('; ') : `the signature tag ${signatureTag(digest)} holds no cosign signature` };
+  const bundles = (await source.referrers(digest)).filter((referrer) => isBundleType(referrer.artifactType)).slice(0, mostBundles);
+  for (const referrer of bundles) {
+    const manifest = await source.manifest(referrer.digest);
+    const layer = manifest.json.layers?.find((candidate) => isBundleType(candidate.mediaType));
+    if (!layer) continue;
+    const verdict = (await import('./sigstore-bundle.js')).verifyCosignBundle(await source.blobBytes(layer, largestBundle), digest, policy);
+    if ('signer' in verdict) return verdict;
+    reasons.add(verdict.refusal);
+  }
+  if (reasons.size > 0) return { refusal: [...reasons].join('; ') };
+  return { refusal: `no cosign signature was found: neither a signature tag ${signatureTag(digest)} nor a Sigstore bundle among the referrers of ${digest}` };
+}
+
+function verifyByKey(payload: Buffer, signature: string, keys: CosignKey[]): Verdict {
+  if (keys.length === 0) return { refusal: 'a signature is by a key, and cosign-public-key is not set' };
+  const signer = keys.find(({ key }) => verifies(key, payload, signature));
+  return signer ? { signer: signer.name } : { refusal: 'a signature is by none of the keys of cosign-public-key' };
 }
 
 /** The manifest digest a simple-signing payload vouches for, if it is one. */

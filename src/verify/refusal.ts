@@ -33,7 +33,7 @@ export async function trustFingerprint(settings: TrustSettings): Promise<string>
     }
   };
   return createHash('sha256')
-    .update(JSON.stringify([settings.checksum ?? '', settings.refuseRewrites, await content(settings.allowedSigners), await content(settings.gpgKeyring), await content(settings.cosignPublicKey)]))
+    .update(JSON.stringify([settings.checksum ?? '', settings.refuseRewrites, await content(settings.allowedSigners), await content(settings.gpgKeyring), await content(settings.cosignPublicKey), settings.cosignIdentity ?? '', settings.cosignIssuer ?? '', await content(settings.sigstoreTrustedRoot)]))
     .digest('hex')
     .slice(0, 16);
 }

@@ -4,7 +4,8 @@
 //   requests with a redirect to "object storage", a second server that serves the blob and
 //   records the Authorization header it was sent, or serves the tag list in pages of 100 linked
 //   by `Link: <…>; rel="next"`, as hosted registries do (docker-registry 2.8 sends one page), or
-//   sends half of a blob and then nothing (for a kill -9 in the middle of a download);
+//   sends half of a blob and then nothing (for a kill -9 in the middle of a download), or answers
+//   the referrers API (OCI 1.1, which docker-registry 2.8 lacks) from a list the test keeps;
 // - a token service for the registry's Bearer flow (docker-registry's `auth: token`), signing
 //   JWTs with a key whose certificate the registry trusts, counting the tokens it gives.
 // Each is a real HTTP server on loopback, stopped when the test ends.
@@ -17,7 +18,7 @@ import type { TestContext } from 'node:test';
 import { listenOnLoopback } from './listen.js';
 import type { TestRegistry } from './oci-registry.js';
 
-export type FrontMode = 'pass' | 'flip-blob-byte' | 'flip-manifest-byte' | 'redirect-blobs' | 'paginate-tags' | 'stall-blob-halfway';
+export type FrontMode = 'pass' | 'flip-blob-byte' | 'flip-manifest-byte' | 'redirect-blobs' | 'paginate-tags' | 'stall-blob-halfway' | 'referrers';
 
 export interface RegistryFront {
   host: string;
@@ -28,6 +29,8 @@ export interface RegistryFront {
   requests: string[];
   /** stall-blob-halfway: a blob was half sent and is held there. */
   stalled?: boolean;
+  /** referrers: the referrers API (OCI 1.1) docker-registry 2.8 lacks, answered from this list per subject digest. */
+  referrers: Map<string, object[]>;
 }
 
 async function bodyOf(request: IncomingMessage): Promise<Buffer> {
@@ -68,7 +71,7 @@ export async function startRegistryFront(t: Pick<TestContext, 'after'>, registry
   const registryHost = registry.host;
   // Object storage reads the registry with credentials of its own (as a presigned URL would carry).
   const storageCredentials = registry.login ? `Basic ${Buffer.from(`${registry.login.user}:${registry.login.password}`).toString('base64')}` : '';
-  const front: RegistryFront = { host: '', storageAuthorizations: [], mode, requests: [] };
+  const front: RegistryFront = { host: '', storageAuthorizations: [], mode, requests: [], referrers: new Map() };
   // Object storage: serves /BLOB-PATH by asking the registry itself, and notes what it was sent.
   const storage = createServer((request, response) => {
     front.storageAuthorizations.push(request.headers.authorization);
@@ -96,6 +99,12 @@ export async function startRegistryFront(t: Pick<TestContext, 'after'>, registry
         const more = start + 100 < all.length;
         response.writeHead(200, { 'content-type': 'application/json', ...(more ? { link: `</v2/${tagList[1]}/tags/list?n=100&last=${encodeURIComponent(page.at(-1)!)}>; rel="next"` } : {}) });
         response.end(JSON.stringify({ name: tagList[1], tags: page }));
+        return;
+      }
+      const referrers = /^\/v2\/.+\/referrers\/(sha256:[0-9a-f]{64})(\?.*)?$/.exec(path);
+      if (front.mode === 'referrers' && referrers && request.method === 'GET') {
+        response.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json' });
+        response.end(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: front.referrers.get(referrers[1]!) ?? [] }));
         return;
       }
       if (front.mode === 'redirect-blobs' && isBlob) {

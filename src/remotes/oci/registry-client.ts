@@ -50,6 +50,7 @@ export interface Manifest {
 
 export interface Descriptor {
   mediaType: string;
+  artifactType?: string;
   digest: string;
   size: number;
   annotations?: Record<string, string>;
@@ -185,6 +186,34 @@ export class RegistryClient {
   /** The manifest under `reference`, or undefined when the registry has none (404): a signature tag, say. */
   manifestIfPresent(reference: string): Promise<Manifest | undefined> {
     return this.readManifest(reference, undefined, true);
+  }
+
+  /**
+   * The manifests whose subject is `digest` (OCI 1.1 referrers): from the referrers API, or,
+   * where the registry has none (404, as distribution 2.x), from the fallback tag `sha256-<hex>`
+   * whose index cosign and oras keep up to date. The list is not digest-addressed: each manifest
+   * it names is read by its digest and checked.
+   */
+  async referrers(digest: string): Promise<Descriptor[]> {
+    const what = `referrers of ${this.describe(digest)}`;
+    const response = await this.send('GET', `/v2/${this.repository}/referrers/${digest}`, { accept: manifestMediaTypes.ociIndex }, what);
+    if (response.statusCode === 404) {
+      await response.body.dump().catch(() => undefined);
+      const index = await this.manifestIfPresent(digest.replace(':', '-'));
+      return (index?.json.manifests ?? []).filter((entry) => typeof entry?.digest === 'string' && digestPattern.test(entry.digest));
+    }
+    if (response.statusCode !== 200) {
+      await response.body.dump().catch(() => undefined);
+      this.requireSuccess(response, what);
+    }
+    const body = await readBounded(response.body, largestManifest, () => fetchError(`${what}: the list is larger than ${largestManifest} bytes`));
+    try {
+      const manifests = (JSON.parse(body.toString('utf8')) as ManifestJson).manifests;
+      if (!Array.isArray(manifests)) throw new Error('no "manifests" list');
+      return manifests.filter((entry) => typeof entry?.digest === 'string' && digestPattern.test(entry.digest));
+    } catch (error) {
+      throw fetchError(`${what}: the registry answered with something that is not an image index (${messageOf(error)})`);
+    }
   }
 
   /** A small blob read into memory, checked against its digest: a signature's payload, say. */
