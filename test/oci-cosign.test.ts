@@ -126,3 +126,17 @@ test('cosign-public-key naming a file without a PEM public key is a usage error 
   assert.match(result.stderr, /cosign-public-key = .*cosign\.pub holds no PEM public key/);
   assert.equal(existsSync(sandbox.live), false);
 });
+
+test('pushed, checked, then signed (flux push artifact, then cosign sign): refused while unsigned, not remembered, deployed at the next check once the signature is there', { skip }, async (t) => {
+  const key = newKey();
+  const s = await setup(t, [key.publicKey]);
+  const digest = await s.publish('1');
+  const early = await s.once();
+  assert.equal(early.code, 8, early.stderr);
+  assert.match(early.stderr, /the next check looks for a signature again/);
+  assert.equal(existsSync(s.sandbox.live), false);
+  await cosignSign(s.registry, 'apps/site', digest, digest, key.privateKey);
+  const signed = await s.once();
+  assert.equal(signed.code, 0, signed.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+});

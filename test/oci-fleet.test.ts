@@ -1,7 +1,9 @@
 // A fleet of real daemons on one redis-server deploying an oci:// artifact: at each check only the
 // scout asks the registry (each member logs in as a user of its own, so the registry's front can
-// tell who asked), and every member ends on the new revision.
+// tell who asked), and every member ends on the new revision; with cosign, every member checks
+// the signature itself, followers included.
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +14,7 @@ import { startAgent, type RunningAgent } from './helpers/daemon.js';
 import { startRegistryFront } from './helpers/oci-fronts.js';
 import { fluxLayerType, pushArtifact, registryBinary, startRegistry, tarGzOf } from './helpers/oci-registry.js';
 import { startRedis } from './helpers/redis-server.js';
+import { cosignBundle, pushBundleReferrer } from './helpers/sigstore-fakes.js';
 import { temporaryDirectory } from './helpers/temp.js';
 
 const skip = existsSync(registryBinary) ? false : `needs Debian's docker-registry (${registryBinary}); .ci/run installs it`;
@@ -58,4 +61,33 @@ test('a fleet of three daemons on an oci:// artifact: at each check only the sco
     const result = await member.agent.stop();
     assert.doesNotMatch(result.stderr, new RegExp(redis.password));
   }
+});
+
+test('a fleet on a cosign-signed oci:// artifact: every member checks the signature itself, so a member whose key does not match never deploys what the others do', { skip }, async (t) => {
+  const registry = await startRegistry(t);
+  const redis = await startRedis(t);
+  const root = await temporaryDirectory(t);
+  const [trusted, other] = [generateKeyPairSync('ec', { namedCurve: 'prime256v1' }), generateKeyPairSync('ec', { namedCurve: 'prime256v1' })];
+  const digest = await pushArtifact(registry, 'apps/site', 'stable', [{ mediaType: fluxLayerType, data: tarGzOf({ 'index.html': 'version 1\n' }) }]);
+  await pushBundleReferrer(registry, 'apps/site', digest, cosignBundle(digest, trusted, undefined));
+  const members: Array<{ sandbox: Sandbox; agent: RunningAgent }> = [];
+  for (const [index, key] of [trusted, trusted, other].entries()) {
+    const directory = join(root, `server-${index}`);
+    const sandbox = await makeSandbox(directory, `oci-insecure = yes\nfleet-redis = ${redis.url}\nfleet-name = web\nhost-id = server-${index}\nschedule = * * * * * *\ncosign-public-key = ${join(directory, 'cosign.pub')}\n`);
+    await writeFile(join(directory, 'cosign.pub'), key.publicKey.export({ type: 'spki', format: 'pem' }).toString());
+    members.push({ sandbox, agent: startAgent(t, [...sandbox.args(`oci://${registry.host}/apps/site:stable`).filter((argument) => argument !== '-f'), '-v'], { HOME: sandbox.root }) });
+  }
+  const [first, second, odd] = members as [typeof members[0], typeof members[0], typeof members[0]];
+  for (;;) {
+    const live = await Promise.all([first, second].map((member) => member.sandbox.liveFile('index.html').catch(() => '')));
+    // As a follower: told by the fleet to deploy the revision, it checks the signature and refuses.
+    const admitted = odd.agent.lines.findIndex((line) => /the fleet lets this server deploy/.test(line));
+    const refusedByOdd = admitted >= 0 && odd.agent.lines.slice(admitted).some((line) => /refused .*a signature is by none of the keys of cosign-public-key/.test(line));
+    if (live.every((text) => text === 'version 1\n') && refusedByOdd) break;
+    const exited = members.find((member) => member.agent.child.exitCode !== null);
+    if (exited) throw new Error(`a member exited:\n${exited.agent.lines.join('\n')}`);
+    await sleep(100);
+  }
+  assert.equal(existsSync(odd.sandbox.live), false, 'the member with another key deployed nothing');
+  for (const member of members) await member.agent.stop();
 });

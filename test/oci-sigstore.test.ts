@@ -214,3 +214,32 @@ test('cosign settings on a remote that is not oci:// are a usage error (exit 2):
   assert.match(result.stderr, /cosign-public-key is set, but the remote .*site\.zip is not an oci:\/\/ remote: cosign vouches only for OCI artifacts/);
   assert.equal(existsSync(sandbox.live), false);
 });
+
+test('a registry that lists 40 bundles that are not there, and one that is not JSON, before the good one: at most 16 are read, the revision is refused (exit 8) saying why, the live release kept', { skip }, async (t) => {
+  const s = await setup(t, keyless);
+  const front = await startRegistryFront(t, s.registry, 'referrers');
+  const first = await s.publish('1');
+  front.referrers.set(first, [await pushBundleReferrer(s.registry, repository, first, cosignBundle(first, issueCertificate(s.ca, identity, issuer), s.log), { fallbackTag: false })]);
+  assert.equal((await s.once(front.host)).code, 0);
+
+  const second = await s.publish('2');
+  const missing = Array.from({ length: 40 }, (_, index) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${index.toString(16).padStart(64, '0')}`, size: 500, artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json' }));
+  const junk = await pushBundleReferrer(s.registry, repository, second, Buffer.from('this is not a bundle'), { fallbackTag: false });
+  const good = await pushBundleReferrer(s.registry, repository, second, cosignBundle(second, issueCertificate(s.ca, identity, issuer), s.log), { fallbackTag: false });
+  front.referrers.set(second, [junk, ...missing, good]);
+  const before = front.requests.length;
+  const refused = await s.once(front.host);
+  assert.equal(refused.code, 8, refused.stderr);
+  assert.match(refused.stderr, /a Sigstore bundle cannot be read \(Unexpected token/);
+  assert.match(refused.stderr, /15 referrers listed as Sigstore bundles are not in the registry or hold none \(sha256:0{64}, …\)/);
+  assert.doesNotMatch(refused.stderr, /remembered/);
+  const manifestReads = front.requests.slice(before).filter((line) => /^GET \/v2\/apps\/site\/manifests\/sha256:/.test(line));
+  assert.ok(manifestReads.length <= 17, `${manifestReads.length} manifests read`);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+
+  // The good bundle listed first: deployed at the next check (a cosign refusal is not remembered).
+  front.referrers.set(second, [good, junk, ...missing]);
+  const deployed = await s.once(front.host);
+  assert.equal(deployed.code, 0, deployed.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n');
+});

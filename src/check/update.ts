@@ -310,7 +310,7 @@ async function repairBrokenLive(context: AgentContext, layout: Layout, state: Ag
 
 /** Content the operator's keys do not vouch for: remembered, so it is not downloaded again. */
 function refused(state: AgentState, error: VerificationError, trust: string, now: Date, log: Logger): CheckOutcome {
-  holdBackRefused(state, error, trust, now);
+  if (error.remember) holdBackRefused(state, error, trust, now);
   log.error(error.message, { revision: error.revision });
   return { result: 'refused', revision: error.revision, error };
 }

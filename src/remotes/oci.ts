@@ -106,19 +106,23 @@ async function checkWithin(remote: OciRemote, context: CheckContext<OciSettings>
  * its keys must cover the manifest's digest; allowed-signers, checksum and gpg-keyring vouch for
  * archives and commits, not for OCI artifacts, so with one of them set (and no cosign key) the
  * revision is refused, never deployed unverified.
+ *
+ * A cosign refusal is not remembered: signatures are attached beside an artifact, often after it
+ * is pushed (`flux push artifact`, then `cosign sign`), so the next check looks again; it costs a
+ * few small reads and no layer is downloaded before a signature verifies.
  */
 async function verifyRevision(context: CheckContext<OciSettings>, client: RegistryClient, remote: OciRemote, revision: string): Promise<void> {
   const { settings } = context;
-  const refuse = (reason: string) => new VerificationError(`refused ${remote.display} (${revision.slice(0, 19)}): ${reason}`, revision, { digest: revision });
+  const refuse = (reason: string, remember: boolean) => new VerificationError(`refused ${remote.display} (${revision.slice(0, 19)}): ${reason}`, revision, { digest: revision }, remember);
   const policy = await readCosignPolicy(settings);
   if (policy) {
     const found = await findCosignSigner(client, revision, policy);
-    if ('refusal' in found) throw refuse(found.refusal);
+    if ('refusal' in found) throw refuse(found.refusal, false);
     context.log.info(`artifact ${remote.display} (${revision.slice(0, 19)}) is signed with cosign by ${found.signer}`, { revision });
     return;
   }
   const asked = [settings.allowedSigners && 'allowed-signers', settings.checksum && 'checksum', settings.gpgKeyring && 'gpg-keyring'].filter(Boolean);
-  if (asked.length > 0) throw refuse(`${asked.join(' and ')} ${asked.length > 1 ? 'ask' : 'asks'} for a verified revision, and an oci:// artifact is verified by cosign (cosign-public-key, or cosign-identity with cosign-issuer)`);
+  if (asked.length > 0) throw refuse(`${asked.join(' and ')} ${asked.length > 1 ? 'ask' : 'asks'} for a verified revision, and an oci:// artifact is verified by cosign (cosign-public-key, or cosign-identity with cosign-issuer)`, true);
 }
 
 /**

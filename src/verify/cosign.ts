@@ -41,7 +41,6 @@ type SignatureManifest = { json: { layers?: SignatureLayer[] } };
 
 /** What the registry must answer for a signature check (the registry client does). */
 export interface SignatureSource {
-  manifest(reference: string): Promise<SignatureManifest>;
   manifestIfPresent(reference: string): Promise<SignatureManifest | undefined>;
   /** The manifests that name `digest` as their subject (OCI 1.1 referrers). */
   referrers(digest: string): Promise<Array<{ digest: string; artifactType?: string }>>;
@@ -110,15 +109,21 @@ export async function findCosignSigner(source: SignatureSource, digest: string, 
     if ('signer' in verdict) return verdict;
     reasons.add(verdict.refusal);
   }
+  const passedOver: string[] = [];
   const bundles = (await source.referrers(digest)).filter((referrer) => isBundleType(referrer.artifactType)).slice(0, mostBundles);
   for (const referrer of bundles) {
-    const manifest = await source.manifest(referrer.digest);
-    const layer = manifest.json.layers?.find((candidate) => isBundleType(candidate.mediaType));
-    if (!layer) continue;
+    // A fallback tag's index is kept by clients and can name a manifest deleted since: passed over.
+    const manifest = await source.manifestIfPresent(referrer.digest);
+    const layer = manifest?.json.layers?.find((candidate) => isBundleType(candidate.mediaType));
+    if (!layer) {
+      passedOver.push(referrer.digest);
+      continue;
+    }
     const verdict = (await import('./sigstore-bundle.js')).verifyCosignBundle(await source.blobBytes(layer, largestBundle), digest, policy);
     if ('signer' in verdict) return verdict;
     reasons.add(verdict.refusal);
   }
+  if (passedOver.length > 0) reasons.add(`${passedOver.length === 1 ? 'a referrer' : `${passedOver.length} referrers`} listed as Sigstore bundles ${passedOver.length === 1 ? 'is' : 'are'} not in the registry or hold none (${passedOver[0]}${passedOver.length > 1 ? ', …' : ''})`);
   if (reasons.size > 0) return { refusal: [...reasons].join('; ') };
   return { refusal: `no cosign signature was found: neither a signature tag ${signatureTag(digest)} nor a Sigstore bundle among the referrers of ${digest}` };
 }

@@ -12,8 +12,14 @@ export class VerificationError extends DeployError {
     /** The refused revision and the remote's answer for it, to recognise it without a download. */
     readonly revision: string,
     readonly remoteState: RemoteState,
+    /**
+     * False where the signature may simply not be there yet (an OCI artifact is pushed, then
+     * signed): the revision is looked at again at the next check instead of being held back.
+     * Checking costs a few small requests there, no download.
+     */
+    readonly remember = true,
   ) {
-    super('verification', message, { hint: 'the live release is unchanged; it is not downloaded again until the remote changes' });
+    super('verification', message, { hint: remember ? 'the live release is unchanged; it is not downloaded again until the remote changes' : 'the live release is unchanged; the next check looks for a signature again' });
     this.name = 'VerificationError';
   }
 }
