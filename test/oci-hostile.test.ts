@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -78,6 +78,57 @@ test('a daemon keeps its Bearer token for the token\'s lifetime: many idle check
   await daemon.stop();
   assert.equal(tokens.issued.length, 1, `tokens: ${tokens.issued.join(', ')}`);
   assert.equal(front.requests.filter((request) => request.includes('/blobs/')).length, 1, 'the config is never fetched; the layer once');
+});
+
+test('runs of -f (each a new process, as from cron) share the Bearer token through the cache until it expires; a kept token the registry no longer takes, or a token file that is junk or a FIFO, costs one new token and nothing else', { skip }, async (t) => {
+  const directory = await temporaryDirectory(t);
+  const tokens = await startTokenService(t, directory);
+  const registry = await startRegistry(t, { tokens });
+  await publish(t, registry, '1');
+  const { sandbox, env } = await sandboxFor(t, []);
+  const remote = `oci://${registry.host}/apps/site:stable`;
+  for (let run = 0; run < 3; run++) {
+    const result = await runCli(sandbox.args(remote), env);
+    assert.equal(result.code, 0, result.stderr);
+  }
+  assert.equal(tokens.issued.length, 1, `three runs, tokens: ${tokens.issued.join(', ')}`);
+  const tokenFile = join(sandbox.cache, 'oci-tokens.json');
+  assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+
+  // A token the registry does not take (revoked, or signed by a key it no longer trusts).
+  const kept = JSON.parse(readFileSync(tokenFile, 'utf8')) as { entries: Record<string, { bearer: string }> };
+  for (const entry of Object.values(kept.entries)) entry.bearer = 'eyJhbGciOiJub25lIn0.e30.';
+  writeFileSync(tokenFile, JSON.stringify(kept));
+  await publish(t, registry, '2');
+  const stale = await runCli(sandbox.args(remote), env);
+  assert.equal(stale.code, 0, stale.stderr);
+  assert.equal(await sandbox.liveFile('index.html'), 'version 2\n');
+  assert.equal(tokens.issued.length, 2);
+
+  for (const [what, replace] of [
+    ['junk', () => writeFileSync(tokenFile, '{"entries": {"x": {"bearer": 42, "expiresAt": "soon"}}, "more": [')],
+    ['a FIFO', () => { rmSync(tokenFile); execFileSync('mkfifo', [tokenFile]); }],
+  ] as const) {
+    replace();
+    const result = await runCli(sandbox.args(remote), env);
+    assert.equal(result.code, 0, `${what}: ${result.stderr}`);
+    assert.equal(statSync(tokenFile).isFile(), true, `${what}: replaced by a token file`);
+  }
+  assert.equal(tokens.issued.length, 4);
+});
+
+test('a registry that wants Basic: the token file notes only that, never the password, and the next run sends the login at once (no 401 first)', { skip }, async (t) => {
+  const registry = await startRegistry(t, { login });
+  await publish(t, registry, '1');
+  const front = await startRegistryFront(t, registry, 'pass');
+  const { sandbox, env } = await sandboxFor(t, [front.host]);
+  const remote = `oci://${front.host}/apps/site:stable`;
+  assert.equal((await runCli(sandbox.args(remote), env)).code, 0);
+  const kept = readFileSync(join(sandbox.cache, 'oci-tokens.json'), 'utf8');
+  assert.doesNotMatch(kept, new RegExp(`${login.password}|${Buffer.from(`${login.user}:${login.password}`).toString('base64')}`));
+  const before = front.requests.length;
+  assert.equal((await runCli(sandbox.args(remote), env)).code, 0);
+  assert.deepEqual(front.requests.slice(before), [`HEAD /v2/apps/site/manifests/stable ${login.user}`], 'an idle run is one HEAD, with the login');
 });
 
 for (const [mode, what] of [

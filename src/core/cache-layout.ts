@@ -1,5 +1,5 @@
 // The cache directory's layout, in one place, as releases.ts owns the live side: the state file,
-// the agent's lock, the pause file, the fleet instance id, the downloads directory (emptied at each check), one bare-ish mirror per git
+// the agent's lock, the pause file, the fleet instance id, the OCI token file, the downloads directory (emptied at each check), one bare-ish mirror per git
 // repository, and the GnuPG home for gpg-keyring. Nothing else of the agent names these paths.
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -18,6 +18,8 @@ export interface CacheLayout {
   gnupgHome: string;
   /** This agent's random identity in a fleet, so two servers under one host name are told apart. */
   fleetInstanceFile: string;
+  /** OCI registries' Bearer tokens, kept across runs of -f until they expire (src/remotes/oci/token-store.ts). */
+  ociTokensFile: string;
 }
 
 export function cacheLayoutFor(cacheDirectory: string): CacheLayout {
@@ -30,6 +32,7 @@ export function cacheLayoutFor(cacheDirectory: string): CacheLayout {
     gitMirrors: join(cacheDirectory, 'git'),
     gnupgHome: join(cacheDirectory, 'gnupg'),
     fleetInstanceFile: join(cacheDirectory, 'fleet-instance'),
+    ociTokensFile: join(cacheDirectory, 'oci-tokens.json'),
   };
 }
 

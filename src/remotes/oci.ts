@@ -52,7 +52,7 @@ async function checkWithin(remote: OciRemote, context: CheckContext<OciSettings>
   const { settings, log } = context;
   const { credentials } = loginFor(remote.registry, settings.ociCredentials, context.env);
   const client = new RegistryClient(
-    { registry: remote.registry, insecure: settings.ociInsecure, credentials, timeoutMs: settings.httpTimeoutMs, signal, log },
+    { registry: remote.registry, insecure: settings.ociInsecure, credentials, timeoutMs: settings.httpTimeoutMs, signal, log, tokenFile: context.cache.ociTokensFile },
     remote.repository,
   );
   try {

@@ -14,6 +14,7 @@ import { DeployError, fetchError, messageOf, noSpaceError } from '../../base/err
 import type { Logger } from '../../base/log.js';
 import type { ProgressSink } from '../../base/progress.js';
 import type { Credentials } from '../../core/remote.js';
+import { TokenStore } from './token-store.js';
 import { parseChallenge, type Challenge } from './www-authenticate.js';
 
 export const manifestMediaTypes = {
@@ -39,6 +40,8 @@ export interface RegistryAccess {
   timeoutMs: number;
   signal: AbortSignal;
   log: Logger;
+  /** Where tokens are kept across runs (the cache's oci-tokens.json); memory only when undefined. */
+  tokenFile?: string;
 }
 
 export interface Manifest {
@@ -65,17 +68,6 @@ export interface ManifestJson {
   manifests?: Descriptor[];
 }
 
-interface CachedToken {
-  authorization: string;
-  expiresAt: number;
-}
-
-/**
- * What each registry, repository and user was answered with: a Bearer token, kept for its
- * lifetime (expires_in, 60 s by default) across checks, so an idle daemon asks the token service
- * once per lifetime; or Basic credentials, sent at once from then on.
- */
-const tokens = new Map<string, CachedToken>();
 
 const integrityError = (what: string, expected: string, actual: string) =>
   new DeployError('verification', `${what} does not match its digest: expected ${expected}, got sha256:${actual}; nothing was deployed`, {
@@ -86,6 +78,7 @@ export class RegistryClient {
   private readonly dispatcher: Dispatcher;
   private readonly origin: string;
   private readonly scope: string;
+  private readonly tokens: TokenStore;
 
   constructor(
     private readonly access: RegistryAccess,
@@ -93,6 +86,7 @@ export class RegistryClient {
   ) {
     this.origin = `${access.insecure ? 'http' : 'https'}://${access.registry}`;
     this.scope = `repository:${repository}:pull`;
+    this.tokens = new TokenStore(this.origin, this.scope, access.credentials?.user ?? '', access.tokenFile);
     this.dispatcher = new Agent({ connectTimeout: access.timeoutMs, headersTimeout: access.timeoutMs, bodyTimeout: access.timeoutMs });
   }
 
@@ -313,17 +307,16 @@ export class RegistryClient {
     throw fetchError(`${what}: the registry answered ${status}`);
   }
 
+  /** A Bearer token kept from earlier (this process, or an earlier run of -f), or Basic credentials where the registry wants them. */
   private cachedAuthorization(): string | undefined {
-    for (const [key, token] of tokens) {
-      if (token.expiresAt <= Date.now()) tokens.delete(key);
-    }
-    const cached = tokens.get(this.tokenKeyPrefix());
-    if (cached) return cached.authorization;
-    return undefined;
+    const stored = this.tokens.get();
+    if (!stored) return undefined;
+    return 'bearer' in stored ? `Bearer ${stored.bearer}` : this.basic();
   }
 
-  private tokenKeyPrefix(): string {
-    return `${this.origin}|${this.scope}|${this.access.credentials?.user ?? ''}`;
+  private basic(): string | undefined {
+    const credentials = this.access.credentials;
+    return credentials ? `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}` : undefined;
   }
 
   /** A request, answering a 401's challenge once (a token, or Basic credentials). */
@@ -349,11 +342,11 @@ export class RegistryClient {
   /** The Authorization a challenge asks for, cached for its lifetime; undefined when there is nothing to answer with. */
   private async answer(challenge: Challenge | undefined, what: string): Promise<string | undefined> {
     const credentials = this.access.credentials;
-    const basic = credentials ? `Basic ${Buffer.from(`${credentials.user}:${credentials.password}`).toString('base64')}` : undefined;
+    const basic = this.basic();
     if (!challenge || challenge.scheme !== 'bearer') {
       if (!basic) throw fetchError(`${what}: the registry asks for credentials`, { hint: 'set oci-credentials to a Docker config.json with a login for this registry' });
       // Sent from the first request on, from now on: an idle check is then one HEAD, not a 401 and a HEAD.
-      tokens.set(this.tokenKeyPrefix(), { authorization: basic, expiresAt: Number.POSITIVE_INFINITY });
+      await this.tokens.set({ basic: true });
       return basic;
     }
     const realm = challenge.parameters.realm;
@@ -386,10 +379,8 @@ export class RegistryClient {
     const token = typeof answer.token === 'string' ? answer.token : typeof answer.access_token === 'string' ? answer.access_token : undefined;
     if (!token) throw fetchError(`${what}: the token service's answer holds no token`);
     const lifetimeSeconds = typeof answer.expires_in === 'number' && answer.expires_in > 0 ? answer.expires_in : 60;
-    const authorization = `Bearer ${token}`;
-    // Kept 10 s less than its lifetime, so that it does not expire on its way to the registry.
-    tokens.set(this.tokenKeyPrefix(), { authorization, expiresAt: Date.now() + Math.max(0, lifetimeSeconds - 10) * 1000 });
-    return authorization;
+    await this.tokens.set({ bearer: token }, lifetimeSeconds);
+    return `Bearer ${token}`;
   }
 }
 
