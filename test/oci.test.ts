@@ -4,7 +4,7 @@
 // live release kept.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { gzipSync } from 'node:zlib';
@@ -232,6 +232,28 @@ test('oci-semver chooses the highest tag in range from the whole tag list, follo
   const both = await runCli(s.sandbox.args(`${remote}:v1.4.0`), { HOME: s.sandbox.root, REPO_DEPLOY_OCI_SEMVER: '^1.4' });
   assert.equal(both.code, 2, both.stderr);
   assert.match(both.stderr, /oci-semver = \^1\.4 chooses the tag, but the remote .* names one/);
+});
+
+test('an ORAS artifact with a directory (oras push of a folder: a tar.gz layer titled by it, io.deis.oras.content.unpack) deploys it under its title beside the files; a directory layer with entries outside its title is refused, the live release kept', { skip }, async (t) => {
+  const s = await setup(t);
+  const oras = (title: string, data: Buffer, unpack = false) => ({ mediaType: unpack ? 'application/vnd.oci.image.layer.v1.tar+gzip' : 'application/vnd.oci.image.layer.v1.tar', data, annotations: { 'org.opencontainers.image.title': title, ...(unpack ? { 'io.deis.oras.content.unpack': 'true' } : {}) } });
+  const site = tarGzOf({ 'site/index.html': 'from a folder\n', 'site/css/app.css': 'body{}\n' });
+  await pushArtifact(s.registry, 'apps/site', 'stable', [oras('VERSION', Buffer.from('7\n')), oras('site', site, true)], { configType: 'application/vnd.oci.empty.v1+json' });
+  const result = await s.once();
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(await s.sandbox.liveFile('site/index.html'), 'from a folder\n');
+  assert.equal(await s.sandbox.liveFile('site/css/app.css'), 'body{}\n');
+  assert.equal(await s.sandbox.liveFile('VERSION'), '7\n');
+  assert.deepEqual((await readdir(s.sandbox.live)).sort(), ['VERSION', 'site']);
+  const verified = await runCli(['verify', '-c', s.sandbox.config, '-l', s.sandbox.live, '--cache', s.sandbox.cache]);
+  assert.equal(verified.code, 0, verified.stdout + verified.stderr);
+
+  await pushArtifact(s.registry, 'apps/site', 'stable', [oras('site', tarGzOf({ 'site/index.html': 'x\n', 'other/planted.txt': 'x\n' }), true)], { configType: 'application/vnd.oci.empty.v1+json' });
+  const outside = await s.once();
+  assert.equal(outside.code, 3, outside.stderr);
+  assert.match(outside.stderr, /entry "other" lies outside the directory "site" its layer is titled/);
+  assert.equal(await s.sandbox.liveFile('site/index.html'), 'from a folder\n');
+  assert.deepEqual((await readdir(join(s.sandbox.root, 'www'))).filter((name) => name.includes('oras')), []);
 });
 
 test('an ORAS artifact of files (one layer per file, named by its title) deploys each file where its title says; a title that climbs out is refused', { skip }, async (t) => {

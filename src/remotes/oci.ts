@@ -11,7 +11,7 @@
 // a layer is downloaded; the other trust settings cannot vouch for an OCI artifact, so with one
 // of them alone an OCI revision is refused, never deployed unverified.
 import { constants, createReadStream } from 'node:fs';
-import { chmod, copyFile, mkdir, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { arch } from 'node:process';
 import { fetchError } from '../base/errors.js';
@@ -180,7 +180,13 @@ function pickPlatform(index: Manifest, wanted: string | undefined, remote: OciRe
 }
 
 /** What an artifact deploys: one archive layer, extracted; or, as ORAS pushes files, each layer a file named by its title. */
-type Content = { kind: 'archive'; layer: Descriptor } | { kind: 'files'; files: Array<{ layer: Descriptor; path: string }> };
+/** ORAS's layers: a file written where its title says, or (unpack) a directory packed as a tar whose entries all lie under its title. */
+interface OrasLayer {
+  layer: Descriptor;
+  path: string;
+  unpack: boolean;
+}
+type Content = { kind: 'archive'; layer: Descriptor } | { kind: 'files'; files: OrasLayer[] };
 
 const titleAnnotation = 'org.opencontainers.image.title';
 // ORAS pushes a directory as a tar+gzip layer with this annotation (not deployed yet).
@@ -205,17 +211,16 @@ function pickContent(image: Manifest, wanted: string | undefined, remote: OciRem
   if (titled) {
     const files = layers.map((layer) => {
       const title = layer.annotations![titleAnnotation]!;
-      if (layer.annotations?.[unpackAnnotation] !== undefined) {
-        throw fetchError(`${remote.display}: the layer "${title}" is a directory ORAS packed (${unpackAnnotation}), which this version does not deploy`, { hint: 'push the directory as a Flux artifact or a single tar layer' });
-      }
+      const unpack = layer.annotations?.[unpackAnnotation] === 'true';
+      if (unpack && !isArchiveType(layer.mediaType)) throw fetchError(`${remote.display}: the directory "${title}" is packed as ${layer.mediaType}, not as a tar`);
       const path = releasePathOf(title, remote.display);
       if (path === undefined) throw rejected(remote.display, title, 'names the release itself');
-      return { layer, path };
+      return { layer, path, unpack };
     });
     const kinds = new Map<string, string>();
     for (const file of files) {
       if (kinds.has(file.path)) throw rejected(remote.display, file.path, 'appears twice');
-      kinds.set(file.path, 'file');
+      kinds.set(file.path, file.unpack ? 'directory' : 'file');
     }
     rejectEntriesBelowLinksOrFiles(files.map((file) => ({ path: file.path, name: file.path })), kinds, remote.display);
     return { kind: 'files', files };
@@ -230,16 +235,30 @@ async function extractLayer(layer: Descriptor, path: string, directory: string, 
   return (await import('./extract-tar.js')).extractTar(createReadStream(path), directory, limits, display, progress);
 }
 
-/** ORAS's files: each written where its title says; its sha256 is its layer's digest. */
-async function writeFiles(files: Array<{ layer: Descriptor; path: string }>, paths: string[], directory: string, limits: ExtractLimits, display: string, progress: ProgressSink | undefined): Promise<ExtractSummary> {
+/**
+ * ORAS's layers: directories first, each extracted by tar's rules into a directory of its own in
+ * the release and moved to its title (every entry must lie under it), then files, each written
+ * where its title says (its sha256 is its layer's digest). Nothing is replaced: a file that a
+ * directory already holds is refused. The limits count all layers together.
+ */
+async function writeFiles(files: OrasLayer[], paths: string[], directory: string, limits: ExtractLimits, display: string, progress: ProgressSink | undefined): Promise<ExtractSummary> {
   const summary: ExtractSummary = { files: 0, directories: 0, symlinks: 0, bytes: 0, fileHashes: new Map() };
-  if (files.length > limits.maxEntries) throw fetchError(`${display} rejected: ${files.length} files exceed max-entries = ${limits.maxEntries}`, { hint: 'raise max-entries if the artifact is genuine' });
-  for (const [index, file] of files.entries()) {
-    if (summary.bytes + file.layer.size > limits.maxUnpackedBytes) throw fetchError(`${display} rejected: its files are more than max-unpacked-size = ${limits.maxUnpackedBytes} bytes`, { hint: 'raise max-unpacked-size if the artifact is genuine' });
+  const order = [...files.keys()].sort((a, b) => Number(files[b]!.unpack) - Number(files[a]!.unpack));
+  for (const index of order) {
+    const file = files[index]!;
+    const entries = summary.files + summary.directories + summary.symlinks;
+    if (entries >= limits.maxEntries) throw fetchError(`${display} rejected: more than max-entries = ${limits.maxEntries} entries`, { hint: 'raise max-entries if the artifact is genuine' });
     const target = join(directory, file.path);
+    if (file.unpack) {
+      add(summary, await unpackDirectory(file, paths[index]!, directory, { maxEntries: limits.maxEntries - entries, maxUnpackedBytes: limits.maxUnpackedBytes - summary.bytes }, display, progress));
+      continue;
+    }
+    if (summary.bytes + file.layer.size > limits.maxUnpackedBytes) throw fetchError(`${display} rejected: its files are more than max-unpacked-size = ${limits.maxUnpackedBytes} bytes`, { hint: 'raise max-unpacked-size if the artifact is genuine' });
     await mkdir(dirname(target), { recursive: true });
     // COPYFILE_EXCL: nothing there is replaced or followed.
-    await copyFile(paths[index]!, target, constants.COPYFILE_EXCL);
+    await copyFile(paths[index]!, target, constants.COPYFILE_EXCL).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'EEXIST' ? rejected(display, file.path, 'is also in a directory layer') : error;
+    });
     await chmod(target, 0o644);
     summary.fileHashes.set(file.path, file.layer.digest.slice('sha256:'.length));
     summary.files++;
@@ -247,4 +266,30 @@ async function writeFiles(files: Array<{ layer: Descriptor; path: string }>, pat
     progress?.advance(file.layer.size);
   }
   return summary;
+}
+
+/** One ORAS directory layer: extracted aside in the release, refused unless its only top-level entry is its title, then moved there. */
+async function unpackDirectory(file: OrasLayer, path: string, directory: string, limits: ExtractLimits, display: string, progress: ProgressSink | undefined): Promise<ExtractSummary> {
+  const aside = join(directory, `.oras-unpack-${file.layer.digest.slice(7, 19)}`);
+  await mkdir(aside, { mode: 0o700 });
+  const extracted = await (await import('./extract-tar.js')).extractTar(createReadStream(path), aside, limits, `${display} (directory ${file.path})`, progress);
+  const top = await readdir(aside);
+  const outside = top.find((name) => name !== file.path.split('/')[0]);
+  if (outside !== undefined || (file.path.includes('/') && !(await stat(join(aside, file.path)).catch(() => undefined))?.isDirectory())) {
+    throw rejected(display, outside ?? file.path, `lies outside the directory "${file.path}" its layer is titled`);
+  }
+  await mkdir(dirname(join(directory, file.path)), { recursive: true });
+  await rename(join(aside, file.path), join(directory, file.path)).catch((error: NodeJS.ErrnoException) => {
+    throw error.code === 'ENOTEMPTY' || error.code === 'EEXIST' || error.code === 'ENOTDIR' ? rejected(display, file.path, 'appears in two directory layers') : error;
+  });
+  await rm(aside, { recursive: true, force: true });
+  return extracted;
+}
+
+function add(total: ExtractSummary, part: ExtractSummary): void {
+  total.files += part.files;
+  total.directories += part.directories;
+  total.symlinks += part.symlinks;
+  total.bytes += part.bytes;
+  for (const [name, hash] of part.fileHashes) total.fileHashes.set(name, hash);
 }
