@@ -293,3 +293,40 @@ test('git: a gpg-keyring that gpg cannot import is a config error (exit 2) namin
   assert.match(result.stderr, /cannot import gpg-keyring .*not-a-keyring\.asc: .*; give an exported public keyring/);
   await assert.rejects(readFile(join(s.sandbox.live, 'index.html')));
 });
+
+test('with a trust setting on, a release deployed before it was (unverified) never goes live again: rollback refuses it (exit 8, --force too), and a missing live release is not replaced by it', async (t) => {
+  const s = await setup(t);
+  const remote = s.archive;
+  const common = ['-c', s.sandbox.config, '-l', s.sandbox.live, '--cache', s.sandbox.cache, '--pre-hooks', s.sandbox.preHooks, '--post-hooks', s.sandbox.postHooks];
+  // Version 1 deployed with no trust setting: unverified.
+  await writeFile(s.sandbox.config, '');
+  await zipTree({ 'index.html': 'version 1\n' }, s.archive, s.root);
+  assert.equal((await runCli(s.sandbox.args(remote))).code, 0);
+  // Verification turned on; version 2 signed and deployed.
+  await writeFile(s.sandbox.config, `allowed-signers = ${s.keys.allowedSigners}\n`);
+  await s.publish('2');
+  assert.equal((await runCli(s.sandbox.args(remote))).code, 0);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n');
+
+  for (const force of [[], ['--force']]) {
+    const refused = await runCli(['rollback', ...force, '-r', remote, ...common]);
+    assert.equal(refused.code, 8, refused.stderr);
+    assert.match(refused.stderr, /refusing to roll back: release \S+ was deployed without verification, and allowed-signers asks for verified content/);
+    assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n');
+  }
+
+  // The live release deleted by hand and the remote gone: version 1 is not made live in its place.
+  const live = await s.sandbox.liveTarget();
+  await rm(join(s.sandbox.root, 'www', live), { recursive: true, force: true });
+  await rm(s.archive);
+  const repaired = await runCli(s.sandbox.args(remote));
+  assert.notEqual(repaired.code, 0);
+  assert.match(repaired.stderr, /no other verified release is on disk/);
+  assert.equal(await s.sandbox.liveTarget(), live, 'the live link still names the missing release, not the unverified one');
+
+  // With verification off again, the operator may roll back to it.
+  await writeFile(s.sandbox.config, '');
+  const allowed = await runCli(['rollback', '-r', remote, ...common]);
+  assert.equal(allowed.code, 0, allowed.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+});

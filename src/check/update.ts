@@ -19,7 +19,7 @@ import { firstClosedGate, forgetWaiting, localGates, noteWaiting, refreshWaiting
 import type { FleetRollout } from '../fleet/rollout.js';
 import { pausePoint } from '../base/test-pause.js';
 import { manifestPath, writeManifest } from '../verify/manifest.js';
-import { trustFingerprint, VerificationError } from '../verify/refusal.js';
+import { trustFingerprint, unverifiedRefusal, verificationAskedBy, VerificationError } from '../verify/refusal.js';
 
 /** What is live, as fetchers compare the remote with it; undefined while its revision is unknown. */
 export function liveRevision(state: AgentState, remoteKey: string): DeployedRevision | undefined {
@@ -244,6 +244,13 @@ async function rollBackWithFleet(context: AgentContext, candidate: Candidate, ro
   const { layout, state, liveRelease } = candidate;
   const onDisk = new Set(await listReleaseDirectories(layout));
   const target = [...state.releases].reverse().find((release) => release.revision === revision && onDisk.has(release.id));
+  const unverified = target && unverifiedRefusal(context.settings, target);
+  if (unverified) {
+    await rollout.giveBack(revision).catch(() => undefined);
+    const gate = { gate: 'fleet' as const, reason: `is where the fleet is rolled back to, but ${unverified}; it stays on ${shortRevision(state.current?.revision ?? '')} until the fleet moves on` };
+    context.log.error(`revision ${shortRevision(revision)} ${gate.reason}`, { revision });
+    return waitingOutcome({ revision }, gate);
+  }
   if (!target) {
     await rollout.giveBack(revision).catch(() => undefined);
     const gate = { gate: 'fleet' as const, reason: `is where the fleet is rolled back to ("repo-deploy fleet rollback"), but this server has no release of it on disk; it stays on ${shortRevision(state.current?.revision ?? '')} until the fleet moves on` };
@@ -286,9 +293,9 @@ async function repairBrokenLive(context: AgentContext, layout: Layout, state: Ag
     return;
   }
   if (outcome.result === 'stopped' || context.signal.aborted) return; // the next start repairs it
-  const fallback = [...state.releases].reverse().find((release) => release.id !== state.brokenLive);
+  const fallback = [...state.releases].reverse().find((release) => release.id !== state.brokenLive && !unverifiedRefusal(context.settings, release));
   if (!fallback || !(await releaseExists(layout, fallback.id))) {
-    log.error(`nothing is live at ${layout.live}: its release is missing and no other release is on disk; the next check tries to deploy again`);
+    log.error(`nothing is live at ${layout.live}: its release is missing and no other ${verificationAskedBy(context.settings).length > 0 ? 'verified ' : ''}release is on disk; the next check tries to deploy again`);
     return;
   }
   const result = await switchRelease(context, layout, state, {
@@ -374,7 +381,7 @@ async function deploy(
     return reportFailedSwitch(context, state, pending, result, fleetSlot !== undefined);
   }
 
-  state.releases.push({ id, revision, createdAt, deployedAt: context.now().toISOString() });
+  state.releases.push({ id, revision, createdAt, deployedAt: context.now().toISOString(), verified: verificationAskedBy(context.settings).length > 0 });
   recordLiveRelease(state, { release: id, revision, remoteState: pending.remoteState }, 'previous');
   state.remote = remoteKey;
   forgetFailures(state, revision);

@@ -25,6 +25,7 @@ import { compareWithManifest, manifestPath, writeManifest } from '../verify/mani
 import type { AgentContext, CheckOutcome } from '../core/agent-context.js';
 import type { Remote } from '../core/remote.js';
 import { asDeployError } from '../release/switch-release.js';
+import { unverifiedRefusal } from '../verify/refusal.js';
 import { previewCheck } from '../check/update.js';
 import { prepare, pruneReleases, withLockedState } from '../release/locked-session.js';
 
@@ -128,6 +129,10 @@ export async function rollbackCommand(context: AgentContext, requested: string |
     const onDisk = (await listReleaseDirectories(layout)).includes(targetId);
     if (!target || !onDisk) throw usageError(`release ${targetId} is not a complete release of this agent`, 'repo-deploy releases lists the ones that can be rolled back to');
     if (targetId === liveRelease) throw usageError(`release ${targetId} is already live`);
+    const unverified = unverifiedRefusal(context.settings, target);
+    if (unverified) {
+      throw new DeployError('verification', `refusing to roll back: ${unverified}`, { hint: 'roll back to a release deployed while verification was on (repo-deploy releases), or deploy a signed revision; --force does not override this' });
+    }
     if (!force) await requireIntact(context, layout, targetId);
     const rolledAway = state.current;
     const result = await switchRelease(context, layout, state, {
@@ -328,7 +333,7 @@ export async function adoptCommand(context: AgentContext, print: Print): Promise
     await pointLiveAt(layout, id);
     await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id));
     const at = context.now().toISOString();
-    state.releases.push({ id, revision: '', createdAt: at, deployedAt: at, status: 'adopted' });
+    state.releases.push({ id, revision: '', createdAt: at, deployedAt: at, status: 'adopted', verified: false });
     recordLiveRelease(state, { release: id, revision: '', remoteState: {} }, 'previous');
     context.log.info(`adopted ${layout.live} as release ${id}`, { release: id });
     print(`adopted: ${layout.live} is now a link to releases/${id}, which holds the directory that was there; the next check deploys the remote's revision and can revert to it`);

@@ -19,6 +19,12 @@ export interface ReleaseRecord {
   createdAt: string;
   deployedAt?: string;
   /**
+   * Deployed while a trust setting asked for verified content (the fetchers refuse anything
+   * else), so what it holds was verified; false: deployed with none set, or adopted. Absent in
+   * releases made by an older repo-deploy. See unverifiedRefusal (src/verify/refusal.ts).
+   */
+  verified?: boolean;
+  /**
    * Only what the state cannot tell otherwise: a release rolled away from, or adopted. Live and
    * previous are derived from `current` and `previous` (releaseStatus); older agents also
    * stored those words here, which are read as "retired" once they no longer hold.

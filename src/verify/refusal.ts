@@ -43,3 +43,27 @@ export async function trustFingerprint(settings: TrustSettings): Promise<string>
     .digest('hex')
     .slice(0, 16);
 }
+
+/** The trust settings that ask for verified content, by name; none: anything may deploy. */
+export function verificationAskedBy(settings: TrustSettings): string[] {
+  const asked: Array<[string, unknown]> = [
+    ['allowed-signers', settings.allowedSigners],
+    ['checksum', settings.checksum],
+    ['gpg-keyring', settings.gpgKeyring],
+    ['cosign-public-key', settings.cosignPublicKey],
+    ['cosign-identity', settings.cosignIdentity],
+  ];
+  return asked.filter(([, value]) => value !== undefined).map(([name]) => name);
+}
+
+/**
+ * Why a release on disk may not go live again (a rollback, the fleet's rollback, the repair of a
+ * missing live release), or undefined when it may: with a trust setting set, a release deployed
+ * while none was (or adopted) would put unverified content live. A release of an older agent,
+ * which did not record it, is let through.
+ */
+export function unverifiedRefusal(settings: TrustSettings, release: { id: string; verified?: boolean }): string | undefined {
+  const asked = verificationAskedBy(settings);
+  if (asked.length === 0 || release.verified !== false) return undefined;
+  return `release ${release.id} was deployed without verification, and ${asked.join(' and ')} ${asked.length > 1 ? 'ask' : 'asks'} for verified content`;
+}
