@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { makeSandbox, runCli, type Sandbox } from './helpers/cli.js';
 import { startRegistryFront } from './helpers/oci-fronts.js';
-import { fluxLayerType, pushArtifact, registryBinary, startRegistry, tarGzOf, type TestRegistry } from './helpers/oci-registry.js';
-import { cosignBundle, issueCertificate, makeCertificateAuthority, pushBundleReferrer, pushCosignV2Keyless, TransparencyLog, trustedRootJson, type CertificateAuthority } from './helpers/sigstore-fakes.js';
+import { fluxLayerType, ociManifestType, pushArtifact, pushBlob, pushManifest, registryBinary, sha256Digest, startRegistry, tarGzOf, type TestRegistry } from './helpers/oci-registry.js';
+import { bundleType, cosignBundle, issueCertificate, makeCertificateAuthority, pushBundleReferrer, pushCosignV2Keyless, TransparencyLog, trustedRootJson, type CertificateAuthority } from './helpers/sigstore-fakes.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { zipTree } from './helpers/zips.js';
 
@@ -226,19 +226,25 @@ test('a registry that lists 40 bundles that are not there, and one that is not J
   const missing = Array.from({ length: 40 }, (_, index) => ({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: `sha256:${index.toString(16).padStart(64, '0')}`, size: 500, artifactType: 'application/vnd.dev.sigstore.bundle.v0.3+json' }));
   const junk = await pushBundleReferrer(s.registry, repository, second, Buffer.from('this is not a bundle'), { fallbackTag: false });
   const good = await pushBundleReferrer(s.registry, repository, second, cosignBundle(second, issueCertificate(s.ca, identity, issuer), s.log), { fallbackTag: false });
-  front.referrers.set(second, [junk, ...missing, good]);
+  // A referrer whose bundle layer claims 50 MiB: passed over unread, not a failed check.
+  const bundleDigest = await pushBlob(s.registry, repository, cosignBundle(second, issueCertificate(s.ca, identity, issuer), s.log));
+  const empty = await pushBlob(s.registry, repository, Buffer.from('{}'));
+  const hugeManifest = { schemaVersion: 2, mediaType: ociManifestType, artifactType: bundleType, config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 }, layers: [{ mediaType: bundleType, digest: bundleDigest, size: 50 << 20 }] };
+  const huge = { mediaType: ociManifestType, digest: await pushManifest(s.registry, repository, sha256Digest(JSON.stringify(hugeManifest)), hugeManifest, ociManifestType), size: 0, artifactType: bundleType };
+  front.referrers.set(second, [huge, junk, ...missing, good]);
   const before = front.requests.length;
   const refused = await s.once(front.host);
   assert.equal(refused.code, 8, refused.stderr);
   assert.match(refused.stderr, /a Sigstore bundle cannot be read \(Unexpected token/);
-  assert.match(refused.stderr, /15 referrers listed as Sigstore bundles are not in the registry or hold none \(sha256:0{64}, …\)/);
+  assert.match(refused.stderr, /a Sigstore bundle of 52428800 bytes \(more than 1048576\) was passed over/);
+  assert.match(refused.stderr, /14 referrers listed as Sigstore bundles are not in the registry or hold none \(sha256:0{64}, …\)/);
   assert.doesNotMatch(refused.stderr, /remembered/);
   const manifestReads = front.requests.slice(before).filter((line) => /^GET \/v2\/apps\/site\/manifests\/sha256:/.test(line));
   assert.ok(manifestReads.length <= 17, `${manifestReads.length} manifests read`);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
 
   // The good bundle listed first: deployed at the next check (a cosign refusal is not remembered).
-  front.referrers.set(second, [good, junk, ...missing]);
+  front.referrers.set(second, [good, huge, junk, ...missing]);
   const deployed = await s.once(front.host);
   assert.equal(deployed.code, 0, deployed.stderr);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n');

@@ -119,6 +119,10 @@ export async function findCosignSigner(source: SignatureSource, digest: string, 
       passedOver.push(referrer.digest);
       continue;
     }
+    if (layer.size > largestBundle) {
+      reasons.add(`a Sigstore bundle of ${layer.size} bytes (more than ${largestBundle}) was passed over`);
+      continue;
+    }
     const verdict = (await import('./sigstore-bundle.js')).verifyCosignBundle(await source.blobBytes(layer, largestBundle), digest, policy);
     if ('signer' in verdict) return verdict;
     reasons.add(verdict.refusal);
