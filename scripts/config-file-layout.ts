@@ -274,6 +274,16 @@ export const configFileLayout: Array<{ comment: string[]; entries: ConfigFileEnt
   },
   {
     comment: [
+      'The deploy history (repo-deploy history): hash-chained JSON Lines in the cache, rotated by',
+      'size with the chain carried on; how many rotated files are kept.',
+    ],
+    entries: [
+      { key: 'history-max-size' },
+      { key: 'history-keep-files' },
+    ],
+  },
+  {
+    comment: [
       'Log lines as plain text or JSON lines.',
     ],
     entries: [

@@ -23,7 +23,7 @@ import { delayPoint } from './base/test-pause.js';
 
 const exitCodeHelp = `Exit codes: ${[...exitCodeDocs].sort((a, b) => a.code - b.code).map((doc) => `${doc.code} ${doc.short}`).join(', ')}.`;
 
-type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify' | 'adopt' | 'pause' | 'resume' | 'fleet';
+type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify' | 'adopt' | 'pause' | 'resume' | 'fleet' | 'history';
 
 function parser(argv: string[], yargs: typeof Yargs) {
   return yargs(argv)
@@ -80,6 +80,15 @@ function parser(argv: string[], yargs: typeof Yargs) {
         .example('$0 fleet status', 'Every member, and how the rollout goes')
         .example('$0 fleet halt --reason "errors in eu-west"', 'Stop the rollout everywhere'),
     )
+    .command('history', 'The deploy history: every update, rollback, pause and recovery, who asked and what changed; --verify proves nothing was edited or removed (exit 8 if so)', (command) =>
+      command
+        .option('json', { type: 'boolean', default: false, describe: 'Print one JSON entry per line' })
+        .option('since', { type: 'string', describe: 'Only entries since a time (2026-12-03T04:00Z) or a duration back (30m, 2h, 7d)' })
+        .option('limit', { type: 'number', describe: 'Only the last N entries' })
+        .option('verify', { type: 'boolean', default: false, describe: 'Check the hash chain instead of printing' })
+        .example('$0 history --since 12h', 'What happened overnight')
+        .example('$0 history --verify', 'Prove no entry was edited or removed'),
+    )
     .command('verify', 'Check the live tree against the manifest made when it was deployed (exit 8 on any difference)', (command) =>
       command.example('$0 verify', 'Prove the live tree is what was deployed'),
     )
@@ -102,8 +111,8 @@ function parser(argv: string[], yargs: typeof Yargs) {
     .exitProcess(false);
 }
 
-const commandNames = ['status', 'releases', 'rollback', 'retry', 'check-config', 'adopt', 'pause', 'resume', 'fleet', 'verify'];
-const flagNames = ['app', 'config', 'cache', 'pre-hooks', 'post-hooks', 'remote', 'local', 'fetch', 'ignore-window', 'verbose', 'json', 'force', 'reason', 'help', 'version'];
+const commandNames = ['status', 'releases', 'rollback', 'retry', 'check-config', 'adopt', 'pause', 'resume', 'fleet', 'verify', 'history'];
+const flagNames = ['app', 'config', 'cache', 'pre-hooks', 'post-hooks', 'remote', 'local', 'fetch', 'ignore-window', 'verbose', 'json', 'force', 'reason', 'since', 'limit', 'verify', 'help', 'version'];
 
 /**
  * yargs' "Unknown argument: pre-hook" said as an operator needs it: which flag or command was not
@@ -325,6 +334,8 @@ async function runCommand(command: Command, parsed: Parsed, context: AgentContex
       return ExitCode.ok;
     case 'verify':
       return (await commands.verifyCommand(context, print)) ? ExitCode.ok : ExitCode.verificationFailed;
+    case 'history':
+      return (await import('./history/command.js')).historyCommand(context, { json: Boolean(parsed.json), since: parsed.since as string | undefined, limit: parsed.limit as number | undefined, verify: Boolean(parsed.verify) }, print);
   }
   return undefined;
 }

@@ -19,6 +19,7 @@ import { firstClosedGate, forgetWaiting, localGates, noteWaiting, refreshWaiting
 import type { FleetRollout } from '../fleet/rollout.js';
 import { pausePoint } from '../base/test-pause.js';
 import { manifestPath, writeManifest } from '../verify/manifest.js';
+import { stateBefore, tellCheckOutcome, tellUpdateStarted } from './update-story.js';
 import { trustFingerprint, unverifiedRefusal, verificationAskedBy, VerificationError } from '../verify/refusal.js';
 
 /** What is live, as fetchers compare the remote with it; undefined while its revision is unknown. */
@@ -31,10 +32,12 @@ export function liveRevision(state: AgentState, remoteKey: string): DeployedRevi
 export async function checkForUpdate(context: AgentContext): Promise<CheckReport> {
   const remote = requireRemote(context.settings);
   return withLockedState(context, async (state, layout) => {
+    const before = stateBefore(state);
     const liveRelease = await prepare(context, layout, state);
     const outcome = await checkWithFleet(context, state, (rollout) => lockedCheck(context, remote, layout, state, liveRelease, rollout));
     if (state.brokenLive) await repairBrokenLive(context, layout, state, outcome);
     recordCheck(state, outcome, context.now());
+    await tellCheckOutcome(context, before, state, outcome);
     return { ...outcome, failedChecksInARow: state.consecutiveFailedChecks };
   });
 }
@@ -359,6 +362,8 @@ async function deploy(
   const staged = await stageNewRelease(context, layout, state, pending, liveRelease);
   if ('error' in staged) return failed(staged.error, context, revision);
   const { id, createdAt } = staged;
+  const manifests = { from: liveRelease && manifestPath(layout.releasesDirectory, liveRelease), to: manifestPath(layout.releasesDirectory, id) };
+  await tellUpdateStarted(context, state, { release: id, previousRelease: liveRelease, revisionFrom: previous?.revision, revisionTo: revision, remote: remoteKey, description: pending.description, remoteState: pending.remoteState, manifests });
   let result: SwitchResult;
   try {
     result = await switchRelease(context, layout, state, {

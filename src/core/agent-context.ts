@@ -28,6 +28,8 @@ export interface AgentContext {
    * where an update would begin, saying "would-update"; nothing is kept or saved.
    */
   preview?: boolean;
+  /** Who asked for this run, for the deploy history: "schedule", "SIGHUP", "webhook <proof>"; unset: the operator running a command. */
+  trigger?: string;
 }
 
 export type CheckOutcome =

@@ -18,6 +18,8 @@ export interface CacheLayout {
   gnupgHome: string;
   /** This agent's random identity in a fleet, so two servers under one host name are told apart. */
   fleetInstanceFile: string;
+  /** The deploy history: hash-chained JSON Lines, its head and its lock (src/history/chain-file.ts). */
+  history: string;
   /** OCI registries' Bearer tokens, kept across runs of -f until they expire (src/remotes/oci/token-store.ts). */
   ociTokensFile: string;
 }
@@ -33,6 +35,7 @@ export function cacheLayoutFor(cacheDirectory: string): CacheLayout {
     gnupgHome: join(cacheDirectory, 'gnupg'),
     fleetInstanceFile: join(cacheDirectory, 'fleet-instance'),
     ociTokensFile: join(cacheDirectory, 'oci-tokens.json'),
+    history: join(cacheDirectory, 'history'),
   };
 }
 

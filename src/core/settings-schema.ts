@@ -110,6 +110,8 @@ export const settingSpecs = [
   { key: 'gpg-keyring', field: 'gpgKeyring', kind: 'path', description: 'A GnuPG public keyring (exported keys): git commits and tags may also be GPG-signed by these keys.' },
   { key: 'verify-ignore', field: 'verifyIgnore', kind: 'list', description: 'Comma-separated glob patterns of paths that hooks add to a release (e.g. `shared, shared/**`): `verify` and `rollback` do not count them as differences.' },
   { key: 'refuse-rewrites', field: 'refuseRewrites', kind: 'boolean', defaultValue: 'no', description: '`yes` refuses a git revision that does not descend from the live one (no downgrade by force-push).' },
+  { key: 'history-max-size', field: 'historyMaxSize', kind: 'bytes', defaultValue: '8M', description: 'The deploy history (`<cache>/history/history.jsonl`) is rotated when it reaches this size (suffixes K, M, G); the hash chain goes on in the next file.' },
+  { key: 'history-keep-files', field: 'historyKeepFiles', kind: 'count', defaultValue: '4', minimum: 1, description: 'Rotated history files kept beside the current one; older ones are removed (`history --verify` then proves the chain from the oldest entry kept).' },
   { key: 'log-format', field: 'logFormat', kind: 'enum', defaultValue: 'text', choices: ['text', 'json'], description: 'Log lines as plain `text` or `json` lines.' },
 ] as const satisfies readonly SettingSpec[];
 

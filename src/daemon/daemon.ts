@@ -77,9 +77,20 @@ export class Wakeups {
     return this.stopped || this.retiring;
   }
 
-  requestCheck(): void {
+  /** Who asked for the next check (SIGHUP, a webhook and its proof), for the deploy history. */
+  private requestedBy: string | undefined;
+
+  requestCheck(by?: string): void {
     this.checkRequested = true;
+    this.requestedBy = by;
     this.wake.abort();
+  }
+
+  /** Who asked for the check that starts now: the last requester, else the schedule. */
+  takeTrigger(): string {
+    const by = this.requestedBy ?? 'schedule';
+    this.requestedBy = undefined;
+    return by;
   }
 
   stop(): void {
@@ -135,7 +146,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const families = new MetricFamilies(perApp);
   const stopping = new AbortController();
   const webhookOf = (secret: string | undefined, wake: () => RunningApp[], appLog: AgentContext['log']) =>
-    secret ? { secret, minIntervalMs: settings.webhookMinIntervalMs, now: clock.now, requestCheck: () => wake().forEach((app) => app.wakeups.requestCheck()), log: appLog } : undefined;
+    secret ? { secret, minIntervalMs: settings.webhookMinIntervalMs, now: clock.now, requestCheck: (by: string) => wake().forEach((app) => app.wakeups.requestCheck(by)), log: appLog } : undefined;
   const running = new Map<string, RunningApp>();
   const retiring = new Set<Promise<void>>();
   // The apps /healthz, /metrics and POST /check?app= see: replaced in place at a reload.
@@ -201,14 +212,14 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
   const onHangUp = () => {
     if (!options.reloadApps) {
       log.info('SIGHUP received: checking now');
-      for (const app of running.values()) app.wakeups.requestCheck();
+      for (const app of running.values()) app.wakeups.requestCheck('SIGHUP');
       return;
     }
     log.info('SIGHUP received: reading the apps again and checking each now');
     // One reload after another: two that overlapped could finish in the other order, and the one
     // that read the directory first would have the last word.
     reloading = reloading.then(reload).then(
-      () => running.forEach((app) => app.wakeups.requestCheck()),
+      () => running.forEach((app) => app.wakeups.requestCheck('SIGHUP')),
       (error: unknown) => log.error(`the apps could not be read again; they run as they were: ${messageOf(error)}`),
     );
   };
@@ -265,7 +276,7 @@ async function runApp(app: RunningApp, { clock, random, nextTickAfter, healthSer
     const startedAt = clock.now();
     let outcome: CheckReport | Error;
     try {
-      outcome = await checkForUpdate({ ...context, now: clock.now, signal: wakeups.stopping.signal });
+      outcome = await checkForUpdate({ ...context, now: clock.now, signal: wakeups.stopping.signal, trigger: wakeups.takeTrigger() });
     } catch (error) {
       log.error(messageOf(error));
       outcome = error instanceof Error ? error : new Error(String(error));

@@ -24,7 +24,7 @@ export interface WebhookOptions {
   minIntervalMs: number;
   now: () => Date;
   /** Asks the daemon for a check now (coalesced: at most one more while one runs). */
-  requestCheck: () => void;
+  requestCheck: (by: string) => void;
   log: Logger;
   /** Overrides maxWebhookBytesInFlight (tests). */
   maxBytesInFlight?: number;
@@ -114,7 +114,7 @@ export function webhookHandler(options: WebhookOptions, bodies: BodyBudget = new
     }
     lastAcceptedAt = now;
     options.log.info(`POST /check from ${from} (${proof}): checking now`);
-    options.requestCheck();
+    options.requestCheck(`webhook ${proof}`);
     return answer(response, 202, { status: 'accepted', check: 'requested' });
   };
   const handler = (request: IncomingMessage, response: ServerResponse) => {

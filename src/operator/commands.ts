@@ -26,6 +26,7 @@ import type { AgentContext, CheckOutcome } from '../core/agent-context.js';
 import type { Remote } from '../core/remote.js';
 import { asDeployError } from '../release/switch-release.js';
 import { unverifiedRefusal } from '../verify/refusal.js';
+import { tell } from '../history/record.js';
 import { previewCheck } from '../check/update.js';
 import { prepare, pruneReleases, withLockedState } from '../release/locked-session.js';
 
@@ -143,10 +144,13 @@ export async function rollbackCommand(context: AgentContext, requested: string |
       previousRevision: rolledAway?.revision ?? '',
       removeOnFailure: false,
     });
+    const told = { release: targetId, previousRelease: liveRelease, revisionFrom: rolledAway?.revision, revisionTo: target.revision, forced: force || undefined };
     if (!result.switched) {
+      await tell(context, { event: 'rollback', ...told, stage: result.stage, error: result.error.message, exitCode: result.stage === 'pre-update' ? ExitCode.blockedByPreHook : ExitCode.revertedAfterPostHook });
       throw new DeployError(result.stage === 'pre-update' ? 'pre-hook' : 'post-hook', `rollback to ${targetId} ${result.stage === 'pre-update' ? 'blocked' : 'reverted'}: ${result.error.message}`);
     }
     recordLiveRelease(state, { release: targetId, revision: target.revision, remoteState: {} }, 'rolled-back');
+    await tell(context, { event: 'rollback', ...told, exitCode: ExitCode.ok });
     // A revision already held back (it failed max-attempts times, or was refused) is what the
     // remote offers now: it stays held, or the next check would try it again. Otherwise the
     // revision rolled away from stays away until the remote moves on.
@@ -195,6 +199,7 @@ export async function retryCommand(context: AgentContext, print: Print): Promise
     const held = releaseHeldBack(state);
     state.failures = [];
     state.consecutiveFailedChecks = 0;
+    await tell(context, { event: 'retry', revisionTo: held?.revision, exitCode: ExitCode.ok });
     print(held ? `revision ${shortRevision(held.revision)} is no longer held back; the next check tries it (send SIGHUP to a running agent to check now)` : 'nothing was held back; failure counts cleared');
   });
 }
@@ -336,6 +341,7 @@ export async function adoptCommand(context: AgentContext, print: Print): Promise
     state.releases.push({ id, revision: '', createdAt: at, deployedAt: at, status: 'adopted', verified: false });
     recordLiveRelease(state, { release: id, revision: '', remoteState: {} }, 'previous');
     context.log.info(`adopted ${layout.live} as release ${id}`, { release: id });
+    await tell(context, { event: 'adopt', release: id, exitCode: ExitCode.ok });
     print(`adopted: ${layout.live} is now a link to releases/${id}, which holds the directory that was there; the next check deploys the remote's revision and can revert to it`);
   });
 }
@@ -348,6 +354,7 @@ export async function pauseCommand(context: AgentContext, reason: string | undef
   const pause = { since: already?.since ?? context.now().toISOString(), reason: reason ?? already?.reason, by: operatorName(context.env) };
   await writePause(cache, pause);
   context.log.info(`deploys paused${pause.reason ? `: ${pause.reason}` : ''}`);
+  if (!already) await tell(context, { event: 'pause', reason: pause.reason, exitCode: ExitCode.ok });
   print(`${already ? 'still ' : ''}${describePause(pause)}; checks go on, nothing is deployed until "repo-deploy resume"`);
   const state = await loadState(settings.cache);
   const holder = await currentLockHolder(settings.cache);
@@ -363,6 +370,7 @@ export async function resumeCommand(context: AgentContext, print: Print): Promis
   const pause = await clearPause(cacheLayoutFor(settings.cache));
   if (!pause) return print('not paused: nothing to resume');
   context.log.info('deploys resumed');
+  await tell(context, { event: 'resume', pausedSince: pause.since, reason: pause.reason, exitCode: ExitCode.ok });
   const waiting = (await loadState(settings.cache)).waiting;
   const next = waiting ? `revision ${shortRevision(waiting.revision)}, which waited, is deployed at the next check` : 'the next check deploys what is new';
   print(`resumed (was ${describePause(pause)}); ${next} (systemctl reload repo-deploy, or SIGHUP, checks now)`);

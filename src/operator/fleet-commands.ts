@@ -5,6 +5,7 @@ import { shortRevision } from '../release/failures.js';
 import { Fleet } from '../fleet/fleet.js';
 import { operatorName } from '../base/operator-name.js';
 import { resolveRevision } from './revision-prefix.js';
+import { tell } from '../history/record.js';
 
 type Print = (line: string) => void;
 
@@ -44,6 +45,7 @@ export function fleetStatusCommand(context: AgentContext, json: boolean, print: 
 export function fleetHaltCommand(context: AgentContext, reason: string | undefined, print: Print): Promise<void> {
   return withFleet(context, async (fleet) => {
     await fleet.halt(reason ?? '', operatorName(context.env), context.now());
+    await tell(context, { event: 'fleet-halt', fleet: context.settings.fleetName, reason, exitCode: 0 });
     print(`fleet ${context.settings.fleetName} halted: no server of it starts or swaps in an update until "repo-deploy fleet resume" (one already swapped in finishes its gate or reverts)`);
   });
 }
@@ -52,6 +54,7 @@ export function fleetResumeCommand(context: AgentContext, typed: string | undefi
   return withFleet(context, async (fleet) => {
     if (typed === undefined) {
       const { wasHalted, wasPinned } = await fleet.resume(undefined);
+      await tell(context, { event: 'fleet-resume', fleet: context.settings.fleetName, wasHalted, wasPinned, exitCode: 0 });
       print(wasHalted ? 'the fleet halt is lifted' : 'the fleet was not halted');
       if (wasPinned) print('the fleet rollback ends: the remote\'s newest revision rolls out at the next checks');
       return;
@@ -60,6 +63,7 @@ export function fleetResumeCommand(context: AgentContext, typed: string | undefi
     const revision = resolveRevision(typed, await fleet.knownRevisions());
     if (!revision) throw usageError(`the fleet has no record of revision "${typed}"`, '"repo-deploy fleet status" shows the revision the fleet rolls out and whether it is halted');
     const { wasHalted } = await fleet.resume(revision);
+    await tell(context, { event: 'fleet-resume', fleet: context.settings.fleetName, revisionTo: revision, wasHalted, exitCode: 0 });
     print(wasHalted ? `revision ${shortRevision(revision)} may roll out again (its failures are forgotten)` : `revision ${shortRevision(revision)} was not halted; its failures, if any, are forgotten`);
   });
 }

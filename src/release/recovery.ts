@@ -12,6 +12,7 @@ import { revertSwitch } from './switch-release.js';
 import type { AgentContext } from '../core/agent-context.js';
 import { recordFailure } from './failures.js';
 import { interruptedAfterSwap } from './switch-steps.js';
+import { tell } from '../history/record.js';
 
 export async function recoverInterruptedSwitch(context: AgentContext, layout: Layout, state: AgentState, liveRelease: string | undefined): Promise<string | undefined> {
   const journal = state.inProgress;
@@ -46,6 +47,7 @@ export async function recoverInterruptedSwitch(context: AgentContext, layout: La
     state.inProgress = undefined;
   }
   if (journal.removeOnFailure) await removeRelease(layout, journal.release);
+  await tell(context, { event: 'recovery', kind: journal.kind, release: journal.release, revisionTo: journal.revision, previousRelease: journal.previousRelease, revisionFrom: journal.previousRevision || undefined, step: journal.step, reverted: afterSwap, exitCode: 0 });
   return afterSwap ? journal.previousRelease : liveRelease;
 }
 
