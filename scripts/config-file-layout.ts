@@ -284,6 +284,18 @@ export const configFileLayout: Array<{ comment: string[]; entries: ConfigFileEnt
   },
   {
     comment: [
+      'Notifications of history events, queued on disk and retried until delivered: a JSON webhook',
+      '(signed with notify-secret as X-Hub-Signature-256), a Slack incoming webhook, an ntfy topic.',
+    ],
+    entries: [
+      { key: 'notify', value: 'https://ops.example.com/hooks/deploys, slack+https://hooks.slack.com/services/T000/B000/XXXX' },
+      { key: 'notify-on', value: 'failures, reverts, holds, halts, commits' },
+      { key: 'notify-secret', value: '/etc/repo-deploy/notify-secret' },
+      { key: 'notify-timeout' },
+    ],
+  },
+  {
+    comment: [
       'Log lines as plain text or JSON lines.',
     ],
     entries: [

@@ -227,7 +227,13 @@ async function main(): Promise<number> {
     if (command !== 'run') {
       const [app] = selectApps(loaded, appName, command, { everyApp: false });
       if (!app) throw usageError(`${command}: no app can be used`, 'repo-deploy check-config says why');
-      return (await runCommand(command, parsed, contextOf(app), print)) ?? ExitCode.ok;
+      const appContext = contextOf(app);
+      try {
+        return (await runCommand(command, parsed, appContext, print)) ?? ExitCode.ok;
+      } finally {
+        // What the command told (a rollback, a pause, …) is sent now, within notify-timeout.
+        if (appContext.settings.notify.length > 0) await (await import('./notify/notifier.js')).deliverBeforeExit(appContext);
+      }
     }
     /**
      * The apps ready to run, and the exit codes of those that are not: an app file that cannot be
@@ -358,7 +364,12 @@ async function fetchOnce(context: AgentContext, log: Logger, { progressBar: with
     },
     { once: true },
   );
-  const outcome = await checkForUpdate({ ...context, lockWaitMs: 0, progress });
+  let outcome: Awaited<ReturnType<typeof checkForUpdate>>;
+  try {
+    outcome = await checkForUpdate({ ...context, lockWaitMs: 0, progress });
+  } finally {
+    if (context.settings.notify.length > 0 && !stopRequested.aborted) await (await import('./notify/notifier.js')).deliverBeforeExit(context);
+  }
   if (stopRequested.aborted) {
     log.info('stopped; the live release is complete and unchanged by this run unless it said "deployed"');
     return ExitCode.ok;

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 
 const source = resolve(dirname(fileURLToPath(import.meta.url)), '../src');
 /** From the bottom up; '.' is src/ itself (cli.ts, entry.ts). */
-const stack = ['base', 'core', 'settings', 'verify', 'history', 'remotes', 'release', 'gates', 'fleet', 'check', 'daemon', 'operator', '.'];
+const stack = ['base', 'core', 'notify', 'settings', 'verify', 'history', 'remotes', 'release', 'gates', 'fleet', 'check', 'daemon', 'operator', '.'];
 
 function sourceFiles(directory: string): string[] {
   return readdirSync(directory, { withFileTypes: true }).flatMap((entry) => {

@@ -18,6 +18,8 @@ export interface CacheLayout {
   gnupgHome: string;
   /** This agent's random identity in a fleet, so two servers under one host name are told apart. */
   fleetInstanceFile: string;
+  /** Notifications not yet delivered, one file each (src/notify/outbox.ts). */
+  outbox: string;
   /** The deploy history: hash-chained JSON Lines, its head and its lock (src/history/chain-file.ts). */
   history: string;
   /** OCI registries' Bearer tokens, kept across runs of -f until they expire (src/remotes/oci/token-store.ts). */
@@ -36,6 +38,7 @@ export function cacheLayoutFor(cacheDirectory: string): CacheLayout {
     fleetInstanceFile: join(cacheDirectory, 'fleet-instance'),
     ociTokensFile: join(cacheDirectory, 'oci-tokens.json'),
     history: join(cacheDirectory, 'history'),
+    outbox: join(cacheDirectory, 'outbox'),
   };
 }
 

@@ -17,6 +17,7 @@ import type { AgentContext, CheckReport } from '../core/agent-context.js';
 import type { AgentSettings } from '../core/settings.js';
 import type { Logger } from '../base/log.js';
 import { checkForUpdate } from '../check/update.js';
+import { Courier } from './courier.js';
 
 /** The daemon's notion of time: what time it is, and a wait that a wake-up can cut short. */
 export interface DaemonClock {
@@ -269,6 +270,7 @@ interface LoopTools {
 async function runApp(app: RunningApp, { clock, random, nextTickAfter, healthServer, onCheck }: LoopTools): Promise<void> {
   const { context, wakeups, metrics } = app;
   const { settings, log } = context;
+  const courier = new Courier({ settings, log, now: clock.now });
 
   /** Runs one check; returns how many checks in a row have failed (0 after a good one). */
   const check = async (): Promise<number> => {
@@ -287,6 +289,7 @@ async function runApp(app: RunningApp, { clock, random, nextTickAfter, healthSer
     metrics.recordPause((await readPause(cacheLayoutFor(settings.cache))) !== undefined);
     healthServer?.flushRefusals();
     onCheck?.(outcome, startedAt, app.name);
+    courier.kick();
     return outcome instanceof Error || outcome.result === 'failed' ? metrics.consecutiveFailures : 0;
   };
 
@@ -309,6 +312,7 @@ async function runApp(app: RunningApp, { clock, random, nextTickAfter, healthSer
     // its tick leaves that tick in place.
     if (clock.now().getTime() >= tick.getTime()) tick = nextTickAfter(clock.now());
   }
+  await courier.stop();
 }
 
 /** The wait after a failed check: retry-backoff, doubled at each further failure, up to max-backoff. */

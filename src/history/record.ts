@@ -18,13 +18,6 @@ export interface HistoryEvent {
   [field: string]: unknown;
 }
 
-/** Told each entry once it is on disk (the notification outbox listens here). */
-type Listener = (context: AgentContext, appended: Appended) => Promise<void>;
-const listeners: Listener[] = [];
-export function onHistoryEntry(listener: Listener): void {
-  listeners.push(listener);
-}
-
 /** Who asked: the daemon's trigger (schedule, SIGHUP, webhook and its proof), else the operator running the command. */
 export function askedBy(context: AgentContext): string {
   return context.trigger ?? `operator ${operatorName(context.env)}`;
@@ -41,8 +34,7 @@ export async function tell(context: AgentContext, event: HistoryEvent): Promise<
   }
   for (const entry of appended) {
     if (entry.cutPartialBytes) log.warn(`the deploy history ended in a partial line of ${entry.cutPartialBytes} bytes (an append cut short by a crash); it was cut off, and entry ${entry.entry.seq} says so`);
-    for (const listener of listeners) {
-      await listener(context, entry).catch((error: unknown) => log.warn(`a notification for history entry ${entry.entry.seq} could not be queued: ${messageOf(error)}`));
-    }
+    // Queued on disk now, sent later (notify/): a notification never holds up what is told.
+    if (settings.notify.length > 0) await (await import('../notify/notifier.js')).queueEntry(context, entry.entry);
   }
 }

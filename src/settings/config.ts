@@ -12,6 +12,8 @@ import { NotASmallFile, readSmallRegularFile } from '../base/small-file.js';
 import { parseRemote, type Remote } from '../core/remote.js';
 import type { Settings } from '../core/settings.js';
 import { environmentName, knownSettingKeys, maximumSeconds, settingSpecs, type SchemaSettings, type SettingKey, type SettingSpec } from '../core/settings-schema.js';
+import { selectedEvents } from '../notify/events.js';
+import { parseTargets } from '../notify/targets.js';
 
 export type { Settings };
 
@@ -131,6 +133,9 @@ export async function loadSettings({ flags, env, cwd, collectPathProblems = fals
   if (schemaSettings.deployWindow.length > 0) await validateDeployWindows(schemaSettings.deployWindow, schemaSettings.deployWindowTimezone);
 
   await validateOciReference(schemaSettings);
+  // Said at start, not at the first event hours later.
+  parseTargets(schemaSettings.notify);
+  selectedEvents(schemaSettings.notifyOn);
 
   const { awsAccessKey, awsSecretKey } = schemaSettings;
   if ((awsAccessKey === undefined) !== (awsSecretKey === undefined)) {
