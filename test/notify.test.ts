@@ -5,7 +5,8 @@
 // deploy is never held up or failed, and the outbox is bounded.
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { readdir, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { readdir, stat, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -99,6 +100,10 @@ test('a receiver that answers 500, then 200: the deploy exits 0, the message wai
   assert.equal(first.code, 0, first.stderr);
   assert.match(first.stderr, /notification of update-committed \(entry \d+\) to json http:\/\/127\.0\.0\.1:\d+ not delivered: it answered 500; try 2 in 30 s/);
   assert.equal((await messageNames(outboxOf(agent.sandbox.cache))).length, 1);
+  // The outbox is the agent's own: the user nobody can neither list nor add to it.
+  assert.equal((await stat(outboxOf(agent.sandbox.cache))).mode & 0o777, 0o700);
+  assert.notEqual(spawnSync('runuser', ['-u', 'nobody', '--', 'ls', outboxOf(agent.sandbox.cache)]).status, 0);
+  assert.notEqual(spawnSync('runuser', ['-u', 'nobody', '--', 'sh', '-c', `echo '{}' > ${outboxOf(agent.sandbox.cache)}/000000000000000-000000000001-0000000000000000.json`]).status, 0);
   // Not due yet: an idle run right after leaves it.
   assert.equal((await agent.once()).code, 0);
   assert.equal(receiver.received.length, 1);

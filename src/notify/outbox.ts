@@ -5,7 +5,7 @@
 // the next message delivered. A target's URL is not written (it may hold a secret): a message
 // names its target by a hash of the URL, and one whose target left the config is dropped.
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../base/atomic-file.js';
 import { ensureOwnDirectory } from '../base/own-directory.js';
@@ -37,6 +37,8 @@ const droppedFile = (directory: string) => join(directory, 'dropped.json');
 /** Queues `entry` for each target; the oldest messages go when the outbox is full. */
 export async function enqueue(directory: string, targets: NotifyTarget[], entry: QueuedEntry, summary: string, app: string | undefined, now: Date): Promise<void> {
   await ensureOwnDirectory(directory);
+  // Private, as the history is: messages tell hosts, revisions and errors.
+  await chmod(directory, 0o700);
   for (const target of targets) {
     const message: OutboxMessage = { id: `${entry.seq}-${randomBytes(6).toString('hex')}`, target: targetKey(target), app, entry, summary, createdAt: now.toISOString(), attempts: 0, nextAttemptAt: 0 };
     // Named so that the directory's order is the order of events.
