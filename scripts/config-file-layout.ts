@@ -274,6 +274,16 @@ export const configFileLayout: Array<{ comment: string[]; entries: ConfigFileEnt
   },
   {
     comment: [
+      'Drift: the daemon compares the live tree with its release every verify-interval seconds (0: never),',
+      'records and notifies a difference, and with drift-action = redeploy deploys the release again.',
+    ],
+    entries: [
+      { key: 'verify-interval', value: '300' },
+      { key: 'drift-action' },
+    ],
+  },
+  {
+    comment: [
       'The deploy history (repo-deploy history): hash-chained JSON Lines in the cache, rotated by',
       'size with the chain carried on; how many rotated files are kept.',
     ],

@@ -103,7 +103,10 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
   // The gates of this check, in order, built once; the fleet's last.
   const gates: DeployGate[] = [...localGates(context), ...(rollout ? [rollout.gate()] : [])];
   const stillWaiting = waiting && (await firstClosedGate(gates, waiting.revision, new Date(waiting.firstSeenAt), { admitting: false }));
-  const live = liveRevision(state, remoteKey);
+  // A drifted live release is deployed again: the remote is asked as if nothing were live.
+  const redeploy = context.redeployRelease !== undefined && context.redeployRelease === liveRelease && !held && !rollout;
+  if (redeploy) log.warn(`release ${liveRelease} drifted from its manifest (drift-action = redeploy): deploying the remote's revision again as a new release`, { release: liveRelease });
+  const live = redeploy ? undefined : liveRevision(state, remoteKey);
   const plan = rollout ? await rollout.plan(state, remoteKey) : { askRemote: true, known: undefined };
   const candidate = { layout, state, remoteKey, liveRelease, waiting, rollout, gates, fetch: async (against: DeployedRevision | undefined) => (await createFetcher(remote, settings)).check({ settings, cache, deployed: against, live, log, env: context.env, signal: context.signal, progress: context.progress }) };
   // Rolled back by the fleet: what the remote has does not matter until "fleet resume".
@@ -132,7 +135,7 @@ async function lockedCheck(context: AgentContext, remote: Remote, layout: Layout
     return upToDate(context, state, remoteKey, checked.remoteState);
   }
   try {
-    if (checked.revision === state.current?.revision) {
+    if (checked.revision === state.current?.revision && !redeploy) {
       // The remote is back at what is live (after a rollback, or a held-back revision withdrawn).
       releaseHeldBack(state);
       state.waiting = undefined;

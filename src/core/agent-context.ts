@@ -28,6 +28,11 @@ export interface AgentContext {
    * where an update would begin, saying "would-update"; nothing is kept or saved.
    */
   preview?: boolean;
+  /**
+   * drift-action = redeploy: the live release drifted from its manifest, so this check deploys
+   * the remote's revision again as a new release (hooks and all), even when it is the live one.
+   */
+  redeployRelease?: string;
   /** Who asked for this run, for the deploy history: "schedule", "SIGHUP", "webhook <proof>"; unset: the operator running a command. */
   trigger?: string;
 }

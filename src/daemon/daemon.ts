@@ -18,6 +18,7 @@ import type { AgentSettings } from '../core/settings.js';
 import type { Logger } from '../base/log.js';
 import { checkForUpdate } from '../check/update.js';
 import { Courier } from './courier.js';
+import { runDriftLoop } from './drift-loop.js';
 
 /** The daemon's notion of time: what time it is, and a wait that a wake-up can cut short. */
 export interface DaemonClock {
@@ -271,6 +272,21 @@ async function runApp(app: RunningApp, { clock, random, nextTickAfter, healthSer
   const { context, wakeups, metrics } = app;
   const { settings, log } = context;
   const courier = new Courier({ settings, log, now: clock.now });
+  /** drift-action = redeploy: the release the next check deploys again. */
+  let redeployRelease: string | undefined;
+  // Ends with the app's loop: on a stop, and when a reload retires the app.
+  const driftEnd = new AbortController();
+  const drift = runDriftLoop({
+    context,
+    clock,
+    metrics,
+    stopping: AbortSignal.any([wakeups.stopping.signal, driftEnd.signal]),
+    redeploy: (release) => {
+      redeployRelease = release;
+      wakeups.requestCheck('drift check');
+    },
+    told: () => courier.kick(),
+  });
 
   /** Runs one check; returns how many checks in a row have failed (0 after a good one). */
   const check = async (): Promise<number> => {
@@ -278,7 +294,9 @@ async function runApp(app: RunningApp, { clock, random, nextTickAfter, healthSer
     const startedAt = clock.now();
     let outcome: CheckReport | Error;
     try {
-      outcome = await checkForUpdate({ ...context, now: clock.now, signal: wakeups.stopping.signal, trigger: wakeups.takeTrigger() });
+      const redeploying = redeployRelease;
+      redeployRelease = undefined;
+      outcome = await checkForUpdate({ ...context, now: clock.now, signal: wakeups.stopping.signal, trigger: wakeups.takeTrigger(), redeployRelease: redeploying });
     } catch (error) {
       log.error(messageOf(error));
       outcome = error instanceof Error ? error : new Error(String(error));
@@ -312,7 +330,9 @@ async function runApp(app: RunningApp, { clock, random, nextTickAfter, healthSer
     // its tick leaves that tick in place.
     if (clock.now().getTime() >= tick.getTime()) tick = nextTickAfter(clock.now());
   }
+  driftEnd.abort();
   await courier.stop();
+  await drift;
 }
 
 /** The wait after a failed check: retry-backoff, doubled at each further failure, up to max-backoff. */

@@ -25,6 +25,7 @@ export class MetricFamilies {
   readonly paused: Gauge<string>;
   readonly waiting: Gauge<string>;
   readonly waitingUntil: Gauge<string>;
+  readonly driftFiles: Gauge<string>;
   readonly duration: Histogram<string>;
 
   constructor(readonly perApp: boolean) {
@@ -39,6 +40,7 @@ export class MetricFamilies {
     this.paused = new Gauge({ name: 'repo_deploy_paused', help: '1 while an operator has paused deploys (repo-deploy pause)', labelNames: app, registers });
     this.waiting = new Gauge({ name: 'repo_deploy_waiting_revision_info', help: 'A new revision that may not be deployed yet, and what it waits for (paused, deploy-window, min-age)', labelNames: [...app, 'revision', 'gate'], registers });
     this.waitingUntil = new Gauge({ name: 'repo_deploy_waiting_eligible_timestamp_seconds', help: 'When the waiting revision may be deployed (the deploy window opens, min-age is reached); 0 when unknown or nothing waits', labelNames: app, registers });
+    this.driftFiles = new Gauge({ name: 'repo_deploy_drift_files', help: 'Files of the live tree that differ from its release\'s manifest (changed, missing or extra) at the last drift check (verify-interval)', labelNames: app, registers });
     this.duration = new Histogram({
       name: 'repo_deploy_check_duration_seconds',
       help: 'How long a check (and update) took',
@@ -104,9 +106,14 @@ export class AgentMetrics {
   forget(): void {
     const metrics = this.families;
     for (const result of this.results) metrics.checks.remove({ ...this.labels, result });
-    for (const metric of [metrics.deploys, metrics.reverts, metrics.lastSuccess, metrics.failedInARow, metrics.paused, metrics.waitingUntil, metrics.duration]) metric.remove(this.labels);
+    for (const metric of [metrics.deploys, metrics.reverts, metrics.lastSuccess, metrics.failedInARow, metrics.paused, metrics.waitingUntil, metrics.driftFiles, metrics.duration]) metric.remove(this.labels);
     if (this.liveSeries) metrics.live.remove(this.liveSeries);
     if (this.waitingSeries) metrics.waiting.remove(this.waitingSeries);
+  }
+
+  /** The files the last drift check found different (verify-interval). */
+  recordDrift(files: number): void {
+    this.families.driftFiles.set(this.labels, files);
   }
 
   /** Whether an operator's pause is in force, read by the daemon after each check. */
