@@ -23,7 +23,7 @@ import { delayPoint } from './base/test-pause.js';
 
 const exitCodeHelp = `Exit codes: ${[...exitCodeDocs].sort((a, b) => a.code - b.code).map((doc) => `${doc.code} ${doc.short}`).join(', ')}.`;
 
-type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify' | 'adopt' | 'pause' | 'resume' | 'fleet' | 'history';
+type Command = 'run' | 'status' | 'releases' | 'rollback' | 'retry' | 'check-config' | 'verify' | 'adopt' | 'pause' | 'resume' | 'fleet' | 'history' | 'plan';
 
 function parser(argv: string[], yargs: typeof Yargs) {
   return yargs(argv)
@@ -80,6 +80,11 @@ function parser(argv: string[], yargs: typeof Yargs) {
         .example('$0 fleet status', 'Every member, and how the rollout goes')
         .example('$0 fleet halt --reason "errors in eu-west"', 'Stop the rollout everywhere'),
     )
+    .command('plan', 'What the next check would do, changing nothing: the revision from and to, the commits between (git), the files added, changed and removed with sizes, the hooks that would run, and whether a gate (pause, window, min-age, a hold) keeps it back', (command) =>
+      command
+        .option('json', { type: 'boolean', default: false, describe: 'Print the plan as JSON (every file)' })
+        .example('$0 plan', 'Before a deploy window opens: what will change'),
+    )
     .command('history', 'The deploy history: every update, rollback, pause and recovery, who asked and what changed; --verify proves nothing was edited or removed (exit 8 if so)', (command) =>
       command
         .option('json', { type: 'boolean', default: false, describe: 'Print one JSON entry per line' })
@@ -111,7 +116,7 @@ function parser(argv: string[], yargs: typeof Yargs) {
     .exitProcess(false);
 }
 
-const commandNames = ['status', 'releases', 'rollback', 'retry', 'check-config', 'adopt', 'pause', 'resume', 'fleet', 'verify', 'history'];
+const commandNames = ['status', 'releases', 'rollback', 'retry', 'check-config', 'adopt', 'pause', 'resume', 'fleet', 'verify', 'history', 'plan'];
 const flagNames = ['app', 'config', 'cache', 'pre-hooks', 'post-hooks', 'remote', 'local', 'fetch', 'ignore-window', 'verbose', 'json', 'force', 'reason', 'since', 'limit', 'verify', 'help', 'version'];
 
 /**
@@ -340,6 +345,8 @@ async function runCommand(command: Command, parsed: Parsed, context: AgentContex
       return ExitCode.ok;
     case 'verify':
       return (await commands.verifyCommand(context, print)) ? ExitCode.ok : ExitCode.verificationFailed;
+    case 'plan':
+      return (await import('./operator/plan.js')).planCommand(context, Boolean(parsed.json), print);
     case 'history':
       return (await import('./history/command.js')).historyCommand(context, { json: Boolean(parsed.json), since: parsed.since as string | undefined, limit: parsed.limit as number | undefined, verify: Boolean(parsed.verify) }, print);
   }

@@ -210,6 +210,8 @@ interface Candidate {
 async function admit(context: AgentContext, candidate: Candidate, revision: { revision: string; remoteState: RemoteState }, pending: PendingRevision | undefined): Promise<CheckOutcome> {
   const { state, waiting, rollout } = candidate;
   const firstSeenAt = waiting?.revision === revision.revision ? waiting.firstSeenAt : context.now().toISOString();
+  // A plan shows what would change whether or not a gate holds the revision back.
+  if (context.preview && pending && context.previewStage) await context.previewStage(pending);
   // Asked again: a pause set during the download applies to this update; the fleet's slot is taken last.
   const gate = await firstClosedGate(candidate.gates, revision.revision, new Date(firstSeenAt), { admitting: true });
   if (gate) {

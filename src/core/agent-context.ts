@@ -5,6 +5,7 @@ import type { Settings } from './settings.js';
 import type { DeployError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import type { ProgressSink } from '../base/progress.js';
+import type { PendingRevision } from './remote-contract.js';
 
 /** What keeps a new revision waiting: an operator's pause, the deploy window, min-age, the fleet. */
 export type GateKind = 'paused' | 'deploy-window' | 'min-age' | 'fleet';
@@ -28,6 +29,11 @@ export interface AgentContext {
    * where an update would begin, saying "would-update"; nothing is kept or saved.
    */
   preview?: boolean;
+  /**
+   * `repo-deploy plan`: in a preview, the revision that would be deployed is handed here (staged
+   * apart, compared with the live release, thrown away) before the preview says would-update.
+   */
+  previewStage?: (pending: PendingRevision) => Promise<void>;
   /**
    * drift-action = redeploy: the live release drifted from its manifest, so this check deploys
    * the remote's revision again as a new release (hooks and all), even when it is the live one.

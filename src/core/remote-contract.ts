@@ -61,6 +61,11 @@ export interface PendingRevision {
   stage(directory: string): Promise<StagedFiles | void>;
   /** Removes temporary files (downloads); called whatever happened. */
   dispose(): Promise<void>;
+  /**
+   * For `plan` (git): the commits from `from` (excluded) to this revision, newest first, as
+   * "abbrev subject (author)", at most `limit`; undefined when the history between is not known.
+   */
+  commitsSince?(from: string, limit: number): Promise<string[] | undefined>;
 }
 
 export interface StagedFiles {

@@ -11,32 +11,47 @@ export interface FilesChanged {
   sample: { added: string[]; changed: string[]; removed: string[] };
 }
 
+/** Every path that differs, with its size before and after (bytes; undefined for a link or an absent side). */
+export interface FileChange {
+  path: string;
+  kind: 'added' | 'changed' | 'removed';
+  sizeBefore?: number;
+  sizeAfter?: number;
+}
+
 const sampleSize = 10;
 
-async function readEntries(path: string | undefined): Promise<Map<string, ManifestEntry> | undefined> {
-  if (!path) return new Map();
+export async function readManifestEntries(path: string | undefined): Promise<ManifestEntry[] | undefined> {
+  if (!path) return [];
   try {
-    const manifest = JSON.parse(await readFile(path, 'utf8')) as { entries: ManifestEntry[] };
-    return new Map(manifest.entries.filter((entry) => entry.type !== 'directory').map((entry) => [entry.path, entry]));
+    return (JSON.parse(await readFile(path, 'utf8')) as { entries: ManifestEntry[] }).entries;
   } catch {
     return undefined; // an older release without a manifest: nothing can be said
   }
 }
 
+/** What differs between two lists of manifest entries (directories left out), in path order. */
+export function diffEntries(before: readonly ManifestEntry[], after: readonly ManifestEntry[]): FileChange[] {
+  const files = (entries: readonly ManifestEntry[]) => new Map(entries.filter((entry) => entry.type !== 'directory').map((entry) => [entry.path, entry]));
+  const [old, next] = [files(before), files(after)];
+  const changes: FileChange[] = [];
+  for (const [path, entry] of next) {
+    const was = old.get(path);
+    if (!was) changes.push({ path, kind: 'added', sizeAfter: entry.size });
+    else if (was.type !== entry.type || was.sha256 !== entry.sha256 || was.mode !== entry.mode || was.target !== entry.target) changes.push({ path, kind: 'changed', sizeBefore: was.size, sizeAfter: entry.size });
+  }
+  for (const [path, entry] of old) if (!next.has(path)) changes.push({ path, kind: 'removed', sizeBefore: entry.size });
+  return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
 /** Undefined when either manifest cannot be read. `fromManifest` undefined: a first deploy (all added). */
 export async function filesChanged(fromManifest: string | undefined, toManifest: string): Promise<FilesChanged | undefined> {
-  const [before, after] = await Promise.all([readEntries(fromManifest), readEntries(toManifest)]);
+  const [before, after] = await Promise.all([readManifestEntries(fromManifest), readManifestEntries(toManifest)]);
   if (!before || !after) return undefined;
   const result: FilesChanged = { added: 0, changed: 0, removed: 0, sample: { added: [], changed: [], removed: [] } };
-  const note = (kind: 'added' | 'changed' | 'removed', path: string) => {
-    result[kind]++;
-    if (result.sample[kind].length < sampleSize) result.sample[kind].push(path);
-  };
-  for (const [path, entry] of after) {
-    const old = before.get(path);
-    if (!old) note('added', path);
-    else if (old.type !== entry.type || old.sha256 !== entry.sha256 || old.mode !== entry.mode || old.target !== entry.target) note('changed', path);
+  for (const change of diffEntries(before, after)) {
+    result[change.kind]++;
+    if (result.sample[change.kind].length < sampleSize) result.sample[change.kind].push(change.path);
   }
-  for (const path of before.keys()) if (!after.has(path)) note('removed', path);
   return result;
 }

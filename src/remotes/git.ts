@@ -198,6 +198,14 @@ export const gitFetcher = (remote: GitRepositoryRemote): Fetcher<GitSettings> =>
         await compactMirror(mirror, git, commit, context.log);
       },
       async dispose() {},
+      async commitsSince(from, limit) {
+        // Reachable from the new commit through the mirror's history (a shallow mirror cuts it).
+        const reachable = () => git(['merge-base', '--is-ancestor', from, commit], 'merge-base').then(() => true, () => false);
+        // The mirror is shallow (depth 1) unless refuse-rewrites: deepened for the plan, commits and trees only.
+        if (!(await reachable())) await git(['fetch', '--quiet', '--no-tags', '--deepen=500', '--filter=blob:none', 'origin', `+${fetchSource}:${targetRef}`], 'fetch').catch(() => undefined);
+        if (!(await reachable())) return undefined;
+        return git(['log', `--max-count=${limit}`, '--format=%h %s (%an)', `${from}..${commit}`, ...(remote.subdirectory ? ['--', remote.subdirectory] : [])], 'log');
+      },
     };
     return pending;
   },

@@ -28,5 +28,10 @@ export async function smallDisk(t: TestContext, size: string): Promise<string | 
   return directory;
 }
 
-/** A shell command that fills the filesystem holding `path` to the last byte, with the file `path`. */
-export const fillCommand = (path: string) => `cat /dev/zero > "${path}" 2>/dev/null`;
+/**
+ * A shell command that fills the filesystem holding `path` to the last byte, with the file `path`.
+ * Filled, flushed, and topped up twice: ext4 reserves blocks for writes not yet flushed and gives
+ * back what it did not use when they are, so a disk filled once could have room again a moment
+ * later (a CI run under load saw a state file saved there).
+ */
+export const fillCommand = (path: string) => `cat /dev/zero > "${path}" 2>/dev/null; sync; cat /dev/zero >> "${path}" 2>/dev/null; sync; cat /dev/zero >> "${path}" 2>/dev/null`;
