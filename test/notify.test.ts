@@ -6,11 +6,16 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { readdir, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
-import { runCli } from './helpers/cli.js';
+import { makeSandbox, runCli } from './helpers/cli.js';
+import { startAgent } from './helpers/daemon.js';
+import { startHttpServer } from './helpers/http-server.js';
+import { startRedis } from './helpers/redis-server.js';
+import { zipTree } from './helpers/zips.js';
 import { clockAhead } from './helpers/fleet-rig.js';
 import { listenOnLoopback } from './helpers/listen.js';
 import { temporaryDirectory } from './helpers/temp.js';
@@ -186,3 +191,31 @@ test('absurd notify settings are usage errors (exit 2) before anything runs: not
 });
 
 const writePostExit = (root: string, code: number) => writeFile(join(root, 'post-exit'), String(code));
+
+test('a fleet of three daemons: the rollout\'s progress (a revision deployed) is notified once for the fleet, not once per server', async (t) => {
+  const receiver = await startReceiver(t, 'ok');
+  const redis = await startRedis(t);
+  const root = await temporaryDirectory(t);
+  const server = await startHttpServer(t);
+  const archive = join(root, 'app.zip');
+  server.route('/app.zip', { kind: 'file', path: archive });
+  await zipTree({ 'index.html': 'version 1\n' }, archive, root);
+  const members = [];
+  for (let index = 0; index < 3; index++) {
+    const sandbox = await makeSandbox(join(root, `server-${index}`), `fleet-redis = ${redis.url}\nfleet-name = web\nhost-id = server-${index}\nschedule = * * * * * *\nnotify = ${receiver.url}/hook\nnotify-on = commits\n`);
+    members.push({ sandbox, agent: startAgent(t, sandbox.args(server.url('/app.zip')).filter((argument) => argument !== '-f'), { HOME: sandbox.root }) });
+  }
+  // Deployed everywhere: the state is saved after the check has told (and queued) its outcome.
+  for (const member of members) {
+    while (!(await readFile(join(member.sandbox.cache, 'state.json'), 'utf8').then((text) => Boolean((JSON.parse(text) as { current?: unknown }).current), () => false))) await sleep(50);
+  }
+  for (const member of members) await member.agent.stop();
+  // Sent, or still queued: either way, once for the fleet.
+  let told = receiver.received.filter((request) => (JSON.parse(request.body) as { event: string }).event === 'update-committed').length;
+  for (const member of members) told += (await messageNames(outboxOf(member.sandbox.cache))).length;
+  assert.equal(told, 1, receiver.received.map((request) => request.body).join('\n'));
+  for (const member of members) {
+    const history = (await readFile(join(member.sandbox.cache, 'history', 'history.jsonl'), 'utf8')).split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { event: string }).event);
+    assert.ok(history.includes('update-committed'), 'every member records its own deploy');
+  }
+});

@@ -34,10 +34,20 @@ export async function checkForUpdate(context: AgentContext): Promise<CheckReport
   return withLockedState(context, async (state, layout) => {
     const before = stateBefore(state);
     const liveRelease = await prepare(context, layout, state);
-    const outcome = await checkWithFleet(context, state, (rollout) => lockedCheck(context, remote, layout, state, liveRelease, rollout));
+    // In a fleet the outcome is told while the fleet is at hand: the rollout's progress is notified once per fleet.
+    let told = false;
+    const outcome = await checkWithFleet(context, state, async (rollout) => {
+      const inFleet = rollout ? { ...context, firstInFleetToTell: (event: string, revision: string) => rollout.firstToTell(event, revision) } : context;
+      const result = await lockedCheck(inFleet, remote, layout, state, liveRelease, rollout);
+      if (rollout) {
+        await tellCheckOutcome(inFleet, before, state, result);
+        told = true;
+      }
+      return result;
+    });
     if (state.brokenLive) await repairBrokenLive(context, layout, state, outcome);
     recordCheck(state, outcome, context.now());
-    await tellCheckOutcome(context, before, state, outcome);
+    if (!told) await tellCheckOutcome(context, before, state, outcome);
     return { ...outcome, failedChecksInARow: state.consecutiveFailedChecks };
   });
 }

@@ -39,6 +39,11 @@ export interface AgentContext {
    * the remote's revision again as a new release (hooks and all), even when it is the live one.
    */
   redeployRelease?: string;
+  /**
+   * In a fleet: whether this member is the first to tell `event` of `revision`; notifications of
+   * the rollout's progress (an update started, committed) are sent by that one member only.
+   */
+  firstInFleetToTell?: (event: string, revision: string) => Promise<boolean>;
   /** Who asked for this run, for the deploy history: "schedule", "SIGHUP", "webhook <proof>"; unset: the operator running a command. */
   trigger?: string;
 }

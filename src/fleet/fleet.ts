@@ -314,6 +314,14 @@ export class Fleet {
     });
   }
 
+  /**
+   * Whether this member is the first of the fleet to tell `event` of `revision` (a notification
+   * of the rollout's progress is sent once per fleet, not once per server). Kept 30 days.
+   */
+  firstToTell(event: string, revision: string): Promise<boolean> {
+    return this.call(async () => (await this.redis.set(this.key(`told:${event}:${revision}`), this.host, 'EX', 30 * 86_400, 'NX')) === 'OK');
+  }
+
   /** Takes the scout role: the only member that may ask the remote about a revision the fleet does not know yet. */
   scout(): Promise<boolean> {
     return this.call(async () => (await this.redis.set(this.key('scout'), this.host, 'PX', this.settings.fleetLeaseMs, 'NX')) === 'OK');

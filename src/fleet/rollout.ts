@@ -227,6 +227,11 @@ export class FleetRollout {
   }
 
   /** Says how the check ended, gives up the scout role and disconnects. */
+  /** See Fleet.firstToTell; a Redis that cannot be reached tells (a notification too many beats one lost). */
+  firstToTell(event: string, revision: string): Promise<boolean> {
+    return this.fleet.firstToTell(event, revision).catch(() => true);
+  }
+
   async finish(outcome: CheckOutcome, state: AgentState): Promise<void> {
     const states: Partial<Record<CheckOutcome['result'], MemberState>> = { waiting: 'waiting', blocked: 'failed', reverted: 'failed', failed: 'failed', refused: 'failed', 'held-back': 'failed' };
     const reason = outcome.result === 'waiting' ? outcome.reason : 'error' in outcome ? outcome.error.message : '';

@@ -11,12 +11,21 @@ import { summaryOf, type QueuedEntry } from './messages.js';
 import { enqueue } from './outbox.js';
 import { parseTargets } from './targets.js';
 
+/** Events of a rollout's progress: one notification per revision per fleet. Failures stay per server. */
+const fleetProgressEvents = new Set(['update-started', 'update-committed']);
+
 /** Queues the entry for every target, when its event is one notify-on chooses. Never throws. */
 export async function queueEntry(context: AgentContext, entry: QueuedEntry): Promise<void> {
   const { settings, log } = context;
   if (settings.notify.length === 0) return;
   try {
     if (!selectedEvents(settings.notifyOn).has(entry.event)) return;
+    // The rollout's progress, once per fleet: the first member to tell it sends it.
+    const revision = typeof entry.revisionTo === 'string' ? entry.revisionTo : undefined;
+    if (context.firstInFleetToTell && revision && fleetProgressEvents.has(entry.event) && !(await context.firstInFleetToTell(entry.event, revision))) {
+      log.debug(`${entry.event} of ${revision.slice(0, 19)} is notified by another member of the fleet`);
+      return;
+    }
     await enqueue(cacheLayoutFor(settings.cache).outbox, parseTargets(settings.notify), entry, summaryOf(entry, undefined), undefined, context.now());
   } catch (error) {
     log.warn(`a notification of ${entry.event} could not be queued: ${messageOf(error)}`);
