@@ -4,7 +4,7 @@
 //                                1,000 checks on a 1-second schedule set the length)
 //   npm run bench -- --large     also a zip of three 1 GiB files, for memory flat in archive size
 //   npm run bench -- --quick     2 repetitions and 100 daemon checks: to try the bench, not to quote
-//   npm run bench -- --only many-apps   one step alone (its table rows only): many-apps, oci
+//   npm run bench -- --only many-apps   one step alone (its table rows only): many-apps, oci, history
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,6 +25,7 @@ import { inBytes, inMiB, inMilliseconds, inSeconds, log, printTable, ratio, rows
 import { measureSwap } from './swap.js';
 import { runManyApps, type ManyAppsRun } from './many-apps.js';
 import { measureOciArtifact } from './oci.js';
+import { measureHistoryAndDrift } from './history-drift.js';
 
 const run = promisify(execFile);
 const repository = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -32,7 +33,7 @@ const cli = join(repository, 'dist', 'cli.js');
 const large = process.argv.includes('--large');
 const quick = process.argv.includes('--quick');
 const repetitions = quick ? 2 : 5;
-const steps = 12;
+const steps = 13;
 const onlyIndex = process.argv.indexOf('--only');
 const only = onlyIndex === -1 ? undefined : process.argv[onlyIndex + 1];
 
@@ -414,6 +415,11 @@ async function ociArtifact(work: string): Promise<void> {
   await measureOciArtifact({ cli, work, repetitions, agentArgs });
 }
 
+async function historyAndDrift(work: string): Promise<void> {
+  log(`13/${steps} the deploy history and drift checks: a 20,000-file update with and without the history, an idle daemon with and without drift checks`);
+  await measureHistoryAndDrift({ cli, work, repetitions });
+}
+
 await run('npm', ['run', 'build'], { cwd: repository });
 const work = await mkdtemp(join(tmpdir(), 'repo-deploy-bench-'));
 const startedAt = new Date();
@@ -425,6 +431,10 @@ try {
   }
   if (only === 'oci') {
     await ociArtifact(work);
+    throw new StepDone();
+  }
+  if (only === 'history') {
+    await historyAndDrift(work);
     throw new StepDone();
   }
   // The daemon's long idle run goes on beside the other rows (it uses a few milliseconds of CPU a
@@ -449,6 +459,7 @@ try {
   await gitMirrorGrowth(work);
   await manyApps(work);
   await ociArtifact(work);
+  await historyAndDrift(work);
 
   log(`9/${steps} the daemon's memory from check ${samplePoints[0]} to check ${samplePoints[1]} on a 1-second schedule (running since the start)`);
   const memory = await daemonMemory();

@@ -288,6 +288,7 @@ export const configFileLayout: Array<{ comment: string[]; entries: ConfigFileEnt
       'size with the chain carried on; how many rotated files are kept.',
     ],
     entries: [
+      { key: 'history' },
       { key: 'history-max-size' },
       { key: 'history-keep-files' },
     ],

@@ -203,3 +203,16 @@ test('history: the daemon says the schedule asked, and a truncated history file 
   assert.match(verified.stdout, /entries were cut off the end/);
   await appendFile(historyFile(agent.sandbox.cache), '');
 });
+
+test('history = no: a deploy records no history (and so notifies nothing); history says so plainly', async (t) => {
+  const agent = await setup(t, 'history = no\nnotify = http://127.0.0.1:9/never\n');
+  const { sandbox } = agent;
+  await agent.publish('1');
+  const result = await agent.once();
+  assert.equal(result.code, 0, result.stderr);
+  await assert.rejects(stat(join(sandbox.cache, 'history')), /ENOENT/);
+  await assert.rejects(stat(join(sandbox.cache, 'outbox')), /ENOENT/);
+  const shown = await runCli(['history', '-c', sandbox.config, '--cache', sandbox.cache, '-l', sandbox.live]);
+  assert.equal(shown.code, 0);
+  assert.match(shown.stdout, /no history yet/);
+});

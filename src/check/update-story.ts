@@ -28,6 +28,7 @@ export interface UpdateStart {
 
 /** Called once the new release is staged, before its pre-update hooks. */
 export async function tellUpdateStarted(context: AgentContext, state: AgentState, start: UpdateStart): Promise<void> {
+  if (!context.settings.history) return;
   const files = await filesChanged(start.manifests.from, start.manifests.to);
   const fields = {
     release: start.release,

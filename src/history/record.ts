@@ -25,6 +25,7 @@ export function askedBy(context: AgentContext): string {
 
 export async function tell(context: AgentContext, event: HistoryEvent): Promise<void> {
   const { settings, log } = context;
+  if (!settings.history) return;
   let appended: Appended[];
   try {
     appended = await appendEntry(historyFilesIn(cacheLayoutFor(settings.cache).history), { time: context.now().toISOString(), host: hostname(), by: askedBy(context), ...event, event: event.event }, { maxFileBytes: settings.historyMaxSize, keepFiles: settings.historyKeepFiles });

@@ -3,11 +3,13 @@
 // is hashed only when its size, mode, inode, mtime or ctime differ from what it had when last
 // found intact (ctime cannot be set back from user space: an edit always changes it). The first
 // check of a release hashes every file, as `repo-deploy verify` does.
-import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, type Stats } from 'node:fs';
+import { readFile, readlink } from 'node:fs/promises';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { join } from 'node:path';
-import type { ManifestDifferences, ManifestEntry } from './manifest.js';
+import { sha256Of, type ManifestDifferences, type ManifestEntry } from './manifest.js';
+
+const synchronousSliceMs = 20;
 
 interface StatKey {
   size: number;
@@ -26,28 +28,32 @@ export interface DriftReport extends ManifestDifferences {
 const keyOf = (info: Stats): StatKey => ({ size: info.size, mode: info.mode, ino: info.ino, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs });
 const sameKey = (a: StatKey | undefined, b: StatKey) => a !== undefined && a.size === b.size && a.mode === b.mode && a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
 
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** One app's watcher: remembers, per release, the stat of each file it last found intact. */
 export class DriftWatcher {
-  private baseline: { release: string; files: Map<string, StatKey> } | undefined;
+  /** Per release: its manifest's entries (read once: a manifest never changes) and the stat of each file last found intact. */
+  private baseline: { release: string; expected: ManifestEntry[]; files: Map<string, StatKey> } | undefined;
 
   /** Compares the release directory with its manifest; `isIgnored` paths (verify-ignore) are not differences. */
   async check(releaseDirectory: string, release: string, manifestFile: string, isIgnored: (path: string) => boolean): Promise<DriftReport> {
-    if (this.baseline?.release !== release) this.baseline = { release, files: new Map() };
-    const known = this.baseline.files;
-    const expected = (JSON.parse(await readFile(manifestFile, 'utf8')) as { entries: ManifestEntry[] }).entries.filter((entry) => !isIgnored(entry.path));
+    if (this.baseline?.release !== release) {
+      const entries = (JSON.parse(await readFile(manifestFile, 'utf8')) as { entries: ManifestEntry[] }).entries;
+      this.baseline = { release, expected: entries.filter((entry) => !isIgnored(entry.path)), files: new Map() };
+    }
+    const { expected, files: known } = this.baseline;
     const found = new Map<string, Stats>();
+    // Synchronous calls in slices between which the event loop runs (a check, /metrics): an
+    // asynchronous lstat per entry cost ten times the call itself.
+    let sliceStarted = performance.now();
     const walk = async (relative: string): Promise<void> => {
-      for (const name of await readdir(join(releaseDirectory, relative))) {
+      for (const name of readdirSync(join(releaseDirectory, relative))) {
         const path = relative ? `${relative}/${name}` : name;
-        const info = await lstat(join(releaseDirectory, path));
+        const info = lstatSync(join(releaseDirectory, path));
         found.set(path, info);
         if (info.isDirectory()) await walk(path);
+        if (performance.now() - sliceStarted > synchronousSliceMs) {
+          await yieldToEventLoop();
+          sliceStarted = performance.now();
+        }
       }
     };
     await walk('');
@@ -77,7 +83,7 @@ async function matches(entry: ManifestEntry, info: Stats, absolute: string, know
   const key = keyOf(info);
   if (sameKey(known.get(entry.path), key)) return true;
   report.hashed++;
-  if ((await sha256Of(absolute)) !== entry.sha256) return false;
+  if ((await sha256Of(absolute, info.size)) !== entry.sha256) return false;
   known.set(entry.path, key);
   return true;
 }

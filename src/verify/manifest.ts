@@ -25,7 +25,8 @@ export const manifestPath = (releasesDirectory: string, release: string) => join
 const smallFileBytes = 1 << 20;
 const synchronousSliceMs = 20;
 
-async function sha256Of(path: string, size: number): Promise<string> {
+/** A file's sha256: small files read at once (synchronously: see above), large ones streamed. */
+export async function sha256Of(path: string, size: number): Promise<string> {
   const hash = createHash('sha256');
   if (size < smallFileBytes) return hash.update(readFileSync(path)).digest('hex');
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
