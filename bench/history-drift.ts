@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../test/helpers/git-servers.js';
 import { startHttpServer } from '../test/helpers/http-server.js';
 import { makeTree, zipDirectory } from './fixtures.js';
+import { cpuSeconds } from './many-apps.js';
 import { alternate, cleanupContext, measure, spreadOf } from './measure.js';
 import { inMilliseconds, inSeconds, ratio, rows } from './report.js';
 
@@ -23,14 +24,6 @@ export interface HistoryDriftOptions {
 }
 
 const files = 20_000;
-const clockTicksPerSecond = 100; // Linux's USER_HZ
-
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields.slice(11, 15).reduce((total, field) => total + Number(field), 0) / clockTicksPerSecond;
-}
-
 async function checksDone(port: number): Promise<number> {
   const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((response) => response.text(), () => '');
   return [...text.matchAll(/^repo_deploy_checks_total\{result="[^"]+"\} (\d+)/gm)].reduce((total, match) => total + Number(match[1]), 0);

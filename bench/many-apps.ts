@@ -28,7 +28,7 @@ export interface ManyAppsRun {
 const clockTicksPerSecond = 100; // Linux's USER_HZ
 
 /** CPU time of a process and of its children it has waited for (utime, stime, cutime, cstime). */
-async function cpuSeconds(pid: number): Promise<number> {
+export async function cpuSeconds(pid: number): Promise<number> {
   // Fields after the command name (which may hold spaces): from the 12th to the 15th.
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');

@@ -333,7 +333,7 @@ async function repairBrokenLive(context: AgentContext, layout: Layout, state: Ag
   log.warn(`the remote could not be deployed, so release ${fallback.id} (revision ${shortRevision(fallback.revision)}), the newest one on disk, is live in place of the missing one`, { release: fallback.id });
 }
 
-/** Content the operator's keys do not vouch for: remembered, so it is not downloaded again. */
+/** Content the operator's keys do not vouch for: remembered (unless the refusal says a signature may still come), so it is not downloaded again. */
 function refused(state: AgentState, error: VerificationError, trust: string, now: Date, log: Logger): CheckOutcome {
   if (error.remember) holdBackRefused(state, error, trust, now);
   log.error(error.message, { revision: error.revision });
