@@ -7,6 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { makeSandbox, runCli, type Sandbox } from './helpers/cli.js';
+import { startAgent } from './helpers/daemon.js';
 import { createRepository } from './helpers/git-repos.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { setup } from './helpers/zip-agent.js';
@@ -82,4 +83,24 @@ test('plan of a git remote lists the commits between the live revision and the n
   assert.match(plan.stdout, /^files: 1 added, 1 changed, 0 removed/m);
   assert.equal(await snapshot(sandbox), before);
   assert.equal(await sandbox.liveFile('index.html'), 'v1\n');
+});
+
+test('a plan killed with -9 while it holds a staged revision leaves it in the cache; the next locked run removes it, and nothing live changed', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  await s.publish('2');
+  const common = ['-c', s.sandbox.config, '--cache', s.sandbox.cache, '-l', s.sandbox.live, '-r', s.remote, '--pre-hooks', s.sandbox.preHooks, '--post-hooks', s.sandbox.postHooks];
+  const killed = startAgent(t, ['plan', ...common], { REPO_DEPLOY_TEST_PAUSE_AT: 'plan staged' });
+  await killed.waitFor(/paused at plan staged/);
+  killed.child.kill('SIGKILL');
+  await killed.done;
+  const leftovers = (await readdir(s.sandbox.cache)).filter((name) => name.startsWith('plan-'));
+  assert.equal(leftovers.length, 1);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+  const next = await s.once();
+  assert.equal(next.code, 0, next.stderr);
+  assert.match(next.stderr, /removed .*plan-[0-9a-f]+, left by an interrupted plan/);
+  assert.deepEqual((await readdir(s.sandbox.cache)).filter((name) => name.startsWith('plan-')), []);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n');
 });

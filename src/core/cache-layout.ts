@@ -42,6 +42,9 @@ export function cacheLayoutFor(cacheDirectory: string): CacheLayout {
   };
 }
 
+/** Where `repo-deploy plan` stages a revision apart (under the lock; removed after, or by the next locked run if killed). */
+export const planStagingPrefix = 'plan-';
+
 /** The mirror of one repository: the same URL always maps to the same directory. */
 export function gitMirrorPath(cache: CacheLayout, repository: string): string {
   return join(cache.gitMirrors, createHash('sha256').update(repository).digest('hex').slice(0, 16));

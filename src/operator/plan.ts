@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentContext, CheckOutcome } from '../core/agent-context.js';
-import { cacheLayoutFor } from '../core/cache-layout.js';
+import { cacheLayoutFor, planStagingPrefix } from '../core/cache-layout.js';
 import { layoutFor } from '../core/release-layout.js';
 import type { PendingRevision } from '../core/remote-contract.js';
 import { shortRevision } from '../core/short-revision.js';
@@ -18,6 +18,7 @@ import { readLiveRelease } from '../release/releases.js';
 import { loadState } from '../release/state.js';
 import { describeTree, manifestPath } from '../verify/manifest.js';
 import { counted } from '../base/counted.js';
+import { pausePoint } from '../base/test-pause.js';
 
 const mostCommits = 50;
 const filesShown = 50;
@@ -43,10 +44,11 @@ export async function planCommand(context: AgentContext, json: boolean, print: (
   const plan: Plan = { outcome: 'unchanged', revisionFrom: liveRevision, hooks: { preUpdate: await listHooks(settings.preHooks), postUpdate: await listHooks(settings.postHooks), healthCheck: settings.healthCheck } };
   const previewStage = async (pending: PendingRevision) => {
     plan.description = pending.description;
-    const directory = join(cacheLayoutFor(settings.cache).root, `plan-${randomBytes(6).toString('hex')}`);
+    const directory = join(cacheLayoutFor(settings.cache).root, `${planStagingPrefix}${randomBytes(6).toString('hex')}`);
     await mkdir(directory, { mode: 0o700 });
     try {
       const staged = await pending.stage(directory);
+      await pausePoint('plan staged');
       const after = await describeTree(directory, staged?.fileHashes);
       const before = live ? await readManifestEntries(manifestPath(layout.releasesDirectory, live)) : [];
       const list = diffEntries(before ?? [], after);

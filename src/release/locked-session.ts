@@ -7,7 +7,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { removeStaleTemporaryFiles } from '../base/atomic-file.js';
 import type { AgentContext } from '../core/agent-context.js';
-import { cacheLayoutFor } from '../core/cache-layout.js';
+import { cacheLayoutFor, planStagingPrefix } from '../core/cache-layout.js';
 import { DeployError, noSpaceError } from '../base/errors.js';
 import type { Logger } from '../base/log.js';
 import { ensureOwnDirectory } from '../base/own-directory.js';
@@ -86,6 +86,12 @@ export async function prepare(context: AgentContext, layout: Layout, state: Agen
   }
   const downloads = cacheLayoutFor(settings.cache).downloads;
   for (const name of await readdir(downloads).catch(() => [] as string[])) await rm(join(downloads, name), { force: true });
+  // A plan killed while it staged a revision apart: nothing else writes these, and the lock is ours.
+  for (const name of await readdir(settings.cache).catch(() => [] as string[])) {
+    if (!name.startsWith(planStagingPrefix)) continue;
+    await rm(join(settings.cache, name), { recursive: true, force: true });
+    log.info(`removed ${join(settings.cache, name)}, left by an interrupted plan`);
+  }
   if (liveRelease !== undefined && !(await releaseExists(layout, liveRelease))) {
     log.error(`the live path ${layout.live} points at release ${liveRelease}, whose directory ${releasePath(layout, liveRelease)} is missing (removed by hand?); the application has no files. Deploying the remote's revision again`, { release: liveRelease });
     state.releases = state.releases.filter((release) => release.id !== liveRelease);
