@@ -93,7 +93,7 @@ export async function measureHistoryAndDrift({ cli, work, repetitions }: History
       }
     };
     const perCheck = { drift: [] as number[], none: [] as number[] };
-    for (let round = 0; round < Math.max(3, Math.ceil(repetitions / 2)); round++) {
+    for (let round = 0; round < 3; round++) {
       perCheck.drift.push(await idle(5));
       perCheck.none.push(await idle(0));
     }

@@ -4,6 +4,7 @@
 //                                1,000 checks on a 1-second schedule set the length)
 //   npm run bench -- --large     also a zip of three 1 GiB files, for memory flat in archive size
 //   npm run bench -- --quick     2 repetitions and 100 daemon checks: to try the bench, not to quote
+//   npm run bench -- --repetitions N   N repetitions of each alternated pair (default 5)
 //   npm run bench -- --only many-apps   one step alone (its table rows only): many-apps, oci, history
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
@@ -32,7 +33,8 @@ const repository = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const cli = join(repository, 'dist', 'cli.js');
 const large = process.argv.includes('--large');
 const quick = process.argv.includes('--quick');
-const repetitions = quick ? 2 : 5;
+const repetitionsIndex = process.argv.indexOf('--repetitions');
+const repetitions = repetitionsIndex !== -1 ? Math.max(1, Number(process.argv[repetitionsIndex + 1]) || 5) : quick ? 2 : 5;
 const steps = 13;
 const onlyIndex = process.argv.indexOf('--only');
 const only = onlyIndex === -1 ? undefined : process.argv[onlyIndex + 1];
