@@ -4,7 +4,8 @@
 // release made through the hooks. Later checks hash only what changed.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { appendFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -12,6 +13,9 @@ import { runCli } from './helpers/cli.js';
 import { freePort } from './helpers/git-servers.js';
 import { listenOnLoopback } from './helpers/listen.js';
 import { setup } from './helpers/zip-agent.js';
+import { temporaryDirectory } from './helpers/temp.js';
+import { DriftWatcher, fullWalkEveryMs } from '../src/verify/drift.js';
+import { writeManifest } from '../src/verify/manifest.js';
 
 const historyOf = async (cache: string) => (await readFile(join(cache, 'history', 'history.jsonl'), 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, any>);
 
@@ -32,8 +36,8 @@ test('an edit by hand (even one that keeps size and mtime), an added and a delet
   const agent = s.agent(['-v']);
   await agent.waitFor(/deployed revision/);
   const first = await agent.waitFor(/drift check of release \S+: 0 of \d+ entries differ \(1 files hashed\)/);
-  // Intact, the next checks read no file.
-  await agent.waitFor(/drift check of release \S+: 0 of \d+ entries differ \(0 files hashed\)/, 15_000, agent.lines.indexOf(first) + 1);
+  // Intact and untouched, the next checks do not even walk the tree (it is watched).
+  await agent.waitFor(/drift check of release \S+: nothing stirred in the tree since the last walk \(0 entries differed then\)/, 15_000, agent.lines.indexOf(first) + 1);
 
   // Same size, same mtime: only the ctime says it changed.
   const index = join(s.sandbox.live, 'index.html');
@@ -93,4 +97,36 @@ test('drift-action = redeploy: a drifted live release is replaced by a new relea
   assert.ok(events.includes('drift by drift check'), events.join(', '));
   assert.equal(events.at(-1), 'update-committed by drift check');
   await agent.stop();
+});
+
+test('the drift watcher walks a release once, then only after something stirred in the tree, and at least hourly; an edit between walks is never missed', async (t) => {
+  const root = await temporaryDirectory(t);
+  const release = join(root, 'release');
+  await mkdir(join(release, 'css'), { recursive: true });
+  await writeFile(join(release, 'index.html'), 'v1\n');
+  await writeFile(join(release, 'css', 'site.css'), 'body{}\n');
+  const manifest = join(root, 'manifest.json');
+  await writeManifest(release, manifest);
+  let now = Date.parse('2026-12-04T03:00:00Z');
+  const watcher = new DriftWatcher(() => now);
+  t.after(() => watcher.close());
+  const check = () => watcher.check(release, 'r1', manifest, () => false);
+  const first = await check();
+  assert.deepEqual([first.walked, first.hashed, first.changed.length], [true, 2, 0]);
+  assert.equal((await check()).walked, false, 'nothing stirred: no walk');
+  // An edit in a subdirectory: the watcher stirs, the next check walks and finds it.
+  await writeFile(join(release, 'css', 'site.css'), 'body{color:red}\n');
+  let edited = await check();
+  for (let tries = 0; !edited.walked && tries < 100; tries++) {
+    await sleep(20); // the inotify event is delivered on the event loop
+    edited = await check();
+  }
+  assert.equal(edited.walked, true);
+  assert.deepEqual(edited.changed, ['css/site.css']);
+  assert.equal((await check()).walked, false);
+  // An hour on, a full walk even though nothing stirred (inotify can drop events).
+  now += fullWalkEveryMs;
+  const hourly = await check();
+  assert.equal(hourly.walked, true);
+  assert.deepEqual(hourly.changed, ['css/site.css']);
 });

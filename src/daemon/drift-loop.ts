@@ -1,5 +1,5 @@
 // verify-interval: one app's drift checks, beside its check loop and without its lock (they only
-// read). Each compares the live release with its manifest (verify/drift.ts), sets
+// read; between walks the tree is watched, see verify/drift.ts). Each compares the live release with its manifest (verify/drift.ts), sets
 // repo_deploy_drift_files, and tells the history (and so the notifications) when what differs
 // changes; with drift-action = redeploy it asks the app's next check to deploy again. A result
 // about a release that stopped being live during the walk is dropped.
@@ -29,9 +29,10 @@ export interface DriftLoopTools {
 export async function runDriftLoop({ context, clock, metrics, stopping, redeploy, told }: DriftLoopTools): Promise<void> {
   const { settings, log } = context;
   if (settings.verifyIntervalMs === 0) return;
-  const watcher = new DriftWatcher();
+  const watcher = new DriftWatcher(() => clock.now().getTime());
   const isIgnored = settings.verifyIgnore.length ? (await import('../base/lazy/picomatch.js')).picomatch([...settings.verifyIgnore], { dot: true }) : () => false;
   let lastTold = '';
+  stopping.addEventListener('abort', () => watcher.close(), { once: true });
   while (!stopping.aborted) {
     await clock.sleep(settings.verifyIntervalMs, stopping);
     if (stopping.aborted) break;
@@ -43,7 +44,7 @@ export async function runDriftLoop({ context, clock, metrics, stopping, redeploy
       if ((await readLiveRelease(layout)) !== live) continue; // swapped while it was read
       const count = report.changed.length + report.missing.length + report.extra.length;
       metrics.recordDrift(count);
-      log.debug(`drift check of release ${live}: ${count} of ${report.entries} entries differ (${report.hashed} files hashed)`);
+      log.debug(report.walked ? `drift check of release ${live}: ${count} of ${report.entries} entries differ (${report.hashed} files hashed)` : `drift check of release ${live}: nothing stirred in the tree since the last walk (${count} entries differed then)`);
       const said = count === 0 ? '' : `${live}:${JSON.stringify([report.changed, report.missing, report.extra])}`;
       if (said === lastTold) continue;
       lastTold = said;

@@ -3,7 +3,7 @@
 // is hashed only when its size, mode, inode, mtime or ctime differ from what it had when last
 // found intact (ctime cannot be set back from user space: an edit always changes it). The first
 // check of a release hashes every file, as `repo-deploy verify` does.
-import { lstatSync, readdirSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { readFile, readlink } from 'node:fs/promises';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { join } from 'node:path';
@@ -23,7 +23,12 @@ export interface DriftReport extends ManifestDifferences {
   /** Files whose bytes were read this time (the rest were known intact by their stat). */
   hashed: number;
   entries: number;
+  /** False when nothing stirred in the watched tree since the last walk: this is that walk's report. */
+  walked: boolean;
 }
+
+/** The longest a watched tree goes without a full walk. */
+export const fullWalkEveryMs = 3_600_000;
 
 const keyOf = (info: Stats): StatKey => ({ size: info.size, mode: info.mode, ino: info.ino, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs });
 const sameKey = (a: StatKey | undefined, b: StatKey) => a !== undefined && a.size === b.size && a.mode === b.mode && a.ino === b.ino && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
@@ -32,14 +37,52 @@ const sameKey = (a: StatKey | undefined, b: StatKey) => a !== undefined && a.siz
 export class DriftWatcher {
   /** Per release: its manifest's entries (read once: a manifest never changes) and the stat of each file last found intact. */
   private baseline: { release: string; expected: ManifestEntry[]; files: Map<string, StatKey> } | undefined;
+  private watcher: FSWatcher | undefined;
+  /** Something moved in the watched tree since the last walk (or it is not watched). */
+  private stirred = true;
+  private lastWalk: { at: number; report: DriftReport } | undefined;
+
+  constructor(private readonly now: () => number = Date.now) {}
 
   /** Compares the release directory with its manifest; `isIgnored` paths (verify-ignore) are not differences. */
   async check(releaseDirectory: string, release: string, manifestFile: string, isIgnored: (path: string) => boolean): Promise<DriftReport> {
     if (this.baseline?.release !== release) {
       const entries = (JSON.parse(await readFile(manifestFile, 'utf8')) as { entries: ManifestEntry[] }).entries;
       this.baseline = { release, expected: entries.filter((entry) => !isIgnored(entry.path)), files: new Map() };
+      this.lastWalk = undefined;
+      this.watch(releaseDirectory);
     }
-    const { expected, files: known } = this.baseline;
+    if (this.watcher && !this.stirred && this.lastWalk && this.now() - this.lastWalk.at < fullWalkEveryMs) return { ...this.lastWalk.report, hashed: 0, walked: false };
+    this.stirred = this.watcher === undefined;
+    const report = await this.walk(releaseDirectory, isIgnored);
+    this.lastWalk = { at: this.now(), report };
+    return report;
+  }
+
+  /** Stops watching (the app's loop ended). */
+  close(): void {
+    this.watcher?.close();
+    this.watcher = undefined;
+  }
+
+  private watch(releaseDirectory: string): void {
+    this.close();
+    this.stirred = true;
+    try {
+      const watcher = watch(releaseDirectory, { recursive: true, persistent: false }, () => (this.stirred = true));
+      watcher.on('error', () => {
+        // Gone (the release was pruned) or past the inotify limit: every check walks.
+        if (this.watcher === watcher) this.close();
+        this.stirred = true;
+      });
+      this.watcher = watcher;
+    } catch {
+      this.watcher = undefined;
+    }
+  }
+
+  private async walk(releaseDirectory: string, isIgnored: (path: string) => boolean): Promise<DriftReport> {
+    const { expected, files: known } = this.baseline!;
     const found = new Map<string, Stats>();
     // Synchronous calls in slices between which the event loop runs (a check, /metrics): an
     // asynchronous lstat per entry cost ten times the call itself.
@@ -57,7 +100,7 @@ export class DriftWatcher {
       }
     };
     await walk('');
-    const report: DriftReport = { changed: [], missing: [], extra: [], hashed: 0, entries: expected.length };
+    const report: DriftReport = { changed: [], missing: [], extra: [], hashed: 0, entries: expected.length, walked: true };
     for (const entry of expected) {
       const info = found.get(entry.path);
       found.delete(entry.path);
