@@ -30,24 +30,41 @@ export async function readManifestEntries(path: string | undefined): Promise<Man
   }
 }
 
-/** What differs between two lists of manifest entries (directories left out), in path order. */
+/**
+ * What differs between two lists of manifest entries (directories left out), in path order.
+ * Manifests are written in path order (describeTree), so the two lists are walked side by side;
+ * lists in another order are sorted first.
+ */
 export function diffEntries(before: readonly ManifestEntry[], after: readonly ManifestEntry[]): FileChange[] {
-  const files = (entries: readonly ManifestEntry[]) => new Map(entries.filter((entry) => entry.type !== 'directory').map((entry) => [entry.path, entry]));
+  const files = (entries: readonly ManifestEntry[]) => {
+    const kept = entries.filter((entry) => entry.type !== 'directory');
+    return kept.every((entry, index) => index === 0 || kept[index - 1]!.path < entry.path) ? kept : [...kept].sort((a, b) => (a.path < b.path ? -1 : 1));
+  };
   const [old, next] = [files(before), files(after)];
   const changes: FileChange[] = [];
-  for (const [path, entry] of next) {
-    const was = old.get(path);
-    if (!was) changes.push({ path, kind: 'added', sizeAfter: entry.size });
-    else if (was.type !== entry.type || was.sha256 !== entry.sha256 || was.mode !== entry.mode || was.target !== entry.target) changes.push({ path, kind: 'changed', sizeBefore: was.size, sizeAfter: entry.size });
+  let [i, j] = [0, 0];
+  while (i < old.length || j < next.length) {
+    const was = old[i];
+    const entry = next[j];
+    if (entry && (!was || entry.path < was.path)) {
+      changes.push({ path: entry.path, kind: 'added', sizeAfter: entry.size });
+      j++;
+    } else if (was && (!entry || was.path < entry.path)) {
+      changes.push({ path: was.path, kind: 'removed', sizeBefore: was.size });
+      i++;
+    } else {
+      if (was!.type !== entry!.type || was!.sha256 !== entry!.sha256 || was!.mode !== entry!.mode || was!.target !== entry!.target) changes.push({ path: entry!.path, kind: 'changed', sizeBefore: was!.size, sizeAfter: entry!.size });
+      i++;
+      j++;
+    }
   }
-  for (const [path, entry] of old) if (!next.has(path)) changes.push({ path, kind: 'removed', sizeBefore: entry.size });
-  return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return changes;
 }
 
-/** Undefined when either manifest cannot be read. `fromManifest` undefined: a first deploy (all added). */
-export async function filesChanged(fromManifest: string | undefined, toManifest: string): Promise<FilesChanged | undefined> {
-  const [before, after] = await Promise.all([readManifestEntries(fromManifest), readManifestEntries(toManifest)]);
-  if (!before || !after) return undefined;
+/** Undefined when the live manifest cannot be read. `fromManifest` undefined: a first deploy (all added). */
+export async function filesChanged(fromManifest: string | undefined, after: readonly ManifestEntry[]): Promise<FilesChanged | undefined> {
+  const before = await readManifestEntries(fromManifest);
+  if (!before) return undefined;
   const result: FilesChanged = { added: 0, changed: 0, removed: 0, sample: { added: [], changed: [], removed: [] } };
   for (const change of diffEntries(before, after)) {
     result[change.kind]++;

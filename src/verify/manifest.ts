@@ -61,8 +61,11 @@ export async function describeTree(root: string, knownHashes?: ReadonlyMap<strin
   return entries;
 }
 
-export async function writeManifest(releaseDirectory: string, path: string, knownHashes?: ReadonlyMap<string, string>): Promise<void> {
-  await writeFileAtomically(path, JSON.stringify({ version: 1, entries: await describeTree(releaseDirectory, knownHashes) }) + '\n');
+/** Writes the release's manifest; returns its entries (the history compares them without reading the file back). */
+export async function writeManifest(releaseDirectory: string, path: string, knownHashes?: ReadonlyMap<string, string>): Promise<ManifestEntry[]> {
+  const entries = await describeTree(releaseDirectory, knownHashes);
+  await writeFileAtomically(path, JSON.stringify({ version: 1, entries }) + '\n');
+  return entries;
 }
 
 export interface ManifestDifferences {
