@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmod, chown, mkdir, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
 import { runCli, writeHook } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
@@ -265,7 +266,12 @@ test('one HTTP server for every app: /metrics labels each series with app, /heal
   await daemon.waitFor(/deployed revision .* app=api/, 60_000);
   await daemon.waitFor(/deployed revision .* app=web/, 60_000);
 
-  const metrics = await (await fetch(`${base}/metrics`)).text();
+  // The log line comes before the check has ended (its history told, its state saved) and been counted: wait for that.
+  let metrics = '';
+  while (!/repo_deploy_checks_total\{app="api",result="updated"\} 1[\s\S]*repo_deploy_checks_total\{app="web",result="updated"\} 1|repo_deploy_checks_total\{app="web",result="updated"\} 1[\s\S]*repo_deploy_checks_total\{app="api",result="updated"\} 1/.test(metrics)) {
+    metrics = await (await fetch(`${base}/metrics`)).text();
+    await sleep(50);
+  }
   assert.match(metrics, /repo_deploy_checks_total\{app="api",result="updated"\} 1/);
   assert.match(metrics, /repo_deploy_checks_total\{app="web",result="updated"\} 1/);
   assert.match(metrics, /repo_deploy_live_release_info\{app="web",release="[^"]+",revision="sha256:[0-9a-f]{64}"\} 1/);
