@@ -1,7 +1,6 @@
 // Files added, changed and removed between two releases, from their manifests (no tree is read
 // again): a path is changed when its type, sha256, mode or link target differs.
-import { readFile } from 'node:fs/promises';
-import type { ManifestEntry } from '../verify/manifest.js';
+import { readManifest, type ManifestEntry } from '../verify/manifest.js';
 
 export interface FilesChanged {
   added: number;
@@ -24,7 +23,7 @@ const sampleSize = 10;
 export async function readManifestEntries(path: string | undefined): Promise<ManifestEntry[] | undefined> {
   if (!path) return [];
   try {
-    return (JSON.parse(await readFile(path, 'utf8')) as { entries: ManifestEntry[] }).entries;
+    return await readManifest(path);
   } catch {
     return undefined; // an older release without a manifest: nothing can be said
   }

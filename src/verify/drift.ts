@@ -4,10 +4,10 @@
 // found intact (ctime cannot be set back from user space: an edit always changes it). The first
 // check of a release hashes every file, as `repo-deploy verify` does.
 import { lstatSync, readdirSync, watch, type FSWatcher, type Stats } from 'node:fs';
-import { readFile, readlink } from 'node:fs/promises';
+import { readlink } from 'node:fs/promises';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { join } from 'node:path';
-import { sha256Of, type ManifestDifferences, type ManifestEntry } from './manifest.js';
+import { readManifest, sha256Of, type ManifestDifferences, type ManifestEntry } from './manifest.js';
 
 const synchronousSliceMs = 20;
 
@@ -47,7 +47,7 @@ export class DriftWatcher {
   /** Compares the release directory with its manifest; `isIgnored` paths (verify-ignore) are not differences. */
   async check(releaseDirectory: string, release: string, manifestFile: string, isIgnored: (path: string) => boolean): Promise<DriftReport> {
     if (this.baseline?.release !== release) {
-      const entries = (JSON.parse(await readFile(manifestFile, 'utf8')) as { entries: ManifestEntry[] }).entries;
+      const entries = await readManifest(manifestFile);
       this.baseline = { release, expected: entries.filter((entry) => !isIgnored(entry.path)), files: new Map() };
       this.lastWalk = undefined;
       this.watch(releaseDirectory);

@@ -19,6 +19,11 @@ export interface ManifestEntry {
 
 export const manifestPath = (releasesDirectory: string, release: string) => join(releasesDirectory, `.manifest-${release}.json`);
 
+/** A release's manifest entries, as writeManifest wrote them. */
+export async function readManifest(path: string): Promise<ManifestEntry[]> {
+  return (JSON.parse(await readFile(path, 'utf8')) as { entries: ManifestEntry[] }).entries;
+}
+
 // Small files are read synchronously, in slices of this many milliseconds between which the
 // event loop runs: an asynchronous read per small file cost more than the file (measured: 4.4 s
 // for 8,000 files and 128 MiB, as long as extracting them).
@@ -81,7 +86,7 @@ export interface ManifestDifferences {
 export async function compareWithManifest(liveDirectory: string, path: string, ignored: readonly string[] = []): Promise<ManifestDifferences> {
   // Loaded only when patterns are set: every check imports this module (to write manifests).
   const isIgnored = ignored.length ? (await import('../base/lazy/picomatch.js')).picomatch([...ignored], { dot: true }) : () => false;
-  const expected = (JSON.parse(await readFile(path, 'utf8')) as { entries: ManifestEntry[] }).entries.filter((entry) => !isIgnored(entry.path));
+  const expected = (await readManifest(path)).filter((entry) => !isIgnored(entry.path));
   const actual = new Map((await describeTree(liveDirectory)).filter((entry) => !isIgnored(entry.path)).map((entry) => [entry.path, entry]));
   const differences: ManifestDifferences = { changed: [], missing: [], extra: [] };
   for (const entry of expected) {
