@@ -18,7 +18,7 @@ export const createNewFileFlags = constants.O_WRONLY | constants.O_CREAT | const
  * `durable: false` for notes that only inform (a lock's owner): still never seen half-written,
  * but not flushed, which cost an idle check four fsyncs for its two locks.
  */
-export async function writeFileAtomically(path: string, content: string, { durable = true } = {}): Promise<void> {
+export async function writeFileAtomically(path: string, content: string | Uint8Array, { durable = true } = {}): Promise<void> {
   const temporary = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const handle = await open(temporary, createNewFileFlags, 0o600);
   try {

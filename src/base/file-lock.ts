@@ -74,9 +74,12 @@ const lockEachScript =
 function tryLocks(handles: FileHandle[], paths: string[]): Promise<number | undefined> {
   return new Promise((resolvePromise, reject) => {
     const descriptors = handles.map((_, index) => String(3 + index));
-    const child = spawn('/bin/sh', ['-c', lockEachScript, 'lock', ...descriptors], {
-      stdio: ['ignore', 'ignore', 'pipe', ...handles.map((handle) => handle.fd)],
-    });
+    // One lock (the history's, the outbox's): flock(1) itself, its exit codes mapped to the
+    // script's, without the shell's start (measured: 10 ms against 6 ms per lock taken).
+    const [command, args] =
+      handles.length === 1 ? ['flock', ['--nonblock', '--exclusive', '--conflict-exit-code', String(heldExitCode), '3']] : ['/bin/sh', ['-c', lockEachScript, 'lock', ...descriptors]];
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe', ...handles.map((handle) => handle.fd)] });
+    const single = handles.length === 1;
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => {
       if (stderr.length < 2000) stderr += chunk.toString('utf8');
@@ -84,7 +87,8 @@ function tryLocks(handles: FileHandle[], paths: string[]): Promise<number | unde
     child.on('error', (error) =>
       reject(new DeployError('internal', `cannot run flock(1) to take the lock ${paths.join(' and ')}: ${error.message}`, { hint: 'install util-linux (it provides flock)' })),
     );
-    child.on('close', (code) => {
+    child.on('close', (exitCode) => {
+      const code = single && exitCode !== 0 && exitCode !== null ? (exitCode === heldExitCode ? 100 : 150) : exitCode;
       if (code === 0) resolvePromise(undefined);
       else if (code !== null && code >= 100 && code < 100 + handles.length) resolvePromise(code - 100);
       else {

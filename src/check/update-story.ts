@@ -3,7 +3,7 @@
 // and what a check changed besides (a new hold, a new wait, a first failed check).
 import type { AgentContext, CheckOutcome } from '../core/agent-context.js';
 import { filesChanged } from '../history/files-changed.js';
-import type { ManifestEntry } from '../verify/manifest.js';
+import type { WrittenManifest } from '../verify/manifest.js';
 import { tell, type HistoryEventName } from '../history/record.js';
 import type { AgentState } from '../release/state.js';
 
@@ -23,9 +23,8 @@ export interface UpdateStart {
   /** The remote's words for the revision (commit, archive and its sha256). */
   description: string;
   remoteState: unknown;
-  /** Manifests of the live release and of the new one, for the files added, changed, removed. */
-  /** The live release's manifest file, and the new release's entries (just written). */
-  manifests: { from: string | undefined; to: ManifestEntry[] };
+  /** The live release's manifest file, and the new release's manifest (just written), for the files added, changed, removed. */
+  manifests: { from: string | undefined; to: WrittenManifest };
 }
 
 /** Called once the new release is staged, before its pre-update hooks. */

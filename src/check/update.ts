@@ -18,7 +18,7 @@ import { prepare, pruneReleases, reconcileWithDisk, withLockedState } from '../r
 import { firstClosedGate, forgetWaiting, localGates, noteWaiting, refreshWaiting, waitingFor, type ClosedGate, type DeployGate } from '../gates/deploy-gates.js';
 import type { FleetRollout } from '../fleet/rollout.js';
 import { pausePoint } from '../base/test-pause.js';
-import { manifestPath, writeManifest, type ManifestEntry } from '../verify/manifest.js';
+import { manifestPath, writeManifest, type WrittenManifest } from '../verify/manifest.js';
 import { stateBefore, tellCheckOutcome, tellUpdateStarted } from './update-story.js';
 import { trustFingerprint, unverifiedRefusal, verificationAskedBy, VerificationError } from '../verify/refusal.js';
 
@@ -377,7 +377,7 @@ async function deploy(
   const staged = await stageNewRelease(context, layout, state, pending, liveRelease);
   if ('error' in staged) return failed(staged.error, context, revision);
   const { id, createdAt } = staged;
-  const manifests = { from: liveRelease && manifestPath(layout.releasesDirectory, liveRelease), to: staged.entries };
+  const manifests = { from: liveRelease && manifestPath(layout.releasesDirectory, liveRelease), to: staged.manifest };
   await tellUpdateStarted(context, state, { release: id, previousRelease: liveRelease, revisionFrom: previous?.revision, revisionTo: revision, remote: remoteKey, description: pending.description, remoteState: pending.remoteState, manifests });
   let result: SwitchResult;
   try {
@@ -420,7 +420,7 @@ async function stageNewRelease(
   state: AgentState,
   pending: PendingRevision,
   liveRelease: string | undefined,
-): Promise<{ id: string; createdAt: string; entries: ManifestEntry[] } | { error: unknown }> {
+): Promise<{ id: string; createdAt: string; manifest: WrittenManifest } | { error: unknown }> {
   const { revision } = pending;
   const id = await newReleaseId(layout, revision, context.now(), state.releases.map((release) => release.id));
   // Journaled before the release gets its name: a crash after the rename and before the switch
@@ -438,7 +438,7 @@ async function stageNewRelease(
   // This run removes only what it made: the release once it has its name (stageRelease cleans
   // up its own staging directory), never a directory of that name that was there before.
   let named = false;
-  const staged: { files?: StagedFiles; entries?: ManifestEntry[] } = {};
+  const staged: { files?: StagedFiles; manifest?: WrittenManifest } = {};
   try {
     await saveState(context.settings.cache, state);
     await stageRelease(layout, id, async (directory) => {
@@ -447,14 +447,14 @@ async function stageNewRelease(
     named = true;
     await pausePoint('staged');
     // The files the fetcher hashed as it wrote them are not read back.
-    staged.entries = await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id), staged.files?.fileHashes);
+    staged.manifest = await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id), staged.files?.fileHashes);
   } catch (error) {
     if (named) await removeRelease(layout, id);
     state.inProgress = undefined;
     return { error };
   }
   context.log.info(`staged release ${id}`, { release: id, revision });
-  return { id, createdAt: context.now().toISOString(), entries: staged.entries ?? [] };
+  return { id, createdAt: context.now().toISOString(), manifest: staged.manifest! };
 }
 
 /** A switch that did not happen: stopped (not a failure), blocked by pre-update, or reverted. */

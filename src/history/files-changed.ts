@@ -1,6 +1,8 @@
 // Files added, changed and removed between two releases, from their manifests (no tree is read
 // again): a path is changed when its type, sha256, mode or link target differs.
-import { readManifest, type ManifestEntry } from '../verify/manifest.js';
+import { readFile } from 'node:fs/promises';
+import { readManifest, type ManifestEntry, type WrittenManifest } from '../verify/manifest.js';
+import { diffManifestLines, isLinedManifest } from './manifest-lines.js';
 
 export interface FilesChanged {
   added: number;
@@ -60,12 +62,28 @@ export function diffEntries(before: readonly ManifestEntry[], after: readonly Ma
   return changes;
 }
 
-/** Undefined when the live manifest cannot be read. `fromManifest` undefined: a first deploy (all added). */
-export async function filesChanged(fromManifest: string | undefined, after: readonly ManifestEntry[]): Promise<FilesChanged | undefined> {
-  const before = await readManifestEntries(fromManifest);
-  if (!before) return undefined;
+/**
+ * Undefined when the live manifest cannot be read. `fromManifest` undefined: a first deploy (all
+ * added). Two lined manifests are compared line by line; others are parsed whole.
+ */
+export async function filesChanged(fromManifest: string | undefined, after: WrittenManifest): Promise<FilesChanged | undefined> {
+  let changes: FileChange[] | undefined;
+  if (fromManifest && isLinedManifest(after.bytes)) {
+    const before = await readFile(fromManifest).catch(() => undefined);
+    if (!before) return undefined;
+    try {
+      if (isLinedManifest(before)) changes = diffManifestLines(before, after.bytes);
+    } catch {
+      // A line that is not an entry: the whole parse below says what can be said.
+    }
+  }
+  if (!changes) {
+    const before = await readManifestEntries(fromManifest);
+    if (!before) return undefined;
+    changes = diffEntries(before, after.entries);
+  }
   const result: FilesChanged = { added: 0, changed: 0, removed: 0, sample: { added: [], changed: [], removed: [] } };
-  for (const change of diffEntries(before, after)) {
+  for (const change of changes) {
     result[change.kind]++;
     if (result.sample[change.kind].length < sampleSize) result.sample[change.kind].push(change.path);
   }

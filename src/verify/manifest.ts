@@ -66,11 +66,31 @@ export async function describeTree(root: string, knownHashes?: ReadonlyMap<strin
   return entries;
 }
 
-/** Writes the release's manifest; returns its entries (the history compares them without reading the file back). */
-export async function writeManifest(releaseDirectory: string, path: string, knownHashes?: ReadonlyMap<string, string>): Promise<ManifestEntry[]> {
+/** A manifest as written: its entries, and its bytes (the history compares them line by line without reading the file back). */
+export interface WrittenManifest {
+  entries: ManifestEntry[];
+  bytes: Buffer;
+}
+
+export const manifestHeader = '{"version":1,"entries":[\n';
+export const manifestTrailer = '\n]}\n';
+
+/**
+ * A manifest's bytes: one JSON document with one entry per line, so that two manifests are
+ * compared line by line, parsing only the lines that differ (history/manifest-lines.ts; parsing
+ * a 20,000-entry manifest cost an update 25-30 ms). Manifests written before were one line; both
+ * are read by readManifest.
+ */
+export function manifestBytes(entries: readonly ManifestEntry[]): Buffer {
+  return Buffer.from(manifestHeader + entries.map((entry) => JSON.stringify(entry)).join(',\n') + manifestTrailer);
+}
+
+/** Writes the release's manifest; returns what it wrote. */
+export async function writeManifest(releaseDirectory: string, path: string, knownHashes?: ReadonlyMap<string, string>): Promise<WrittenManifest> {
   const entries = await describeTree(releaseDirectory, knownHashes);
-  await writeFileAtomically(path, JSON.stringify({ version: 1, entries }) + '\n');
-  return entries;
+  const bytes = manifestBytes(entries);
+  await writeFileAtomically(path, bytes);
+  return { entries, bytes };
 }
 
 export interface ManifestDifferences {
