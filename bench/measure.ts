@@ -13,6 +13,8 @@ const timer = join(fileURLToPath(new URL('.', import.meta.url)), 'timed.py');
 export interface Measurement {
   seconds: number;
   cpuSeconds: number;
+  /** User-space CPU alone: the system part varies with the disk and the VM far more (bench/history-drift.ts). */
+  userSeconds: number;
   peakMiB: number;
   stdout: string;
   stderr: string;
@@ -30,7 +32,7 @@ export async function measure(command: string, args: string[], options: { cwd?: 
   if (timed.exitCode !== 0 && !options.allowFailure) {
     throw new Error(`${command} ${args.join(' ')} exited with ${timed.exitCode}: ${result.stderr.slice(-1500)}`);
   }
-  return { seconds: timed.wallNs / 1e9, cpuSeconds: timed.userS + timed.systemS, peakMiB: timed.peakKiB / 1024, stdout: result.stdout, stderr: result.stderr };
+  return { seconds: timed.wallNs / 1e9, cpuSeconds: timed.userS + timed.systemS, userSeconds: timed.userS, peakMiB: timed.peakKiB / 1024, stdout: result.stdout, stderr: result.stderr };
 }
 
 /** The spread of one figure over the repetitions. */
@@ -52,6 +54,7 @@ export const spreadOf = (values: number[]): Spread => ({ median: median(values),
 export interface Summary {
   seconds: Spread;
   cpuSeconds: Spread;
+  userSeconds: Spread;
   peakMiB: Spread;
   runs: Measurement[];
 }
@@ -59,6 +62,7 @@ export interface Summary {
 const summarise = (runs: Measurement[]): Summary => ({
   seconds: spreadOf(runs.map((run) => run.seconds)),
   cpuSeconds: spreadOf(runs.map((run) => run.cpuSeconds)),
+  userSeconds: spreadOf(runs.map((run) => run.userSeconds)),
   peakMiB: spreadOf(runs.map((run) => run.peakMiB)),
   runs,
 });

@@ -4,7 +4,8 @@
 // hook or the health check fills to the last byte.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
@@ -120,4 +121,39 @@ test('a full disk during git init of the mirror: "no space left" (exit 3); once 
   const warning = freed.stderr.split('\n').find((line) => line.includes('rebuilding it')) ?? '';
   assert.match(warning, /the git mirror .* (is not a usable repository|has left-over lock files) \(.+\), left by an interrupted git command \(a crash, a stop or a full disk\); rebuilding it/);
   assert.doesNotMatch(warning, /interrupted fetch|git \S+ of .* failed|the next check tries again/, 'one plain message, no error nested in it');
+});
+
+test('a full disk under the history and the outbox: the deploy goes on and says what was not recorded; once there is room, the history is whole again', async (t) => {
+  // The cache's history and outbox each on a tiny filesystem of their own, filled to the last byte.
+  const root = await mkdtemp(join(tmpdir(), 'repo-deploy-full-history-'));
+  const cache = join(root, 'cache');
+  const [history, outbox] = [await smallDisk(t, '64k', join(cache, 'history')), await smallDisk(t, '64k', join(cache, 'outbox'))];
+  t.after(() => rm(root, { recursive: true, force: true }));
+  if (!history || !outbox) return;
+  await chmod(cache, 0o700);
+  // A receiver that is never there: every message stays in the outbox.
+  const s = await setup(t, 'notify = http://127.0.0.1:9/never\nnotify-on = all\n', { root });
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  const fillers = [join(history, 'filler'), join(outbox, 'filler')];
+  // cat ends in "no space left" (exit 1): that is the point.
+  for (const path of fillers) await execFileAsync('sh', ['-c', `${fillCommand(path)}; true`]);
+
+  await s.publish('2');
+  const full = await s.once();
+  assert.equal(full.code, 0, full.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n', 'the history tells what happened; it does not change it');
+  assert.match(full.stderr, /the deploy history could not be written \(.*no space left.*\); event update-started is not recorded/i);
+  assert.match(full.stderr, /event update-committed is not recorded/);
+  assert.match(full.stderr, /notifications could not be sent \(.*no space left.*\); they stay in .*outbox for the next try/);
+
+  for (const path of fillers) await rm(path);
+  await s.publish('3');
+  const roomy = await s.once();
+  assert.equal(roomy.code, 0, roomy.stderr);
+  const common = ['-c', s.sandbox.config, '--cache', s.sandbox.cache, '-l', s.sandbox.live];
+  const verified = await runCli(['history', '--verify', ...common]);
+  assert.equal(verified.code, 0, verified.stdout);
+  const events = (await runCli(['history', '--json', ...common])).stdout.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { event: string }).event);
+  assert.deepEqual(events.filter((event) => event.startsWith('update-')), ['update-started', 'update-committed', 'update-started', 'update-committed'], 'version 2 is missing, and said to be');
 });

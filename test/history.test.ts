@@ -9,6 +9,9 @@ import { test } from 'node:test';
 import { runCli, writeHook } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
 import { setup } from './helpers/zip-agent.js';
+import { temporaryDirectory } from './helpers/temp.js';
+import { appendEntry, historyFilesIn } from '../src/history/chain-file.js';
+import { verifyChain } from '../src/history/verify-chain.js';
 
 const historyFile = (cache: string) => join(cache, 'history', 'history.jsonl');
 
@@ -215,4 +218,19 @@ test('history = no: a deploy records no history (and so notifies nothing); histo
   const shown = await runCli(['history', '-c', sandbox.config, '--cache', sandbox.cache, '-l', sandbox.live]);
   assert.equal(shown.code, 0);
   assert.match(shown.stdout, /no history yet/);
+});
+
+test('an append whose head file cannot be written takes its line back: the history and its head never disagree by more than a kill -9 can make them', async (t) => {
+  const directory = await temporaryDirectory(t);
+  const files = historyFilesIn(join(directory, 'history'));
+  const options = { maxFileBytes: 1 << 20, keepFiles: 2 };
+  await appendEntry(files, { event: 'pause', time: '2026-12-04T00:00:00.000Z' }, options);
+  const before = await readFile(files.current, 'utf8');
+  // The head's directory gone: its new copy cannot be made (as on a disk with no page left for it).
+  await assert.rejects(appendEntry({ ...files, head: join(directory, 'absent', 'head.json') }, { event: 'resume', time: '2026-12-04T00:00:01.000Z' }, options), /ENOENT/);
+  assert.equal(await readFile(files.current, 'utf8'), before, 'the line the head does not name was taken back');
+  await appendEntry(files, { event: 'resume', time: '2026-12-04T00:00:02.000Z' }, options);
+  const report = await verifyChain(files);
+  assert.deepEqual(report.problems, []);
+  assert.equal(report.entries, 2);
 });

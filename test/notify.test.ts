@@ -6,13 +6,14 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { appendFile, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test, type TestContext } from 'node:test';
 import { makeSandbox, runCli } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
+import { createRepository } from './helpers/git-repos.js';
 import { startHttpServer } from './helpers/http-server.js';
 import { startRedis } from './helpers/redis-server.js';
 import { zipTree } from './helpers/zips.js';
@@ -176,12 +177,15 @@ test('the outbox is bounded: past its size the oldest messages are dropped, and 
   assert.deepEqual((await readdir(directory)).filter((name) => name.endsWith('.json')), []);
 });
 
-test('absurd notify settings are usage errors (exit 2) before anything runs: not a URL, plain http to a public host, an unknown event', async (t) => {
+test('absurd notify settings are usage errors (exit 2) before anything runs: not a URL, plain http to a public host, an unknown event, a timeout of a day or of nothing', async (t) => {
   const agent = await setup(t);
   for (const [config, expected] of [
     ['notify = not a url\n', /notify: target 1 is not a URL/],
     ['notify = http://example.com/hook\n', /notify: target 1 \(json http:\/\/example\.com\) is not https:\/\//],
     ['notify = https://example.com/hook\nnotify-on = commits, deploys\n', /notify-on: "deploys" is neither an event nor a group of them/],
+    // A day's timeout would hold every run of -f that long at its end for a silent receiver.
+    ['notify = https://example.com/hook\nnotify-timeout = 86400\n', /notify-timeout.*at most 300 seconds/],
+    ['notify = https://example.com/hook\nnotify-timeout = 0\n', /notify-timeout.*at least 1/],
   ] as const) {
     await writeFile(agent.sandbox.config, config);
     const result = await runCli(agent.sandbox.args(agent.remote));
@@ -218,4 +222,67 @@ test('a fleet of three daemons: the rollout\'s progress (a revision deployed) is
     const history = (await readFile(join(member.sandbox.cache, 'history', 'history.jsonl'), 'utf8')).split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { event: string }).event);
     assert.ok(history.includes('update-committed'), 'every member records its own deploy');
   }
+});
+
+test('a commit subject holding terminal escapes, a bidirectional override and a Slack mention: kept whole in the history, printed escaped by history and plan, sent escaped to Slack', async (t) => {
+  const slack = await startReceiver(t, 'ok');
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root);
+  await appendFile(sandbox.config, `notify = slack+${slack.url}/services/T000/B000/XXXX\n`);
+  const repo = await createRepository(root);
+  const hostile = 'fix \x1b[2J\x1b[1;1Hall clear <!channel> <https://evil.example|docs> \u202eexe.txt & more';
+  await repo.commit({ 'site/index.html': 'v1\n' }, hostile);
+  const remote = `file://${repo.bare}/site#main`;
+  const run = await runCli(sandbox.args(remote));
+  assert.equal(run.code, 0, run.stderr);
+  assert.doesNotMatch(run.stdout + run.stderr, /[\x1b\u202e]/, 'no raw escape reaches the log');
+  const common = ['-c', sandbox.config, '--cache', sandbox.cache, '-l', sandbox.live];
+
+  const told = (await runCli(['history', '--json', ...common])).stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { event: string; commit?: { subject: string; author: string } });
+  assert.deepEqual(told.map((entry) => entry.event), ['update-started', 'update-committed']);
+  assert.deepEqual(told[1]!.commit, { subject: hostile, author: 'Test' }, 'the history keeps the words as they were pushed');
+  const shown = await runCli(['history', ...common]);
+  assert.doesNotMatch(shown.stdout, /[\x1b\u202e]/);
+  assert.ok(shown.stdout.includes('"fix \\u001b[2J\\u001b[1;1Hall clear <!channel> <https://evil.example|docs> \\u202eexe.txt & more" (Test)'), shown.stdout);
+
+  const text = (JSON.parse(slack.received[0]!.body) as { text: string }).text;
+  assert.doesNotMatch(text, /[<>\x1b\u202e]/, 'no mention, link or escape reaches Slack');
+  assert.ok(text.includes('&lt;!channel&gt; &lt;https://evil.example|docs&gt; \\u202eexe.txt &amp; more" by Test'), text);
+
+  await repo.commit({ 'site/index.html': 'v2\n' }, `second \x1b]0;owned\x07 title`);
+  const plan = await runCli(['plan', ...common, '-r', remote, '--pre-hooks', sandbox.preHooks, '--post-hooks', sandbox.postHooks]);
+  assert.equal(plan.code, 0, plan.stderr);
+  assert.doesNotMatch(plan.stdout, /[\x1b\x07]/);
+  assert.match(plan.stdout, /second \\u001b\]0;owned\\u0007 title \(Test\)/);
+});
+
+test('a receiver that answers 200 and then streams without end: the agent reads at most 16 KiB of it, hangs up, exits 0 and counts the message delivered', async (t) => {
+  let written = 0;
+  let hangUp: () => void = () => {};
+  const hungUp = new Promise<void>((resolveClose) => (hangUp = resolveClose));
+  const server = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      const chunk = Buffer.alloc(64 << 10, 'x');
+      // Written as fast as the agent reads, for ever: only the agent hanging up ends it.
+      const pump = () => {
+        do written += chunk.length;
+        while (response.write(chunk));
+      };
+      response.on('drain', pump);
+      response.on('close', () => hangUp());
+      pump();
+    });
+  });
+  const port = await listenOnLoopback(t, server);
+  t.after(() => server.closeAllConnections());
+  // The longest timeout allowed: without the cap on what is read, the run would last 300 s.
+  const agent = await setup(t, `notify = http://127.0.0.1:${port}/endless\nnotify-timeout = 300\n`);
+  await agent.publish('1');
+  const run = await agent.once();
+  assert.equal(run.code, 0, run.stderr);
+  await hungUp;
+  assert.ok(written < 64 << 20, `the server wrote ${written} bytes before the agent hung up (what the sockets' buffers hold, not more)`);
+  assert.deepEqual(await messageNames(outboxOf(agent.sandbox.cache)), [], 'delivered: the receiver answered 200');
 });

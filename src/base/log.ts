@@ -1,6 +1,7 @@
 // One logger for the whole agent: a line per event with time and level, redacted before it is
 // written, so no caller can leak a secret by accident.
 import { redact } from './redact.js';
+import { printable } from './printable.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type LogFormat = 'text' | 'json';
@@ -21,7 +22,7 @@ export interface LoggerOptions {
 }
 
 /** An event is one line, whatever a library's message holds (OpenSSL's errors end in a newline). */
-export const oneLine = (text: string) => text.replace(/[ \t]*[\r\n]+[ \t]*/g, ' ').trim();
+export const oneLine = (text: string) => printable(text.replace(/[ \t]*[\r\n]+[ \t]*/g, ' ').trim());
 
 const levelOrder: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -53,7 +54,7 @@ export function createLogger(options: LoggerOptions): Logger {
 
 function formatValue(value: string | number | boolean | undefined): string {
   const text = String(value);
-  return /[\s"=]/.test(text) ? JSON.stringify(text) : text;
+  return printable(/[\s"=]/.test(text) ? JSON.stringify(text) : text);
 }
 
 /** A logger that drops everything, for library callers and tests that do not read logs. */

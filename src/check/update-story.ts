@@ -23,6 +23,8 @@ export interface UpdateStart {
   /** The remote's words for the revision (commit, archive and its sha256). */
   description: string;
   remoteState: unknown;
+  /** Git: the commit's subject and author. */
+  commit?: { subject: string; author: string };
   /** The live release's manifest file, and the new release's manifest (just written), for the files added, changed, removed. */
   manifests: { from: string | undefined; to: WrittenManifest };
 }
@@ -39,6 +41,7 @@ export async function tellUpdateStarted(context: AgentContext, state: AgentState
     remote: start.remote,
     description: start.description,
     remoteState: start.remoteState,
+    commit: start.commit,
     files,
   };
   stories.set(state, { startedAt: context.now().getTime(), fields });

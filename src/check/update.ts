@@ -378,7 +378,7 @@ async function deploy(
   if ('error' in staged) return failed(staged.error, context, revision);
   const { id, createdAt } = staged;
   const manifests = { from: liveRelease && manifestPath(layout.releasesDirectory, liveRelease), to: staged.manifest };
-  await tellUpdateStarted(context, state, { release: id, previousRelease: liveRelease, revisionFrom: previous?.revision, revisionTo: revision, remote: remoteKey, description: pending.description, remoteState: pending.remoteState, manifests });
+  await tellUpdateStarted(context, state, { release: id, previousRelease: liveRelease, revisionFrom: previous?.revision, revisionTo: revision, remote: remoteKey, description: pending.description, remoteState: pending.remoteState, commit: pending.commit, manifests });
   let result: SwitchResult;
   try {
     result = await switchRelease(context, layout, state, {

@@ -54,6 +54,8 @@ export interface PendingRevision {
   description: string;
   /** To remember once this revision is live. */
   remoteState: RemoteState;
+  /** Git: the commit's subject and author (the pusher's words, for the history; never trusted as text). */
+  commit?: { subject: string; author: string };
   /**
    * Writes the release's files into `directory` (which exists and is empty); may return the
    * sha256 of files it wrote (by relative path), so the manifest need not read them back.

@@ -8,7 +8,7 @@
 // line, which the next append cuts off and records as an entry of its own.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, open, readdir, readFile, rename, stat, truncate, unlink } from 'node:fs/promises';
+import { chmod, open, readdir, readFile, rename, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncDirectory, writeFileAtomically } from '../base/atomic-file.js';
 import { tryFileLocks, type HeldFileLock } from '../base/file-lock.js';
@@ -107,20 +107,36 @@ async function writeLine(files: HistoryFiles, fields: { event: string; time: str
   const entry = JSON.parse(redact(JSON.stringify({ seq, time, event, ...rest, prev }))) as StoredEntry;
   const line = JSON.stringify(entry);
   const handle = await open(files.current, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  const hash = hashOfLine(line);
+  const { size: sizeBefore } = await handle.stat();
   try {
     const bytes = Buffer.from(line + '\n');
     // Two writes around a test pause point: a test can kill -9 the agent between them.
     const half = process.env.REPO_DEPLOY_TEST_PAUSE_AT === 'history append' ? bytes.length >> 1 : bytes.length;
-    await handle.write(bytes, 0, half);
+    await writeWhole(handle, bytes.subarray(0, half));
     await pausePoint('history append');
-    if (half < bytes.length) await handle.write(bytes, half, bytes.length - half);
+    await writeWhole(handle, bytes.subarray(half));
     await handle.sync();
+    await writeFileAtomically(files.head, JSON.stringify({ seq, hash }) + '\n');
+  } catch (error) {
+    // All or nothing (a full disk): a line the head does not name is taken back, so that the
+    // head never lags by more than the one line a kill -9 can leave, and --verify does not take
+    // lines the agent wrote for lines someone else added.
+    await handle.truncate(sizeBefore).catch(() => undefined);
+    throw error;
   } finally {
     await handle.close();
   }
-  const hash = hashOfLine(line);
-  await writeFileAtomically(files.head, JSON.stringify({ seq, hash }) + '\n');
   return { entry, line, hash };
+}
+
+/** write(2) may write less than asked (a disk filling up): the rest is asked for until all is written or it fails. */
+async function writeWhole(handle: FileHandle, bytes: Buffer): Promise<void> {
+  for (let written = 0; written < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
+    if (bytesWritten === 0) throw new Error('no byte could be written (is the disk full?)');
+    written += bytesWritten;
+  }
 }
 
 /** With an empty current file (just rotated): the last entry of the newest rotated file carries the chain. */

@@ -2,6 +2,7 @@
 // last, or the proof that it is whole. Reads only; needs no lock (an append is one line).
 import type { AgentContext } from '../core/agent-context.js';
 import { usageError } from '../base/errors.js';
+import { oneLine } from '../base/log.js';
 import { shortRevision } from '../core/short-revision.js';
 import { cacheLayoutFor } from '../core/cache-layout.js';
 import { historyFilesIn, readAllLines, type StoredEntry } from './chain-file.js';
@@ -68,6 +69,8 @@ function describeEntry(entry: StoredEntry): string {
   const to = text('revisionTo');
   if (to) parts.push(from ? `${shortRevision(from)} -> ${shortRevision(to)}` : shortRevision(to));
   if (text('release')) parts.push(`release ${text('release')}`);
+  const commit = entry.commit as { subject?: unknown; author?: unknown } | undefined;
+  if (typeof commit?.subject === 'string') parts.push(`"${commit.subject}"${typeof commit.author === 'string' ? ` (${commit.author})` : ''}`);
   const files = entry.files as { added: number; changed: number; removed: number } | undefined;
   if (files) parts.push(`files +${files.added} ~${files.changed} -${files.removed}`);
   if (typeof entry.durationMs === 'number') parts.push(`${(entry.durationMs / 1000).toFixed(1)} s`);
@@ -75,5 +78,6 @@ function describeEntry(entry: StoredEntry): string {
   if (text('error')) parts.push(`error: ${text('error')}`);
   if (text('note')) parts.push(text('note') as string);
   parts.push(`by ${text('by') ?? 'unknown'}`);
-  return parts.join('  ');
+  // Every field may hold a pusher's or a server's words: printed escaped, on one line.
+  return oneLine(parts.join('  '));
 }

@@ -2,6 +2,7 @@
 // webhook gets the whole entry as JSON with an HMAC signature, Slack a text message, ntfy a
 // titled, prioritised text.
 import { createHmac } from 'node:crypto';
+import { oneLine } from '../base/log.js';
 import { shortRevision } from '../core/short-revision.js';
 import type { NotifyTarget } from './targets.js';
 
@@ -45,15 +46,24 @@ export function summaryOf(entry: QueuedEntry, app: string | undefined): string {
     'history-repaired': 'deploy history repaired',
   };
   const files = entry.files as { added: number; changed: number; removed: number } | undefined;
+  const commit = entry.commit as { subject?: unknown; author?: unknown } | undefined;
   const details = [
+    typeof commit?.subject === 'string' ? `"${commit.subject}"${typeof commit.author === 'string' ? ` by ${commit.author}` : ''}` : undefined,
     files ? `files +${files.added} ~${files.changed} -${files.removed}` : undefined,
     typeof entry.durationMs === 'number' ? `${(entry.durationMs / 1000).toFixed(1)} s` : undefined,
     text('reason'),
     text('error'),
     text('by') ? `by ${text('by')}` : undefined,
   ].filter(Boolean);
-  return `${where}: ${verbs[entry.event] ?? entry.event}${revisions}${details.length > 0 ? ` (${details.join('; ')})` : ''}`;
+  // Commit subjects, authors and errors are other people's words: one line, printed escaped.
+  return oneLine(`${where}: ${verbs[entry.event] ?? entry.event}${revisions}${details.length > 0 ? ` (${details.join('; ')})` : ''}`);
 }
+
+/**
+ * Slack reads <…> as links and mentions (<!channel>, <https://…|text>): the three characters it
+ * asks to escape are escaped, so a commit subject cannot ping a channel or hide a link.
+ */
+const slackEscaped = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 export interface OutgoingRequest {
   body: string;
@@ -64,7 +74,7 @@ export interface OutgoingRequest {
 export function requestFor(target: NotifyTarget, entry: QueuedEntry, summary: string, delivery: string, secret: string | undefined): OutgoingRequest {
   switch (target.kind) {
     case 'slack':
-      return { body: JSON.stringify({ text: `${failing.has(entry.event) ? ':x: ' : ''}${summary}` }), headers: { 'content-type': 'application/json' } };
+      return { body: JSON.stringify({ text: `${failing.has(entry.event) ? ':x: ' : ''}${slackEscaped(summary)}` }), headers: { 'content-type': 'application/json' } };
     case 'ntfy':
       return {
         body: summary,

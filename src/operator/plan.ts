@@ -19,6 +19,7 @@ import { loadState } from '../release/state.js';
 import { describeTree, manifestPath } from '../verify/manifest.js';
 import { counted } from '../base/counted.js';
 import { pausePoint } from '../base/test-pause.js';
+import { printable } from '../base/printable.js';
 
 const mostCommits = 50;
 const filesShown = 50;
@@ -75,7 +76,8 @@ export async function planCommand(context: AgentContext, json: boolean, print: (
   if (outcome.result === 'unchanged' && outcome.heldBackSinceRollback) plan.heldBy = { gate: 'rolled-back', reason: `revision ${shortRevision(outcome.heldBackSinceRollback)} is held back since a rollback` };
   if (outcome.result === 'failed' || outcome.result === 'refused') plan.error = outcome.error.message;
   if (json) print(JSON.stringify(plan, null, 2));
-  else describePlan(plan, print);
+  // Commit subjects and file names are the pusher's words: printed escaped.
+  else describePlan(plan, (line) => print(printable(line)));
   return outcome.result === 'failed' || outcome.result === 'refused' ? outcome.error.exitCode : 0;
 }
 

@@ -138,6 +138,9 @@ async function prepareMirror(path: string, remote: GitRemote, context: CheckCont
   return false;
 }
 
+/** A commit's subject and author are cut to this many characters in the history and notifications. */
+const maxCommitWords = 200;
+
 export const gitFetcher = (remote: GitRepositoryRemote): Fetcher<GitSettings> => ({
   async check(context) {
     const displayRemote = remote.display;
@@ -161,11 +164,13 @@ export const gitFetcher = (remote: GitRepositoryRemote): Fetcher<GitSettings> =>
     // refuse-rewrites needs the history between the live commit and the new one.
     const history = context.settings.refuseRewrites ? ((await isShallow(mirror)) ? ['--unshallow'] : []) : ['--depth', '1'];
     await git(['fetch', '--quiet', '--no-tags', ...history, '--filter=blob:none', 'origin', `+${fetchSource}:${targetRef}`], 'fetch');
-    const commit = await gitLine(git, ['rev-parse', `${targetRef}^{commit}`], 'rev-parse');
+    // One git run for the commit (a tag peeled), its root tree, and its author and subject for the
+    // history (the pusher's words: kept short, printed only escaped).
+    const [commit = '', rootTree = '', author = '', subject = ''] = (await gitLine(git, ['log', '-1', '--no-show-signature', '--format=%H%x00%T%x00%an%x00%s', targetRef], 'log')).split('\0');
     // The content's identity is the tree deployed (the subdirectory's, or the root's): equal
     // trees are equal files, whichever commit, ref or URL names them.
     let tree: string;
-    if (!remote.subdirectory) tree = await gitLine(git, ['rev-parse', `${commit}^{tree}`], 'rev-parse');
+    if (!remote.subdirectory) tree = rootTree;
     else {
       try {
         tree = await gitLine(git, ['rev-parse', `${commit}:${remote.subdirectory}`], 'rev-parse');
@@ -191,6 +196,7 @@ export const gitFetcher = (remote: GitRepositoryRemote): Fetcher<GitSettings> =>
       revision: commit,
       description: `commit ${commit.slice(0, 12)}${remote.subdirectory ? ` (${remote.subdirectory} tree ${tree.slice(0, 12)})` : ''} of ${displayRemote}`,
       remoteState,
+      commit: { subject: subject.slice(0, maxCommitWords), author: author.slice(0, maxCommitWords) },
       async stage(directory) {
         await materialise(git, remote, commit, context, reused);
         const summary = await copyTree(remote.subdirectory ? join(mirror, remote.subdirectory) : mirror, directory, `commit ${commit.slice(0, 12)} of ${displayRemote}`);

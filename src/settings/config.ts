@@ -238,7 +238,7 @@ function interpret(spec: SettingSpec, sourced: SourcedValue | undefined, cwd: st
       if (spec.minimum !== undefined && number < spec.minimum) throw bad(`at least ${spec.minimum}`);
       if (spec.kind === 'count') return number;
       const maximum = spec.maximum ?? maximumSeconds;
-      if (number > maximum) throw bad(`at most ${maximum} seconds (${Math.floor(maximum / 8_640) / 10} days: the longest wait the agent's timers can make)`);
+      if (number > maximum) throw bad(spec.maximum !== undefined ? `at most ${maximum} seconds` : `at most ${maximum} seconds (${Math.floor(maximum / 8_640) / 10} days: the longest wait the agent's timers can make)`);
       return number * 1000;
     }
     case 'bytes':
