@@ -13,6 +13,8 @@ export interface CacheLayout {
   pauseFile: string;
   /** Archives being downloaded and detached signatures; nothing here outlives a check. */
   downloads: string;
+  /** Interrupted downloads kept to be resumed, one per remote (src/remotes/partial-download.ts). */
+  partialDownloads: string;
   /** One mirror per repository URL (credentials removed), named by its hash. */
   gitMirrors: string;
   gnupgHome: string;
@@ -33,6 +35,7 @@ export function cacheLayoutFor(cacheDirectory: string): CacheLayout {
     lockFile: join(cacheDirectory, 'agent.lock'),
     pauseFile: join(cacheDirectory, 'paused.json'),
     downloads: join(cacheDirectory, 'downloads'),
+    partialDownloads: join(cacheDirectory, 'partial'),
     gitMirrors: join(cacheDirectory, 'git'),
     gnupgHome: join(cacheDirectory, 'gnupg'),
     fleetInstanceFile: join(cacheDirectory, 'fleet-instance'),

@@ -16,6 +16,7 @@ import { recoverInterruptedSwitch } from './recovery.js';
 import { layoutFor, listReleaseDirectories, readLiveRelease, releaseExists, releaseNameTime, releasePath, removeLeftovers, removeRelease, type Layout } from './releases.js';
 import { loadState, saveState, type AgentState } from './state.js';
 import { asDeployError } from './switch-release.js';
+import { removeAbandonedPartials } from '../remotes/partial-download.js';
 
 /** Runs `work` with the agent's locks and state, saving the state afterwards. */
 export async function withLockedState<T>(context: AgentContext, work: (state: AgentState, layout: Layout) => Promise<T>, { save = true }: { save?: boolean } = {}): Promise<T> {
@@ -86,6 +87,7 @@ export async function prepare(context: AgentContext, layout: Layout, state: Agen
   }
   const downloads = cacheLayoutFor(settings.cache).downloads;
   for (const name of await readdir(downloads).catch(() => [] as string[])) await rm(join(downloads, name), { force: true });
+  for (const removed of await removeAbandonedPartials(cacheLayoutFor(settings.cache), context.now())) log.info(`removed ${removed}, a download cut short a week ago or more that no check has resumed since`);
   // A plan killed while it staged a revision apart: nothing else writes these, and the lock is ours.
   for (const name of await readdir(settings.cache).catch(() => [] as string[])) {
     if (!name.startsWith(planStagingPrefix)) continue;

@@ -11,7 +11,8 @@ import { newDownloadFile } from '../core/cache-layout.js';
 import { withDeadline, type Deadline } from '../base/deadline.js';
 import type { CheckContext, CheckResult, Fetcher } from '../core/remote-contract.js';
 import type { HttpZipSettings } from '../core/settings.js';
-import { downloadLimitsFor, downloadToFile, receiveArchive, zipCheckResult } from './zip-release.js';
+import { downloadLimitsFor, downloadToFile, zipCheckResult } from './zip-release.js';
+import { discardPartial, isTheRest, partialFilesFor, prepareResume, receiveKeepingPartial } from './partial-download.js';
 
 interface PreparedRequest {
   url: string;
@@ -173,15 +174,36 @@ async function checkWithin(remote: HttpZipRemote, context: CheckContext<HttpZipS
   headers['user-agent'] = `repo-deploy/${agentVersion}`;
   headers.accept = 'application/zip, application/octet-stream;q=0.9, */*;q=0.1';
 
+  const partial = await partialFilesFor(context.cache, url);
+  let resumable = await prepareResume(partial);
   const downloadPath = await newDownloadFile(context.cache, 'download');
   const dispatcher = createDispatcher(context, displayUrl, new URL(url).protocol);
   const { signal } = deadline;
   try {
     let response: Dispatcher.ResponseData;
-    try {
-      response = await request(url, { method: 'GET', headers, dispatcher, signal });
-    } catch (error) {
-      throw describeNetworkError(error, displayUrl, context, deadline);
+    for (;;) {
+      // The rest of an interrupted download, if the archive is still the same one (If-Range).
+      const range = resumable ? { range: `bytes=${resumable.bytes}-`, 'if-range': resumable.validator } : {};
+      try {
+        response = await request(url, { method: 'GET', headers: { ...headers, ...range }, dispatcher, signal });
+      } catch (error) {
+        throw describeNetworkError(error, displayUrl, context, deadline);
+      }
+      if (!resumable || response.statusCode === 304) break;
+      if (response.statusCode === 200) {
+        context.log.info(`${displayUrl} changed since the download cut short at ${resumable.bytes} of ${resumable.total} bytes (or the server does not resume): downloading it whole`);
+        await discardPartial(partial);
+        resumable = undefined;
+        break;
+      }
+      const etag = response.headers.etag;
+      const sameObject = !resumable.validator.startsWith('"') || etag === undefined || etag === resumable.validator;
+      if (response.statusCode === 206 && isTheRest(String(response.headers['content-range'] ?? ''), resumable) && sameObject) break;
+      // A range not satisfiable, or answered with other bytes than asked: never spliced on.
+      await response.body.dump().catch(() => undefined);
+      context.log.warn(`${displayUrl} answered the request for the rest of a cut-short download (bytes ${resumable.bytes}-) with HTTP ${response.statusCode}${response.headers['content-range'] ? ` and ${String(response.headers['content-range'])}` : ''}, not the rest of the same archive: downloading it whole`);
+      await discardPartial(partial);
+      resumable = undefined;
     }
     const { statusCode } = response;
     if (statusCode === 304) {
@@ -189,7 +211,7 @@ async function checkWithin(remote: HttpZipRemote, context: CheckContext<HttpZipS
       context.log.debug(`${displayUrl}: not modified`);
       return { changed: false };
     }
-    if (statusCode !== 200) {
+    if (statusCode !== 200 && !(statusCode === 206 && resumable)) {
       await response.body.dump().catch(() => undefined);
       throw statusError(statusCode, displayUrl, context.settings.maxRedirects, parseRetryAfter(response.headers['retry-after'], new Date()));
     }
@@ -202,15 +224,23 @@ async function checkWithin(remote: HttpZipRemote, context: CheckContext<HttpZipS
     }
 
     const length = response.headers['content-length'];
-    const download = await receiveArchive(context, {
-      body: response.body,
-      announcedBytes: length === undefined ? undefined : Number(length),
-      path: downloadPath,
-      signal,
-      display: displayUrl,
-      notAZip: { reason: 'what the server sent is not a zip archive', hint: 'check that the URL serves the archive itself' },
-      describeError: (error) => describeNetworkError(error, displayUrl, context, deadline),
-    });
+    // Kept to be resumed when the server names this version of the archive (a strong ETag, or
+    // Last-Modified) and says its size.
+    const download = await receiveKeepingPartial(
+      context,
+      partial,
+      {
+        body: response.body,
+        announcedBytes: length === undefined ? undefined : Number(length),
+        signal,
+        display: displayUrl,
+        notAZip: { reason: 'what the server sent is not a zip archive', hint: 'check that the URL serves the archive itself' },
+        describeError: (error) => describeNetworkError(error, displayUrl, context, deadline),
+      },
+      resumable,
+      resumeValidator(response.headers),
+      downloadPath,
+    );
     const etag = response.headers.etag;
     const lastModified = response.headers['last-modified'];
     const remoteState: Record<string, string> = {};
@@ -231,4 +261,11 @@ async function checkWithin(remote: HttpZipRemote, context: CheckContext<HttpZipS
   } finally {
     await dispatcher.close().catch(() => undefined);
   }
+}
+
+/** What names this version of the archive for If-Range: a strong ETag, else Last-Modified. */
+function resumeValidator(headers: Record<string, string | string[] | undefined>): string | undefined {
+  const { etag, 'last-modified': lastModified } = headers;
+  if (typeof etag === 'string' && etag.startsWith('"')) return etag;
+  return typeof lastModified === 'string' && !Number.isNaN(Date.parse(lastModified)) ? lastModified : undefined;
 }

@@ -15,7 +15,8 @@ import type { S3ZipRemote } from '../core/remote.js';
 import { newDownloadFile } from '../core/cache-layout.js';
 import { withDeadline, type Deadline } from '../base/deadline.js';
 import type { CheckContext, CheckResult, Fetcher, RemoteState } from '../core/remote-contract.js';
-import { downloadLimitsFor, downloadToFile, receiveArchive, zipCheckResult } from './zip-release.js';
+import { downloadLimitsFor, downloadToFile, zipCheckResult } from './zip-release.js';
+import { discardPartial, isTheRest, partialFilesFor, prepareResume, receiveKeepingPartial } from './partial-download.js';
 
 export interface StaticCredentials {
   accessKeyId: string;
@@ -134,34 +135,57 @@ async function checkWithin(location: S3ZipRemote, context: CheckContext<S3ZipSet
   const client = createClient(settings, credentials);
   const { signal } = deadline;
   const remembered = context.deployed?.remoteState ?? {};
+  const partial = await partialFilesFor(context.cache, `s3://${location.bucket}/${location.key}@${settings.s3Endpoint ?? ''}`);
+  let resumable = await prepareResume(partial);
   const path = await newDownloadFile(context.cache, 'download');
   try {
     let response;
-    try {
-      response = await client.send(
-        new GetObjectCommand({
-          Bucket: location.bucket,
-          Key: location.key,
-          IfNoneMatch: context.deployed?.sameRemote ? remembered.etag : undefined,
-        }),
-        { abortSignal: signal },
-      );
-    } catch (error) {
-      if (statusOf(error) === 304) {
-        context.log.debug(`${display}: not modified`);
-        return { changed: false };
+    for (;;) {
+      try {
+        response = await client.send(
+          new GetObjectCommand({
+            Bucket: location.bucket,
+            Key: location.key,
+            IfNoneMatch: context.deployed?.sameRemote ? remembered.etag : undefined,
+            // The rest of an interrupted download, only of the same object (else 412).
+            ...(resumable ? { Range: `bytes=${resumable.bytes}-`, IfMatch: resumable.validator } : {}),
+          }),
+          { abortSignal: signal },
+        );
+      } catch (error) {
+        if (statusOf(error) === 304) {
+          context.log.debug(`${display}: not modified`);
+          return { changed: false };
+        }
+        if (resumable && (statusOf(error) === 412 || statusOf(error) === 416)) {
+          context.log.info(`${display} changed since the download cut short at ${resumable.bytes} of ${resumable.total} bytes: downloading it whole`);
+          await discardPartial(partial);
+          resumable = undefined;
+          continue;
+        }
+        throw describeS3Error(error, display, settings, deadline.timedOut());
       }
-      throw describeS3Error(error, display, settings, deadline.timedOut());
+      if (!resumable || (isTheRest(response.ContentRange, resumable) && response.ETag === resumable.validator)) break;
+      (response.Body as Readable | undefined)?.destroy();
+      context.log.warn(`${display} answered the request for the rest of a cut-short download (bytes ${resumable.bytes}-) with ${response.ContentRange ?? 'the whole object'}${response.ETag !== resumable.validator ? ` of ETag ${response.ETag}` : ''}, not the rest of the same object: downloading it whole`);
+      await discardPartial(partial);
+      resumable = undefined;
     }
-    const download = await receiveArchive(context, {
-      body: response.Body as Readable,
-      announcedBytes: response.ContentLength,
+    const download = await receiveKeepingPartial(
+      context,
+      partial,
+      {
+        body: response.Body as Readable,
+        announcedBytes: response.ContentLength,
+        signal,
+        display,
+        notAZip: { reason: 'the object is not a zip archive', hint: 'check the key: it must name the archive itself' },
+        describeError: (error) => describeS3Error(error, display, settings, deadline.timedOut()),
+      },
+      resumable,
+      response.ETag,
       path,
-      signal,
-      display,
-      notAZip: { reason: 'the object is not a zip archive', hint: 'check the key: it must name the archive itself' },
-      describeError: (error) => describeS3Error(error, display, settings, deadline.timedOut()),
-    });
+    );
     const remoteState: RemoteState = {};
     if (response.ETag) remoteState.etag = response.ETag;
     if (response.VersionId && response.VersionId !== 'null') remoteState.versionId = response.VersionId;

@@ -1,7 +1,8 @@
 // What every zip remote (HTTP, S3, local file) shares once the archive is on disk: its revision
 // is the sha256 of its bytes, so the same archive served again is never deployed twice, and it
 // is staged by the one safe extractor.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -59,6 +60,14 @@ export interface DownloadLimits {
 // lock for minutes when only the gap between two chunks was bounded).
 export const minimumProgressBytes = 1024;
 
+/** What an earlier, interrupted download of the same object left in the file: appended to, hashed on from its end. */
+export interface ResumedPrefix {
+  bytes: number;
+  hash: Hash;
+  /** Its first four bytes (or fewer), for the zip magic. */
+  head: Buffer;
+}
+
 /** Streams a body to a file (never whole into memory), hashing and counting on the way. */
 export async function downloadToFile(
   body: Readable | AsyncIterable<Uint8Array>,
@@ -66,10 +75,11 @@ export async function downloadToFile(
   signal: AbortSignal,
   limits: DownloadLimits,
   progress?: { sink: ProgressSink | undefined; total: number },
+  resumed?: ResumedPrefix,
 ): Promise<Download> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  let head = Buffer.alloc(0);
+  const hash = resumed?.hash ?? createHash('sha256');
+  let bytes = resumed?.bytes ?? 0;
+  let head = resumed?.head ?? Buffer.alloc(0);
   let bytesAtLastTick = 0;
   let slowSpans = 0;
   const measure = new Transform({
@@ -86,6 +96,7 @@ export async function downloadToFile(
     },
   });
   progress?.sink?.start('Downloading', progress.total);
+  progress?.sink?.advance(bytes);
   const watchdog = setInterval(() => {
     const arrived = bytes - bytesAtLastTick;
     // A slow span can be a download's first or last: a trickle is two slow spans in a row.
@@ -98,7 +109,8 @@ export async function downloadToFile(
     bytesAtLastTick = bytes;
   }, limits.progressWindowMs);
   try {
-    const file = await open(path, createNewFileFlags, 0o600);
+    // A resumed file is appended to (it is ours, in our own directory: no link is followed).
+    const file = await open(path, resumed ? constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW : createNewFileFlags, 0o600);
     await pipeline(body, measure, file.createWriteStream({ highWaterMark: 1 << 20 }), { signal });
   } finally {
     clearInterval(watchdog);
@@ -122,8 +134,10 @@ export function tooLarge(limits: DownloadLimits, declared?: number): DeployError
 
 export interface IncomingArchive {
   body: Readable;
-  /** The size the server announced (Content-Length), if any. */
+  /** The size the server announced (Content-Length), if any: of the rest, when resumed. */
   announcedBytes: number | undefined;
+  /** The prefix an interrupted download left, which the body goes on from. */
+  resumed?: ResumedPrefix;
   /** Where to write it (from newDownloadFile). */
   path: string;
   signal: AbortSignal;
@@ -142,9 +156,12 @@ export interface IncomingArchive {
  */
 export async function receiveArchive(context: CheckContext<ZipSettings>, incoming: IncomingArchive): Promise<Download> {
   const limits = downloadLimitsFor(context, incoming.display);
-  if (incoming.announcedBytes !== undefined && incoming.announcedBytes > limits.maxBytes) {
+  const before = incoming.resumed?.bytes ?? 0;
+  // The whole archive's size: what was kept plus the rest announced.
+  const announced = incoming.announcedBytes === undefined ? undefined : before + incoming.announcedBytes;
+  if (announced !== undefined && announced > limits.maxBytes) {
     incoming.body.destroy();
-    throw tooLarge(limits, incoming.announcedBytes);
+    throw tooLarge(limits, announced);
   }
   let download: Download;
   // Counted here too, so a body the origin cut short is said in our words whatever the client reported.
@@ -152,12 +169,12 @@ export async function receiveArchive(context: CheckContext<ZipSettings>, incomin
   const { progress } = context;
   const counting: ProgressSink = { start: (label, total) => progress?.start(label, total), advance: (bytes) => ((received += bytes), progress?.advance(bytes)), stop: () => progress?.stop() };
   try {
-    download = await downloadToFile(incoming.body, incoming.path, incoming.signal, limits, { sink: counting, total: incoming.announcedBytes ?? 0 });
+    download = await downloadToFile(incoming.body, incoming.path, incoming.signal, limits, { sink: counting, total: announced ?? 0 }, incoming.resumed);
   } catch (error) {
-    const cutShort = closedEarly(error) && !incoming.signal.aborted && incoming.announcedBytes !== undefined && received < incoming.announcedBytes;
-    throw cutShort ? truncated(incoming, received) : incoming.describeError(error);
+    const cutShort = closedEarly(error) && !incoming.signal.aborted && announced !== undefined && received < announced;
+    throw cutShort ? truncated(incoming, received, announced) : incoming.describeError(error);
   }
-  if (incoming.announcedBytes !== undefined && incoming.announcedBytes !== download.bytes) throw truncated(incoming, download.bytes);
+  if (announced !== undefined && announced !== download.bytes) throw truncated(incoming, download.bytes, announced);
   if (!download.looksLikeZip) throw fetchError(`cannot deploy ${incoming.display}: ${incoming.notAZip.reason}`, { hint: incoming.notAZip.hint });
   return download;
 }
@@ -169,8 +186,8 @@ function closedEarly(error: unknown): boolean {
 }
 
 /** A body that ended before the size its server announced: the origin died or closed mid-download. */
-function truncated(incoming: IncomingArchive, bytes: number): DeployError {
-  return fetchError(`cannot deploy ${incoming.display}: the download is truncated (${bytes} of ${incoming.announcedBytes} bytes)`, {
+function truncated(incoming: IncomingArchive, bytes: number, announced: number): DeployError {
+  return fetchError(`cannot deploy ${incoming.display}: the download is truncated (${bytes} of ${announced} bytes)`, {
     hint: retryHint,
   });
 }

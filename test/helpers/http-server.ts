@@ -9,7 +9,8 @@ import type { TestContext } from 'node:test';
 import { listenOnLoopback } from './listen.js';
 
 export type Route =
-  | { kind: 'file'; path: string; lastModified?: Date; etag?: boolean; contentType?: string }
+  /** `ranges: false` answers a Range request with the whole file (200), as a server that does not resume. */
+  | { kind: 'file'; path: string; lastModified?: Date; etag?: boolean; contentType?: string; ranges?: boolean }
   | { kind: 'status'; status: number; body?: string; contentType?: string }
   | { kind: 'redirect'; location: string; status?: number }
   | { kind: 'truncated'; path: string }
@@ -25,6 +26,9 @@ export interface TestHttpServer {
   bodyBytesSent: number;
   resetCounters(): void;
 }
+
+/** The ETag the file routes send: the same bytes always get the same one. */
+export const etagOf = (body: Buffer) => `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
 
 export async function startHttpServer(t: TestContext): Promise<TestHttpServer> {
   const routes = new Map<string, Route>();
@@ -50,7 +54,7 @@ export async function startHttpServer(t: TestContext): Promise<TestHttpServer> {
     switch (route.kind) {
       case 'file': {
         const body = await readFile(route.path);
-        const etag = `"${createHash('sha256').update(body).digest('hex').slice(0, 16)}"`;
+        const etag = etagOf(body);
         const headers: Record<string, string> = { 'content-type': route.contentType ?? 'application/zip' };
         if (route.etag !== false) headers.etag = etag;
         if (route.lastModified) headers['last-modified'] = route.lastModified.toUTCString();
@@ -58,6 +62,17 @@ export async function startHttpServer(t: TestContext): Promise<TestHttpServer> {
           (route.etag !== false && request.headers['if-none-match'] === etag) ||
           (route.etag === false && route.lastModified && request.headers['if-modified-since'] === route.lastModified.toUTCString());
         if (notModified) return send(request, response, 304, undefined, headers);
+        if (route.ranges === false) return send(request, response, 200, body, { ...headers, 'content-length': String(body.length) });
+        headers['accept-ranges'] = 'bytes';
+        // Range: bytes=N- (what the agent asks), honoured only while If-Range names this version.
+        const range = /^bytes=(\d+)-$/.exec(String(request.headers.range ?? ''));
+        const ifRange = request.headers['if-range'];
+        const sameVersion = ifRange === undefined || ifRange === headers.etag || ifRange === headers['last-modified'];
+        if (range && sameVersion) {
+          const start = Number(range[1]);
+          if (start >= body.length) return send(request, response, 416, undefined, { 'content-range': `bytes */${body.length}` });
+          return send(request, response, 206, body.subarray(start), { ...headers, 'content-length': String(body.length - start), 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` });
+        }
         return send(request, response, 200, body, { ...headers, 'content-length': String(body.length) });
       }
       case 'status':
@@ -67,7 +82,8 @@ export async function startHttpServer(t: TestContext): Promise<TestHttpServer> {
       case 'truncated': {
         const body = await readFile(route.path);
         state.requests.push({ method: request.method ?? '', path: request.url ?? '', headers: request.headers, status: 200 });
-        response.writeHead(200, { 'content-type': 'application/zip', 'content-length': String(body.length) });
+        // With the ETag the file route sends for the same bytes: a resumable download's first half.
+        response.writeHead(200, { 'content-type': 'application/zip', 'content-length': String(body.length), etag: etagOf(body), 'accept-ranges': 'bytes' });
         // The connection is cut once the first half has reached the socket: destroyed at once, the
         // half still queued was sometimes dropped (0 bytes arrived, 1 run in about 300 under load).
         state.bodyBytesSent += Math.floor(body.length / 2);

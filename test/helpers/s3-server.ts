@@ -29,6 +29,10 @@ export interface TestS3 {
   fault(fault: S3Fault | undefined): void;
   versionId: string | undefined;
   upload(key: string, body: Buffer): Promise<void>;
+  /** The next GET's body is cut (the connection destroyed) once this many bytes have been sent. */
+  cutAfter(bytes: number): void;
+  /** The headers of the last GET the agent sent. */
+  lastGet: IncomingMessage['headers'] | undefined;
 }
 
 export const s3AccessKey = 'S3RVER';
@@ -39,6 +43,8 @@ export async function startS3(t: TestContext): Promise<TestS3> {
   const s3rver = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory, configureBuckets: [{ name: bucket }] });
   const { port: s3rverPort } = (await s3rver.run()) as AddressInfo;
   let pendingFault: S3Fault | undefined;
+  let pendingCut: number | undefined;
+  let lastGet: IncomingMessage['headers'] | undefined;
 
   const state = {
     requests: 0,
@@ -54,12 +60,26 @@ export async function startS3(t: TestContext): Promise<TestS3> {
       outgoing.end(body);
       return;
     }
+    if (incoming.method === 'GET') lastGet = incoming.headers;
+    const cut = incoming.method === 'GET' ? pendingCut : undefined;
+    pendingCut = undefined;
     const forward = httpRequest(
       { host: '127.0.0.1', port: s3rverPort, method: incoming.method, path: incoming.url, headers: incoming.headers },
       (response) => {
         const headers = { ...response.headers };
         if (state.versionId && incoming.method === 'GET') headers['x-amz-version-id'] = state.versionId;
         outgoing.writeHead(response.statusCode ?? 500, headers);
+        if (cut !== undefined) {
+          // The first `cut` bytes, then the connection is destroyed once they reached the socket.
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => {
+            const body = Buffer.concat(chunks).subarray(0, cut);
+            state.bodyBytes += body.length;
+            outgoing.write(body, () => outgoing.socket?.destroy());
+          });
+          return;
+        }
         response.on('data', (chunk: Buffer) => {
           state.bodyBytes += chunk.length;
         });
@@ -106,6 +126,12 @@ export async function startS3(t: TestContext): Promise<TestS3> {
     },
     set versionId(value) {
       state.versionId = value;
+    },
+    cutAfter(bytes) {
+      pendingCut = bytes;
+    },
+    get lastGet() {
+      return lastGet;
     },
     async upload(key, body) {
       await uploader.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
