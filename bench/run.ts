@@ -5,7 +5,7 @@
 //   npm run bench -- --large     also a zip of three 1 GiB files, for memory flat in archive size
 //   npm run bench -- --quick     2 repetitions and 100 daemon checks: to try the bench, not to quote
 //   npm run bench -- --repetitions N   N repetitions of each alternated pair (default 5)
-//   npm run bench -- --only many-apps   one step alone (its table rows only): many-apps, oci, history
+//   npm run bench -- --only many-apps   one step alone (its table rows only): many-apps, oci, history, resume
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -27,6 +27,7 @@ import { measureSwap } from './swap.js';
 import { runManyApps, type ManyAppsRun } from './many-apps.js';
 import { measureOciArtifact } from './oci.js';
 import { measureHistoryAndDrift } from './history-drift.js';
+import { measureResume } from './resume.js';
 
 const run = promisify(execFile);
 const repository = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -35,7 +36,7 @@ const large = process.argv.includes('--large');
 const quick = process.argv.includes('--quick');
 const repetitionsIndex = process.argv.indexOf('--repetitions');
 const repetitions = repetitionsIndex !== -1 ? Math.max(1, Number(process.argv[repetitionsIndex + 1]) || 5) : quick ? 2 : 5;
-const steps = 13;
+const steps = 14;
 const onlyIndex = process.argv.indexOf('--only');
 const only = onlyIndex === -1 ? undefined : process.argv[onlyIndex + 1];
 
@@ -417,6 +418,11 @@ async function ociArtifact(work: string): Promise<void> {
   await measureOciArtifact({ cli, work, repetitions, agentArgs });
 }
 
+async function resumedDownload(work: string): Promise<void> {
+  log(`14/${steps} a 200 MiB download over HTTP killed with -9 half way, then resumed: the bytes sent again`);
+  await measureResume({ cli, work, repetitions: Math.min(repetitions, 3) });
+}
+
 async function historyAndDrift(work: string): Promise<void> {
   log(`13/${steps} the deploy history and drift checks: a 20,000-file update with and without the history, an idle daemon with and without drift checks`);
   await measureHistoryAndDrift({ cli, work, repetitions });
@@ -437,6 +443,10 @@ try {
   }
   if (only === 'history') {
     await historyAndDrift(work);
+    throw new StepDone();
+  }
+  if (only === 'resume') {
+    await resumedDownload(work);
     throw new StepDone();
   }
   // The daemon's long idle run goes on beside the other rows (it uses a few milliseconds of CPU a
@@ -462,6 +472,7 @@ try {
   await manyApps(work);
   await ociArtifact(work);
   await historyAndDrift(work);
+  await resumedDownload(work);
 
   log(`9/${steps} the daemon's memory from check ${samplePoints[0]} to check ${samplePoints[1]} on a 1-second schedule (running since the start)`);
   const memory = await daemonMemory();
