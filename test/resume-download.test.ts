@@ -117,13 +117,13 @@ test('a server that ignores ranges, one that answers a range with other bytes, a
   }
 });
 
-test('an agent killed with -9 in the middle of a download: the next run asks for the rest from where the file ends', async (t) => {
+/** Version 1 live; an agent (-f, or the daemon) started while the server sends half of version 2 and then nothing, until that half is in the partial file. */
+async function halfArrived(t: TestContext, daemon: boolean) {
   const s = await setup(t);
   await s.publish('1');
   assert.equal((await s.once()).code, 0);
   const next = await bigZip(s.root, 'v2.zip', '2');
   const half = Math.floor(next.bytes.length / 2);
-  // Half the archive, then nothing: the agent waits for the rest until it is killed.
   s.server.route('/app.zip', {
     kind: 'custom',
     respond(_request, response) {
@@ -131,13 +131,31 @@ test('an agent killed with -9 in the middle of a download: the next run asks for
       response.write(next.bytes.subarray(0, half));
     },
   });
-  const agent = startAgent(t, s.sandbox.args(s.remote));
+  const agent = daemon ? s.agent() : startAgent(t, s.sandbox.args(s.remote));
   const partDirectory = join(s.sandbox.cache, 'partial');
   const partSize = async () => {
     const part = (await partialFiles(s.sandbox.cache)).find((name) => name.endsWith('.zip.part'));
     return part ? (await stat(join(partDirectory, part))).size : 0;
   };
   while ((await partSize()) < half) await sleep(20);
+  return { s, next, half, agent };
+}
+
+test('a daemon stopped with SIGTERM in the middle of a download keeps what arrived and says so; the next run asks for the rest', async (t) => {
+  const { s, next, half, agent } = await halfArrived(t, true);
+  agent.child.kill('SIGTERM');
+  const stopped = await agent.done;
+  assert.match(stopped.stderr, new RegExp(`${half} of ${next.bytes.length} bytes of .* are kept; the next check asks for the rest only`));
+  s.server.route('/app.zip', { kind: 'file', path: next.path });
+  s.server.resetCounters();
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(s.server.requests[0]?.headers.range, `bytes=${half}-`);
+  assert.equal((await s.state()).current.revision, `sha256:${next.sha256}`);
+});
+
+test('an agent killed with -9 in the middle of a download: the next run asks for the rest from where the file ends', async (t) => {
+  const { s, next, half, agent } = await halfArrived(t, false);
   agent.child.kill('SIGKILL');
   await agent.done;
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
