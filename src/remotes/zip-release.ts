@@ -3,9 +3,9 @@
 // is staged by the one safe extractor.
 import { createHash, type Hash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
-import { Transform, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { createNewFileFlags } from '../base/atomic-file.js';
 import { newDownloadFile } from '../core/cache-layout.js';
 import { DeployError, fetchError, systemErrorCode, retryHint } from '../base/errors.js';
@@ -68,9 +68,67 @@ export interface ResumedPrefix {
   head: Buffer;
 }
 
+/**
+ * Writes chunks in order while the next ones arrive: what arrives during a write is gathered
+ * into the next one (as a write stream's writev does), and the reader pauses only when 4 MiB are
+ * queued. `settle` returns once everything given is written, or throws the write's error.
+ */
+class FileAppender {
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private writing: Promise<void> | undefined;
+  /** A write's failure (a full disk), thrown by settle. */
+  private failure: unknown;
+
+  /** `onFailure` is told of a failed write at once (the download is then stopped). */
+  constructor(
+    private readonly file: FileHandle,
+    private readonly onFailure: (error: Error) => void,
+  ) {}
+
+  /** Queues a chunk; false when 4 MiB wait to be written (the reader should pause until `written`). */
+  push(chunk: Buffer): boolean {
+    this.queue.push(chunk);
+    this.queuedBytes += chunk.length;
+    this.startWriting();
+    return this.queuedBytes <= 4 << 20;
+  }
+
+  /** Resolves when the write under way is done (never rejects: a failure is kept for settle). */
+  async written(): Promise<void> {
+    await this.writing;
+  }
+
+  async settle(): Promise<void> {
+    while (this.writing || (this.queue.length > 0 && !this.failure)) {
+      this.startWriting();
+      await this.writing;
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  private startWriting(): void {
+    this.writing ??= this.drain()
+      .catch((error: unknown) => {
+        this.failure ??= error;
+        this.onFailure(error instanceof Error ? error : new Error(String(error)));
+      })
+      .finally(() => (this.writing = undefined));
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const data = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue);
+      this.queue = [];
+      this.queuedBytes = 0;
+      for (let written = 0; written < data.length; ) written += (await this.file.write(data, written)).bytesWritten;
+    }
+  }
+}
+
 /** Streams a body to a file (never whole into memory), hashing and counting on the way. */
 export async function downloadToFile(
-  body: Readable | AsyncIterable<Uint8Array>,
+  body: Readable,
   path: string,
   signal: AbortSignal,
   limits: DownloadLimits,
@@ -80,21 +138,17 @@ export async function downloadToFile(
   const hash = resumed?.hash ?? createHash('sha256');
   let bytes = resumed?.bytes ?? 0;
   let head = resumed?.head ?? Buffer.alloc(0);
-  let bytesAtLastTick = 0;
+  let bytesAtLastTick = bytes;
   let slowSpans = 0;
-  const measure = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      if (bytes + chunk.length > limits.maxBytes) {
-        callback(tooLarge(limits));
-        return;
-      }
-      hash.update(chunk);
-      bytes += chunk.length;
-      if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
-      progress?.sink?.advance(chunk.length);
-      callback(null, chunk);
-    },
-  });
+  // A stall, a trickle or a stop destroys the body with its reason, which ends the wait for the next chunk.
+  let stoppedBy: Error | undefined;
+  const stop = (reason: Error) => {
+    stoppedBy ??= reason;
+    body.destroy(reason);
+  };
+  const onAbort = () => stop(signal.reason instanceof Error ? signal.reason : new Error('the download was stopped'));
+  signal.addEventListener('abort', onAbort, { once: true });
+  if (signal.aborted) onAbort();
   progress?.sink?.start('Downloading', progress.total);
   progress?.sink?.advance(bytes);
   const watchdog = setInterval(() => {
@@ -104,16 +158,47 @@ export async function downloadToFile(
     if (arrived === 0 || slowSpans >= 2) {
       const seconds = `${limits.progressWindowMs / 1000} seconds`;
       const what = arrived === 0 ? `the download stalled for longer than http-timeout (${seconds})` : `the download slowed to a trickle (under ${minimumProgressBytes} bytes in http-timeout, ${seconds})`;
-      measure.destroy(fetchError(`cannot download ${limits.display}: ${what}`, { hint: retryHint }));
+      stop(fetchError(`cannot download ${limits.display}: ${what}`, { hint: retryHint }));
     }
     bytesAtLastTick = bytes;
   }, limits.progressWindowMs);
   try {
     // A resumed file is appended to (it is ours, in our own directory: no link is followed).
-    const file = await open(path, resumed ? constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW : createNewFileFlags, 0o600);
-    await pipeline(body, measure, file.createWriteStream({ highWaterMark: 1 << 20 }), { signal });
+    const file: FileHandle = await open(path, resumed ? constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW : createNewFileFlags, 0o600);
+    // Every chunk the body gives is written, even when it then fails: a write stream's buffer (up
+    // to a megabyte) was dropped with a failed pipeline, and a body's async iterator drops what it
+    // buffered when its connection fails; 'data' events give every chunk that arrived, in order.
+    const appender = new FileAppender(file, stop);
+    try {
+      body.on('data', (chunk: Buffer) => {
+        if (stoppedBy) return;
+        if (bytes + chunk.length > limits.maxBytes) return stop(tooLarge(limits));
+        hash.update(chunk);
+        bytes += chunk.length;
+        if (head.length < 4) head = Buffer.concat([head, chunk.subarray(0, 4 - head.length)]);
+        progress?.sink?.advance(chunk.length);
+        if (!appender.push(chunk)) {
+          body.pause();
+          void appender.written().then(() => body.resume());
+        }
+      });
+      await finished(body).catch((error: unknown) => {
+        throw stoppedBy ?? error;
+      });
+    } finally {
+      try {
+        await appender.settle();
+      } finally {
+        await file.close();
+      }
+    }
+  } catch (error) {
+    // The body is not read further: its connection is let go.
+    body.destroy();
+    throw error;
   } finally {
     clearInterval(watchdog);
+    signal.removeEventListener('abort', onAbort);
     progress?.sink?.stop();
   }
   return { path, sha256: hash.digest('hex'), bytes, looksLikeZip: zipMagic.some((magic) => head.equals(magic)) };
