@@ -254,3 +254,18 @@ test('junk where a cut-short download is kept (a FIFO for its note, its part a l
     assert.deepEqual(await readdir(directory), [], `${what}: removed`);
   }
 });
+
+test('a server that answers 503 to the request for the rest: that check fails and says why, and what was kept stays for the next check, which resumes', async (t) => {
+  const { s, next, kept } = await cutHalfWay(t);
+  s.server.route('/app.zip', { kind: 'status', status: 503, body: 'maintenance' });
+  const failed = await s.once();
+  assert.equal(failed.code, 3, failed.stderr);
+  assert.match(failed.stderr, /the server answered HTTP 503/);
+  assert.equal((await partialFiles(s.sandbox.cache)).length, 2, 'the part and its note are kept');
+  s.server.route('/app.zip', { kind: 'file', path: next.path });
+  s.server.resetCounters();
+  const resumed = await s.once();
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal(s.server.requests[0]?.headers.range, `bytes=${kept}-`);
+  assert.equal((await s.state()).current.revision, `sha256:${next.sha256}`);
+});

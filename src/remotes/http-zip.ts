@@ -196,6 +196,8 @@ async function checkWithin(remote: HttpZipRemote, context: CheckContext<HttpZipS
         resumable = undefined;
         break;
       }
+      // Another failure (a 503, a 404) is said as for any request; what was kept stays for later.
+      if (response.statusCode !== 206 && response.statusCode !== 416) break;
       const etag = response.headers.etag;
       const sameObject = !resumable.validator.startsWith('"') || etag === undefined || etag === resumable.validator;
       if (response.statusCode === 206 && isTheRest(String(response.headers['content-range'] ?? ''), resumable) && sameObject) break;
