@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -268,4 +268,18 @@ test('a server that answers 503 to the request for the rest: that check fails an
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.equal(s.server.requests[0]?.headers.range, `bytes=${kept}-`);
   assert.equal((await s.state()).current.revision, `sha256:${next.sha256}`);
+});
+
+test('a download cut short a week ago or more (its remote since changed, say) is removed by the next run, which says so', async (t) => {
+  const { s, next } = await cutHalfWay(t);
+  const directory = join(s.sandbox.cache, 'partial');
+  const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
+  for (const name of await readdir(directory)) await utimes(join(directory, name), eightDaysAgo, eightDaysAgo);
+  s.server.route('/app.zip', { kind: 'file', path: next.path });
+  s.server.resetCounters();
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /removed .*partial\/[0-9a-f]+\.zip\.part, a download cut short a week ago or more that no check has resumed since/);
+  assert.equal(s.server.requests[0]?.headers.range, undefined);
+  assert.deepEqual(await partialFiles(s.sandbox.cache), []);
 });
