@@ -223,3 +223,18 @@ test('SIGTERM in the first instants of a run, while it is still starting: it exi
     assert.equal(await lstat(s.sandbox.live).catch(() => undefined), undefined, 'nothing was deployed after the stop');
   }
 });
+
+test('kill -9 just after "deployed revision" is logged: the next start keeps that release live (the switch was committed before it was said)', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  await s.publish('2');
+  const agent = startAgent(t, s.sandbox.args(s.remote), { REPO_DEPLOY_TEST_PAUSE_AT: 'deployed' });
+  await agent.waitFor(/paused at deployed/);
+  agent.child.kill('SIGKILL');
+  await agent.done;
+  const next = await s.once();
+  assert.equal(next.code, 0, next.stderr);
+  assert.doesNotMatch(next.stderr, /interrupted|reverting/);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n', 'what the log said was deployed is what is live');
+});

@@ -406,10 +406,17 @@ async function deploy(
   state.remote = remoteKey;
   forgetFailures(state, revision);
   releaseHeldBack(state);
+  // Committed on disk before anything else is done or said: until the state without the switch's
+  // journal is saved, a kill -9 makes the next start revert the release, and the log (and the
+  // history after it) would already have said "deployed". The run's own save at its end comes
+  // after the history's appends, too long a window for that. A save that fails here (a full
+  // disk) is left to that save at the end, which says so and removes the journal.
+  await saveState(context.settings.cache, state).catch(() => undefined);
   await pruneReleases(layout, state, context.settings.keepReleases, log);
   const previousRevision = previous?.revision ? `, revision ${shortRevision(previous.revision)}` : '';
   const replaced = liveRelease ? ` (was release ${liveRelease}${previousRevision}, kept for a rollback)` : '';
   log.info(`deployed revision ${shortRevision(revision)} as release ${id}${replaced}`, { release: id, revision });
+  await pausePoint('deployed');
   return { result: 'updated', release: id, revision };
 }
 
