@@ -238,3 +238,20 @@ test('kill -9 just after "deployed revision" is logged: the next start keeps tha
   assert.doesNotMatch(next.stderr, /interrupted|reverting/);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n', 'what the log said was deployed is what is live');
 });
+
+test('kill -9 of a rollback just after the history recorded it: the next start keeps the release rolled back to', async (t) => {
+  const s = await setup(t);
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  await s.publish('2');
+  assert.equal((await s.once()).code, 0);
+  const common = ['-c', s.sandbox.config, '--cache', s.sandbox.cache, '-l', s.sandbox.live, '--pre-hooks', s.sandbox.preHooks, '--post-hooks', s.sandbox.postHooks];
+  const rollback = startAgent(t, ['rollback', ...common], { REPO_DEPLOY_TEST_PAUSE_AT: 'rolled back' });
+  await rollback.waitFor(/paused at rolled back/);
+  rollback.child.kill('SIGKILL');
+  await rollback.done;
+  const next = await s.once();
+  assert.equal(next.code, 0, next.stderr);
+  assert.doesNotMatch(next.stderr, /interrupted|reverting/);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n', 'the rollback the history recorded is what is live');
+});

@@ -19,7 +19,8 @@ import { clearPause, describePause, readPause, writePause } from '../gates/pause
 import { layoutFor, listReleaseDirectories, newReleaseId, type Layout, pointLiveAt, readLiveRelease, releaseExists, releasePath } from '../release/releases.js';
 import { ensureOwnDirectory } from '../base/own-directory.js';
 import { validateSchedule } from '../settings/schedule.js';
-import { loadState, recordLiveRelease, releaseStatus, type AgentState } from '../release/state.js';
+import { loadState, recordLiveRelease, releaseStatus, saveState, type AgentState } from '../release/state.js';
+import { pausePoint } from '../base/test-pause.js';
 import { switchRelease } from '../release/switch-release.js';
 import { compareWithManifest, manifestPath, writeManifest } from '../verify/manifest.js';
 import type { AgentContext, CheckOutcome } from '../core/agent-context.js';
@@ -150,12 +151,16 @@ export async function rollbackCommand(context: AgentContext, requested: string |
       throw new DeployError(result.stage === 'pre-update' ? 'pre-hook' : 'post-hook', `rollback to ${targetId} ${result.stage === 'pre-update' ? 'blocked' : 'reverted'}: ${result.error.message}`);
     }
     recordLiveRelease(state, { release: targetId, revision: target.revision, remoteState: {} }, 'rolled-back');
-    await tell(context, { event: 'rollback', ...told, exitCode: ExitCode.ok });
     // A revision already held back (it failed max-attempts times, or was refused) is what the
     // remote offers now: it stays held, or the next check would try it again. Otherwise the
     // revision rolled away from stays away until the remote moves on.
     const alreadyHeld = state.heldBack && state.heldBack.revision !== rolledAway?.revision ? state.heldBack : undefined;
     if (!alreadyHeld && rolledAway?.revision) holdBackRolledAway(state, rolledAway, context.now());
+    // Committed on disk before it is told (as an update is: check/update.ts), so that a kill -9
+    // after the history says "rollback" cannot make the next start undo it.
+    await saveState(context.settings.cache, state).catch(() => undefined);
+    await tell(context, { event: 'rollback', ...told, exitCode: ExitCode.ok });
+    await pausePoint('rolled back');
     await pruneReleases(layout, state, context.settings.keepReleases, context.log);
     const held = state.heldBack ? `revision ${shortRevision(state.heldBack.revision)} ${alreadyHeld ? `stays held back (${alreadyHeld.reason})` : 'is held back'} until the remote changes or "repo-deploy retry"` : 'nothing is held back';
     print(`rolled back to ${targetId} (revision ${shortRevision(target.revision)}); ${held}`);
