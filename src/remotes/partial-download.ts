@@ -54,7 +54,7 @@ export async function partialFilesFor(cache: CacheLayout, remoteAddress: string)
  * a note of another remote or unreadable, a part that is not our regular file, empty, or not
  * shorter than the whole) is removed: the download then starts from zero.
  */
-export async function findResumable(files: PartialFiles): Promise<Resumable | undefined> {
+async function findResumable(files: PartialFiles): Promise<Resumable | undefined> {
   let note: { identity?: unknown; validator?: unknown; total?: unknown };
   try {
     note = JSON.parse(readSmallRegularFile(files.note, 4096)) as typeof note;
@@ -75,7 +75,7 @@ export async function findResumable(files: PartialFiles): Promise<Resumable | un
 }
 
 /** Written once the response's headers say what the bytes are, before the first byte is kept. */
-export async function rememberPartial(files: PartialFiles, validator: string, total: number): Promise<void> {
+async function rememberPartial(files: PartialFiles, validator: string, total: number): Promise<void> {
   await writeFileAtomically(files.note, JSON.stringify({ identity: files.identity, validator, total }) + '\n', { durable: false });
 }
 
