@@ -74,7 +74,7 @@ test('drift-action = redeploy: a drifted live release is replaced by a new relea
   await s.publish('1');
   const agent = s.agent();
   await agent.waitFor(/deployed revision/);
-  // The log line comes just before the state is saved: wait for the state.
+  // The log line may come before a reader sees the state file replaced: wait for the state.
   const current = async (wanted: (release: string) => boolean = () => true) => {
     for (;;) {
       const state = await s.state().catch(() => undefined);
@@ -93,9 +93,14 @@ test('drift-action = redeploy: a drifted live release is replaced by a new relea
   assert.equal(after.revision, before.revision, 'of the same revision');
   assert.ok(redeployed.includes(after.release));
   assert.ok((await s.hookLines()).length > hooksBefore, 'the hooks ran');
-  const events = (await historyOf(s.sandbox.cache)).map((entry) => `${entry.event}${entry.by ? ` by ${entry.by}` : ''}`);
+  // The state is committed before the update's end is told to the history: wait for that entry.
+  const told = async () => (await historyOf(s.sandbox.cache)).map((entry) => `${entry.event}${entry.by ? ` by ${entry.by}` : ''}`);
+  let events = await told();
+  while (events.at(-1) !== 'update-committed by drift check') {
+    await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+    events = await told();
+  }
   assert.ok(events.includes('drift by drift check'), events.join(', '));
-  assert.equal(events.at(-1), 'update-committed by drift check');
   await agent.stop();
 });
 
