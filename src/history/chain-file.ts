@@ -8,9 +8,10 @@
 // line, which the next append cuts off and records as an entry of its own.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, open, readdir, readFile, rename, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import { chmod, open, readdir, readFile, rename, stat, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { syncDirectory, writeFileAtomically } from '../base/atomic-file.js';
+import { writeWhole } from '../base/write-whole.js';
 import { tryFileLocks, type HeldFileLock } from '../base/file-lock.js';
 import { ensureOwnDirectory } from '../base/own-directory.js';
 import { redact } from '../base/redact.js';
@@ -128,15 +129,6 @@ async function writeLine(files: HistoryFiles, fields: { event: string; time: str
     await handle.close();
   }
   return { entry, line, hash };
-}
-
-/** write(2) may write less than asked (a disk filling up): the rest is asked for until all is written or it fails. */
-async function writeWhole(handle: FileHandle, bytes: Buffer): Promise<void> {
-  for (let written = 0; written < bytes.length; ) {
-    const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
-    if (bytesWritten === 0) throw new Error('no byte could be written (is the disk full?)');
-    written += bytesWritten;
-  }
 }
 
 /** With an empty current file (just rotated): the last entry of the newest rotated file carries the chain. */

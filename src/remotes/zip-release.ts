@@ -7,6 +7,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { createNewFileFlags } from '../base/atomic-file.js';
+import { writeWhole } from '../base/write-whole.js';
 import { newDownloadFile } from '../core/cache-layout.js';
 import { DeployError, fetchError, systemErrorCode, retryHint } from '../base/errors.js';
 import { VerificationError } from '../verify/refusal.js';
@@ -121,7 +122,7 @@ class FileAppender {
       const data = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue);
       this.queue = [];
       this.queuedBytes = 0;
-      for (let written = 0; written < data.length; ) written += (await this.file.write(data, written)).bytesWritten;
+      await writeWhole(this.file, data);
     }
   }
 }
