@@ -48,19 +48,28 @@ async function cutHalfWay(t: TestContext): Promise<{ s: Setup; next: Awaited<Ret
 
 const partialFiles = async (cache: string) => (await readdir(join(cache, 'partial')).catch(() => [] as string[])).sort();
 
-test('a download cut half way resumes with Range and If-Range: only the rest is sent, and what is deployed is the archive a whole download gives', async (t) => {
-  const { s, next, kept } = await cutHalfWay(t);
+/**
+ * The archive `next` served again with ranges honoured; the next run must ask for the rest from
+ * `offset` (undefined: for the whole archive), be sent only that, and deploy `next`.
+ */
+async function nextRunFrom(s: Setup, next: Awaited<ReturnType<typeof bigZip>>, offset: number | undefined, what = '') {
   s.server.route('/app.zip', { kind: 'file', path: next.path });
   s.server.resetCounters();
-  const resumed = await s.once();
-  assert.equal(resumed.code, 0, resumed.stderr);
+  const run = await s.once();
+  assert.equal(run.code, 0, `${what}${run.stderr}`);
+  assert.equal(s.server.requests[0]?.headers.range, offset === undefined ? undefined : `bytes=${offset}-`, what);
+  assert.equal(s.server.bodyBytesSent, next.bytes.length - (offset ?? 0), `${what}only what is missing is sent`);
+  assert.equal((await s.state()).current.revision, `sha256:${next.sha256}`, what);
+  return run;
+}
+
+test('a download cut half way resumes with Range and If-Range: only the rest is sent, and what is deployed is the archive a whole download gives', async (t) => {
+  const { s, next, kept } = await cutHalfWay(t);
+  const resumed = await nextRunFrom(s, next, kept);
   assert.match(resumed.stderr, new RegExp(`resuming the download of .* at ${kept} of ${next.bytes.length} bytes`));
   const [request] = s.server.requests;
-  assert.equal(request?.headers.range, `bytes=${kept}-`);
   assert.equal(request?.headers['if-range'], etagOf(next.bytes));
   assert.equal(request?.status, 206);
-  assert.equal(s.server.bodyBytesSent, next.bytes.length - kept, 'the half already here is not sent again');
-  assert.equal((await s.state()).current.revision, `sha256:${next.sha256}`, 'the revision is the sha256 of the whole archive');
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n');
   assert.deepEqual(await partialFiles(s.sandbox.cache), [], 'nothing is kept once whole');
 
@@ -151,12 +160,7 @@ test('a daemon stopped with SIGTERM in the middle of a download keeps what arriv
   agent.child.kill('SIGTERM');
   const stopped = await agent.done;
   assert.match(stopped.stderr, new RegExp(`${half} of ${next.bytes.length} bytes of .* are kept; the next check asks for the rest only`));
-  s.server.route('/app.zip', { kind: 'file', path: next.path });
-  s.server.resetCounters();
-  const run = await s.once();
-  assert.equal(run.code, 0, run.stderr);
-  assert.equal(s.server.requests[0]?.headers.range, `bytes=${half}-`);
-  assert.equal((await s.state()).current.revision, `sha256:${next.sha256}`);
+  await nextRunFrom(s, next, half);
 });
 
 test('an agent killed with -9 in the middle of a download: the next run asks for the rest from where the file ends', async (t) => {
@@ -165,13 +169,7 @@ test('an agent killed with -9 in the middle of a download: the next run asks for
   await agent.done;
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
 
-  s.server.route('/app.zip', { kind: 'file', path: next.path });
-  s.server.resetCounters();
-  const run = await s.once();
-  assert.equal(run.code, 0, run.stderr);
-  assert.equal(s.server.requests[0]?.headers.range, `bytes=${half}-`);
-  assert.equal(s.server.bodyBytesSent, next.bytes.length - half);
-  assert.equal((await s.state()).current.revision, `sha256:${next.sha256}`);
+  await nextRunFrom(s, next, half);
 });
 
 test('S3: a download cut half way resumes with Range and IfMatch; an object replaced since (its rest sent with another ETag by a store that ignores IfMatch) is downloaded whole', async (t) => {
@@ -244,12 +242,7 @@ test('junk where a cut-short download is kept (a FIFO for its note, its part a l
     const names = await readdir(directory);
     const note = join(directory, names.find((name) => name.endsWith('.json'))!);
     await plant(note, note.replace(/\.json$/, '.zip.part'));
-    s.server.route('/app.zip', { kind: 'file', path: next.path });
-    s.server.resetCounters();
-    const run = await s.once();
-    assert.equal(run.code, 0, `${what}: ${run.stderr}`);
-    assert.equal(s.server.requests[0]?.headers.range, undefined, `${what}: asked for the whole archive`);
-    assert.equal((await s.state()).current.revision, `sha256:${next.sha256}`, what);
+    await nextRunFrom(s, next, undefined, `${what}: `);
     assert.equal(await readFile(outside, 'utf8'), 'not the agent\'s\n', what);
     assert.deepEqual(await readdir(directory), [], `${what}: removed`);
   }
@@ -262,12 +255,7 @@ test('a server that answers 503 to the request for the rest: that check fails an
   assert.equal(failed.code, 3, failed.stderr);
   assert.match(failed.stderr, /the server answered HTTP 503/);
   assert.equal((await partialFiles(s.sandbox.cache)).length, 2, 'the part and its note are kept');
-  s.server.route('/app.zip', { kind: 'file', path: next.path });
-  s.server.resetCounters();
-  const resumed = await s.once();
-  assert.equal(resumed.code, 0, resumed.stderr);
-  assert.equal(s.server.requests[0]?.headers.range, `bytes=${kept}-`);
-  assert.equal((await s.state()).current.revision, `sha256:${next.sha256}`);
+  await nextRunFrom(s, next, kept);
 });
 
 test('a download cut short a week ago or more (its remote since changed, say) is removed by the next run, which says so', async (t) => {
@@ -275,11 +263,7 @@ test('a download cut short a week ago or more (its remote since changed, say) is
   const directory = join(s.sandbox.cache, 'partial');
   const eightDaysAgo = new Date(Date.now() - 8 * 24 * 3600 * 1000);
   for (const name of await readdir(directory)) await utimes(join(directory, name), eightDaysAgo, eightDaysAgo);
-  s.server.route('/app.zip', { kind: 'file', path: next.path });
-  s.server.resetCounters();
-  const run = await s.once();
-  assert.equal(run.code, 0, run.stderr);
+  const run = await nextRunFrom(s, next, undefined);
   assert.match(run.stderr, /removed .*partial\/[0-9a-f]+\.zip\.part, a download cut short a week ago or more that no check has resumed since/);
-  assert.equal(s.server.requests[0]?.headers.range, undefined);
   assert.deepEqual(await partialFiles(s.sandbox.cache), []);
 });

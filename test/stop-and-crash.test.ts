@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { runCli, writeHook } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
-import { setup } from './helpers/zip-agent.js';
+import { setup, type Setup } from './helpers/zip-agent.js';
 
 const isRunning = async (pid: number) => {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
@@ -224,18 +224,28 @@ test('SIGTERM in the first instants of a run, while it is still starting: it exi
   }
 });
 
+/** Runs the CLI with `args` until the test pause point `point`, then kills it with -9. */
+async function killedAtPause(t: TestContext, args: string[], point: string): Promise<void> {
+  const agent = startAgent(t, args, { REPO_DEPLOY_TEST_PAUSE_AT: point });
+  await agent.waitFor(new RegExp(`paused at ${point}`));
+  agent.child.kill('SIGKILL');
+  await agent.done;
+}
+
+/** The next run finds nothing interrupted to undo. */
+async function assertNothingUndone(s: Setup): Promise<void> {
+  const next = await s.once();
+  assert.equal(next.code, 0, next.stderr);
+  assert.doesNotMatch(next.stderr, /interrupted|reverting/);
+}
+
 test('kill -9 just after "deployed revision" is logged: the next start keeps that release live (the switch was committed before it was said)', async (t) => {
   const s = await setup(t);
   await s.publish('1');
   assert.equal((await s.once()).code, 0);
   await s.publish('2');
-  const agent = startAgent(t, s.sandbox.args(s.remote), { REPO_DEPLOY_TEST_PAUSE_AT: 'deployed' });
-  await agent.waitFor(/paused at deployed/);
-  agent.child.kill('SIGKILL');
-  await agent.done;
-  const next = await s.once();
-  assert.equal(next.code, 0, next.stderr);
-  assert.doesNotMatch(next.stderr, /interrupted|reverting/);
+  await killedAtPause(t, s.sandbox.args(s.remote), 'deployed');
+  await assertNothingUndone(s);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 2\n', 'what the log said was deployed is what is live');
 });
 
@@ -246,12 +256,7 @@ test('kill -9 of a rollback just after the history recorded it: the next start k
   await s.publish('2');
   assert.equal((await s.once()).code, 0);
   const common = ['-c', s.sandbox.config, '--cache', s.sandbox.cache, '-l', s.sandbox.live, '--pre-hooks', s.sandbox.preHooks, '--post-hooks', s.sandbox.postHooks];
-  const rollback = startAgent(t, ['rollback', ...common], { REPO_DEPLOY_TEST_PAUSE_AT: 'rolled back' });
-  await rollback.waitFor(/paused at rolled back/);
-  rollback.child.kill('SIGKILL');
-  await rollback.done;
-  const next = await s.once();
-  assert.equal(next.code, 0, next.stderr);
-  assert.doesNotMatch(next.stderr, /interrupted|reverting/);
+  await killedAtPause(t, ['rollback', ...common], 'rolled back');
+  await assertNothingUndone(s);
   assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n', 'the rollback the history recorded is what is live');
 });
