@@ -139,6 +139,13 @@ export const configFileLayout: Array<{ comment: string[]; entries: ConfigFileEnt
   },
   {
     comment: [
+      'HTTP and S3 zips: fetch only the entries that changed since the last archive, with range',
+      'requests (yes; that archive is kept in the cache), or download every new archive whole (no).',
+    ],
+    entries: [{ key: 'delta' }],
+  },
+  {
+    comment: [
       'Git: seconds one git operation may take (git and its children are then ended); submodules',
       '(off, shallow: one level at depth 1, recursive); SSH key, known_hosts file, and whether an',
       'unknown host key is refused (yes) or recorded on first contact (accept-new).',

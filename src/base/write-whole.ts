@@ -2,9 +2,11 @@
 // written or a write fails. One place for it: the history's appends and downloads both need it.
 import type { FileHandle } from 'node:fs/promises';
 
-export async function writeWhole(handle: FileHandle, bytes: Uint8Array): Promise<void> {
+/** Writes at the file's position, or at `position` when given (a delta's ranges arrive out of order). */
+export async function writeWhole(handle: FileHandle, bytes: Uint8Array, position?: number): Promise<void> {
   for (let written = 0; written < bytes.length; ) {
-    const { bytesWritten } = await handle.write(bytes, written, bytes.length - written);
+    const at = position === undefined ? null : position + written;
+    const { bytesWritten } = await handle.write(bytes, written, bytes.length - written, at);
     if (bytesWritten === 0) throw new Error('no byte could be written (is the disk full?)');
     written += bytesWritten;
   }

@@ -15,6 +15,8 @@ export interface CacheLayout {
   downloads: string;
   /** Interrupted downloads kept to be resumed, one per remote (src/remotes/partial-download.ts). */
   partialDownloads: string;
+  /** The last archive downloaded from each zip remote, which the next delta reuses (src/remotes/zip-delta/delta-base.ts). */
+  deltaBases: string;
   /** One mirror per repository URL (credentials removed), named by its hash. */
   gitMirrors: string;
   gnupgHome: string;
@@ -36,6 +38,7 @@ export function cacheLayoutFor(cacheDirectory: string): CacheLayout {
     pauseFile: join(cacheDirectory, 'paused.json'),
     downloads: join(cacheDirectory, 'downloads'),
     partialDownloads: join(cacheDirectory, 'partial'),
+    deltaBases: join(cacheDirectory, 'delta-base'),
     gitMirrors: join(cacheDirectory, 'git'),
     gnupgHome: join(cacheDirectory, 'gnupg'),
     fleetInstanceFile: join(cacheDirectory, 'fleet-instance'),

@@ -23,7 +23,7 @@ export type AgentSettings = Pick<Settings, 'httpListen' | 'webhookSecret' | 'web
 
 /** The slices of an app's settings that its remote reads: each fetcher is handed only its own. */
 export type TrustSettings = Pick<Settings, 'allowedSigners' | 'checksum' | 'cosignPublicKey' | 'cosignIdentity' | 'cosignIssuer' | 'sigstoreTrustedRoot' | 'gpgKeyring' | 'refuseRewrites'>;
-export type ZipSettings = TrustSettings & Pick<Settings, 'httpTimeoutMs' | 'maxDownloadBytes' | 'maxEntries' | 'maxUnpackedBytes'>;
+export type ZipSettings = TrustSettings & Pick<Settings, 'httpTimeoutMs' | 'maxDownloadBytes' | 'maxEntries' | 'maxUnpackedBytes' | 'delta'>;
 export type HttpZipSettings = ZipSettings & Pick<Settings, 'allowInsecureRedirects' | 'downloadTimeoutMs' | 'maxRedirects'>;
 export type S3ZipSettings = ZipSettings & Pick<Settings, 'awsAccessKey' | 'awsSecretKey' | 'awsRegion' | 's3Endpoint' | 'downloadTimeoutMs'>;
 export type OciSettings = TrustSettings & Pick<Settings, 'httpTimeoutMs' | 'downloadTimeoutMs' | 'maxDownloadBytes' | 'maxEntries' | 'maxUnpackedBytes' | 'ociCredentials' | 'ociInsecure' | 'ociPlatform' | 'ociLayer' | 'ociSemver'>;

@@ -13,6 +13,9 @@ import type { CheckContext, CheckResult, Fetcher } from '../core/remote-contract
 import type { HttpZipSettings } from '../core/settings.js';
 import { downloadLimitsFor, downloadToFile, zipCheckResult } from './zip-release.js';
 import { discardPartial, isTheRest, partialFilesFor, prepareResume, receiveKeepingPartial } from './partial-download.js';
+import type { ZipOnDisk } from './zip-release.js';
+import { deltaChance, endOfArchiveBytes } from './zip-delta/attempt.js';
+import { rebuildOverHttp } from './zip-delta/http-ranges.js';
 
 interface PreparedRequest {
   url: string;
@@ -165,30 +168,74 @@ async function checkWithin(remote: HttpZipRemote, context: CheckContext<HttpZipS
   const { url, headers } = prepareRequest(remote);
   const displayUrl = remote.display;
   const remembered = context.deployed?.remoteState ?? {};
+  headers['user-agent'] = `repo-deploy/${agentVersion}`;
+  headers.accept = 'application/zip, application/octet-stream;q=0.9, */*;q=0.1';
+  const plainHeaders = { ...headers };
   // Conditional headers only for what is live from this same URL: after a lost state, or a
   // change of remote, the archive itself is needed.
   if (context.deployed?.sameRemote) {
     if (remembered.etag) headers['if-none-match'] = remembered.etag;
     if (remembered.lastModified) headers['if-modified-since'] = remembered.lastModified;
   }
-  headers['user-agent'] = `repo-deploy/${agentVersion}`;
-  headers.accept = 'application/zip, application/octet-stream;q=0.9, */*;q=0.1';
 
   const partial = await partialFilesFor(context.cache, url);
   let resumable = await prepareResume(partial);
+  // A delta needs the last archive; the check's one request then asks for the archive's end only.
+  const delta = await deltaChance(context, partial.identity, resumable !== undefined);
   const downloadPath = await newDownloadFile(context.cache, 'download');
   const dispatcher = createDispatcher(context, displayUrl, new URL(url).protocol);
   const { signal } = deadline;
+  const send = async (extra: Record<string, string>, conditional = true) => {
+    try {
+      return await request(url, { method: 'GET', headers: { ...(conditional ? headers : plainHeaders), ...extra }, dispatcher, signal });
+    } catch (error) {
+      throw describeNetworkError(error, displayUrl, context, deadline);
+    }
+  };
+  const common = {
+    display: displayUrl,
+    temporary: true,
+    keepForNextDelta: delta.keepForNextDelta,
+    fetchSignature: (destination: string) => downloadSignature(`${url}.sig`, headers, dispatcher, deadline, destination, `${displayUrl}.sig`, context),
+  };
+  /** Receives a 200 (or the rest of a resumed download) into downloadPath. */
+  const receiveWhole = async (response: Dispatcher.ResponseData): Promise<ZipOnDisk> => {
+    await refuseHtml(response, displayUrl);
+    const length = response.headers['content-length'];
+    // Kept to be resumed when the server names this version of the archive (a strong ETag, or
+    // Last-Modified) and says its size.
+    const download = await receiveKeepingPartial(
+      context,
+      partial,
+      {
+        body: response.body,
+        announcedBytes: length === undefined ? undefined : Number(length),
+        signal,
+        display: displayUrl,
+        notAZip: { reason: 'what the server sent is not a zip archive', hint: 'check that the URL serves the archive itself' },
+        describeError: (error) => describeNetworkError(error, displayUrl, context, deadline),
+      },
+      resumable,
+      resumeValidator(response.headers),
+      downloadPath,
+    );
+    return { ...common, path: downloadPath, sha256: download.sha256, remoteState: remoteStateOf(response.headers) };
+  };
+  /** A new GET of the whole archive, for when a delta was abandoned. */
+  const downloadWhole = async (): Promise<ZipOnDisk> => {
+    await rm(downloadPath, { force: true });
+    resumable = undefined;
+    const response = await send({}, false);
+    if (response.statusCode !== 200) await refuseStatus(response, displayUrl, context);
+    return receiveWhole(response);
+  };
   try {
     let response: Dispatcher.ResponseData;
     for (;;) {
-      // The rest of an interrupted download, if the archive is still the same one (If-Range).
-      const range = resumable ? { range: `bytes=${resumable.bytes}-`, 'if-range': resumable.validator } : {};
-      try {
-        response = await request(url, { method: 'GET', headers: { ...headers, ...range }, dispatcher, signal });
-      } catch (error) {
-        throw describeNetworkError(error, displayUrl, context, deadline);
-      }
+      // The rest of an interrupted download, if the archive is still the same one (If-Range); or
+      // for a delta, the archive's end (its end record), which a server without ranges answers whole.
+      const range: Record<string, string> = resumable ? { range: `bytes=${resumable.bytes}-`, 'if-range': resumable.validator } : delta.base ? { range: `bytes=-${endOfArchiveBytes}` } : {};
+      response = await send(range);
       if (!resumable || response.statusCode === 304) break;
       if (response.statusCode === 200) {
         context.log.info(`${displayUrl} changed since the download cut short at ${resumable.bytes} of ${resumable.total} bytes (or the server does not resume): downloading it whole`);
@@ -213,56 +260,55 @@ async function checkWithin(remote: HttpZipRemote, context: CheckContext<HttpZipS
       context.log.debug(`${displayUrl}: not modified`);
       return { changed: false };
     }
-    if (statusCode !== 200 && !(statusCode === 206 && resumable)) {
-      await response.body.dump().catch(() => undefined);
-      throw statusError(statusCode, displayUrl, context.settings.maxRedirects, parseRetryAfter(response.headers['retry-after'], new Date()));
-    }
-    const contentType = String(response.headers['content-type'] ?? '');
-    if (/text\/html/i.test(contentType)) {
-      await response.body.dump().catch(() => undefined);
-      throw fetchError(`cannot deploy ${displayUrl}: the server sent an HTML page, not a zip`, {
-        hint: 'a login page or an error page? check the URL and its credentials',
-      });
-    }
-
-    const length = response.headers['content-length'];
-    // Kept to be resumed when the server names this version of the archive (a strong ETag, or
-    // Last-Modified) and says its size.
-    const download = await receiveKeepingPartial(
-      context,
-      partial,
-      {
-        body: response.body,
-        announcedBytes: length === undefined ? undefined : Number(length),
+    let zip: ZipOnDisk;
+    if (statusCode === 206 && !resumable && delta.base) {
+      await refuseHtml(response, displayUrl);
+      const rebuilt = await rebuildOverHttp(context, response, {
+        url,
+        headers: plainHeaders,
+        dispatcher,
         signal,
+        base: delta.base,
+        destination: downloadPath,
         display: displayUrl,
-        notAZip: { reason: 'what the server sent is not a zip archive', hint: 'check that the URL serves the archive itself' },
-        describeError: (error) => describeNetworkError(error, displayUrl, context, deadline),
-      },
-      resumable,
-      resumeValidator(response.headers),
-      downloadPath,
-    );
-    const etag = response.headers.etag;
-    const lastModified = response.headers['last-modified'];
-    const remoteState: Record<string, string> = {};
-    if (typeof etag === 'string') remoteState.etag = etag;
-    if (typeof lastModified === 'string') remoteState.lastModified = lastModified;
+      });
+      zip = rebuilt ? { ...common, path: downloadPath, sha256: rebuilt.sha256, remoteState: remoteStateOf(response.headers), downloadWhole } : await downloadWhole();
+    } else if (statusCode === 416 && !resumable && delta.base) {
+      // An empty file answers a suffix range with 416: nothing to rebuild.
+      await response.body.dump().catch(() => undefined);
+      zip = await downloadWhole();
+    } else {
+      if (statusCode !== 200 && !(statusCode === 206 && resumable)) await refuseStatus(response, displayUrl, context);
+      zip = await receiveWhole(response);
+    }
     // `return await`: the dispatcher (closed in finally) also fetches the signature.
-    return await zipCheckResult(context, {
-      path: downloadPath,
-      display: displayUrl,
-      sha256: download.sha256,
-      remoteState,
-      temporary: true,
-      fetchSignature: (destination) => downloadSignature(`${url}.sig`, headers, dispatcher, deadline, destination, `${displayUrl}.sig`, context),
-    });
+    return await zipCheckResult(context, zip);
   } catch (error) {
     await rm(downloadPath, { force: true });
     throw error;
   } finally {
     await dispatcher.close().catch(() => undefined);
   }
+}
+
+function remoteStateOf(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const remoteState: Record<string, string> = {};
+  if (typeof headers.etag === 'string') remoteState.etag = headers.etag;
+  if (typeof headers['last-modified'] === 'string') remoteState.lastModified = headers['last-modified'];
+  return remoteState;
+}
+
+async function refuseHtml(response: Dispatcher.ResponseData, displayUrl: string): Promise<void> {
+  if (!/text\/html/i.test(String(response.headers['content-type'] ?? ''))) return;
+  await response.body.dump().catch(() => undefined);
+  throw fetchError(`cannot deploy ${displayUrl}: the server sent an HTML page, not a zip`, {
+    hint: 'a login page or an error page? check the URL and its credentials',
+  });
+}
+
+async function refuseStatus(response: Dispatcher.ResponseData, displayUrl: string, context: CheckContext<HttpZipSettings>): Promise<never> {
+  await response.body.dump().catch(() => undefined);
+  throw statusError(response.statusCode, displayUrl, context.settings.maxRedirects, parseRetryAfter(response.headers['retry-after'], new Date()));
 }
 
 /** What names this version of the archive for If-Range: a strong ETag, else Last-Modified. */

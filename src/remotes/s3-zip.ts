@@ -6,7 +6,7 @@ import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { GetObjectCommand, S3Client, S3ServiceException, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { GetObjectCommand, S3Client, S3ServiceException, type GetObjectCommandInput, type GetObjectCommandOutput, type S3ClientConfig } from '@aws-sdk/client-s3';
 import type { S3ZipSettings } from '../core/settings.js';
 import { DeployError, fetchError, messageOf, systemErrorCode, usageError } from '../base/errors.js';
 import { registerSecret } from '../base/redact.js';
@@ -15,7 +15,11 @@ import type { S3ZipRemote } from '../core/remote.js';
 import { newDownloadFile } from '../core/cache-layout.js';
 import { withDeadline, type Deadline } from '../base/deadline.js';
 import type { CheckContext, CheckResult, Fetcher, RemoteState } from '../core/remote-contract.js';
-import { downloadLimitsFor, downloadToFile, zipCheckResult } from './zip-release.js';
+import { downloadLimitsFor, downloadToFile, zipCheckResult, type ZipOnDisk } from './zip-release.js';
+import { attemptDelta, deltaChance, endOfArchiveBytes, receiveEndOfArchive } from './zip-delta/attempt.js';
+import { DeltaAbandoned } from './zip-delta/delta-plan.js';
+import { rebuildFromDelta } from './zip-delta/rebuild.js';
+import { s3RangeSource } from './zip-delta/s3-ranges.js';
 import { discardPartial, isTheRest, partialFilesFor, prepareResume, receiveKeepingPartial } from './partial-download.js';
 
 export interface StaticCredentials {
@@ -137,40 +141,32 @@ async function checkWithin(location: S3ZipRemote, context: CheckContext<S3ZipSet
   const remembered = context.deployed?.remoteState ?? {};
   const partial = await partialFilesFor(context.cache, `s3://${location.bucket}/${location.key}@${settings.s3Endpoint ?? ''}`);
   let resumable = await prepareResume(partial);
+  // A delta needs the last archive; the check's one request then asks for the object's end only.
+  const delta = await deltaChance(context, partial.identity, resumable !== undefined);
   const path = await newDownloadFile(context.cache, 'download');
-  try {
-    let response;
-    for (;;) {
+  const get = (input: Omit<GetObjectCommandInput, 'Bucket' | 'Key'>) => client.send(new GetObjectCommand({ Bucket: location.bucket, Key: location.key, ...input }), { abortSignal: signal });
+  const common = {
+    display,
+    temporary: true,
+    keepForNextDelta: delta.keepForNextDelta,
+    fetchSignature: async (destination: string) => {
       try {
-        response = await client.send(
-          new GetObjectCommand({
-            Bucket: location.bucket,
-            Key: location.key,
-            IfNoneMatch: context.deployed?.sameRemote ? remembered.etag : undefined,
-            // The rest of an interrupted download, only of the same object (else 412).
-            ...(resumable ? { Range: `bytes=${resumable.bytes}-`, IfMatch: resumable.validator } : {}),
-          }),
-          { abortSignal: signal },
-        );
+        const signature = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: `${location.key}.sig` }), { abortSignal: signal });
+        await downloadToFile(signature.Body as Readable, destination, signal, downloadLimitsFor(context, `${display}.sig`));
+        return true;
       } catch (error) {
-        if (statusOf(error) === 304) {
-          context.log.debug(`${display}: not modified`);
-          return { changed: false };
-        }
-        if (resumable && (statusOf(error) === 412 || statusOf(error) === 416)) {
-          context.log.info(`${display} changed since the download cut short at ${resumable.bytes} of ${resumable.total} bytes: downloading it whole`);
-          await discardPartial(partial);
-          resumable = undefined;
-          continue;
-        }
-        throw describeS3Error(error, display, settings, deadline.timedOut());
+        if (error instanceof Error && error.name === 'NoSuchKey') return false;
+        throw describeS3Error(error, `${display}.sig`, settings, deadline.timedOut());
       }
-      if (!resumable || (isTheRest(response.ContentRange, resumable) && response.ETag === resumable.validator)) break;
-      (response.Body as Readable | undefined)?.destroy();
-      context.log.warn(`${display} answered the request for the rest of a cut-short download (bytes ${resumable.bytes}-) with ${response.ContentRange ?? 'the whole object'}${response.ETag !== resumable.validator ? ` of ETag ${response.ETag}` : ''}, not the rest of the same object: downloading it whole`);
-      await discardPartial(partial);
-      resumable = undefined;
-    }
+    },
+  };
+  const onDisk = (response: GetObjectCommandOutput, sha256: string): ZipOnDisk => {
+    const remoteState: RemoteState = {};
+    if (response.ETag) remoteState.etag = response.ETag;
+    if (response.VersionId && response.VersionId !== 'null') remoteState.versionId = response.VersionId;
+    return { ...common, path, sha256, remoteState, revisionSuffix: remoteState.versionId ? `@${remoteState.versionId}` : undefined };
+  };
+  const receiveWhole = async (response: GetObjectCommandOutput): Promise<ZipOnDisk> => {
     const download = await receiveKeepingPartial(
       context,
       partial,
@@ -186,27 +182,65 @@ async function checkWithin(location: S3ZipRemote, context: CheckContext<S3ZipSet
       response.ETag,
       path,
     );
-    const remoteState: RemoteState = {};
-    if (response.ETag) remoteState.etag = response.ETag;
-    if (response.VersionId && response.VersionId !== 'null') remoteState.versionId = response.VersionId;
-    return await zipCheckResult(context, {
-      path,
-      display,
-      sha256: download.sha256,
-      fetchSignature: async (destination) => {
-        try {
-          const signature = await client.send(new GetObjectCommand({ Bucket: location.bucket, Key: `${location.key}.sig` }), { abortSignal: signal });
-          await downloadToFile(signature.Body as Readable, destination, signal, downloadLimitsFor(context, `${display}.sig`));
-          return true;
-        } catch (error) {
-          if (error instanceof Error && error.name === 'NoSuchKey') return false;
-          throw describeS3Error(error, `${display}.sig`, settings, deadline.timedOut());
+    return onDisk(response, download.sha256);
+  };
+  /** A new GET of the whole object, for when a delta was abandoned. */
+  const downloadWhole = async (): Promise<ZipOnDisk> => {
+    await rm(path, { force: true });
+    resumable = undefined;
+    try {
+      return await receiveWhole(await get({}));
+    } catch (error) {
+      throw describeS3Error(error, display, settings, deadline.timedOut());
+    }
+  };
+  try {
+    let response;
+    for (;;) {
+      try {
+        response = await get({
+          IfNoneMatch: context.deployed?.sameRemote ? remembered.etag : undefined,
+          // The rest of an interrupted download, only of the same object (else 412); or for a
+          // delta, the object's end (its end record).
+          ...(resumable ? { Range: `bytes=${resumable.bytes}-`, IfMatch: resumable.validator } : delta.base ? { Range: `bytes=-${endOfArchiveBytes}` } : {}),
+        });
+      } catch (error) {
+        if (statusOf(error) === 304) {
+          context.log.debug(`${display}: not modified`);
+          return { changed: false };
         }
-      },
-      revisionSuffix: remoteState.versionId ? `@${remoteState.versionId}` : undefined,
-      remoteState,
-      temporary: true,
-    });
+        if (resumable && (statusOf(error) === 412 || statusOf(error) === 416)) {
+          context.log.info(`${display} changed since the download cut short at ${resumable.bytes} of ${resumable.total} bytes: downloading it whole`);
+          await discardPartial(partial);
+          resumable = undefined;
+          continue;
+        }
+        // An empty object answers a suffix range with 416: nothing to rebuild.
+        if (!resumable && delta.base && statusOf(error) === 416) return await zipCheckResult(context, await downloadWhole());
+        throw describeS3Error(error, display, settings, deadline.timedOut());
+      }
+      if (!resumable || (isTheRest(response.ContentRange, resumable) && response.ETag === resumable.validator)) break;
+      (response.Body as Readable | undefined)?.destroy();
+      context.log.warn(`${display} answered the request for the rest of a cut-short download (bytes ${resumable.bytes}-) with ${response.ContentRange ?? 'the whole object'}${response.ETag !== resumable.validator ? ` of ETag ${response.ETag}` : ''}, not the rest of the same object: downloading it whole`);
+      await discardPartial(partial);
+      resumable = undefined;
+    }
+    let zip: ZipOnDisk;
+    if (!resumable && delta.base && response.ContentRange !== undefined) {
+      const first = response;
+      const rebuilt = await attemptDelta(context, { destination: path, display, signal }, async () => {
+        const { size, first: firstBytes } = await receiveEndOfArchive(context, first.Body as Readable, first.ContentRange, display);
+        if (!first.ETag) throw new DeltaAbandoned('the store names no version of the object (no ETag)');
+        const source = s3RangeSource({ client, bucket: location.bucket, key: location.key, signal, size, etag: first.ETag });
+        // A single-part upload's ETag is its MD5 (not with SSE-KMS, where the check then fails and the object is downloaded whole).
+        const md5 = /^"([0-9a-f]{32})"$/.exec(first.ETag)?.[1];
+        return rebuildFromDelta({ destination: path, size, first: firstBytes, source, base: delta.base!, maxEntries: settings.maxEntries, wholeDigest: md5 ? { algorithm: 'md5', hex: md5, from: 'its ETag' } : undefined });
+      });
+      zip = rebuilt ? { ...onDisk(first, rebuilt.sha256), downloadWhole } : await downloadWhole();
+    } else {
+      zip = await receiveWhole(response);
+    }
+    return await zipCheckResult(context, zip);
   } catch (error) {
     await rm(path, { force: true });
     throw error;

@@ -292,6 +292,10 @@ export interface ZipOnDisk {
   verifyUnchanged?: () => Promise<void>;
   /** Writes `<remote>.sig` to `destination`; false when the remote has none. */
   fetchSignature?: (destination: string) => Promise<boolean>;
+  /** Keeps the download (moved away) for the next delta; called instead of removing it once it proved a good archive. */
+  keepForNextDelta?: (path: string, sha256: string) => Promise<void>;
+  /** Set when the archive was rebuilt from a delta: downloads it whole, for when the rebuilt one fails its checks. */
+  downloadWhole?: () => Promise<ZipOnDisk>;
 }
 
 /**
@@ -322,10 +326,21 @@ async function verifyArchive(context: CheckContext<ZipSettings>, zip: ZipOnDisk,
 
 export async function zipCheckResult(context: CheckContext<ZipSettings>, zip: ZipOnDisk): Promise<Unchanged | PendingRevision> {
   const revision = zipRevision(zip.sha256) + (zip.revisionSuffix ?? '');
+  // An archive the extractor accepted, or the live one again, is a good base for the next delta.
+  let goodArchive = false;
   const dispose = async () => {
-    if (zip.temporary) await rm(zip.path, { force: true });
+    if (!zip.temporary) return;
+    if (goodArchive && zip.keepForNextDelta) {
+      const kept = await zip.keepForNextDelta(zip.path, zip.sha256).then(
+        () => true,
+        (error: unknown) => (context.log.warn(`the archive is not kept for the next delta: ${(error as Error).message}`), false),
+      );
+      if (kept) return;
+    }
+    await rm(zip.path, { force: true });
   };
   if (context.deployed?.revision === revision) {
+    goodArchive = true;
     await dispose();
     const before = context.deployed.remoteState;
     if (before.etagUnstable || (before.etag && zip.remoteState.etag && before.etag !== zip.remoteState.etag)) {
@@ -341,6 +356,11 @@ export async function zipCheckResult(context: CheckContext<ZipSettings>, zip: Zi
     await verifyArchive(context, zip, revision);
   } catch (error) {
     await dispose();
+    // The rebuilt bytes are ours, not the publisher's: before refusing the archive, it is checked as downloaded whole.
+    if (error instanceof VerificationError && zip.downloadWhole) {
+      context.log.warn(`${zip.display}: the archive rebuilt from a delta failed its check (${error.message}): downloading it whole`);
+      return zipCheckResult(context, await zip.downloadWhole());
+    }
     throw error;
   }
   const { settings } = context;
@@ -361,6 +381,7 @@ export async function zipCheckResult(context: CheckContext<ZipSettings>, zip: Zi
         context.progress,
       );
       await zip.verifyUnchanged?.();
+      goodArchive = true;
       context.log.info(`extracted ${counted(summary.files, 'file')}, ${counted(summary.directories, 'directory', 'directories')}, ${counted(summary.symlinks, 'symlink')} (${counted(summary.bytes, 'byte')})`);
       return { fileHashes: summary.fileHashes };
     },

@@ -9,8 +9,12 @@ import type { TestContext } from 'node:test';
 import { listenOnLoopback } from './listen.js';
 
 export type Route =
-  /** `ranges: false` answers a Range request with the whole file (200), as a server that does not resume. */
-  | { kind: 'file'; path: string; lastModified?: Date; etag?: boolean; contentType?: string; ranges?: boolean }
+  /**
+   * Ranges as RFC 9110 says (`N-`, `N-M`, `-S`, several as multipart/byteranges, as nginx does).
+   * `ranges: false` answers a Range request with the whole file (200), as a server that does not
+   * resume; `multipleRanges: 501` answers a request for several ranges with 501, as some CDNs do.
+   */
+  | { kind: 'file'; path: string; lastModified?: Date; etag?: boolean; contentType?: string; ranges?: boolean; multipleRanges?: 501 }
   | { kind: 'status'; status: number; body?: string; contentType?: string }
   | { kind: 'redirect'; location: string; status?: number }
   | { kind: 'truncated'; path: string }
@@ -25,6 +29,29 @@ export interface TestHttpServer {
   requests: Array<{ method: string; path: string; headers: IncomingMessage['headers']; status: number }>;
   bodyBytesSent: number;
   resetCounters(): void;
+}
+
+/**
+ * A Range header's byte ranges within `size`, as [start, end); an empty list when none can be
+ * satisfied (416); undefined when there is no Range header or it is not a bytes range (ignored).
+ */
+export function parseRanges(header: string, size: number): Array<{ start: number; end: number }> | undefined {
+  const spec = /^bytes=(.+)$/.exec(header.trim());
+  if (!spec) return undefined;
+  const ranges: Array<{ start: number; end: number }> = [];
+  for (const item of spec[1]!.split(',')) {
+    const match = /^\s*(\d*)-(\d*)\s*$/.exec(item);
+    if (!match || (match[1] === '' && match[2] === '')) return undefined;
+    if (match[1] === '') {
+      const suffix = Number(match[2]);
+      if (suffix > 0 && size > 0) ranges.push({ start: Math.max(0, size - suffix), end: size });
+      continue;
+    }
+    const start = Number(match[1]);
+    const end = match[2] === '' ? size : Math.min(size, Number(match[2]) + 1);
+    if (start < size && start < end) ranges.push({ start, end });
+  }
+  return ranges;
 }
 
 /** The ETag the file routes send: the same bytes always get the same one. */
@@ -64,14 +91,24 @@ export async function startHttpServer(t: TestContext): Promise<TestHttpServer> {
         if (notModified) return send(request, response, 304, undefined, headers);
         if (route.ranges === false) return send(request, response, 200, body, { ...headers, 'content-length': String(body.length) });
         headers['accept-ranges'] = 'bytes';
-        // Range: bytes=N- (what the agent asks), honoured only while If-Range names this version.
-        const range = /^bytes=(\d+)-$/.exec(String(request.headers.range ?? ''));
+        // Honoured only while If-Range names this version.
+        const ranges = parseRanges(String(request.headers.range ?? ''), body.length);
         const ifRange = request.headers['if-range'];
         const sameVersion = ifRange === undefined || ifRange === headers.etag || ifRange === headers['last-modified'];
-        if (range && sameVersion) {
-          const start = Number(range[1]);
-          if (start >= body.length) return send(request, response, 416, undefined, { 'content-range': `bytes */${body.length}` });
-          return send(request, response, 206, body.subarray(start), { ...headers, 'content-length': String(body.length - start), 'content-range': `bytes ${start}-${body.length - 1}/${body.length}` });
+        if (ranges && sameVersion) {
+          if (ranges.length === 0) return send(request, response, 416, undefined, { 'content-range': `bytes */${body.length}` });
+          if (ranges.length === 1) {
+            const [{ start, end }] = ranges as [{ start: number; end: number }];
+            return send(request, response, 206, body.subarray(start, end), { ...headers, 'content-length': String(end - start), 'content-range': `bytes ${start}-${end - 1}/${body.length}` });
+          }
+          if (route.multipleRanges === 501) return send(request, response, 501, Buffer.from('multiple ranges are not supported'), { 'content-type': 'text/plain' });
+          const boundary = `test${Math.random().toString(36).slice(2)}`;
+          const parts = ranges.flatMap(({ start, end }) => [
+            Buffer.from(`\r\n--${boundary}\r\nContent-Type: ${headers['content-type']}\r\nContent-Range: bytes ${start}-${end - 1}/${body.length}\r\n\r\n`),
+            body.subarray(start, end),
+          ]);
+          const multipart = Buffer.concat([...parts, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+          return send(request, response, 206, multipart, { ...headers, 'content-type': `multipart/byteranges; boundary=${boundary}`, 'content-length': String(multipart.length) });
         }
         return send(request, response, 200, body, { ...headers, 'content-length': String(body.length) });
       }

@@ -1,0 +1,231 @@
+// A new zip over HTTP or S3 is rebuilt from the entries that changed (fetched with range
+// requests) and the unchanged entries' data in the last archive downloaded, kept in the cache;
+// what is deployed is byte for byte the archive a whole download gives (its sha256 is the
+// revision, its manifest the same). A server without ranges, one that refuses several ranges per
+// request, one that answers other ranges than asked, an archive replaced mid-delta and a damaged
+// kept archive each end in a whole, verified download; the live release is kept meanwhile.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { makeSandbox, runCli } from './helpers/cli.js';
+import { etagOf, parseRanges } from './helpers/http-server.js';
+import { s3AccessKey, startS3 } from './helpers/s3-server.js';
+import { temporaryDirectory } from './helpers/temp.js';
+import { setup, type Setup } from './helpers/zip-agent.js';
+import { zipTree } from './helpers/zips.js';
+
+interface Archive {
+  path: string;
+  bytes: Buffer;
+  sha256: string;
+}
+
+/** 40 files of 48 KB that compress little, and an index naming the version. */
+function releaseFiles(): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (let index = 0; index < 40; index++) files[`assets/part-${String(index).padStart(2, '0')}.txt`] = randomBytes(36_000).toString('base64');
+  return files;
+}
+
+/** The release at `version`: `files` with the index, and `changed` files given new content. */
+async function build(root: string, files: Record<string, string>, version: string, changed: string[] = []): Promise<Archive> {
+  for (const name of changed) files[name] = randomBytes(36_000).toString('base64');
+  const path = await zipTree({ ...files, 'index.html': `version ${version}\n` }, join(root, `v${version}-${Math.random().toString(36).slice(2)}.zip`), root);
+  const bytes = await readFile(path);
+  return { path, bytes, sha256: createHash('sha256').update(bytes).digest('hex') };
+}
+
+/** Version 1 deployed whole over HTTP; version 2 (two files changed) built, not yet served. */
+async function deployedThenChanged(t: TestContext, config = ''): Promise<{ s: Setup; v2: Archive; files: Record<string, string> }> {
+  const s = await setup(t, config);
+  const files = releaseFiles();
+  const v1 = await build(s.root, files, '1');
+  s.server.route('/app.zip', { kind: 'file', path: v1.path });
+  const first = await s.once();
+  assert.equal(first.code, 0, first.stderr);
+  const v2 = await build(s.root, files, '2', ['assets/part-03.txt', 'assets/part-17.txt']);
+  return { s, v2, files };
+}
+
+const manifestOf = async (live: string) => {
+  const releases = join(live, '..', 'releases');
+  const name = (await readdir(releases)).filter((entry) => entry.startsWith('.manifest-')).sort().at(-1)!;
+  return JSON.parse(await readFile(join(releases, name), 'utf8'));
+};
+
+const keptArchives = async (cache: string) => (await readdir(join(cache, 'delta-base')).catch(() => [] as string[])).filter((name) => name.endsWith('.zip'));
+
+/** The run's own count of what it fetched, from its log line. */
+function deltaFigures(stderr: string): { fetched: number; requests: number } | undefined {
+  const match = /rebuilt .* from a delta: (\d+) bytes? of (\d+) fetched in (\d+) requests?/.exec(stderr);
+  return match ? { fetched: Number(match[1]), requests: Number(match[3]) } : undefined;
+}
+
+async function expectDeployed(s: Setup, archive: Archive, version: string): Promise<void> {
+  assert.equal((await s.state()).current.revision, `sha256:${archive.sha256}`);
+  assert.equal(await s.sandbox.liveFile('index.html'), `version ${version}\n`);
+}
+
+test('a changed archive is rebuilt from a delta over multipart/byteranges: only the changed entries, headers and directory are sent, and the release is the one a whole download gives', async (t) => {
+  const { s, v2 } = await deployedThenChanged(t);
+  assert.equal((await keptArchives(s.sandbox.cache)).length, 1, 'the archive deployed is kept for the next delta');
+  s.server.route('/app.zip', { kind: 'file', path: v2.path });
+  s.server.resetCounters();
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  const figures = deltaFigures(run.stderr);
+  assert.ok(figures, run.stderr);
+  assert.equal(s.server.requests[0]?.headers.range, 'bytes=-65557', 'the first request asks for the end of the archive');
+  assert.ok(s.server.requests.slice(1).some((request) => String(request.headers.range).includes(',')), 'several ranges per request');
+  assert.ok(s.server.requests.slice(1).every((request) => request.headers['if-range'] === etagOf(v2.bytes)), 'every range names the version');
+  // Two files changed of 40: the end of the archive (64 KiB), two entries, headers and directory.
+  assert.ok(s.server.bodyBytesSent < v2.bytes.length / 5, `${s.server.bodyBytesSent} of ${v2.bytes.length} bytes sent`);
+  assert.ok(figures.fetched <= s.server.bodyBytesSent);
+  await expectDeployed(s, v2, '2');
+  const kept = await keptArchives(s.sandbox.cache);
+  assert.deepEqual((await readFile(join(s.sandbox.cache, 'delta-base', kept[0]!))).equals(v2.bytes), true, 'the rebuilt archive is kept for the next one');
+
+  // The same archive downloaded whole by another agent gives the same release, file for file.
+  const other = await makeSandbox(await temporaryDirectory(t), 'delta = no\n');
+  assert.equal((await runCli(other.args(s.remote))).code, 0);
+  assert.deepEqual(await manifestOf(s.sandbox.live), await manifestOf(other.live));
+});
+
+test('a server that answers 501 to several ranges per request: the delta is fetched one range per request', async (t) => {
+  const { s, v2 } = await deployedThenChanged(t);
+  s.server.route('/app.zip', { kind: 'file', path: v2.path, multipleRanges: 501 });
+  s.server.resetCounters();
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(deltaFigures(run.stderr), run.stderr);
+  const ranged = s.server.requests.filter((request) => request.status === 206);
+  assert.ok(ranged.length >= 3 && ranged.every((request) => !String(request.headers.range).includes(',')), JSON.stringify(s.server.requests.map((request) => [request.headers.range, request.status])));
+  await expectDeployed(s, v2, '2');
+});
+
+test('a server that ignores ranges answers the first request whole: that is the download, and nothing more is asked', async (t) => {
+  const { s, v2 } = await deployedThenChanged(t);
+  s.server.route('/app.zip', { kind: 'file', path: v2.path, ranges: false });
+  s.server.resetCounters();
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(s.server.requests.length, 1);
+  assert.equal(s.server.bodyBytesSent, v2.bytes.length);
+  assert.equal(deltaFigures(run.stderr), undefined);
+  await expectDeployed(s, v2, '2');
+});
+
+test('a server that answers other ranges than asked, out of bounds or twice: the delta is abandoned and the archive downloaded whole, never spliced', async (t) => {
+  for (const lie of ['another range', 'out of bounds', 'a range twice'] as const) {
+    const { s, v2 } = await deployedThenChanged(t);
+    let ranged = 0;
+    s.server.route('/app.zip', {
+      kind: 'custom',
+      respond(request, response) {
+        const asked = parseRanges(String(request.headers.range ?? ''), v2.bytes.length);
+        const headers = { 'content-type': 'application/zip', etag: etagOf(v2.bytes), 'accept-ranges': 'bytes' };
+        // The first request (the archive's end) and the probe for multi-range support are answered truly.
+        if (!asked || asked.length === 0) {
+          response.writeHead(200, { ...headers, 'content-length': String(v2.bytes.length) });
+          return void response.end(v2.bytes);
+        }
+        const honest = ranged++ < 2;
+        const answer = honest ? asked : lie === 'another range' ? asked.map(({ start, end }) => ({ start: start + 1, end: end + 1 })) : lie === 'out of bounds' ? [{ start: v2.bytes.length - 10, end: v2.bytes.length + 10 }] : [asked[0]!, asked[0]!];
+        if (answer.length === 1) {
+          const [{ start, end }] = answer as [{ start: number; end: number }];
+          response.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end - 1}/${v2.bytes.length}` });
+          return void response.end(v2.bytes.subarray(start, end));
+        }
+        const boundary = 'lie';
+        const body = Buffer.concat([
+          ...answer.flatMap(({ start, end }) => [Buffer.from(`\r\n--${boundary}\r\nContent-Range: bytes ${start}-${end - 1}/${v2.bytes.length}\r\n\r\n`), v2.bytes.subarray(start, end)]),
+          Buffer.from(`\r\n--${boundary}--\r\n`),
+        ]);
+        response.writeHead(206, { ...headers, 'content-type': `multipart/byteranges; boundary=${boundary}` });
+        response.end(body);
+      },
+    });
+    const run = await s.once();
+    assert.equal(run.code, 0, `${lie}: ${run.stderr}`);
+    assert.match(run.stderr, /no delta \(.*\): downloading it whole/, lie);
+    assert.equal(deltaFigures(run.stderr), undefined, lie);
+    await expectDeployed(s, v2, '2');
+  }
+});
+
+test('an archive replaced between the first request and the ranges: If-Range no longer matches, and the new archive is downloaded whole', async (t) => {
+  const { s, v2, files } = await deployedThenChanged(t);
+  const v3 = await build(s.root, files, '3', ['assets/part-20.txt']);
+  let served = 0;
+  s.server.route('/app.zip', {
+    kind: 'custom',
+    respond(request, response) {
+      const body = served++ === 0 ? v2.bytes : v3.bytes;
+      const asked = parseRanges(String(request.headers.range ?? ''), body.length);
+      const etag = etagOf(body);
+      const usable = asked?.length === 1 && (request.headers['if-range'] === undefined || request.headers['if-range'] === etag);
+      if (usable) {
+        const [{ start, end }] = asked as [{ start: number; end: number }];
+        response.writeHead(206, { 'content-type': 'application/zip', etag, 'content-range': `bytes ${start}-${end - 1}/${body.length}` });
+        return void response.end(body.subarray(start, end));
+      }
+      response.writeHead(200, { 'content-type': 'application/zip', etag, 'content-length': String(body.length) });
+      response.end(body);
+    },
+  });
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /no delta \(the server answered a range request with the whole archive/);
+  await expectDeployed(s, v3, '3');
+});
+
+test('a kept archive damaged on disk is not reused: the archive is downloaded whole', async (t) => {
+  const { s, v2 } = await deployedThenChanged(t);
+  const [kept] = await keptArchives(s.sandbox.cache);
+  const path = join(s.sandbox.cache, 'delta-base', kept!);
+  const bytes = await readFile(path);
+  bytes[1000] = bytes[1000]! ^ 0xff;
+  await writeFile(path, bytes);
+  s.server.route('/app.zip', { kind: 'file', path: v2.path });
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /no delta \(the previous archive kept in the cache is damaged/);
+  await expectDeployed(s, v2, '2');
+});
+
+test('delta = no: the first request asks for the whole archive, and no archive is kept', async (t) => {
+  const { s, v2 } = await deployedThenChanged(t);
+  await writeFile(s.sandbox.config, `${await readFile(s.sandbox.config, 'utf8')}delta = no\n`);
+  s.server.route('/app.zip', { kind: 'file', path: v2.path });
+  s.server.resetCounters();
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal(s.server.requests.length, 1);
+  assert.equal(s.server.requests[0]?.headers.range, undefined);
+  assert.deepEqual(await keptArchives(s.sandbox.cache), []);
+  await expectDeployed(s, v2, '2');
+});
+
+test('S3: a changed object is rebuilt from single-range GETs with IfMatch, checked against its MD5 ETag', async (t) => {
+  const s3 = await startS3(t);
+  const root = await temporaryDirectory(t);
+  const sandbox = await makeSandbox(root, `s3-endpoint = ${s3.endpoint}\naws-access-key = ${s3AccessKey}\naws-secret-key = S3RVER\n`);
+  const remote = `s3://${s3.bucket}/app.zip`;
+  const files = releaseFiles();
+  const v1 = await build(root, files, '1');
+  await s3.upload('app.zip', v1.bytes);
+  assert.equal((await runCli(sandbox.args(remote))).code, 0);
+  const v2 = await build(root, files, '2', ['assets/part-05.txt']);
+  await s3.upload('app.zip', v2.bytes);
+  s3.resetCounters();
+  const run = await runCli(sandbox.args(remote));
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(deltaFigures(run.stderr), run.stderr);
+  assert.match(String(s3.lastGet?.['if-match']), /^"[0-9a-f]+"$/);
+  assert.ok(s3.bodyBytes < v2.bytes.length / 4, `${s3.bodyBytes} of ${v2.bytes.length} bytes sent`);
+  const state = JSON.parse(await readFile(join(sandbox.cache, 'state.json'), 'utf8'));
+  assert.equal(state.current.revision, `sha256:${v2.sha256}`);
+  assert.equal(await sandbox.liveFile('index.html'), 'version 2\n');
+});
