@@ -6,11 +6,15 @@
 // kept archive each end in a whole, verified download; the live release is kept meanwhile.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ServerResponse } from 'node:http';
 import { test, type TestContext } from 'node:test';
 import { makeSandbox, runCli } from './helpers/cli.js';
+import { startAgent } from './helpers/daemon.js';
 import { etagOf, parseRanges } from './helpers/http-server.js';
+import { startNginx } from './helpers/nginx.js';
 import { s3AccessKey, startS3 } from './helpers/s3-server.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { setup, type Setup } from './helpers/zip-agent.js';
@@ -61,6 +65,22 @@ const keptArchives = async (cache: string) => (await readdir(join(cache, 'delta-
 function deltaFigures(stderr: string): { fetched: number; requests: number } | undefined {
   const match = /rebuilt .* from a delta: (\d+) bytes? of (\d+) fetched in (\d+) requests?/.exec(stderr);
   return match ? { fetched: Number(match[1]), requests: Number(match[3]) } : undefined;
+}
+
+/** A 206 with `ranges` of `bytes` (a multipart one for several), whatever was asked. */
+function answerRanges(response: ServerResponse, headers: Record<string, string>, bytes: Buffer, ranges: Array<{ start: number; end: number }>): void {
+  if (ranges.length === 1) {
+    const [{ start, end }] = ranges as [{ start: number; end: number }];
+    response.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end - 1}/${bytes.length}` });
+    return void response.end(bytes.subarray(start, end));
+  }
+  const boundary = 'parts';
+  const body = Buffer.concat([
+    ...ranges.flatMap(({ start, end }) => [Buffer.from(`\r\n--${boundary}\r\nContent-Range: bytes ${start}-${end - 1}/${bytes.length}\r\n\r\n`), bytes.subarray(start, end)]),
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  response.writeHead(206, { ...headers, 'content-type': `multipart/byteranges; boundary=${boundary}` });
+  response.end(body);
 }
 
 async function expectDeployed(s: Setup, archive: Archive, version: string): Promise<void> {
@@ -133,18 +153,7 @@ test('a server that answers other ranges than asked, out of bounds or twice: the
         }
         const honest = ranged++ < 2;
         const answer = honest ? asked : lie === 'another range' ? asked.map(({ start, end }) => ({ start: start + 1, end: end + 1 })) : lie === 'out of bounds' ? [{ start: v2.bytes.length - 10, end: v2.bytes.length + 10 }] : [asked[0]!, asked[0]!];
-        if (answer.length === 1) {
-          const [{ start, end }] = answer as [{ start: number; end: number }];
-          response.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end - 1}/${v2.bytes.length}` });
-          return void response.end(v2.bytes.subarray(start, end));
-        }
-        const boundary = 'lie';
-        const body = Buffer.concat([
-          ...answer.flatMap(({ start, end }) => [Buffer.from(`\r\n--${boundary}\r\nContent-Range: bytes ${start}-${end - 1}/${v2.bytes.length}\r\n\r\n`), v2.bytes.subarray(start, end)]),
-          Buffer.from(`\r\n--${boundary}--\r\n`),
-        ]);
-        response.writeHead(206, { ...headers, 'content-type': `multipart/byteranges; boundary=${boundary}` });
-        response.end(body);
+        answerRanges(response, headers, v2.bytes, answer);
       },
     });
     const run = await s.once();
@@ -179,6 +188,32 @@ test('an archive replaced between the first request and the ranges: If-Range no 
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stderr, /no delta \(the server answered a range request with the whole archive/);
   await expectDeployed(s, v3, '3');
+});
+
+test('with checksum pinned, a rebuilt archive that is not the one pinned (a server whose ranges carry wrong bytes) is downloaded whole and checked again before anything is refused', async (t) => {
+  const { s, v2 } = await deployedThenChanged(t);
+  await writeFile(s.sandbox.config, `${await readFile(s.sandbox.config, 'utf8')}checksum = sha256:${v2.sha256}\n`);
+  s.server.route('/app.zip', {
+    kind: 'custom',
+    respond(request, response) {
+      const asked = parseRanges(String(request.headers.range ?? ''), v2.bytes.length);
+      const headers = { 'content-type': 'application/zip', etag: etagOf(v2.bytes) };
+      if (!asked || asked.length < 2) {
+        if (asked?.length === 1) return answerRanges(response, headers, v2.bytes, asked);
+        response.writeHead(200, { ...headers, 'content-length': String(v2.bytes.length) });
+        return void response.end(v2.bytes);
+      }
+      // The ranges asked for, one byte of the last one changed.
+      const lying = Buffer.from(v2.bytes);
+      const last = asked.at(-1)!;
+      lying[last.end - 1] = lying[last.end - 1]! ^ 0xff;
+      answerRanges(response, headers, lying, asked);
+    },
+  });
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /the archive rebuilt from a delta failed its check \(.*pinned by checksum.*\): downloading it whole/);
+  await expectDeployed(s, v2, '2');
 });
 
 test('a kept archive damaged on disk is not reused: the archive is downloaded whole', async (t) => {
@@ -228,4 +263,136 @@ test('S3: a changed object is rebuilt from single-range GETs with IfMatch, check
   const state = JSON.parse(await readFile(join(sandbox.cache, 'state.json'), 'utf8'));
   assert.equal(state.current.revision, `sha256:${v2.sha256}`);
   assert.equal(await sandbox.liveFile('index.html'), 'version 2\n');
+});
+
+test('nginx: a changed archive is rebuilt from multipart/byteranges answers of a real server', async (t) => {
+  const root = await temporaryDirectory(t);
+  const served = join(root, 'served');
+  await mkdir(served);
+  const nginx = await startNginx(t, served, root);
+  const sandbox = await makeSandbox(root);
+  const remote = nginx.url('/app.zip');
+  const files = releaseFiles();
+  const v1 = await build(root, files, '1');
+  await rename(v1.path, join(served, 'app.zip'));
+  const first = await runCli(sandbox.args(remote));
+  assert.equal(first.code, 0, first.stderr);
+  const v2 = await build(root, files, '2', ['assets/part-11.txt', 'assets/part-30.txt']);
+  await rename(v2.path, join(served, 'app.zip'));
+  const before = (await nginx.requests()).length;
+  const run = await runCli(sandbox.args(remote));
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(deltaFigures(run.stderr), run.stderr);
+  const requests = (await nginx.requests()).slice(before);
+  assert.equal(requests[0]?.range, 'bytes=-65557');
+  assert.ok(requests.some((request) => request.status === 206 && request.range.includes(',')), JSON.stringify(requests));
+  const sent = requests.reduce((sum, request) => sum + request.bodyBytes, 0);
+  assert.ok(sent < v2.bytes.length / 5, `${sent} of ${v2.bytes.length} bytes sent`);
+  const state = JSON.parse(await readFile(join(sandbox.cache, 'state.json'), 'utf8'));
+  assert.equal(state.current.revision, `sha256:${v2.sha256}`);
+  assert.equal(await sandbox.liveFile('index.html'), 'version 2\n');
+});
+
+test('junk where the last archive is kept (a FIFO for its note, the archive a link to a file outside, a note of another remote, another size): each is removed, the archive downloaded whole, and nothing outside is touched', async (t) => {
+  const { s, v2, files } = await deployedThenChanged(t);
+  const directory = join(s.sandbox.cache, 'delta-base');
+  const outside = join(s.root, 'outside.zip');
+  await writeFile(outside, await readFile(v2.path));
+  const editNote = async (note: string, change: (fields: Record<string, unknown>) => void) => {
+    const fields = JSON.parse(await readFile(note, 'utf8')) as Record<string, unknown>;
+    change(fields);
+    await writeFile(note, JSON.stringify(fields));
+  };
+  const junk: Array<[string, (note: string, archive: string) => Promise<void>]> = [
+    ['a FIFO for the note', async (note) => {
+      await rm(note);
+      execFileSync('mkfifo', [note]);
+    }],
+    ['the archive a link to a file outside', async (_note, archive) => {
+      await rm(archive);
+      await symlink(outside, archive);
+    }],
+    ['a note of another remote', (note) => editNote(note, (fields) => (fields.identity = '0'.repeat(64)))],
+    ['a size of 2^60 bytes', (note) => editNote(note, (fields) => (fields.bytes = 2 ** 60))],
+  ];
+  for (const [index, [what, plant]] of junk.entries()) {
+    const names = await readdir(directory);
+    const note = join(directory, names.find((name) => name.endsWith('.json'))!);
+    await plant(note, note.replace(/\.json$/, '.zip'));
+    const next = await build(s.root, files, String(index + 2), [`assets/part-${String(index).padStart(2, '0')}.txt`]);
+    s.server.route('/app.zip', { kind: 'file', path: next.path });
+    s.server.resetCounters();
+    const run = await s.once();
+    assert.equal(run.code, 0, `${what}: ${run.stderr}`);
+    assert.equal(s.server.requests[0]?.headers.range, undefined, `${what}: no delta without a good kept archive`);
+    await expectDeployed(s, next, String(index + 2));
+    assert.deepEqual((await readFile(outside)).equals(await readFile(v2.path)), true, what);
+    assert.deepEqual((await readdir(directory)).length, 2, `${what}: the junk is replaced by the archive just deployed and its note`);
+  }
+});
+
+test('a release whose every file changed: a delta would fetch more than half the archive, so it is downloaded whole', async (t) => {
+  const { s, files } = await deployedThenChanged(t);
+  const v3 = await build(s.root, files, '3', Object.keys(files));
+  s.server.route('/app.zip', { kind: 'file', path: v3.path });
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /no delta \(a delta would fetch \d+ of its \d+ bytes \(more than half/);
+  await expectDeployed(s, v3, '3');
+});
+
+test('kill -9 while a delta is being fetched: the live release is untouched, nothing is left in downloads/, and the next run rebuilds the archive from the same kept one', async (t) => {
+  const { s, v2 } = await deployedThenChanged(t);
+  let rangesAsked!: () => void;
+  const asked = new Promise<void>((resolve) => (rangesAsked = resolve));
+  s.server.route('/app.zip', {
+    kind: 'custom',
+    respond(request, response) {
+      const ranges = parseRanges(String(request.headers.range ?? ''), v2.bytes.length);
+      const headers = { 'content-type': 'application/zip', etag: etagOf(v2.bytes) };
+      // The end, the directory and the probe are answered; the first request for changed bytes never is.
+      if (ranges && ranges.length > 0 && (ranges.length < 2 || ranges[0]!.start === 0 && ranges[0]!.end === 1)) return answerRanges(response, headers, v2.bytes, ranges);
+      rangesAsked();
+    },
+  });
+  const agent = startAgent(t, s.sandbox.args(s.remote));
+  await asked;
+  agent.child.kill('SIGKILL');
+  await agent.done;
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+  s.server.route('/app.zip', { kind: 'file', path: v2.path });
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(deltaFigures(run.stderr), run.stderr);
+  await expectDeployed(s, v2, '2');
+  assert.deepEqual(await readdir(join(s.sandbox.cache, 'downloads')), []);
+});
+
+test('the kept archive is private to the agent (directory 700, archive 600): the user nobody can neither read it nor put another in its place', async (t) => {
+  const { s } = await deployedThenChanged(t);
+  const directory = join(s.sandbox.cache, 'delta-base');
+  const [kept] = await keptArchives(s.sandbox.cache);
+  assert.equal((await stat(directory)).mode & 0o777, 0o700);
+  assert.equal((await stat(join(directory, kept!))).mode & 0o777, 0o600);
+  const read = spawnSync('runuser', ['-u', 'nobody', '--', 'cat', join(directory, kept!)], { encoding: 'utf8' });
+  assert.notEqual(read.status, 0);
+  const write = spawnSync('runuser', ['-u', 'nobody', '--', 'sh', '-c', `echo junk > ${join(directory, 'planted.zip')}`], { encoding: 'utf8' });
+  assert.notEqual(write.status, 0);
+  assert.deepEqual((await readdir(directory)).sort(), [kept!, kept!.replace(/\.zip$/, '.json')].sort());
+});
+
+test('an archive of many tiny files, where the headers and directory alone are most of it: the delta is given up from the end record alone, and the archive downloaded whole', async (t) => {
+  const s = await setup(t);
+  const tiny = (version: string) => Object.fromEntries(Array.from({ length: 3000 }, (_, index) => [`d${index % 30}/f${index}.txt`, `${index % 7 === 0 ? version : 'same'} ${index}\n`]));
+  const v1 = await build(s.root, tiny('1'), '1');
+  s.server.route('/app.zip', { kind: 'file', path: v1.path });
+  assert.equal((await s.once()).code, 0);
+  const v2 = await build(s.root, tiny('2'), '2');
+  s.server.route('/app.zip', { kind: 'file', path: v2.path });
+  s.server.resetCounters();
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /no delta \(its central directory and local headers alone \(about \d+ of its \d+ bytes, 3031 entries\) are more than half the archive\)/);
+  assert.deepEqual(s.server.requests.map((request) => request.headers.range), ['bytes=-65557', undefined], 'the end, then the whole archive: not its directory');
+  await expectDeployed(s, v2, '2');
 });

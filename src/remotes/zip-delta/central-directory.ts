@@ -24,8 +24,16 @@ export interface CentralDirectory {
 /** Thrown when the archive has more entries than max-entries (the extractor says it in full later). */
 export class TooManyEntries extends Error {}
 
-/** Reads every entry; the reader is closed after. */
-export async function readCentralDirectory(reader: yauzl.RandomAccessReader, size: number, maxEntries: number): Promise<CentralDirectory> {
+/**
+ * Reads every entry; the reader is closed after. `beforeEntries` is told the entry count and the
+ * directory's offset first (from the end record), and may throw to read no further.
+ */
+export async function readCentralDirectory(
+  reader: yauzl.RandomAccessReader,
+  size: number,
+  maxEntries: number,
+  beforeEntries?: (entryCount: number, offset: number) => void,
+): Promise<CentralDirectory> {
   let zip: yauzl.ZipFile;
   try {
     zip = await yauzl.fromRandomAccessReaderPromise(reader, size, {
@@ -44,6 +52,7 @@ export async function readCentralDirectory(reader: yauzl.RandomAccessReader, siz
   try {
     if (typeof offset !== 'number' || offset > size) throw new Error('no central directory offset');
     if (zip.entryCount > maxEntries) throw new TooManyEntries(`${zip.entryCount} entries exceed max-entries = ${maxEntries}`);
+    beforeEntries?.(zip.entryCount, offset);
     const entries: CentralEntry[] = [];
     await new Promise<void>((resolve, reject) => {
       zip.on('entry', (entry: yauzl.Entry) => {

@@ -6,7 +6,7 @@
 // What is reused from it is the compressed data of entries whose name, CRC-32, sizes and method
 // are the same in the new archive; the rebuilt archive is then hashed and checked whole, and
 // extracted by the extractor that checks every entry's CRC-32.
-import { lstat, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, lstat, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../../base/atomic-file.js';
 import { ensureOwnDirectory } from '../../base/own-directory.js';
@@ -24,6 +24,12 @@ interface BaseFiles {
   note: string;
 }
 
+/** Private, as the archives in it are (mode 600): a release may hold what only its service should read. */
+async function ensureBaseDirectory(cache: CacheLayout): Promise<void> {
+  await ensureOwnDirectory(cache.deltaBases);
+  await chmod(cache.deltaBases, 0o700);
+}
+
 function baseFilesFor(cache: CacheLayout, identity: string): BaseFiles {
   const name = join(cache.deltaBases, identity.slice(0, 24));
   return { archive: `${name}.zip`, note: `${name}.json` };
@@ -34,7 +40,7 @@ function baseFilesFor(cache: CacheLayout, identity: string): BaseFiles {
  * our own regular file, or one of another size than noted is removed.
  */
 export async function findDeltaBase(cache: CacheLayout, identity: string): Promise<DeltaBase | undefined> {
-  await ensureOwnDirectory(cache.deltaBases);
+  await ensureBaseDirectory(cache);
   const files = baseFilesFor(cache, identity);
   let note: { identity?: unknown; sha256?: unknown; bytes?: unknown };
   try {
@@ -57,7 +63,7 @@ export async function findDeltaBase(cache: CacheLayout, identity: string): Promi
 
 /** Moves a download (in the same cache, so a rename) into place as this remote's base. */
 export async function keepAsDeltaBase(cache: CacheLayout, identity: string, path: string, sha256: string): Promise<void> {
-  await ensureOwnDirectory(cache.deltaBases);
+  await ensureBaseDirectory(cache);
   const { size } = await lstat(path);
   const files = baseFilesFor(cache, identity);
   // The note goes first and comes back last: a kill -9 in between leaves an archive without a

@@ -77,7 +77,7 @@ export async function rebuildFromDelta(request: DeltaRequest): Promise<DeltaResu
       if (fetchedBytes + range.end - range.start > budget) throw new DeltaAbandoned(`its central directory (${range.end - range.start} bytes) is more than half the archive`);
       fetchedBytes += range.end - range.start;
       await source.fetch([range], write);
-    });
+    }, budget);
     const base = await readBaseCentralDirectory(request);
     const multiple = await source.multipleRangesPerRequest();
     const plan = planDelta(next, base, present.list(), planLimitsFor(multiple));
@@ -101,10 +101,24 @@ export async function rebuildFromDelta(request: DeltaRequest): Promise<DeltaResu
   }
 }
 
-async function readNewCentralDirectory(request: DeltaRequest, present: PresentRanges, fetchGap: (range: ByteRange) => Promise<void>): Promise<CentralDirectory> {
+/**
+ * A local header is about as long as the entry's central-directory record less 16 bytes (the
+ * same name and extra field, without the fields only the directory has): so before the directory
+ * is fetched, its size and entry count say whether the headers alone would bust the budget.
+ */
+const centralRecordOverLocalHeader = 16;
+
+async function readNewCentralDirectory(request: DeltaRequest, present: PresentRanges, fetchGap: (range: ByteRange) => Promise<void>, budget: number): Promise<CentralDirectory> {
   const reader = new FillingReader(request.destination, present, fetchGap);
+  const headersAlone = (entryCount: number, offset: number) => {
+    const directory = request.size - offset;
+    const headers = Math.max(0, directory - entryCount * centralRecordOverLocalHeader);
+    if (directory + headers > budget) {
+      throw new DeltaAbandoned(`its central directory and local headers alone (about ${directory + headers} of its ${request.size} bytes, ${entryCount} entries) are more than half the archive`);
+    }
+  };
   try {
-    return await readCentralDirectory(reader, request.size, request.maxEntries);
+    return await readCentralDirectory(reader, request.size, request.maxEntries, headersAlone);
   } catch (error) {
     if (error instanceof DeltaAbandoned) throw error;
     if (error instanceof TooManyEntries) throw new DeltaAbandoned(error.message);
