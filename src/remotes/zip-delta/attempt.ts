@@ -14,8 +14,11 @@ import { DeltaAbandoned } from './delta-plan.js';
 import { letGo, parseContentRange, writeRangeBody } from './ranges-answered.js';
 import type { DeltaResult } from './rebuild.js';
 
-/** The end record (22 bytes) and the longest comment it may carry: what the first request asks for. */
-export const endOfArchiveBytes = 22 + 0xffff;
+/**
+ * What the first request asks for, and what yauzl reads first: the zip64 locator (20 bytes), the
+ * end record (22) and the longest comment it may carry.
+ */
+export const endOfArchiveBytes = 20 + 22 + 0xffff;
 
 /** A base unused for this long belongs to a remote no longer configured. */
 const unusedBaseAfterMs = 30 * 24 * 3600 * 1000;
