@@ -5,7 +5,7 @@
 //   npm run bench -- --large     also a zip of three 1 GiB files, for memory flat in archive size
 //   npm run bench -- --quick     2 repetitions and 100 daemon checks: to try the bench, not to quote
 //   npm run bench -- --repetitions N   N repetitions of each alternated pair (default 5)
-//   npm run bench -- --only many-apps   one step alone (its table rows only): many-apps, oci, history, resume
+//   npm run bench -- --only many-apps   one step alone (its table rows only): many-apps, oci, history, resume, delta
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -28,6 +28,7 @@ import { runManyApps, type ManyAppsRun } from './many-apps.js';
 import { measureOciArtifact } from './oci.js';
 import { measureHistoryAndDrift } from './history-drift.js';
 import { measureResume } from './resume.js';
+import { measureDelta } from './delta.js';
 
 const run = promisify(execFile);
 const repository = resolve(fileURLToPath(new URL('..', import.meta.url)));
@@ -36,7 +37,7 @@ const large = process.argv.includes('--large');
 const quick = process.argv.includes('--quick');
 const repetitionsIndex = process.argv.indexOf('--repetitions');
 const repetitions = repetitionsIndex !== -1 ? Math.max(1, Number(process.argv[repetitionsIndex + 1]) || 5) : quick ? 2 : 5;
-const steps = 14;
+const steps = 15;
 const onlyIndex = process.argv.indexOf('--only');
 const only = onlyIndex === -1 ? undefined : process.argv[onlyIndex + 1];
 
@@ -423,6 +424,11 @@ async function resumedDownload(work: string): Promise<void> {
   await measureResume({ cli, work, repetitions: Math.min(repetitions, 3) });
 }
 
+async function deltaUpdates(work: string, throttled: boolean): Promise<void> {
+  log(`15/${steps} delta updates over HTTP from nginx: 2% of a 22,000-file release changed, with deltas and with delta = no${throttled ? ', on loopback and at 10 Mbit/s' : ''}; then 20,000 small files`);
+  await measureDelta({ cli, work, repetitions: Math.min(repetitions, 3), nodeModules: join(repository, 'node_modules'), throttled });
+}
+
 async function historyAndDrift(work: string): Promise<void> {
   log(`13/${steps} the deploy history and drift checks: a 20,000-file update with and without the history, an idle daemon with and without drift checks`);
   await measureHistoryAndDrift({ cli, work, repetitions });
@@ -449,6 +455,10 @@ try {
     await resumedDownload(work);
     throw new StepDone();
   }
+  if (only === 'delta') {
+    await deltaUpdates(work, true);
+    throw new StepDone();
+  }
   // The daemon's long idle run goes on beside the other rows (it uses a few milliseconds of CPU a
   // second), so that the whole bench does not take 17 minutes more.
   const samplePoints = quick ? [10, 100] : [100, 1000];
@@ -473,6 +483,8 @@ try {
   await ociArtifact(work);
   await historyAndDrift(work);
   await resumedDownload(work);
+  // At 10 Mbit/s a whole download of the 216 MiB release takes three minutes: with --large only.
+  await deltaUpdates(work, large);
 
   log(`9/${steps} the daemon's memory from check ${samplePoints[0]} to check ${samplePoints[1]} on a 1-second schedule (running since the start)`);
   const memory = await daemonMemory();

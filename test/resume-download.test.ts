@@ -6,14 +6,14 @@
 // kept until a whole, verified archive is there.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeSandbox, runCli } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
 import { etagOf } from './helpers/http-server.js';
+import { kindsOfJunk } from './helpers/planted-junk.js';
 import { s3AccessKey, startS3 } from './helpers/s3-server.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { setup, type Setup } from './helpers/zip-agent.js';
@@ -222,23 +222,7 @@ test('junk where a cut-short download is kept (a FIFO for its note, its part a l
   const directory = join(s.sandbox.cache, 'partial');
   const outside = join(s.root, 'outside.txt');
   await writeFile(outside, 'not the agent\'s\n');
-  const editNote = async (note: string, change: (fields: Record<string, unknown>) => void) => {
-    const fields = JSON.parse(await readFile(note, 'utf8')) as Record<string, unknown>;
-    change(fields);
-    await writeFile(note, JSON.stringify(fields));
-  };
-  const junk: Array<[string, (note: string, part: string) => Promise<void>]> = [
-    ['a FIFO for the note', async (note) => {
-      await rm(note);
-      execFileSync('mkfifo', [note]);
-    }],
-    ['the part a link to a file outside', async (_note, part) => {
-      await rm(part);
-      await symlink(outside, part);
-    }],
-    ['a note of another remote', (note) => editNote(note, (fields) => (fields.identity = '0'.repeat(64)))],
-    ['a size of 2^60 bytes', (note) => editNote(note, (fields) => (fields.total = 2 ** 60))],
-  ];
+  const junk = kindsOfJunk(outside, 'total');
   for (const [index, [what, plant]] of junk.entries()) {
     const next = await bigZip(s.root, `v${index + 2}.zip`, String(index + 2));
     s.server.route('/app.zip', { kind: 'truncated', path: next.path });

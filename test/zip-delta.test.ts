@@ -6,8 +6,8 @@
 // kept archive each end in a whole, verified download; the live release is kept meanwhile.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { test, type TestContext } from 'node:test';
@@ -15,6 +15,7 @@ import { makeSandbox, runCli } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
 import { etagOf, parseRanges } from './helpers/http-server.js';
 import { startNginx } from './helpers/nginx.js';
+import { kindsOfJunk } from './helpers/planted-junk.js';
 import { s3AccessKey, startS3 } from './helpers/s3-server.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { setup, type Setup } from './helpers/zip-agent.js';
@@ -298,23 +299,7 @@ test('junk where the last archive is kept (a FIFO for its note, the archive a li
   const directory = join(s.sandbox.cache, 'delta-base');
   const outside = join(s.root, 'outside.zip');
   await writeFile(outside, await readFile(v2.path));
-  const editNote = async (note: string, change: (fields: Record<string, unknown>) => void) => {
-    const fields = JSON.parse(await readFile(note, 'utf8')) as Record<string, unknown>;
-    change(fields);
-    await writeFile(note, JSON.stringify(fields));
-  };
-  const junk: Array<[string, (note: string, archive: string) => Promise<void>]> = [
-    ['a FIFO for the note', async (note) => {
-      await rm(note);
-      execFileSync('mkfifo', [note]);
-    }],
-    ['the archive a link to a file outside', async (_note, archive) => {
-      await rm(archive);
-      await symlink(outside, archive);
-    }],
-    ['a note of another remote', (note) => editNote(note, (fields) => (fields.identity = '0'.repeat(64)))],
-    ['a size of 2^60 bytes', (note) => editNote(note, (fields) => (fields.bytes = 2 ** 60))],
-  ];
+  const junk = kindsOfJunk(outside, 'bytes');
   for (const [index, [what, plant]] of junk.entries()) {
     const names = await readdir(directory);
     const note = join(directory, names.find((name) => name.endsWith('.json'))!);
@@ -394,5 +379,30 @@ test('an archive of many tiny files, where the headers and directory alone are m
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stderr, /no delta \(its central directory and local headers alone \(about \d+ of its \d+ bytes, 3031 entries\) are more than half the archive\)/);
   assert.deepEqual(s.server.requests.map((request) => request.headers.range), ['bytes=-65577', undefined], 'the end, then the whole archive: not its directory');
+  await expectDeployed(s, v2, '2');
+});
+
+test('a connection cut in the middle of a multipart answer: the delta is given up and the archive downloaded whole', async (t) => {
+  const { s, v2 } = await deployedThenChanged(t);
+  s.server.route('/app.zip', {
+    kind: 'custom',
+    respond(request, response) {
+      const asked = parseRanges(String(request.headers.range ?? ''), v2.bytes.length);
+      const headers = { 'content-type': 'application/zip', etag: etagOf(v2.bytes) };
+      const probe = asked?.length === 2 && asked[0]!.start === 0 && asked[0]!.end === 1;
+      if (!asked || asked.length === 0) {
+        response.writeHead(200, { ...headers, 'content-length': String(v2.bytes.length) });
+        return void response.end(v2.bytes);
+      }
+      if (asked.length === 1 || probe) return answerRanges(response, headers, v2.bytes, asked);
+      // Half of the multipart answer, then the connection is cut.
+      response.writeHead(206, { ...headers, 'content-type': 'multipart/byteranges; boundary=cut' });
+      const first = asked[0]!;
+      response.write(Buffer.concat([Buffer.from(`--cut\r\nContent-Range: bytes ${first.start}-${first.end - 1}/${v2.bytes.length}\r\n\r\n`), v2.bytes.subarray(first.start, first.start + Math.floor((first.end - first.start) / 2))]), () => response.socket?.destroy());
+    },
+  });
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, /no delta \(.*\): downloading it whole/);
   await expectDeployed(s, v2, '2');
 });

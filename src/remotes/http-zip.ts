@@ -11,9 +11,8 @@ import { newDownloadFile } from '../core/cache-layout.js';
 import { withDeadline, type Deadline } from '../base/deadline.js';
 import type { CheckContext, CheckResult, Fetcher } from '../core/remote-contract.js';
 import type { HttpZipSettings } from '../core/settings.js';
-import { downloadLimitsFor, downloadToFile, zipCheckResult } from './zip-release.js';
+import { downloadLimitsFor, downloadToFile, zipCheckResult, type ZipOnDisk } from './zip-release.js';
 import { discardPartial, isTheRest, partialFilesFor, prepareResume, receiveKeepingPartial } from './partial-download.js';
-import type { ZipOnDisk } from './zip-release.js';
 import { deltaChance, endOfArchiveBytes } from './zip-delta/attempt.js';
 import { rebuildOverHttp } from './zip-delta/http-ranges.js';
 
