@@ -221,14 +221,19 @@ async function hashWhole(file: FileHandle, size: number, withMd5: boolean): Prom
 class PresentRanges {
   private ranges: ByteRange[] = [];
 
+  /** Adds [start, end), merged with the ranges it touches (tens of thousands of parts arrive: no re-sorting). */
   add(start: number, end: number): void {
-    const merged = [...this.ranges, { start, end }].sort((a, b) => a.start - b.start);
-    this.ranges = [];
-    for (const range of merged) {
-      const last = this.ranges.at(-1);
-      if (last && range.start <= last.end) last.end = Math.max(last.end, range.end);
-      else this.ranges.push({ ...range });
+    // The first range that ends at or after `start`, by binary search.
+    let low = 0;
+    for (let high = this.ranges.length; low < high; ) {
+      const middle = (low + high) >>> 1;
+      if (this.ranges[middle]!.end < start) low = middle + 1;
+      else high = middle;
     }
+    let last = low;
+    while (last < this.ranges.length && this.ranges[last]!.start <= end) last++;
+    const merged = last > low ? { start: Math.min(start, this.ranges[low]!.start), end: Math.max(end, this.ranges[last - 1]!.end) } : { start, end };
+    this.ranges.splice(low, last - low, merged);
   }
 
   /** The first missing span at or after `position`, up to the next present range; undefined if `[position, end)` is present. */
