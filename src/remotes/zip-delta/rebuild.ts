@@ -11,6 +11,7 @@ import { sha256OfFile } from '../zip-release.js';
 import { readCentralDirectory, TooManyEntries, type CentralDirectory } from './central-directory.js';
 import { DeltaAbandoned, planDelta, rangeBytes, type ByteRange, type PlanLimits, type Reuse } from './delta-plan.js';
 import type { DeltaBase } from './delta-base.js';
+import { PresentRanges } from './present-ranges.js';
 
 /** Where the ranges come from: an HTTP server or an S3 object, always the same version of it. */
 export interface RangeSource {
@@ -215,42 +216,6 @@ async function hashWhole(file: FileHandle, size: number, withMd5: boolean): Prom
     position += bytesRead;
   }
   return { sha256: sha256.digest('hex'), md5: md5?.digest('hex') };
-}
-
-/** The parts of the archive already on disk, as sorted disjoint ranges. */
-class PresentRanges {
-  private ranges: ByteRange[] = [];
-
-  /** Adds [start, end), merged with the ranges it touches (tens of thousands of parts arrive: no re-sorting). */
-  add(start: number, end: number): void {
-    // The first range that ends at or after `start`, by binary search.
-    let low = 0;
-    for (let high = this.ranges.length; low < high; ) {
-      const middle = (low + high) >>> 1;
-      if (this.ranges[middle]!.end < start) low = middle + 1;
-      else high = middle;
-    }
-    let last = low;
-    while (last < this.ranges.length && this.ranges[last]!.start <= end) last++;
-    const merged = last > low ? { start: Math.min(start, this.ranges[low]!.start), end: Math.max(end, this.ranges[last - 1]!.end) } : { start, end };
-    this.ranges.splice(low, last - low, merged);
-  }
-
-  /** The first missing span at or after `position`, up to the next present range; undefined if `[position, end)` is present. */
-  missing(position: number, end: number): ByteRange | undefined {
-    let cursor = position;
-    for (const range of this.ranges) {
-      if (range.end <= cursor) continue;
-      if (range.start > cursor) return { start: cursor, end: range.start };
-      cursor = range.end;
-      if (cursor >= end) return undefined;
-    }
-    return cursor >= end ? undefined : { start: cursor, end: Number.MAX_SAFE_INTEGER };
-  }
-
-  list(): readonly ByteRange[] {
-    return this.ranges;
-  }
 }
 
 /**
