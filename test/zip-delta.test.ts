@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { test, type TestContext } from 'node:test';
@@ -405,4 +405,20 @@ test('a connection cut in the middle of a multipart answer: the delta is given u
   assert.equal(run.code, 0, run.stderr);
   assert.match(run.stderr, /no delta \(.*\): downloading it whole/);
   await expectDeployed(s, v2, '2');
+});
+
+test('a kept archive of a remote no check has used for 30 days is removed; the remote\'s own, however old, is kept', async (t) => {
+  const { s, v2 } = await deployedThenChanged(t);
+  const directory = join(s.sandbox.cache, 'delta-base');
+  const [own] = await keptArchives(s.sandbox.cache);
+  const monthAgo = new Date(Date.now() - 31 * 24 * 3600 * 1000);
+  // Another remote's, as left by an earlier configuration, and this remote's own: both a month old.
+  await writeFile(join(directory, 'aaaaaaaaaaaaaaaaaaaaaaaa.zip'), 'an old archive');
+  await writeFile(join(directory, 'aaaaaaaaaaaaaaaaaaaaaaaa.json'), '{}');
+  for (const name of await readdir(directory)) await utimes(join(directory, name), monthAgo, monthAgo);
+  s.server.route('/app.zip', { kind: 'file', path: v2.path });
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.ok(deltaFigures(run.stderr), 'the remote\'s own kept archive served the delta');
+  assert.deepEqual((await readdir(directory)).sort(), [own!, own!.replace(/\.zip$/, '.json')].sort());
 });
