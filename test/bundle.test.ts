@@ -35,3 +35,20 @@ test('the bundle loads every lazily imported package with its named exports (a b
   assert.equal(result.code, 2, result.stderr);
   assert.match(result.stdout, /^FAILED +schedule: schedule "61 \* \* \* \*" is not a valid cron expression: minute "61"/m);
 });
+
+test('an idle HTTP check loads neither the zip reader nor the multipart parser: deltas load them only when an archive changed', async (t) => {
+  const { setup } = await import('./helpers/zip-agent.js');
+  const s = await setup(t);
+  await s.publish('1');
+  assert.equal((await s.once()).code, 0);
+  const record = join(s.root, 'loads.txt');
+  const register = join(import.meta.dirname, 'helpers', 'record-loads-register.mjs');
+  const idle = await s.once([], { NODE_OPTIONS: `--import=${register}`, RECORD_LOADS_TO: record });
+  assert.equal(idle.code, 0, idle.stderr);
+  const chunks = (await readFile(record, 'utf8')).split('\n').filter((url) => url.includes('/dist/'));
+  assert.ok(chunks.some((url) => url.includes('/http-zip-')), chunks.join('\n'));
+  for (const url of chunks) {
+    const text = await readFile(new URL(url), 'utf8');
+    assert.doesNotMatch(text, /\/\/ node_modules\/(yauzl|@remix-run\/multipart-parser)\//, `${url.split('/').pop()} holds the zip reader or the multipart parser`);
+  }
+});

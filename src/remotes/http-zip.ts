@@ -14,7 +14,6 @@ import type { HttpZipSettings } from '../core/settings.js';
 import { downloadLimitsFor, downloadToFile, zipCheckResult, type ZipOnDisk } from './zip-release.js';
 import { discardPartial, isTheRest, partialFilesFor, prepareResume, receiveKeepingPartial } from './partial-download.js';
 import { deltaChance, endOfArchiveBytes } from './zip-delta/attempt.js';
-import { rebuildOverHttp } from './zip-delta/http-ranges.js';
 
 interface PreparedRequest {
   url: string;
@@ -262,6 +261,8 @@ async function checkWithin(remote: HttpZipRemote, context: CheckContext<HttpZipS
     let zip: ZipOnDisk;
     if (statusCode === 206 && !resumable && delta.base) {
       await refuseHtml(response, displayUrl);
+      // Loaded only for a delta: it brings the zip reader and the multipart parser, which an idle check never needs.
+      const { rebuildOverHttp } = await import('./zip-delta/http-ranges.js');
       const rebuilt = await rebuildOverHttp(context, response, {
         url,
         headers: plainHeaders,

@@ -18,8 +18,6 @@ import type { CheckContext, CheckResult, Fetcher, RemoteState } from '../core/re
 import { downloadLimitsFor, downloadToFile, zipCheckResult, type ZipOnDisk } from './zip-release.js';
 import { attemptDelta, deltaChance, endOfArchiveBytes, receiveEndOfArchive } from './zip-delta/attempt.js';
 import { DeltaAbandoned } from './zip-delta/delta-plan.js';
-import { rebuildFromDelta } from './zip-delta/rebuild.js';
-import { s3RangeSource } from './zip-delta/s3-ranges.js';
 import { discardPartial, isTheRest, partialFilesFor, prepareResume, receiveKeepingPartial } from './partial-download.js';
 
 export interface StaticCredentials {
@@ -228,6 +226,8 @@ async function checkWithin(location: S3ZipRemote, context: CheckContext<S3ZipSet
     let zip: ZipOnDisk;
     if (!resumable && delta.base && response.ContentRange !== undefined) {
       const first = response;
+      // Loaded only for a delta: the zip reader is not needed by an idle check.
+      const [{ rebuildFromDelta }, { s3RangeSource }] = await Promise.all([import('./zip-delta/rebuild.js'), import('./zip-delta/s3-ranges.js')]);
       const rebuilt = await attemptDelta(context, { destination: path, display, signal }, async () => {
         const { size, first: firstBytes } = await receiveEndOfArchive(context, first.Body as Readable, first.ContentRange, display);
         if (!first.ETag) throw new DeltaAbandoned('the store names no version of the object (no ETag)');
