@@ -6,8 +6,9 @@
 // kept archive each end in a whole, verified download; the live release is kept meanwhile.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { mkdir, readdir, readFile, rename, stat, utimes, writeFile } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ServerResponse } from 'node:http';
 import { test, type TestContext } from 'node:test';
@@ -16,6 +17,7 @@ import { startAgent } from './helpers/daemon.js';
 import { etagOf, parseRanges } from './helpers/http-server.js';
 import { startNginx } from './helpers/nginx.js';
 import { kindsOfJunk } from './helpers/planted-junk.js';
+import { smallDisk } from './helpers/small-disk.js';
 import { s3AccessKey, startS3 } from './helpers/s3-server.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { setup, type Setup } from './helpers/zip-agent.js';
@@ -43,8 +45,8 @@ async function build(root: string, files: Record<string, string>, version: strin
 }
 
 /** Version 1 deployed whole over HTTP; version 2 (two files changed) built, not yet served. */
-async function deployedThenChanged(t: TestContext, config = ''): Promise<{ s: Setup; v2: Archive; files: Record<string, string> }> {
-  const s = await setup(t, config);
+async function deployedThenChanged(t: TestContext, config = '', root?: string): Promise<{ s: Setup; v2: Archive; files: Record<string, string> }> {
+  const s = await setup(t, config, { root });
   const files = releaseFiles();
   const v1 = await build(s.root, files, '1');
   s.server.route('/app.zip', { kind: 'file', path: v1.path });
@@ -421,4 +423,35 @@ test('a kept archive of a remote no check has used for 30 days is removed; the r
   assert.equal(run.code, 0, run.stderr);
   assert.ok(deltaFigures(run.stderr), 'the remote\'s own kept archive served the delta');
   assert.deepEqual((await readdir(directory)).sort(), [own!, own!.replace(/\.zip$/, '.json')].sort());
+});
+
+test('a full disk while a delta is rebuilt: the check fails saying so, version 1 stays live and its kept archive whole; with room, the next check resumes the whole download it fell back to', async (t) => {
+  // A directory of the test's own, removed after the small disk inside it is unmounted (hooks run in the order registered).
+  const root = await mkdtemp(join(tmpdir(), 'repo-deploy-delta-full-'));
+  const { s, v2 } = await deployedThenChanged(t, '', root);
+  const { cache } = s.sandbox;
+  const [kept] = await keptArchives(cache);
+  const keptBytes = await readFile(join(cache, 'delta-base', kept!));
+  // The cache moved onto a filesystem with room for what it holds and 512 KiB more: not for a
+  // rebuilt archive of 1.4 MB.
+  const aside = join(s.root, 'cache-aside');
+  execFileSync('cp', ['-a', cache, aside]);
+  const used = Number(execFileSync('du', ['-sk', aside], { encoding: 'utf8' }).split('\t')[0]);
+  const disk = await smallDisk(t, `${used + 512}k`, cache);
+  t.after(() => rm(root, { recursive: true, force: true }));
+  if (!disk) return;
+  execFileSync('cp', ['-a', `${aside}/.`, cache]);
+  s.server.route('/app.zip', { kind: 'file', path: v2.path });
+  const full = await s.once();
+  assert.equal(full.code, 3, full.stderr);
+  assert.match(full.stderr, /no delta \(the delta failed: .*ENOSPC.*\): downloading it whole/);
+  assert.match(full.stderr, /no space left/i);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n');
+  assert.ok((await readFile(join(cache, 'delta-base', kept!))).equals(keptBytes), 'the kept archive is untouched');
+  execFileSync('mount', ['-o', 'remount,size=16m', disk]);
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  // What the whole download had received when the disk filled is kept, and resumed first.
+  assert.match(run.stderr, /resuming the download of .* at \d+ of \d+ bytes/);
+  await expectDeployed(s, v2, '2');
 });
