@@ -6,7 +6,8 @@
 // kept until a whole, verified archive is there.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,6 +15,7 @@ import { makeSandbox, runCli } from './helpers/cli.js';
 import { startAgent } from './helpers/daemon.js';
 import { etagOf } from './helpers/http-server.js';
 import { kindsOfJunk } from './helpers/planted-junk.js';
+import { smallDisk } from './helpers/small-disk.js';
 import { s3AccessKey, startS3 } from './helpers/s3-server.js';
 import { temporaryDirectory } from './helpers/temp.js';
 import { setup, type Setup } from './helpers/zip-agent.js';
@@ -254,4 +256,19 @@ test('a download cut short a week ago or more (its remote since changed, say) is
   const run = await nextRunFrom(s, next, undefined);
   assert.match(run.stderr, /removed .*partial\/[0-9a-f]+\.zip\.part, a download cut short a week ago or more that no check has resumed since/);
   assert.deepEqual(await partialFiles(s.sandbox.cache), []);
+});
+
+test('the downloads directory on a filesystem of its own: a whole download kept resumable in partial/, then kept for the next delta, is moved across, not failed with EXDEV', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'repo-deploy-downloads-apart-'));
+  const disk = await smallDisk(t, '16m', join(root, 'cache', 'downloads'));
+  t.after(() => rm(root, { recursive: true, force: true }));
+  if (!disk) return;
+  const s = await setup(t, '', { root });
+  await chmod(join(root, 'cache'), 0o700);
+  const next = await bigZip(s.root, 'v1.zip', '1');
+  s.server.route('/app.zip', { kind: 'file', path: next.path });
+  const run = await s.once();
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal((await s.state()).current.revision, `sha256:${next.sha256}`);
+  assert.deepEqual((await readdir(join(root, 'cache', 'delta-base'))).filter((name) => name.endsWith('.zip')).length, 1, run.stderr);
 });

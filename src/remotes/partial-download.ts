@@ -10,9 +10,10 @@
 // file untouched for a week (a remote since changed) is removed by the next locked run.
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { lstat, open, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../base/atomic-file.js';
+import { moveFile } from '../base/move-file.js';
 import type { Logger } from '../base/log.js';
 import { ensureOwnDirectory } from '../base/own-directory.js';
 import { readSmallRegularFile } from '../base/small-file.js';
@@ -87,7 +88,7 @@ export async function discardPartial(files: PartialFiles): Promise<void> {
 /** A whole download: the part moved to `path` (a download file of its own, removed after staging) and its note dropped. */
 async function completePartial(files: PartialFiles, path: string): Promise<void> {
   await rm(files.note, { force: true });
-  await rename(files.part, path);
+  await moveFile(files.part, path);
 }
 
 /** A partial download to resume, its prefix hashed already (see receiveKeepingPartial). */

@@ -6,9 +6,10 @@
 // What is reused from it is the compressed data of entries whose name, CRC-32, sizes and method
 // are the same in the new archive; the rebuilt archive is then hashed and checked whole, and
 // extracted by the extractor that checks every entry's CRC-32.
-import { chmod, lstat, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, lstat, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomically } from '../../base/atomic-file.js';
+import { moveFile } from '../../base/move-file.js';
 import { ensureOwnDirectory } from '../../base/own-directory.js';
 import { readSmallRegularFile } from '../../base/small-file.js';
 import type { CacheLayout } from '../../core/cache-layout.js';
@@ -61,7 +62,7 @@ export async function findDeltaBase(cache: CacheLayout, identity: string): Promi
   return { path: files.archive, sha256: sha256 as string, bytes: bytes as number };
 }
 
-/** Moves a download (in the same cache, so a rename) into place as this remote's base. */
+/** Moves a download into place as this remote's base. */
 export async function keepAsDeltaBase(cache: CacheLayout, identity: string, path: string, sha256: string): Promise<void> {
   await ensureBaseDirectory(cache);
   const { size } = await lstat(path);
@@ -69,7 +70,8 @@ export async function keepAsDeltaBase(cache: CacheLayout, identity: string, path
   // The note goes first and comes back last: a kill -9 in between leaves an archive without a
   // note, which findDeltaBase removes.
   await rm(files.note, { force: true });
-  await rename(path, files.archive);
+  await rm(files.archive, { force: true });
+  await moveFile(path, files.archive);
   await writeFileAtomically(files.note, JSON.stringify({ identity, sha256, bytes: size }) + '\n', { durable: false });
 }
 
