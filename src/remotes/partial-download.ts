@@ -21,6 +21,7 @@ import type { CacheLayout } from '../core/cache-layout.js';
 import type { CheckContext } from '../core/remote-contract.js';
 import type { ZipSettings } from '../core/settings.js';
 import { receiveArchive, type Download, type IncomingArchive, type ResumedPrefix } from './zip-release.js';
+import { parseContentRange } from './zip-delta/ranges-answered.js';
 
 export interface PartialFiles {
   /** The bytes received so far. */
@@ -178,8 +179,6 @@ export async function removeAbandonedPartials(cache: CacheLayout, now: Date): Pr
 
 /** Whether a 206's `bytes START-END/TOTAL` is exactly the rest that was asked for, of an object of the size remembered. */
 export function isTheRest(contentRange: string | undefined, resumable: Resumable): boolean {
-  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(contentRange?.trim() ?? '');
-  if (!match) return false;
-  const [start, end, total] = [Number(match[1]), Number(match[2]), Number(match[3])];
-  return start === resumable.bytes && end === resumable.total - 1 && total === resumable.total;
+  const answered = parseContentRange(contentRange);
+  return answered !== undefined && answered.start === resumable.bytes && answered.end === resumable.total && answered.total === resumable.total;
 }

@@ -22,18 +22,24 @@ import { counted } from '../base/counted.js';
  * the garbage collector, and the process's resident memory grew by 50 MB before it ran.
  */
 export async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(1 << 20);
   const file = await open(path, 'r');
   try {
-    for (let read = 1; read > 0; ) {
-      ({ bytesRead: read } = await file.read(buffer, 0, buffer.length, null));
-      hash.update(buffer.subarray(0, read));
-    }
+    const [sha256] = await digestsOfFile(file, ['sha256']);
+    return sha256!;
   } finally {
     await file.close();
   }
-  return hash.digest('hex');
+}
+
+/** The hex digests of an open file's whole content, one per algorithm, in one pass through one buffer. */
+export async function digestsOfFile(file: FileHandle, algorithms: readonly string[]): Promise<string[]> {
+  const hashes = algorithms.map((algorithm) => createHash(algorithm));
+  const buffer = Buffer.allocUnsafe(1 << 20);
+  for (let position = 0, read = 1; read > 0; position += read) {
+    ({ bytesRead: read } = await file.read(buffer, 0, buffer.length, position));
+    for (const hash of hashes) hash.update(buffer.subarray(0, read));
+  }
+  return hashes.map((hash) => hash.digest('hex'));
 }
 
 export const zipRevision = (sha256: string) => `sha256:${sha256}`;

@@ -23,7 +23,7 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
-async function waitForPort(port: number, host: string, child: ChildProcess, name: string): Promise<void> {
+export async function waitForPort(port: number, host: string, child: ChildProcess, name: string): Promise<void> {
   for (let attempt = 0; attempt < 100; attempt++) {
     if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode} before listening`);
     const open = await new Promise<boolean>((resolve) => {

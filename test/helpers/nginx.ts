@@ -3,10 +3,9 @@
 // bytes and Range header. One process (master_process off), stopped by its pid when the test ends.
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort, waitForPort } from './git-servers.js';
 
 export const nginxBinary = '/usr/sbin/nginx';
 
@@ -14,14 +13,6 @@ export interface TestNginx {
   url(path: string): string;
   /** The access log so far: one entry per request. */
   requests(): Promise<Array<{ status: number; bodyBytes: number; range: string }>>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Serves `root` (and writes its own files in `workDirectory`). */
@@ -61,17 +52,7 @@ http {
       await new Promise((resolve) => child.once('exit', resolve));
     }
   });
-  // Ready once it answers on its port.
-  for (let attempt = 0; ; attempt++) {
-    if (child.exitCode !== null) throw new Error(`nginx exited (${child.exitCode}): ${stderr}`);
-    const answered = await fetch(`http://127.0.0.1:${port}/`).then(
-      () => true,
-      () => false,
-    );
-    if (answered) break;
-    if (attempt > 500) throw new Error(`nginx did not start: ${stderr}`);
-    await sleep(20);
-  }
+  await waitForPort(port, '127.0.0.1', child, `nginx (${stderr})`);
   return {
     url: (path) => `http://127.0.0.1:${port}${path}`,
     async requests() {

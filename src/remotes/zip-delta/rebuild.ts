@@ -2,12 +2,11 @@
 // request), its central directory (one more range), the changed bytes (ranges), and the unchanged
 // entries' compressed data copied from the previous archive. The result is a file like a full
 // download's: its sha256 is the revision, and it is checked and extracted as any download is.
-import { createHash } from 'node:crypto';
-import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { writeWhole } from '../../base/write-whole.js';
+import { writeWhole, writeWholeSync } from '../../base/write-whole.js';
 import { ArchiveReader } from '../zip-reader.js';
-import { sha256OfFile } from '../zip-release.js';
+import { digestsOfFile, sha256OfFile } from '../zip-release.js';
 import { readCentralDirectory, TooManyEntries, type CentralDirectory } from './central-directory.js';
 import { DeltaAbandoned, planDelta, rangeBytes, type ByteRange, type PlanLimits, type Reuse } from './delta-plan.js';
 import type { DeltaBase } from './delta-base.js';
@@ -91,12 +90,12 @@ export async function rebuildFromDelta(request: DeltaRequest): Promise<DeltaResu
     if ((await baseHash) !== request.base.sha256) throw new DeltaAbandoned('the previous archive kept in the cache is damaged (its sha256 is not the one noted)');
     const reusedBytes = copyUnchanged(request.base, plan.reuse, output);
     checkLocalHeaders(next, output);
-    const digests = await hashWhole(output, size, request.wholeDigest?.algorithm === 'md5');
-    if (request.wholeDigest) {
-      const actual = request.wholeDigest.algorithm === 'md5' ? digests.md5 : digests.sha256;
-      if (actual !== request.wholeDigest.hex) throw new DeltaAbandoned(`the rebuilt archive's ${request.wholeDigest.algorithm} is not the one ${request.wholeDigest.from} gives`);
+    const { wholeDigest } = request;
+    const [sha256, other] = await digestsOfFile(output, wholeDigest?.algorithm === 'md5' ? ['sha256', 'md5'] : ['sha256']);
+    if (wholeDigest && (wholeDigest.algorithm === 'md5' ? other : sha256) !== wholeDigest.hex) {
+      throw new DeltaAbandoned(`the rebuilt archive's ${wholeDigest.algorithm} is not the one ${wholeDigest.from} gives`);
     }
-    return { sha256: digests.sha256, bytes: size, fetchedBytes, reusedBytes, requests: source.requests };
+    return { sha256: sha256!, bytes: size, fetchedBytes, reusedBytes, requests: source.requests };
   } finally {
     await output.close();
   }
@@ -194,28 +193,6 @@ function checkLocalHeaders(next: CentralDirectory, output: FileHandle): void {
       throw new DeltaAbandoned(`the rebuilt archive has no local header for ${JSON.stringify(entry.key)} where its central directory says`);
     }
   }
-}
-
-function writeWholeSync(fd: number, bytes: Buffer, position: number): void {
-  for (let written = 0; written < bytes.length; ) {
-    const count = writeSync(fd, bytes, written, bytes.length - written, position + written);
-    if (count === 0) throw new Error('no byte could be written (is the disk full?)');
-    written += count;
-  }
-}
-
-async function hashWhole(file: FileHandle, size: number, withMd5: boolean): Promise<{ sha256: string; md5?: string }> {
-  const sha256 = createHash('sha256');
-  const md5 = withMd5 ? createHash('md5') : undefined;
-  const buffer = Buffer.allocUnsafe(1 << 20);
-  for (let position = 0; position < size; ) {
-    const { bytesRead } = await file.read(buffer, 0, Math.min(buffer.length, size - position), position);
-    if (bytesRead === 0) throw new DeltaAbandoned('the rebuilt archive is shorter than its size');
-    sha256.update(buffer.subarray(0, bytesRead));
-    md5?.update(buffer.subarray(0, bytesRead));
-    position += bytesRead;
-  }
-  return { sha256: sha256.digest('hex'), md5: md5?.digest('hex') };
 }
 
 /**
