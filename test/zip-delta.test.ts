@@ -455,3 +455,41 @@ test('a full disk while a delta is rebuilt: the check fails saying so, version 1
   assert.match(run.stderr, /resuming the download of .* at \d+ of \d+ bytes/);
   await expectDeployed(s, v2, '2');
 });
+
+test('a peer that lies about size, sends more than asked or stalls: absurd sizes fail the check (max-download-size), the rest fall back to a whole download', async (t) => {
+  for (const peer of ['an absurd size', 'more than asked', 'a stalled range'] as const) {
+    const { s, v2 } = await deployedThenChanged(t, 'http-timeout = 1\n');
+    s.server.route('/app.zip', {
+      kind: 'custom',
+      respond(request, response) {
+        const asked = parseRanges(String(request.headers.range ?? ''), v2.bytes.length);
+        const headers = { 'content-type': 'application/zip', etag: etagOf(v2.bytes) };
+        if (!asked || asked.length === 0) {
+          response.writeHead(200, { ...headers, 'content-length': String(v2.bytes.length) });
+          return void response.end(v2.bytes);
+        }
+        const isEnd = asked.length === 1 && asked[0]!.end === v2.bytes.length && request.headers.range?.startsWith('bytes=-');
+        if (peer === 'an absurd size' && isEnd) {
+          response.writeHead(206, { ...headers, 'content-range': `bytes 0-9/${2 ** 50}` });
+          return void response.end(v2.bytes.subarray(0, 10));
+        }
+        if (isEnd || asked.length === 2) return answerRanges(response, headers, v2.bytes, asked);
+        if (peer === 'a stalled range') return void response.writeHead(206, { ...headers, 'content-range': `bytes ${asked[0]!.start}-${asked[0]!.end - 1}/${v2.bytes.length}` });
+        // One byte more than the first range asked for.
+        const [{ start, end }] = asked as [{ start: number; end: number }];
+        response.writeHead(206, { ...headers, 'content-range': `bytes ${start}-${end - 1}/${v2.bytes.length}` });
+        response.end(v2.bytes.subarray(start, end + 1));
+      },
+    });
+    const run = await s.once();
+    if (peer === 'an absurd size') {
+      assert.equal(run.code, 3, `${peer}: ${run.stderr}`);
+      assert.match(run.stderr, /larger than max-download-size .*: the server announced 1125899906842624/, peer);
+      assert.equal(await s.sandbox.liveFile('index.html'), 'version 1\n', peer);
+      continue;
+    }
+    assert.equal(run.code, 0, `${peer}: ${run.stderr}`);
+    assert.match(run.stderr, /no delta \(.*\): downloading it whole/, peer);
+    await expectDeployed(s, v2, '2');
+  }
+});
