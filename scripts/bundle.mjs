@@ -9,6 +9,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+/**
+ * yargs' ES module build lays its help out with cliui's ES module build, whose stand-in for
+ * wrap-ansi breaks words in the middle at the column; its CommonJS build wraps between words with
+ * wrap-ansi, as `--help` did before. So cliui is taken from its CommonJS build.
+ */
+const cliuiCommonJs = {
+  name: 'cliui-commonjs',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^cliui$/ }, (args) =>
+      args.pluginData === 'cliui-commonjs' ? undefined : plugin.resolve(args.path, { kind: 'require-call', resolveDir: args.resolveDir, pluginData: 'cliui-commonjs' }));
+  },
+};
 const outdir = join(root, 'dist');
 await rm(outdir, { recursive: true, force: true });
 await build({
@@ -24,5 +37,6 @@ await build({
   // The CommonJS dependencies (yauzl, ioredis, …) call require() for Node's own modules; an ES
   // module has no require, so each chunk gets one.
   banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
+  plugins: [cliuiCommonJs],
   logLevel: 'warning',
 });

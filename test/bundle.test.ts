@@ -36,7 +36,7 @@ test('the bundle loads every lazily imported package with its named exports (a b
   assert.match(result.stdout, /^FAILED +schedule: schedule "61 \* \* \* \*" is not a valid cron expression: minute "61"/m);
 });
 
-test('an idle HTTP check loads neither the zip reader nor the multipart parser: deltas load them only when an archive changed', async (t) => {
+test('an idle HTTP check loads neither the zip reader nor the multipart parser (deltas load them only when an archive changed) nor undici\'s index (fetch, WebSocket, mocks, caches)', async (t) => {
   const { setup } = await import('./helpers/zip-agent.js');
   const s = await setup(t);
   await s.publish('1');
@@ -50,5 +50,15 @@ test('an idle HTTP check loads neither the zip reader nor the multipart parser: 
   for (const url of chunks) {
     const text = await readFile(new URL(url), 'utf8');
     assert.doesNotMatch(text, /\/\/ node_modules\/(yauzl|@remix-run\/multipart-parser)\//, `${url.split('/').pop()} holds the zip reader or the multipart parser`);
+    assert.doesNotMatch(text, /\/\/ node_modules\/undici\/(index\.js|lib\/(mock|cache|web\/websocket)\/)/, `${url.split('/').pop()} holds undici's index or the parts only it loads`);
+  }
+});
+
+test('--help wraps its descriptions between words, never inside one (cliui from its CommonJS build)', async () => {
+  const help = await runCli(['--help']);
+  assert.equal(help.code, 0, help.stderr);
+  const joined = help.stdout.replace(/\s*\n\s*/g, ' ');
+  for (const sentence of ['Show the live release, the last check and its result, held-back revisions', 'Check the live tree against the manifest made when it was deployed (exit 8 on any difference)']) {
+    assert.ok(joined.includes(sentence), `--help broke "${sentence}" inside a word:\n${help.stdout}`);
   }
 });

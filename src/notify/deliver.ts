@@ -4,7 +4,7 @@
 // deadline: a deploy is never held up or failed by a notification. One drain at a time per
 // outbox (a lock file beside it); a second one finds it taken and leaves.
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../base/http-client.js';
 import { tryFileLocks } from '../base/file-lock.js';
 import { messageOf } from '../base/errors.js';
 import type { Logger } from '../base/log.js';

@@ -71,10 +71,11 @@ async function tryOnce(run: HealthGateRun): Promise<string | undefined> {
 
 async function tryUrl(gate: HealthGate, stop: AbortSignal): Promise<string | undefined> {
   const signal = AbortSignal.any([stop, AbortSignal.timeout(gate.timeoutMs)]);
-  // Loaded only for a URL gate: undici costs every -f run over 100 ms of start-up otherwise.
-  const { request } = await import('../base/lazy/undici.js');
+  // Loaded only for a URL gate: no -f run without one pays for loading undici.
+  const { Agent, request } = await import('../base/http-client.js');
+  const dispatcher = new Agent({ connectTimeout: gate.timeoutMs, headersTimeout: gate.timeoutMs, bodyTimeout: gate.timeoutMs });
   try {
-    const response = await request(gate.check, { method: 'GET', signal, headersTimeout: gate.timeoutMs, bodyTimeout: gate.timeoutMs });
+    const response = await request(gate.check, { method: 'GET', signal, dispatcher });
     await response.body.dump().catch(() => undefined);
     return response.statusCode >= 200 && response.statusCode < 300 ? undefined : `${gate.check} answered HTTP ${response.statusCode}`;
   } catch (error) {
@@ -82,5 +83,7 @@ async function tryUrl(gate: HealthGate, stop: AbortSignal): Promise<string | und
     if (signal.aborted) return `${gate.check} did not answer within health-timeout (${gate.timeoutMs / 1000} s)`;
     const code = systemErrorCode(error) ?? systemErrorCode((error as { cause?: unknown }).cause);
     return `${gate.check} could not be reached (${code ?? messageOf(error)})`;
+  } finally {
+    await dispatcher.destroy().catch(() => undefined);
   }
 }

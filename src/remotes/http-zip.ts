@@ -2,7 +2,7 @@
 // a 304 downloads nothing. Anything but a 200 carrying a zip is a failed check that changes
 // nothing: the original emptied the live directory on a 404.
 import { rm } from 'node:fs/promises';
-import { EnvHttpProxyAgent, interceptors, request, type Dispatcher } from 'undici';
+import { EnvHttpProxyAgent, redirectInterceptor, request, type Dispatcher } from '../base/http-client.js';
 import { DeployError, fetchError, messageOf, systemErrorCode, retryHint } from '../base/errors.js';
 import { registerSecret } from '../base/redact.js';
 import type { HttpZipRemote } from '../core/remote.js';
@@ -155,7 +155,7 @@ function createDispatcher(context: CheckContext<HttpZipSettings>, display: strin
     connectTimeout: httpTimeoutMs,
     headersTimeout: httpTimeoutMs,
     bodyTimeout: httpTimeoutMs,
-  }).compose(refuseUnsafeRedirects(context, display, firstProtocol), interceptors.redirect({ maxRedirections: maxRedirects }));
+  }).compose(refuseUnsafeRedirects(context, display, firstProtocol), redirectInterceptor({ maxRedirections: maxRedirects }));
 }
 
 export const httpZipFetcher = (remote: HttpZipRemote): Fetcher<HttpZipSettings> => ({

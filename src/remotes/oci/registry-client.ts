@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from '../../base/http-client.js';
 import { createNewFileFlags } from '../../base/atomic-file.js';
 import { DeployError, fetchError, messageOf, noSpaceError } from '../../base/errors.js';
 import type { Logger } from '../../base/log.js';

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream } from 'node:stream/web';
 import { getMultipartBoundary, parseMultipartStream } from '@remix-run/multipart-parser';
-import { request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from '../../base/http-client.js';
 import { DeltaAbandoned, type ByteRange } from './delta-plan.js';
 import { askedRange, inParallel, letGo, writeRangeBody } from './ranges-answered.js';
 import { rebuildFromDelta, type DeltaRequest, type DeltaResult, type RangeSource } from './rebuild.js';
