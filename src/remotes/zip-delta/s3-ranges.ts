@@ -4,7 +4,8 @@
 import type { Readable } from 'node:stream';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { DeltaAbandoned, type ByteRange } from './delta-plan.js';
-import { askedRange, inParallel, letGo, writeRangeBody } from './ranges-answered.js';
+import { askedRange, letGo, writeRangeBody } from './ranges-answered.js';
+import { inParallel } from '../../base/in-parallel.js';
 import type { RangeSource } from './rebuild.js';
 
 export interface S3RangeTarget {
