@@ -1,7 +1,7 @@
 // Git remotes end to end: the real CLI against real repositories served over file://, a plain
 // path, git daemon, smart HTTP(S) with and without basic auth, and sshd.
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, readFile, stat, writeFile, readlink, access } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile, readlink, access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parseGitRemote } from '../src/core/git-url.js';
@@ -234,6 +234,22 @@ test('failures keep the live release: unknown branch, missing subdirectory, unre
     assert.equal(await s.sandbox.liveTarget(), live, remote);
     assert.equal(await s.sandbox.liveFile('index.html'), 'v1\n');
   }
+});
+
+test('the subdirectory is a name, not a pattern: GIT_GLOB_PATHSPECS or GIT_ICASE_PATHSPECS in the agent\'s environment neither fail the check nor widen it', async (t) => {
+  const s = await setup(t);
+  await s.repo.commit({ ...standardTree, 'APP/other.html': 'another directory, the same name but for case\n', 'apple/x.txt': 'a directory that starts alike\n' });
+  for (const variable of ['GIT_GLOB_PATHSPECS', 'GIT_ICASE_PATHSPECS', 'GIT_LITERAL_PATHSPECS']) {
+    await rm(s.sandbox.cache, { recursive: true, force: true });
+    const result = await s.deploy(`${s.repo.bare}/app#main`, { [variable]: '1' });
+    assert.equal(result.code, 0, `${variable}: ${result.stderr}`);
+    await assertAppRelease(s);
+    assert.deepEqual((await readdir(s.sandbox.live)).sort(), ['bin', 'index.html', 'latest'], variable);
+  }
+  const globbed = await s.deploy(`${s.repo.bare}/ap*#main`, { GIT_GLOB_PATHSPECS: '1' });
+  assert.equal(globbed.code, 3, globbed.stderr);
+  assert.match(globbed.stderr, /the subdirectory "ap\*" does not exist in commit/);
+  await assertAppRelease(s);
 });
 
 test('a crash leftover in the mirror (a lock file) is detected and the mirror rebuilt', async (t) => {

@@ -169,19 +169,7 @@ export const gitFetcher = (remote: GitRepositoryRemote): Fetcher<GitSettings> =>
     const [commit = '', rootTree = '', author = '', subject = ''] = (await gitLine(git, ['log', '-1', '--no-show-signature', '--format=%H%x00%T%x00%an%x00%s', targetRef], 'log')).split('\0');
     // The content's identity is the tree deployed (the subdirectory's, or the root's): equal
     // trees are equal files, whichever commit, ref or URL names them.
-    let tree: string;
-    if (!remote.subdirectory) tree = rootTree;
-    else {
-      try {
-        tree = await gitLine(git, ['rev-parse', `${commit}:${remote.subdirectory}`], 'rev-parse');
-      } catch {
-        throw fetchError(`the subdirectory "${remote.subdirectory}" does not exist in commit ${commit.slice(0, 12)} of ${displayRemote}`, {
-          hint: 'check the path between .git and # in the remote',
-        });
-      }
-      const type = await gitLine(git, ['cat-file', '-t', tree], 'cat-file');
-      if (type !== 'tree') throw fetchError(`"${remote.subdirectory}" in ${displayRemote} is a file, not a directory`);
-    }
+    const tree = remote.subdirectory ? await subdirectoryTree(git, commit, remote.subdirectory, displayRemote) : rootTree;
 
     const remoteState: RemoteState = { commit, tree, ...(remoteRef ? { ref: remoteRef } : {}) };
     if (context.deployed && deployedState.tree === tree) {
@@ -261,6 +249,20 @@ async function materialise(git: MirrorGit, remote: GitRemote, commit: string, co
     const foreach = ['submodule', 'foreach', '--quiet', ...(context.settings.gitSubmodules === 'recursive' ? ['--recursive'] : []), 'git clean -ffdxq'];
     await git(foreach, 'submodule clean');
   }
+}
+
+/** The tree a subdirectory of a commit is, in one git run: its entry in the commit's tree, with its type. */
+async function subdirectoryTree(git: MirrorGit, commit: string, subdirectory: string, display: string): Promise<string> {
+  // ls-tree takes its paths literally (the GIT_*_PATHSPECS that would change that are not passed on, mirror-git.ts).
+  const entry = (await git(['ls-tree', '-z', commit, '--', subdirectory], 'ls-tree')).join('\n');
+  const [, type, id] = /^\d+ (\w+) ([0-9a-f]+)\t/.exec(entry) ?? [];
+  if (!type || !id) {
+    throw fetchError(`the subdirectory "${subdirectory}" does not exist in commit ${commit.slice(0, 12)} of ${display}`, {
+      hint: 'check the path between .git and # in the remote',
+    });
+  }
+  if (type !== 'tree') throw fetchError(`"${subdirectory}" in ${display} is a file, not a directory`);
+  return id;
 }
 
 /** The one line a git query prints. */

@@ -12,8 +12,11 @@ export type MirrorGit = (args: string[], operation: string, extraEnv?: NodeJS.Pr
 /** An environment in which git never searches for a repository above `ceiling`, nor takes one from the caller. */
 export function confinedGitEnvironment(env: NodeJS.ProcessEnv, ceiling: string): NodeJS.ProcessEnv {
   const confined: NodeJS.ProcessEnv = { ...env, GIT_CEILING_DIRECTORIES: ceiling };
-  // Inherited from a hook or a shell, these would point git at another repository.
-  for (const name of ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_COMMON_DIR', 'GIT_NAMESPACE']) {
+  // Inherited from a hook or a shell, these would point git at another repository, and the
+  // pathspec ones would make the subdirectory a pattern (or make ls-tree refuse it).
+  const repositoryVariables = ['GIT_DIR', 'GIT_WORK_TREE', 'GIT_INDEX_FILE', 'GIT_OBJECT_DIRECTORY', 'GIT_ALTERNATE_OBJECT_DIRECTORIES', 'GIT_COMMON_DIR', 'GIT_NAMESPACE'];
+  const pathspecVariables = ['GIT_GLOB_PATHSPECS', 'GIT_NOGLOB_PATHSPECS', 'GIT_ICASE_PATHSPECS', 'GIT_LITERAL_PATHSPECS'];
+  for (const name of [...repositoryVariables, ...pathspecVariables]) {
     delete confined[name];
   }
   return confined;
