@@ -5,7 +5,8 @@
 //   npm run bench -- --large     also a zip of three 1 GiB files, for memory flat in archive size
 //   npm run bench -- --quick     2 repetitions and 100 daemon checks: to try the bench, not to quote
 //   npm run bench -- --repetitions N   N repetitions of each alternated pair (default 5)
-//   npm run bench -- --only many-apps   one step alone (its table rows only): many-apps, oci, history, resume, delta
+//   npm run bench -- --only many-apps   one step alone (its table rows only): zip, git, idle (HTTP, S3 and --help),
+//                                       fleet, many-apps, oci, history, resume, delta
 import { execFile } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -99,8 +100,8 @@ async function zipDeploys(work: string): Promise<void> {
     figure: `first deploy from a local zip (${size}): time`,
     ours: inSeconds(ours.seconds),
     reference: `bsdtar -xf ${inSeconds(bsdtar.seconds)}; unzip -q ${inSeconds(unzip.seconds)}; Python zipfile ${inSeconds(python.seconds)}`,
-    goal: `<= 1.0x bsdtar (now ${ratio(ours.seconds.median, bsdtar.seconds.median)})`,
-    met: ours.seconds.median <= bsdtar.seconds.median,
+    goal: `<= 1.1x bsdtar (now ${ratio(ours.seconds.median, bsdtar.seconds.median)})`,
+    met: ours.seconds.median <= 1.1 * bsdtar.seconds.median,
   });
   rows.push({
     figure: 'same deploy: peak resident memory',
@@ -168,8 +169,8 @@ async function gitRemote(work: string): Promise<void> {
       figure: 'git first deploy of packages/app (500 of 5,500 files) over git://',
       ours: inSeconds(first.ours.seconds),
       reference: `git clone --depth 1 --filter=blob:none --sparse + sparse-checkout set: ${inSeconds(first.clone.seconds)}`,
-      goal: `<= 1.2x (now ${ratio(first.ours.seconds.median, first.clone.seconds.median)})`,
-      met: first.ours.seconds.median <= 1.2 * first.clone.seconds.median,
+      goal: `<= 1.3x (now ${ratio(first.ours.seconds.median, first.clone.seconds.median)})`,
+      met: first.ours.seconds.median <= 1.3 * first.clone.seconds.median,
     });
     const oursBytes = afterWarmUp(bytes.ours);
     const cloneBytes = afterWarmUp(bytes.clone);
@@ -183,23 +184,27 @@ async function gitRemote(work: string): Promise<void> {
       lsRemote: countingBytes(proxy, () => measure('git', ['ls-remote', '--heads', url, 'main']), idleBytes.lsRemote),
       node: bareNode,
     });
-    idleRows('git', idle.ours, idle.node, { name: 'git ls-remote --heads URL main', summary: idle.lsRemote, bytes: afterWarmUp(idleBytes.lsRemote) }, afterWarmUp(idleBytes.ours));
+    idleRows('git', 150, idle.ours, idle.node, { name: 'git ls-remote --heads URL main', summary: idle.lsRemote, bytes: afterWarmUp(idleBytes.lsRemote) }, afterWarmUp(idleBytes.ours));
   } finally {
     await cleanup();
   }
 }
 
-/** The three rows of an idle check: its time against bare Node, its memory, and the bytes the server sent. */
-function idleRows(kind: string, ours: Summary, node: Summary, reference: { name: string; summary?: Summary; bytes?: ReturnType<typeof spreadOf> }, oursBytes: ReturnType<typeof spreadOf>): void {
+/**
+ * The rows of an idle check: its time against bare Node (at most `overheadMs` more: issue 28 asks
+ * 100 ms over HTTP and 150 over S3), its CPU, its memory, and the bytes the server sent.
+ */
+function idleRows(kind: string, overheadMs: number, ours: Summary, node: Summary, reference: { name: string; summary?: Summary; bytes?: ReturnType<typeof spreadOf> }, oursBytes: ReturnType<typeof spreadOf>): void {
   const overhead = (ours.seconds.median - node.seconds.median) * 1000;
   rows.push({
     figure: `idle check, ${kind}: time (whole -f run)`,
     ours: inMilliseconds(ours.seconds),
     reference: `node -e 0: ${inMilliseconds(node.seconds)}${reference.summary ? `; ${reference.name}: ${inMilliseconds(reference.summary.seconds)}` : ''}`,
-    goal: `<= node + 150 ms (now +${overhead.toFixed(0)} ms)`,
-    met: overhead <= 150,
+    goal: `<= node + ${overheadMs} ms (now +${overhead.toFixed(0)} ms)`,
+    met: overhead <= overheadMs,
   });
-  rows.push({ figure: `idle check, ${kind}: peak resident memory`, ours: inMiB(ours.peakMiB), reference: `node -e 0: ${inMiB(node.peakMiB)}`, goal: '<= 70 MiB', met: ours.peakMiB.median <= 70 });
+  rows.push({ figure: `idle check, ${kind}: CPU (user + system)`, ours: inMilliseconds(ours.cpuSeconds), reference: `node -e 0: ${inMilliseconds(node.cpuSeconds)}`, goal: '<= 0.15 s', met: ours.cpuSeconds.median <= 0.15 });
+  rows.push({ figure: `idle check, ${kind}: peak resident memory`, ours: inMiB(ours.peakMiB), reference: `node -e 0: ${inMiB(node.peakMiB)}`, goal: '<= 60 MiB', met: ours.peakMiB.median <= 60 });
   if (reference.bytes) {
     rows.push({
       figure: `idle check, ${kind}: bytes from the server`,
@@ -235,7 +240,7 @@ async function httpAndS3Idle(work: string): Promise<void> {
       curl: countingBytes(httpProxy, () => measure('curl', ['-s', '-o', '/dev/null', '-H', `If-None-Match: ${etag}`, url]), bytes.curl),
       node: bareNode,
     });
-    idleRows('HTTP', httpIdle.ours, httpIdle.node, { name: 'curl -H If-None-Match', summary: httpIdle.curl, bytes: afterWarmUp(bytes.curl) }, afterWarmUp(bytes.ours));
+    idleRows('HTTP', 100, httpIdle.ours, httpIdle.node, { name: 'curl -H If-None-Match', summary: httpIdle.curl, bytes: afterWarmUp(bytes.curl) }, afterWarmUp(bytes.ours));
 
     const s3 = await startS3(context);
     const { readFile } = await import('node:fs/promises');
@@ -246,7 +251,7 @@ async function httpAndS3Idle(work: string): Promise<void> {
     await agent(s3Args)();
     const s3Bytes: number[] = [];
     const s3Idle = await alternate(repetitions, { ours: countingBytes(s3Proxy, agent(s3Args), s3Bytes), node: bareNode });
-    idleRows('S3', s3Idle.ours, s3Idle.node, { name: `${object.length} B` }, afterWarmUp(s3Bytes));
+    idleRows('S3', 150, s3Idle.ours, s3Idle.node, { name: `${object.length} B` }, afterWarmUp(s3Bytes));
   } finally {
     await cleanup();
   }
@@ -256,7 +261,7 @@ async function startup(): Promise<void> {
   log(`4/${steps} start-up: --help`);
   const help = await alternate(repetitions * 2, { ours: () => measure(process.execPath, [cli, '--help']), node: bareNode });
   const overhead = (help.ours.seconds.median - help.node.seconds.median) * 1000;
-  rows.push({ figure: 'repo-deploy --help', ours: inMilliseconds(help.ours.seconds), reference: `node -e 0: ${inMilliseconds(help.node.seconds)}`, goal: `<= node + 100 ms (now +${overhead.toFixed(0)} ms)`, met: overhead <= 100 });
+  rows.push({ figure: 'repo-deploy --help', ours: inMilliseconds(help.ours.seconds), reference: `node -e 0: ${inMilliseconds(help.node.seconds)}`, goal: `<= node + 50 ms (now +${overhead.toFixed(0)} ms)`, met: overhead <= 50 });
 }
 
 async function fleetOfAgents(work: string): Promise<void> {
@@ -298,7 +303,7 @@ async function fleetOfAgents(work: string): Promise<void> {
       goal: '',
       met: undefined,
     });
-    rows.push({ figure: 'same: CPU per idle check', ours: inSeconds(perAgent(idle.ours)), reference: `curl: ${inSeconds(perAgent(idle.curl))}`, goal: '<= 0.2 s', met: perAgent(idle.ours).median <= 0.2 });
+    rows.push({ figure: 'same: CPU per idle check', ours: inSeconds(perAgent(idle.ours)), reference: `curl: ${inSeconds(perAgent(idle.curl))}`, goal: '<= 0.15 s', met: perAgent(idle.ours).median <= 0.15 });
 
     // A new release each repetition: the origin flips between the two archives before every run of ours.
     const unzipped = join(work, 'fleet-unzipped');
@@ -439,6 +444,19 @@ const work = await mkdtemp(join(tmpdir(), 'repo-deploy-bench-'));
 const startedAt = new Date();
 const { context, cleanup } = cleanupContext();
 try {
+  const alone: Record<string, () => Promise<void>> = {
+    zip: () => zipDeploys(work),
+    git: () => gitRemote(work),
+    idle: async () => {
+      await httpAndS3Idle(work);
+      await startup();
+    },
+    fleet: () => fleetOfAgents(work),
+  };
+  if (only && alone[only]) {
+    await alone[only]();
+    throw new StepDone();
+  }
   if (only === 'many-apps') {
     await manyApps(work);
     throw new StepDone();

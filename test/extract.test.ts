@@ -140,7 +140,7 @@ test('an archive storing 0777 directories and 0666 files makes nothing group- or
   assert.equal(await modeOf('secret.conf'), 0o600);
 });
 
-test('a git checkout made under a loose umask (files 0666) is copied without group or world write', async (t) => {
+test('a git checkout made under a loose umask (files 0666) is copied without group or world write, nor setuid; a 0644 file keeps its mode', async (t) => {
   const root = await temporaryDirectory(t);
   const source = join(root, 'checkout');
   const { chmod, mkdir } = await import('node:fs/promises');
@@ -149,11 +149,17 @@ test('a git checkout made under a loose umask (files 0666) is copied without gro
   await chmod(join(source, 'public', 'app.js'), 0o666);
   await writeFile(join(source, 'run.sh'), '#!/bin/sh\n');
   await chmod(join(source, 'run.sh'), 0o777);
+  await writeFile(join(source, 'setuid'), '#!/bin/sh\n');
+  await chmod(join(source, 'setuid'), 0o4755);
+  await writeFile(join(source, 'plain.txt'), 'plain');
+  await chmod(join(source, 'plain.txt'), 0o644);
   const staging = join(root, 'out');
   await mkdir(staging);
   await copyTree(source, staging, 'a checkout');
   assert.equal((await lstat(join(staging, 'public', 'app.js'))).mode & 0o7777, 0o644);
   assert.equal((await lstat(join(staging, 'run.sh'))).mode & 0o7777, 0o755);
+  assert.equal((await lstat(join(staging, 'setuid'))).mode & 0o7777, 0o755);
+  assert.equal((await lstat(join(staging, 'plain.txt'))).mode & 0o7777, 0o644);
 });
 
 test('entries of 1 MiB and more are streamed, kept whole, and CRC-checked too', async (t) => {

@@ -41,9 +41,11 @@ export async function copyTree(source: string, destination: string, describeSour
   await walk('');
   await inParallel(files, filesAtOnce, async (path) => {
     const targetPath = join(destination, path);
+    const sourceMode = (await lstat(join(source, path))).mode & 0o7777;
+    // copyFile gives the copy the source's mode; a checkout made under a loose umask must not
+    // make the release group- or world-writable, so that mode is narrowed where it needs to be.
     await copyFile(join(source, path), targetPath);
-    // A checkout made under a loose umask must not make the release group- or world-writable.
-    await chmod(targetPath, releaseMode((await lstat(join(source, path))).mode));
+    if (releaseMode(sourceMode) !== sourceMode) await chmod(targetPath, releaseMode(sourceMode));
   });
   summary.files = files.length;
   for (const path of links.keys()) {
