@@ -223,3 +223,46 @@ test('a small entry whose declared compressed size runs past the end of the arch
   // Nothing near the declared 3.75 GiB was ever allocated for it.
   assert.ok(process.memoryUsage().arrayBuffers - before < 64 << 20);
 });
+
+test('the entries an extraction reports are the tree describeTree reads back: the manifest needs no second walk', async (t) => {
+  const { describeTree } = await import('../src/verify/manifest.js');
+  const { mkdir } = await import('node:fs/promises');
+  const root = await temporaryDirectory(t);
+  const large = Buffer.alloc(2 * 1024 * 1024 + 3, 'large');
+  const cases: Array<[string, RawEntry[]]> = [
+    [
+      'names that sort differently by code point, by component and by UTF-16 unit; implicit and explicit directories; every kind and mode',
+      [
+        { name: 'a-b/x.txt', data: 'dash' },
+        { name: 'a/b/deep/file.txt', data: 'deep, its parents never listed' },
+        { name: 'a/', mode: 0o040700 },
+        { name: 'B.txt', data: 'upper case first' },
+        { name: 'a.txt', data: 'a dot' },
+        { name: 'ｚ.txt', data: 'U+FF5A, after a surrogate pair in UTF-16' },
+        { name: '😀.txt', data: 'a surrogate pair' },
+        { name: 'bin/run', data: '#!/bin/sh\n', mode: 0o100755 },
+        { name: 'bin/setuid', data: '#!/bin/sh\n', mode: 0o104777 },
+        { name: 'secret.conf', data: 'private', mode: 0o100600 },
+        { name: 'shared/', mode: 0o040777 },
+        { name: 'shared/public.txt', data: 'world-writable in the archive', mode: 0o100666 },
+        { name: 'empty/', mode: 0o040755 },
+        { name: 'empty.txt', data: '' },
+        { name: 'dos.txt', data: 'made on DOS', dosAttributes: 0x20 },
+        { name: 'data/large.bin', data: large, deflate: true },
+        { name: 'data/small.bin', data: 'x'.repeat(5000), deflate: true },
+        symlinkEntry('a/link', 'b/deep/file.txt'),
+        symlinkEntry('current', 'a'),
+      ],
+    ],
+    ['a single file at the root', [{ name: 'only.txt', data: 'only' }]],
+    ['nothing', []],
+  ];
+  for (const [index, [label, entries]] of cases.entries()) {
+    const zipPath = join(root, `case${index}.zip`);
+    await writeFile(zipPath, rawZip(entries));
+    const staging = join(root, `out${index}`);
+    await mkdir(staging);
+    const summary = await extractZip(zipPath, staging, limits);
+    assert.deepEqual(summary.entries, await describeTree(staging), label);
+  }
+});

@@ -454,7 +454,7 @@ async function stageNewRelease(
     named = true;
     await pausePoint('staged');
     // The files the fetcher hashed as it wrote them are not read back.
-    staged.manifest = await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id), staged.files?.fileHashes);
+    staged.manifest = await writeManifest(releasePath(layout, id), manifestPath(layout.releasesDirectory, id), staged.files);
   } catch (error) {
     if (named) await removeRelease(layout, id);
     state.inProgress = undefined;

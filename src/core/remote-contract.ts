@@ -4,6 +4,7 @@ import type { CacheLayout } from './cache-layout.js';
 import type { Settings } from './settings.js';
 import type { Logger } from '../base/log.js';
 import type { ProgressSink } from '../base/progress.js';
+import type { ManifestEntry } from '../verify/manifest.js';
 
 /** Whatever a fetcher needs to remember between checks (ETag, commit id...). Stored in the state file: never a secret. */
 export type RemoteState = Record<string, string>;
@@ -72,6 +73,11 @@ export interface PendingRevision {
 
 export interface StagedFiles {
   fileHashes: ReadonlyMap<string, string>;
+  /**
+   * Every entry the fetcher wrote, as the manifest lists them (in its order): given, the manifest
+   * is written from them, without walking the release again.
+   */
+  entries?: readonly ManifestEntry[];
 }
 
 export type CheckResult = Unchanged | PendingRevision;

@@ -19,6 +19,7 @@ import { pausePoint } from '../base/test-pause.js';
 import { releaseMode } from '../base/release-modes.js';
 import { directoryMaker, rejectEntriesBelowLinksOrFiles, rejected, releasePathOf } from './entry-path.js';
 import { ArchiveReader } from './zip-reader.js';
+import { inManifestOrder, type ManifestEntry } from '../verify/manifest.js';
 
 export interface ExtractLimits {
   maxUnpackedBytes: number;
@@ -35,6 +36,8 @@ export interface ExtractSummary {
    * were written, so the manifest need not read the whole release back.
    */
   fileHashes: Map<string, string>;
+  /** Every entry written (the implicit directories too), as the release's manifest lists them (zips). */
+  entries?: ManifestEntry[];
 }
 
 type EntryKind = 'file' | 'directory' | 'symlink';
@@ -296,7 +299,34 @@ async function writeEntries(archive: OpenArchive, planned: PlannedEntry[], root:
     await chmod(join(root, item.path), item.mode);
     summary.directories++;
   }
+  summary.entries = treeEntries(planned, links, summary.fileHashes);
   return summary;
+}
+
+/**
+ * What the manifest would read back from the release just written: files with the size, mode and
+ * sha256 they were written with, symlinks (mode 777 on Linux) with their targets, directories
+ * with the mode given to them, and the directories made for entries whose parents the archive
+ * does not list, with mkdir's 755 narrowed by the umask.
+ */
+function treeEntries(planned: readonly PlannedEntry[], links: ReadonlyMap<string, string>, fileHashes: ReadonlyMap<string, string>): ManifestEntry[] {
+  const entries: ManifestEntry[] = [];
+  const listed = new Set<string>();
+  for (const item of planned) {
+    listed.add(item.path);
+    if (item.kind === 'file') entries.push({ path: item.path, type: 'file', size: item.entry.uncompressedSize, mode: item.mode, sha256: fileHashes.get(item.path) as string });
+    else if (item.kind === 'symlink') entries.push({ path: item.path, type: 'symlink', mode: 0o777, target: links.get(item.path) as string });
+    else entries.push({ path: item.path, type: 'directory', mode: item.mode });
+  }
+  for (const item of planned) {
+    for (let slash = item.path.lastIndexOf('/'); slash > 0; slash = item.path.lastIndexOf('/', slash - 1)) {
+      const parent = item.path.slice(0, slash);
+      if (listed.has(parent)) break;
+      listed.add(parent);
+      entries.push({ path: parent, type: 'directory', mode: 0o755 & ~umask });
+    }
+  }
+  return inManifestOrder(entries);
 }
 
 interface WriteTarget {

@@ -389,7 +389,7 @@ export async function zipCheckResult(context: CheckContext<ZipSettings>, zip: Zi
       await zip.verifyUnchanged?.();
       goodArchive = true;
       context.log.info(`extracted ${counted(summary.files, 'file')}, ${counted(summary.directories, 'directory', 'directories')}, ${counted(summary.symlinks, 'symlink')} (${counted(summary.bytes, 'byte')})`);
-      return { fileHashes: summary.fileHashes };
+      return { fileHashes: summary.fileHashes, entries: summary.entries };
     },
     dispose,
   };
