@@ -121,7 +121,7 @@ export async function extractZip(
     reader.stopCaching();
     progress?.start('Extracting', unpackedBytes);
     try {
-      return await writeEntries({ reader, archiveName, progress }, planned, resolve(destination));
+      return await writeEntries({ reader, archiveName, progress, localHeaderSlack: 0 }, planned, resolve(destination));
     } finally {
       progress?.stop();
     }
@@ -247,6 +247,12 @@ interface OpenArchive {
   reader: ArchiveReader;
   progress: ProgressSink | undefined;
   archiveName: string;
+  /**
+   * How many bytes longer the last local header's name and extra field were than the central
+   * directory said: zip(1) writes more extra fields locally (a 28-byte "UT" and "ux" pair against
+   * 24 centrally), and guessing from the central lengths alone cost every entry a second read.
+   */
+  localHeaderSlack: number;
 }
 
 async function writeEntries(archive: OpenArchive, planned: PlannedEntry[], root: string): Promise<ExtractSummary> {
@@ -447,11 +453,14 @@ function readSmallEntry(archive: OpenArchive, item: PlannedEntry): Buffer {
   if (entry.localHeaderOffset + 30 + entry.compressedSize > archive.reader.size) {
     throw unreadable(archive, entry, 'its data runs past the end of the archive');
   }
-  // Names and extra fields usually match the central directory's: guess their length to read all at once.
-  const guess = Math.min(30 + entry.fileNameLength + entry.extraFieldLength + entry.compressedSize, archive.reader.size - entry.localHeaderOffset);
+  // The local name and extra field are as long as the central directory's plus what the archive's
+  // last local header had more: guessed, so that header and data are read at once.
+  const centralLengths = 30 + entry.fileNameLength + entry.extraFieldLength;
+  const guess = Math.min(centralLengths + archive.localHeaderSlack + entry.compressedSize, archive.reader.size - entry.localHeaderOffset);
   let block = scratchOf(guess).subarray(0, guess);
   readArchive(archive, entry, block, entry.localHeaderOffset);
   const dataStart = localDataOffset(archive, entry, block);
+  archive.localHeaderSlack = Math.max(0, dataStart - centralLengths);
   if (dataStart + entry.compressedSize > block.length) {
     block = scratchOf(dataStart + entry.compressedSize).subarray(0, dataStart + entry.compressedSize);
     readArchive(archive, entry, block, entry.localHeaderOffset);
