@@ -38,5 +38,9 @@ await build({
   // module has no require, so each chunk gets one.
   banner: { js: "import { createRequire as __bundleRequire } from 'node:module'; const require = __bundleRequire(import.meta.url);" },
   plugins: [cliuiCommonJs],
+  // A package without an exports map (the AWS SDK's) is taken from its ES module build, which
+  // esbuild tree-shakes; from "main" an S3 check loaded the SDK's whole CommonJS build (1 MB, every
+  // command's schemas). The SDK's own advice for esbuild.
+  mainFields: ['module', 'main'],
   logLevel: 'warning',
 });

@@ -62,3 +62,12 @@ test('--help wraps its descriptions between words, never inside one (cliui from 
     assert.ok(joined.includes(sentence), `--help broke "${sentence}" inside a word:\n${help.stdout}`);
   }
 });
+
+test('the bundle takes packages\' ES module builds where they have one (the AWS SDK\'s dist-es, tree-shaken: an idle S3 check loaded all of dist-cjs, 1 MB)', async () => {
+  const chunks = (await readdir(join(root, 'dist'))).filter((name) => name.endsWith('.js'));
+  const commonJsBuilds = new Set<string>();
+  for (const name of chunks) {
+    for (const [, module] of (await readFile(join(root, 'dist', name), 'utf8')).matchAll(/^\/\/ node_modules\/((?:@aws-sdk|@smithy)\/[^/]+)\/dist-cjs\//gm)) commonJsBuilds.add(module!);
+  }
+  assert.deepEqual([...commonJsBuilds], []);
+});
