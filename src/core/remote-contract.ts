@@ -4,7 +4,7 @@ import type { CacheLayout } from './cache-layout.js';
 import type { Settings } from './settings.js';
 import type { Logger } from '../base/log.js';
 import type { ProgressSink } from '../base/progress.js';
-import type { ManifestEntry } from '../verify/manifest.js';
+import type { ManifestEntry } from './manifest-entry.js';
 
 /** Whatever a fetcher needs to remember between checks (ETag, commit id...). Stored in the state file: never a secret. */
 export type RemoteState = Record<string, string>;

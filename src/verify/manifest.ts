@@ -7,15 +7,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { writeFileAtomically } from '../base/atomic-file.js';
+import type { ManifestEntry } from '../core/manifest-entry.js';
 
-export interface ManifestEntry {
-  path: string;
-  type: 'file' | 'symlink' | 'directory';
-  size?: number;
-  mode: number;
-  sha256?: string;
-  target?: string;
-}
+export type { ManifestEntry };
 
 export const manifestPath = (releasesDirectory: string, release: string) => join(releasesDirectory, `.manifest-${release}.json`);
 
