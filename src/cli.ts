@@ -419,9 +419,9 @@ function routeProcessWarnings(log: Logger): void {
 setFlagsFromString('--liftoff-only');
 // V8 doubles its young generation (up to 16 MiB a semi-space, three of them) while a run
 // allocates fast, as reading a central directory of 28,000 entries does, and keeps it to the
-// end: a first deploy of 23,881 files peaked at 172 MiB, 137 MiB with the young generation kept
-// at its first size (docs/performance.md, "Memory"). Its objects then reach the old generation
-// sooner; the time did not change measurably.
+// end: a first deploy of 23,881 files peaked at 176 MiB, 137 MiB with the young generation kept
+// at its first size (docs/performance.md, "Start-up, memory and first deploys"). Its objects
+// then reach the old generation sooner; the time did not change measurably.
 setFlagsFromString('--semi-space-growth-factor=1');
 
 process.exitCode = await main();

@@ -1,9 +1,9 @@
 // The parts of undici the agent uses, loaded from undici's own files instead of its index. The
 // index loads all of undici at once: fetch, WebSocket, the mocks, the cache stores, HTTP/2 and,
 // through its cookie helpers, Node's own copy of undici. Bundled, that was a 1 MiB chunk on every
-// idle HTTP check; loading these parts alone is about a third of it (docs/performance.md,
-// "Start-up"). request() is what undici's index makes of the same function: the URL split into
-// origin and path for a dispatcher's request API.
+// idle HTTP check; these parts alone are half of it, and an idle check 0.75x the time with yargs 17
+// (docs/performance.md, "Start-up, memory and first deploys"). request() is what undici's index
+// makes of the same function: the URL split into origin and path for a dispatcher's request API.
 import requestOnDispatcher from 'undici/lib/api/api-request.js';
 import { parseURL } from 'undici/lib/core/util.js';
 import type { Dispatcher } from 'undici';
