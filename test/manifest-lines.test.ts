@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { diffEntries, filesChanged, type FileChange } from '../src/history/files-changed.js';
-import { compareTreeOrder, diffManifestLines, isLinedManifest } from '../src/history/manifest-lines.js';
+import { compareTreeOrder, diffManifestLines, filesOfLinedManifest, isLinedManifest } from '../src/history/manifest-lines.js';
 import { manifestBytes, type ManifestEntry } from '../src/verify/manifest.js';
 
 /** A seeded generator: a failure names the seed that reproduces it. */
@@ -72,6 +72,18 @@ test('two lined manifests of random trees give the changes the whole parse gives
   }
 });
 
+test('a first deploy counts the files of its manifest as comparing it with an empty one does, even where a name spells a directory\'s type', () => {
+  const spelled = ',"type":"directory","mode":493}';
+  for (let seed = 1; seed <= 200; seed++) {
+    const next = random(seed);
+    const tree = [...randomTree(next), { path: `zz${spelled}`, type: 'file', size: 3, mode: 0o644, sha256: 'f'.repeat(64) }, { path: `zz${spelled}-dir`, type: 'directory', mode: 0o755 }] satisfies ManifestEntry[];
+    const added = diffManifestLines(manifestBytes([]), manifestBytes(tree)).map((change) => change.path);
+    assert.equal(added.length, diffEntries([], tree).length);
+    assert.deepEqual(filesOfLinedManifest(manifestBytes(tree), 10), { count: added.length, sample: added.slice(0, 10) }, `seed ${seed}`);
+  }
+  assert.deepEqual(filesOfLinedManifest(manifestBytes([]), 10), { count: 0, sample: [] });
+});
+
 test('empty manifests, and a manifest against itself, have nothing to say but what differs', () => {
   const tree: ManifestEntry[] = [{ path: 'a', type: 'file', size: 1, mode: 0o644, sha256: 'a'.repeat(64) }];
   assert.deepEqual(diffManifestLines(manifestBytes([]), manifestBytes([])), []);
@@ -88,7 +100,7 @@ test('a live manifest written in one line by an earlier version is parsed whole;
     { path: 'b', type: 'file', size: 1, mode: 0o644, sha256: 'b'.repeat(64) },
   ];
   const after: ManifestEntry[] = [{ ...before[0]!, sha256: 'c'.repeat(64) }, { path: 'c', type: 'file', size: 2, mode: 0o644, sha256: 'c'.repeat(64) }];
-  const written = { entries: after, bytes: manifestBytes(after) };
+  const written = { bytes: manifestBytes(after) };
   const oneLine = join(directory, 'one-line.json');
   await writeFile(oneLine, JSON.stringify({ version: 1, entries: before }) + '\n');
   assert.deepEqual(await filesChanged(oneLine, written), { added: 1, changed: 1, removed: 1, sample: { added: ['c'], changed: ['a'], removed: ['b'] } });

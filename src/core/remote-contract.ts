@@ -77,7 +77,7 @@ export interface StagedFiles {
    * Every entry the fetcher wrote, as the manifest lists them (in its order): given, the manifest
    * is written from them, without walking the release again.
    */
-  entries?: readonly ManifestEntry[];
+  entries?: Iterable<ManifestEntry>;
 }
 
 export type CheckResult = Unchanged | PendingRevision;

@@ -2,7 +2,7 @@
 // again): a path is changed when its type, sha256, mode or link target differs.
 import { readFile } from 'node:fs/promises';
 import { readManifest, type ManifestEntry, type WrittenManifest } from '../verify/manifest.js';
-import { diffManifestLines, isLinedManifest } from './manifest-lines.js';
+import { diffManifestLines, filesOfLinedManifest, isLinedManifest } from './manifest-lines.js';
 
 export interface FilesChanged {
   added: number;
@@ -67,6 +67,10 @@ export function diffEntries(before: readonly ManifestEntry[], after: readonly Ma
  * added). Two lined manifests are compared line by line; others are parsed whole.
  */
 export async function filesChanged(fromManifest: string | undefined, after: WrittenManifest): Promise<FilesChanged | undefined> {
+  if (!fromManifest && isLinedManifest(after.bytes)) {
+    const files = filesOfLinedManifest(after.bytes, sampleSize);
+    return { added: files.count, changed: 0, removed: 0, sample: { added: files.sample, changed: [], removed: [] } };
+  }
   let changes: FileChange[] | undefined;
   if (fromManifest && isLinedManifest(after.bytes)) {
     const before = await readFile(fromManifest).catch(() => undefined);
@@ -80,7 +84,7 @@ export async function filesChanged(fromManifest: string | undefined, after: Writ
   if (!changes) {
     const before = await readManifestEntries(fromManifest);
     if (!before) return undefined;
-    changes = diffEntries(before, after.entries);
+    changes = diffEntries(before, (JSON.parse(after.bytes.toString('utf8')) as { entries: ManifestEntry[] }).entries);
   }
   const result: FilesChanged = { added: 0, changed: 0, removed: 0, sample: { added: [], changed: [], removed: [] } };
   for (const change of changes) {

@@ -58,6 +58,32 @@ function lineAt(bytes: Buffer, start: number, end: number): { entry: ManifestEnt
   return { entry: JSON.parse(bytes.toString('utf8', start, contentEnd)) as ManifestEntry, next: lineEnd + 1 };
 }
 
+// A directory's line, from its type on: in a path, JSON escapes every quote (`,\"`), so a comma
+// followed by a quote is always a key's start.
+const directoryType = Buffer.from(',"type":"directory",');
+
+/**
+ * The files of a lined manifest (directories left out), as a first deploy adds them: how many,
+ * and the paths of the first `sampleSize`. Only the sample's lines are parsed: parsing 28,000
+ * lines cost a first deploy 50 to 100 ms.
+ */
+export function filesOfLinedManifest(bytes: Buffer, sampleSize: number): { count: number; sample: string[] } {
+  const end = bytes.length - trailer.length;
+  const sample: string[] = [];
+  let count = 0;
+  let directoryAt = bytes.indexOf(directoryType, header.length); // the next directory's line, found once
+  for (let at = header.length; at < end; ) {
+    const lineEnd = Math.min(end, bytes.indexOf(newline, at) >>> 0);
+    if (directoryAt >= 0 && directoryAt < at) directoryAt = bytes.indexOf(directoryType, at);
+    if (directoryAt < 0 || directoryAt > lineEnd) {
+      count++;
+      if (sample.length < sampleSize) sample.push(lineAt(bytes, at, end).entry.path);
+    }
+    at = lineEnd + 1;
+  }
+  return { count, sample };
+}
+
 /**
  * What differs between two lined manifests (directories left out), as diffEntries says it. An
  * entry that is not JSON throws: the caller falls back to parsing both whole.
