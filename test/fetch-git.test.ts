@@ -117,6 +117,20 @@ test('a tag, an annotated tag and a full commit id each pin the release', async 
   assert.equal(await s.hookRuns(), 1, 'the same commit is deployed once, whatever names it');
 });
 
+test('a first deploy of a branch fetches it at once, without listing the remote\'s refs; the next check lists them and fetches nothing', async (t) => {
+  const s = await setup(t);
+  await s.repo.commit(standardTree);
+  const remote = `${s.repo.bare}/app#main`;
+  const gitRuns = (stderr: string, command: string) => stderr.split('\n').filter((line) => new RegExp(`DEBUG git .*\\b${command}\\b`).test(line)).length;
+  const first = await runCli([...s.sandbox.args(remote), '-v']);
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual([gitRuns(first.stderr, 'ls-remote'), gitRuns(first.stderr, 'fetch')], [0, 1], first.stderr);
+  assert.equal(await s.sandbox.liveFile('index.html'), 'v1\n');
+  const idle = await runCli([...s.sandbox.args(remote), '-v']);
+  assert.equal(idle.code, 0, idle.stderr);
+  assert.deepEqual([gitRuns(idle.stderr, 'ls-remote'), gitRuns(idle.stderr, 'fetch')], [1, 0], idle.stderr);
+});
+
 test('a commit outside the subdirectory deploys nothing and runs no hook; one inside deploys', async (t) => {
   const s = await setup(t);
   await s.repo.commit(standardTree);
@@ -222,7 +236,8 @@ test('failures keep the live release: unknown branch, missing subdirectory, unre
     [`${s.repo.bare}/app#no-such-branch`, /has no branch or tag "no-such-branch"; check the part after #/],
     [`${s.repo.bare}/missing/dir#main`, /the subdirectory "missing\/dir" does not exist in commit [0-9a-f]{12}/],
     [`${s.repo.bare}/top.txt#main`, /"top\.txt" in .* is a file, not a directory/],
-    ['git://127.0.0.1:1/app.git#main', /git ls-remote of git:\/\/127\.0\.0\.1:1\/app\.git#main failed: the server could not be reached/],
+    // A first deploy of a branch fetches it without ls-remote first (one connection fewer).
+    ['git://127.0.0.1:1/app.git#main', /git fetch of git:\/\/127\.0\.0\.1:1\/app\.git#main failed: the server could not be reached/],
     [`git://127.0.0.1:${stalledPort}/app.git#main`, /took longer than git-timeout \(2 seconds\) and was ended with its child processes/],
     [`${s.root}/nowhere.git#main`, /the repository was not found/],
   ];
