@@ -1,6 +1,7 @@
 // Git remotes: a branch, tag or commit, the whole tree or one subdirectory of it.
 //   check: `git ls-remote` names the remote commit without transferring a pack; an unchanged
-//          commit ends the check there. A new commit is fetched shallow and without blobs
+//          commit ends the check there (a first deploy of a branch fetches it at once: there is
+//          nothing to compare with). A new commit is fetched shallow and without blobs
 //          (--depth 1 --filter=blob:none) into one mirror per repository in the cache; with a
 //          subdirectory its tree id decides, so a commit that does not touch it deploys nothing.
 //   stage: a sparse checkout of that subdirectory (git fetches the blobs it needs in one batch),
@@ -169,20 +170,20 @@ export const gitFetcher = (remote: GitRepositoryRemote): Fetcher<GitSettings> =>
     const reused = await prepareMirror(mirror, remote, context, git, run);
     // refuse-rewrites needs the history between the live commit and the new one.
     const history = context.settings.refuseRewrites ? ((await isShallow(mirror)) ? ['--unshallow'] : []) : ['--depth', '1'];
-    const fetch = async (found: RemoteCommit) => {
+    const fetchTarget = async (found: RemoteCommit) => {
       const source = found.remoteRef ?? found.commit;
       await git(['fetch', '--quiet', '--no-tags', ...history, '--filter=blob:none', 'origin', `+${source}:${targetRef}`], 'fetch');
       return { source, remoteRef: found.remoteRef };
     };
     const fetchBranchOrLookUp = async (name: string) => {
       try {
-        return await fetch({ commit: '', remoteRef: `refs/heads/${name}` });
+        return await fetchTarget({ commit: '', remoteRef: `refs/heads/${name}` });
       } catch (error) {
         if (!(error instanceof GitFailure && /couldn't find remote ref/i.test(error.gitSaid))) throw error;
-        return fetch(await lookUpRemoteCommit(remote, run, lastRef));
+        return fetchTarget(await lookUpRemoteCommit(remote, run, lastRef));
       }
     };
-    const { source: fetchSource, remoteRef } = firstBranch === undefined ? await fetch(looked as RemoteCommit) : await fetchBranchOrLookUp(firstBranch);
+    const { source: fetchSource, remoteRef } = firstBranch === undefined ? await fetchTarget(looked as RemoteCommit) : await fetchBranchOrLookUp(firstBranch);
     // One git run for the commit (a tag peeled), its root tree, and its author and subject for the
     // history (the pusher's words: kept short, printed only escaped).
     const [commit = '', rootTree = '', author = '', subject = ''] = (await gitLine(git, ['log', '-1', '--no-show-signature', '--format=%H%x00%T%x00%an%x00%s', targetRef], 'log')).split('\0');

@@ -26,9 +26,14 @@ export class ArchiveReader extends yauzl.RandomAccessReader {
     this.tailStart = this.size;
   }
 
-  /** After the central directory has been read, new ranges are no longer cached. */
+  /**
+   * After the central directory has been read, new ranges are no longer cached and the cached one
+   * is let go (3.7 MB for 28,000 entries, held to the end of the extraction before).
+   */
   stopCaching(): void {
     this.cachingTail = false;
+    this.tail = Buffer.alloc(0);
+    this.tailStart = this.size;
   }
 
   /** Fills `buffer` from `position` synchronously; throws at an unexpected end of file. */
