@@ -78,8 +78,11 @@ const madeByUnix = new Set([3, 19]); // Unix, and OS X (zip's "made by" host cod
 const smallFileBytes = 1 << 20; // read into memory and written in one call below this
 // Small entries are extracted synchronously in slices of this many milliseconds, then the event
 // loop runs (lock refresh, signals). Measured: one thread-pool round trip per small file cost
-// ~0.7 ms of futex time on a 2-core VM, several times the cost of the file itself.
-const synchronousSliceMs = 20;
+// ~0.7 ms of futex time on a 2-core VM, several times the cost of the file itself. The large
+// files' chunks move one step between slices: in 20 ms slices the small files' allocations
+// outlived them into V8's old generation, where they waited for a full collection (ArrayBuffers
+// peaked at 37-38 MiB, against 30-31 in 5 ms slices, in the same time; docs/performance.md).
+const synchronousSliceMs = 5;
 const localHeaderSignature = 0x04034b50;
 // The mode given to open() is narrowed by the umask; a chmod is needed only when that happened.
 const umask = process.umask();
