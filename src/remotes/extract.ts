@@ -307,9 +307,16 @@ async function writeEntries(archive: OpenArchive, planned: PlannedEntry[], root:
   }
 
   // Directory modes last: a read-only directory would have refused the files written into it.
+  // Synchronously, in slices as the small files are: 4,288 awaited chmods took 170-180 ms, a
+  // thread-pool round trip each, against 20 ms.
+  let sliceStarted = performance.now();
   for (const item of directories) {
-    await chmod(join(root, item.path), item.mode);
+    chmodSync(join(root, item.path), item.mode);
     summary.directories++;
+    if (performance.now() - sliceStarted > synchronousSliceMs) {
+      await yieldToEventLoop();
+      sliceStarted = performance.now();
+    }
   }
   summary.entries = treeEntries(planned, links, summary.fileHashes);
   return summary;
