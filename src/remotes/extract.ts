@@ -9,7 +9,6 @@ import { chmod, statfs, symlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { createInflateRaw, crc32, inflateRawSync } from 'node:zlib';
 import yauzl, { type Entry, type ZipFile } from 'yauzl';
 import { DeployError, fetchError, messageOf, noSpaceError, noSpaceLeft } from '../base/errors.js';
@@ -17,6 +16,7 @@ import type { ProgressSink } from '../base/progress.js';
 import { linkStaysInside } from '../base/symlink-containment.js';
 import { pausePoint } from '../base/test-pause.js';
 import { releaseMode } from '../base/release-modes.js';
+import { timeSlices } from '../base/time-slices.js';
 import { directoryMaker, rejectEntriesBelowLinksOrFiles, rejected, releasePathOf } from './entry-path.js';
 import { ArchiveReader } from './zip-reader.js';
 import { inManifestOrder, type ManifestEntry } from '../verify/manifest.js';
@@ -309,14 +309,11 @@ async function writeEntries(archive: OpenArchive, planned: PlannedEntry[], root:
   // Directory modes last: a read-only directory would have refused the files written into it.
   // Synchronously, in slices as the small files are: 4,288 awaited chmods took 170-180 ms, a
   // thread-pool round trip each, against 20 ms.
-  let sliceStarted = performance.now();
+  const slices = timeSlices(synchronousSliceMs);
   for (const item of directories) {
     chmodSync(join(root, item.path), item.mode);
     summary.directories++;
-    if (performance.now() - sliceStarted > synchronousSliceMs) {
-      await yieldToEventLoop();
-      sliceStarted = performance.now();
-    }
+    if (slices.due) await slices.next();
   }
   summary.entries = treeEntries(planned, links, summary.fileHashes);
   return summary;
@@ -360,7 +357,7 @@ interface WriteTarget {
 }
 
 async function writeSmallFiles(archive: OpenArchive, smallFiles: PlannedEntry[], { root, ensureDirectory, summary }: WriteTarget): Promise<void> {
-  let sliceStarted = performance.now();
+  const slices = timeSlices(synchronousSliceMs);
   for (const [index, item] of smallFiles.entries()) {
     const target = join(root, item.path);
     ensureDirectory(dirname(target));
@@ -371,10 +368,7 @@ async function writeSmallFiles(archive: OpenArchive, smallFiles: PlannedEntry[],
     summary.files++;
     archive.progress?.advance(data.length);
     if (index === 0) await pausePoint('extracting');
-    if (performance.now() - sliceStarted > synchronousSliceMs) {
-      await yieldToEventLoop();
-      sliceStarted = performance.now();
-    }
+    if (slices.due) await slices.next();
   }
 }
 

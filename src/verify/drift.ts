@@ -5,8 +5,8 @@
 // check of a release hashes every file, as `repo-deploy verify` does.
 import { lstatSync, readdirSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { readlink } from 'node:fs/promises';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { join } from 'node:path';
+import { timeSlices } from '../base/time-slices.js';
 import { readManifest, sha256Of, type ManifestDifferences, type ManifestEntry } from './manifest.js';
 
 const synchronousSliceMs = 20;
@@ -86,17 +86,14 @@ export class DriftWatcher {
     const found = new Map<string, Stats>();
     // Synchronous calls in slices between which the event loop runs (a check, /metrics): an
     // asynchronous lstat per entry cost ten times the call itself.
-    let sliceStarted = performance.now();
+    const slices = timeSlices(synchronousSliceMs);
     const walk = async (relative: string): Promise<void> => {
       for (const name of readdirSync(join(releaseDirectory, relative))) {
         const path = relative ? `${relative}/${name}` : name;
         const info = lstatSync(join(releaseDirectory, path));
         found.set(path, info);
         if (info.isDirectory()) await walk(path);
-        if (performance.now() - sliceStarted > synchronousSliceMs) {
-          await yieldToEventLoop();
-          sliceStarted = performance.now();
-        }
+        if (slices.due) await slices.next();
       }
     };
     await walk('');

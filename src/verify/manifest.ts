@@ -5,8 +5,8 @@ import { createHash } from 'node:crypto';
 import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { writeFileAtomically } from '../base/atomic-file.js';
+import { timeSlices } from '../base/time-slices.js';
 import type { ManifestEntry } from '../core/manifest-entry.js';
 
 export type { ManifestEntry };
@@ -38,7 +38,7 @@ export async function sha256Of(path: string, size: number): Promise<string> {
  */
 export async function describeTree(root: string, knownHashes?: ReadonlyMap<string, string>): Promise<ManifestEntry[]> {
   const entries: ManifestEntry[] = [];
-  let sliceStarted = performance.now();
+  const slices = timeSlices(synchronousSliceMs);
   const walk = async (relative: string) => {
     for (const name of readdirSync(join(root, relative)).sort()) {
       const path = relative ? `${relative}/${name}` : name;
@@ -50,10 +50,7 @@ export async function describeTree(root: string, knownHashes?: ReadonlyMap<strin
         entries.push({ path, type: 'directory', mode });
         await walk(path);
       } else entries.push({ path, type: 'file', size: info.size, mode, sha256: knownHashes?.get(path) ?? (await sha256Of(absolute, info.size)) });
-      if (performance.now() - sliceStarted > synchronousSliceMs) {
-        await yieldToEventLoop();
-        sliceStarted = performance.now();
-      }
+      if (slices.due) await slices.next();
     }
   };
   await walk('');
