@@ -328,17 +328,17 @@ async function writeEntries(archive: OpenArchive, planned: PlannedEntry[], root:
  * heap from 20 to 59 MiB at its very end (sampled every 20 ms; docs/performance.md).
  */
 function treeEntries(planned: readonly PlannedEntry[], links: ReadonlyMap<string, string>, fileHashes: ReadonlyMap<string, string>): Iterable<ManifestEntry> {
-  const listed = new Set<string>(planned.map((item) => item.path));
-  const implicitDirectories: string[] = [];
+  // The planned entries' paths, then the implicit directories': index i past planned is one of those.
+  const paths = planned.map((item) => item.path);
+  const listed = new Set<string>(paths);
   for (const item of planned) {
     for (let slash = item.path.lastIndexOf('/'); slash > 0; slash = item.path.lastIndexOf('/', slash - 1)) {
       const parent = item.path.slice(0, slash);
       if (listed.has(parent)) break;
       listed.add(parent);
-      implicitDirectories.push(parent);
+      paths.push(parent);
     }
   }
-  const paths = [...planned.map((item) => item.path), ...implicitDirectories];
   const entryAt = (index: number): ManifestEntry => {
     const item = planned[index];
     if (!item) return { path: paths[index] as string, type: 'directory', mode: 0o755 & ~umask };
