@@ -170,20 +170,30 @@ export const gitFetcher = (remote: GitRepositoryRemote): Fetcher<GitSettings> =>
     const reused = await prepareMirror(mirror, remote, context, git, run);
     // refuse-rewrites needs the history between the live commit and the new one.
     const history = context.settings.refuseRewrites ? ((await isShallow(mirror)) ? ['--unshallow'] : []) : ['--depth', '1'];
-    const fetchTarget = async (found: RemoteCommit) => {
-      const source = found.remoteRef ?? found.commit;
-      await git(['fetch', '--quiet', '--no-tags', ...history, '--filter=blob:none', 'origin', `+${source}:${targetRef}`], 'fetch');
-      return { source, remoteRef: found.remoteRef };
-    };
-    const fetchBranchOrLookUp = async (name: string) => {
+    const fetchTarget = (ref: string) => git(['fetch', '--quiet', '--no-tags', ...history, '--filter=blob:none', 'origin', `+${ref}:${targetRef}`], 'fetch');
+    /**
+     * A first deploy's branch, fetched; undefined when the server has no branch of that name (a
+     * server that prints those words itself only gets the listing that follows, as before).
+     */
+    const fetchedBranch = async (name: string): Promise<string | undefined> => {
+      const branch = `refs/heads/${name}`;
       try {
-        return await fetchTarget({ commit: '', remoteRef: `refs/heads/${name}` });
+        await fetchTarget(branch);
+        return branch;
       } catch (error) {
-        if (!(error instanceof GitFailure && /couldn't find remote ref/i.test(error.gitSaid))) throw error;
-        return fetchTarget(await lookUpRemoteCommit(remote, run, lastRef));
+        if (error instanceof GitFailure && /couldn't find remote ref/i.test(error.gitSaid)) return undefined;
+        throw error;
       }
     };
-    const { source: fetchSource, remoteRef } = firstBranch === undefined ? await fetchTarget(looked as RemoteCommit) : await fetchBranchOrLookUp(firstBranch);
+    let remoteRef = firstBranch === undefined ? undefined : await fetchedBranch(firstBranch);
+    let source = remoteRef;
+    if (source === undefined) {
+      const found = looked ?? (await lookUpRemoteCommit(remote, run, lastRef));
+      remoteRef = found.remoteRef;
+      source = found.remoteRef ?? found.commit;
+      await fetchTarget(source);
+    }
+    const fetchSource: string = source;
     // One git run for the commit (a tag peeled), its root tree, and its author and subject for the
     // history (the pusher's words: kept short, printed only escaped).
     const [commit = '', rootTree = '', author = '', subject = ''] = (await gitLine(git, ['log', '-1', '--no-show-signature', '--format=%H%x00%T%x00%an%x00%s', targetRef], 'log')).split('\0');
